@@ -1,0 +1,1 @@
+"""mailbridge: Google Workspace mailboxes as a helpdesk ticket stream."""

@@ -1,0 +1,38 @@
+"""Cloud Storage adapter for attachment bytes (content-addressed by sha256, so re-uploads are harmless)."""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+
+
+class Blobs:
+    def __init__(self, settings):
+        from google.cloud import storage
+
+        if settings.storage_url:
+            from google.auth.credentials import AnonymousCredentials
+
+            self.client = storage.Client(project=settings.project, credentials=AnonymousCredentials())
+        else:
+            self.client = storage.Client(project=settings.project)
+        self.bucket = self.client.bucket(settings.attachments_bucket)
+        self.write_count = 0
+
+    @staticmethod
+    def key(sha256: str) -> str:
+        return f"attachments/{sha256}"
+
+    def put(self, sha256: str, data: bytes, content_type: str) -> str:
+        blob = self.bucket.blob(self.key(sha256))
+        try:
+            blob.upload_from_string(data, content_type=content_type or "application/octet-stream",
+                                    if_generation_match=0)
+            self.write_count += 1
+        except gexc.PreconditionFailed:
+            pass  # same content already stored
+        return self.key(sha256)
+
+    def get(self, sha256: str) -> bytes:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError("attachment key must be a sha256 hex digest")
+        return self.bucket.blob(self.key(sha256)).download_as_bytes()

@@ -1,0 +1,113 @@
+"""The one place adapters are wired: built lazily, once per instance; tests pass overrides."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+from mailbridge.config import Settings
+
+_lock = threading.Lock()
+_services: "Services | None" = None
+
+
+class Services:
+    def __init__(self, settings: Settings, **overrides):
+        self.settings = settings
+        self._overrides = overrides
+        self._lock = threading.Lock()
+
+    def _get(self, name, factory):
+        if name in self._overrides:
+            return self._overrides[name]
+        with self._lock:
+            if name not in self._overrides:
+                self._overrides[name] = factory()
+        return self._overrides[name]
+
+    @property
+    def store(self):
+        def make():
+            from google.cloud import firestore
+
+            from mailbridge.store import Store
+
+            return Store(firestore.Client(project=self.settings.project))
+
+        return self._get("store", make)
+
+    @property
+    def secrets(self):
+        def make():
+            from google.cloud import secretmanager
+
+            from mailbridge.secrets import Secrets
+
+            if self.settings.secret_manager_url:
+                from google.auth.credentials import AnonymousCredentials
+
+                client = secretmanager.SecretManagerServiceClient(
+                    credentials=AnonymousCredentials(), transport="rest",
+                    client_options={"api_endpoint": self.settings.secret_manager_url},
+                )
+            else:
+                client = secretmanager.SecretManagerServiceClient()
+            return Secrets(client, self.settings.project)
+
+        return self._get("secrets", make)
+
+    @property
+    def blobs(self):
+        def make():
+            from mailbridge.blobs import Blobs
+
+            return Blobs(self.settings)
+
+        return self._get("blobs", make)
+
+    @property
+    def google(self):
+        def make():
+            from mailbridge.google_auth import GoogleAuth
+
+            return GoogleAuth(self)
+
+        return self._get("google", make)
+
+    def gmail_for(self, mailbox: dict, credential: dict):
+        """A Gmail client for one credential set (raises TokenRevoked on invalid_grant)."""
+        factory = self._overrides.get("gmail_factory")
+        if factory:
+            return factory(mailbox, credential)
+        from mailbridge.gmail import Gmail
+
+        return Gmail(self.settings, self.google.credentials_for(mailbox, credential))
+
+
+def bootstrap(settings: Settings | None = None, **overrides) -> Services:
+    """Return the process-wide Services, building them on first use."""
+    global _services
+    if settings is not None or overrides:
+        return Services(settings or Settings.from_env(), **overrides)
+    with _lock:
+        if _services is None:
+            _services = Services(Settings.from_env())
+    return _services
+
+
+def reset() -> None:
+    global _services
+    with _lock:
+        _services = None
+
+
+@functools.lru_cache(maxsize=1)
+def gmail_discovery_document() -> dict:
+    import json
+    import os
+
+    import googleapiclient
+
+    path = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "gmail.v1.json")
+    with open(path) as handle:
+        return json.load(handle)

@@ -1,0 +1,76 @@
+"""Settings: one frozen object read from the environment, nowhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from mailbridge.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    project: str
+    instance: str = "production"
+    functions_url: str = ""
+    prefix: str = "mailbridge"
+    signing_key: str = ""
+    attachments_bucket: str = ""
+    # Google endpoints: empty means the official libraries' defaults.
+    gmail_api_url: str = ""
+    oauth_auth_url: str = ""
+    oauth_token_url: str = ""
+    oauth_revoke_url: str = ""
+    userinfo_url: str = ""
+    secret_manager_url: str = ""
+    storage_url: str = ""
+    pubsub_topic: str = ""
+    poll_time_budget_s: float = 240.0
+    poll_concurrency: int = 8
+    max_attempts: int = 3
+    gmail_quota_per_minute: int = 6000
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        env = os.environ if environ is None else environ
+        project = overrides.pop("project", None) or env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCP_PROJECT")
+        if not project:
+            raise ConfigError("GOOGLE_CLOUD_PROJECT is not set")
+        values = dict(
+            project=project,
+            instance=env.get("MAILBRIDGE_INSTANCE", "production"),
+            functions_url=env.get("MAILBRIDGE_FUNCTIONS_URL", "").rstrip("/"),
+            prefix=env.get("MAILBRIDGE_PREFIX", "mailbridge"),
+            signing_key=env.get("MAILBRIDGE_SIGNING_KEY", ""),
+            attachments_bucket=env.get("MAILBRIDGE_ATTACHMENTS_BUCKET", f"{project}-mailbridge-attachments"),
+            gmail_api_url=env.get("MAILBRIDGE_GMAIL_API_URL", "").rstrip("/"),
+            oauth_auth_url=env.get("MAILBRIDGE_OAUTH_AUTH_URL", ""),
+            oauth_token_url=env.get("MAILBRIDGE_OAUTH_TOKEN_URL", ""),
+            oauth_revoke_url=env.get("MAILBRIDGE_OAUTH_REVOKE_URL", ""),
+            userinfo_url=env.get("MAILBRIDGE_USERINFO_URL", ""),
+            secret_manager_url=env.get("MAILBRIDGE_SECRET_MANAGER_URL", "").rstrip("/"),
+            storage_url=env.get("STORAGE_EMULATOR_HOST", "").rstrip("/"),
+            pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
+        )
+        for name, key, cast in (
+            ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
+            ("poll_concurrency", "MAILBRIDGE_POLL_CONCURRENCY", int),
+            ("max_attempts", "MAILBRIDGE_MAX_ATTEMPTS", int),
+            ("gmail_quota_per_minute", "MAILBRIDGE_GMAIL_QUOTA_PER_MINUTE", int),
+        ):
+            if env.get(key):
+                try:
+                    values[name] = cast(env[key])
+                except ValueError as e:
+                    raise ConfigError(f"{key} must be a number, got {env[key]!r}") from e
+        values.update(overrides)
+        return cls(**values)
+
+    def function_url(self, name: str) -> str:
+        if not self.functions_url:
+            raise ConfigError("MAILBRIDGE_FUNCTIONS_URL is not set")
+        return f"{self.functions_url}/{name}"
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.function_url("oauth_callback")

@@ -1,0 +1,195 @@
+"""OAuth for mailbox credential sets: consent URL (PKCE), code exchange, token refresh, revoke.
+
+Secrets pass through here on their way between Google and Secret Manager; nothing in this
+module logs or returns them to callers other than the Gmail client.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as pysecrets
+import threading
+import time
+from urllib.parse import urlparse
+
+from mailbridge import models
+from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, TokenRevoked
+from mailbridge.secrets import credential_secret_id
+
+MAIL_SCOPE = "https://mail.google.com/"
+DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+DEFAULT_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
+STATE_TTL_SECONDS = 600
+
+
+def _local_http(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme == "http" and parsed.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+class GoogleAuth:
+    def __init__(self, services):
+        self.services = services
+        self.settings = services.settings
+        self.auth_uri = self.settings.oauth_auth_url or DEFAULT_AUTH_URI
+        self.token_uri = self.settings.oauth_token_url or DEFAULT_TOKEN_URI
+        self.revoke_uri = self.settings.oauth_revoke_url or DEFAULT_REVOKE_URI
+        self._cache: dict[tuple[str, str], object] = {}
+        self._cache_lock = threading.Lock()
+        # oauthlib insists on https; the local stack serves the callback on http://127.0.0.1.
+        if self.settings.functions_url and _local_http(self.settings.functions_url):
+            os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        # Users may untick the Gmail scope; we check the granted scope ourselves.
+        os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _credential(self, mailbox: dict, instance: str) -> dict:
+        for cred in mailbox.get("credentials", []):
+            if cred["instance"] == instance:
+                return cred
+        raise InvalidInput(f"mailbox {mailbox['name']!r} has no credential set for instance {instance!r}")
+
+    def _client_secret(self, mailbox: dict, cred: dict) -> str:
+        secret = self.services.secrets.get(cred["client_secret_secret"])
+        if not secret:
+            raise MailbridgeError(f"client secret of mailbox {mailbox['name']!r} ({cred['instance']}) is missing in Secret Manager")
+        return secret
+
+    def _flow(self, cred: dict, client_secret: str, state: str | None = None, code_verifier: str | None = None):
+        from google_auth_oauthlib.flow import Flow
+
+        config = {"web": {
+            "client_id": cred["client_id"], "client_secret": client_secret,
+            "auth_uri": self.auth_uri, "token_uri": self.token_uri,
+            "redirect_uris": [self.settings.redirect_uri],
+        }}
+        flow = Flow.from_client_config(config, scopes=[MAIL_SCOPE], state=state,
+                                       code_verifier=code_verifier, autogenerate_code_verifier=True)
+        flow.redirect_uri = self.settings.redirect_uri
+        return flow
+
+    # -- consent -------------------------------------------------------------------------
+    def consent_url(self, mailbox: dict, instance: str) -> str:
+        if instance != self.settings.instance:
+            raise InvalidInput(
+                f"this deployment is instance {self.settings.instance!r}; it cannot sign in the "
+                f"{instance!r} credential set (use that instance's deployment)")
+        cred = self._credential(mailbox, instance)
+        flow = self._flow(cred, self._client_secret(mailbox, cred))
+        state = pysecrets.token_urlsafe(32)
+        url, _ = flow.authorization_url(
+            access_type="offline", prompt="consent", login_hint=mailbox["address"],
+            include_granted_scopes="false", state=state)
+        self.services.store.put_oauth_state(state, {
+            "mailbox": mailbox["name"], "instance": instance, "code_verifier": flow.code_verifier,
+        }, STATE_TTL_SECONDS)
+        return url
+
+    def complete(self, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
+        """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput."""
+        store = self.services.store
+        data = store.consume_oauth_state(state)
+        mailbox = store.get_mailbox(data["mailbox"])
+        instance = data["instance"]
+        if error:
+            reason = "consent was denied" if error == "access_denied" else f"Google returned an error: {error[:80]}"
+            store.update_credential(mailbox["name"], instance, {"last_error": reason})
+            raise AuthError(reason)
+        if not code:
+            raise AuthError("Google did not return an authorization code")
+        if not data.get("code_verifier"):
+            raise AuthError("sign-in state has no PKCE verifier: start again")
+        cred = self._credential(mailbox, instance)
+        flow = self._flow(cred, self._client_secret(mailbox, cred), state=state, code_verifier=data["code_verifier"])
+        try:
+            token = flow.fetch_token(code=code)
+        except Exception as e:  # noqa: BLE001 - oauthlib raises many types; none may carry the code out
+            raise AuthError(f"Google refused the authorization code ({e.__class__.__name__})") from None
+        scopes = token.get("scope") or granted_scope or ""
+        scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
+        if MAIL_SCOPE not in scopes:
+            self._revoke(token.get("refresh_token") or token.get("access_token"))
+            reason = "the Gmail permission (https://mail.google.com/) was not granted: sign in again and keep it ticked"
+            store.update_credential(mailbox["name"], instance, {"last_error": reason})
+            raise AuthError(reason)
+        refresh_token = token.get("refresh_token")
+        if not refresh_token:
+            raise AuthError("Google returned no refresh token (access_type=offline and prompt=consent are required)")
+        from mailbridge.gmail import Gmail
+
+        email = Gmail(self.settings, flow.credentials).profile().get("emailAddress", "").lower()
+        if email != mailbox["address"].lower():
+            self._revoke(refresh_token)
+            reason = (f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
+                      "sign in with the mailbox's own Google account")
+            store.update_credential(mailbox["name"], instance, {"last_error": reason})
+            raise AuthError(reason)
+        secret_id = credential_secret_id(self.settings.prefix, mailbox["name"], instance, "refresh")
+        self.services.secrets.put(secret_id, refresh_token)
+        now = models.now_iso()
+        updated = store.update_credential(mailbox["name"], instance, {
+            "status": "connected", "connected_email": email, "connected_at": now,
+            "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
+        })
+        store.reset_sync(mailbox["name"], instance, now)
+        with self._cache_lock:
+            self._cache.pop((mailbox["name"], instance), None)
+        return updated
+
+    # -- tokens --------------------------------------------------------------------------
+    def credentials_for(self, mailbox: dict, cred: dict):
+        """google.oauth2 Credentials with a fresh access token; TokenRevoked on invalid_grant."""
+        import google.auth.transport.requests
+        from google.auth.exceptions import RefreshError
+        from google.oauth2.credentials import Credentials
+
+        key = (mailbox["name"], cred["instance"])
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached.valid and cached.expiry and cached.expiry.timestamp() - time.time() > 300:
+            return cached
+        refresh_token = self.services.secrets.get(cred.get("refresh_token_secret") or "")
+        if not refresh_token:
+            raise TokenRevoked("no refresh token stored: sign in again")
+        # Constructed directly: from_authorized_user_info would reset token_uri to Google's.
+        credentials = Credentials(
+            token=None, refresh_token=refresh_token, token_uri=self.token_uri,
+            client_id=cred["client_id"], client_secret=self._client_secret(mailbox, cred), scopes=[MAIL_SCOPE])
+        try:
+            credentials.refresh(google.auth.transport.requests.Request())
+        except RefreshError as e:
+            if "invalid_grant" in str(e):
+                raise TokenRevoked("Google refused the refresh token (invalid_grant): revoked, password changed or expired") from None
+            raise MailbridgeError(f"token refresh failed ({e.__class__.__name__})") from None
+        with self._cache_lock:
+            self._cache[key] = credentials
+        return credentials
+
+    def mark_revoked(self, mailbox_name: str, instance: str, reason: str) -> None:
+        with self._cache_lock:
+            self._cache.pop((mailbox_name, instance), None)
+        self.services.store.update_credential(mailbox_name, instance, {
+            "status": "disconnected", "last_error": reason, "disconnected_at": models.now_iso()})
+
+    def _revoke(self, token: str | None) -> None:
+        if not token:
+            return
+        import requests
+
+        try:
+            requests.post(self.revoke_uri, data={"token": token}, timeout=10)
+        except requests.RequestException:
+            pass  # best effort: the secret is destroyed either way
+
+    def disconnect(self, mailbox: dict, instance: str) -> dict:
+        cred = self._credential(mailbox, instance)
+        secret_id = cred.get("refresh_token_secret")
+        if secret_id:
+            self._revoke(self.services.secrets.get(secret_id))
+            self.services.secrets.destroy_all_versions(secret_id)
+        with self._cache_lock:
+            self._cache.pop((mailbox["name"], instance), None)
+        return self.services.store.update_credential(mailbox["name"], instance, {
+            "status": "not_connected", "connected_email": None, "connected_at": None,
+            "refresh_token_secret": None, "last_error": None, "disconnected_at": models.now_iso()})

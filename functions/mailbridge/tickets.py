@@ -1,0 +1,47 @@
+"""Ticket views in the JSON shape of DESIGN §5."""
+
+from __future__ import annotations
+
+MESSAGE_FIELDS = ("id", "direction", "gmail_message_id", "message_id", "from", "to", "cc", "subject",
+                  "date", "text", "html")
+ATTACHMENT_FIELDS = ("filename", "content_type", "size", "content_id", "sha256")
+
+
+def message_view(row: dict) -> dict:
+    message = row["message"]
+    view = {field: message.get(field) for field in MESSAGE_FIELDS}
+    view["direction"] = message.get("direction", "in")
+    view["to"] = message.get("to") or []
+    view["cc"] = message.get("cc") or []
+    view["attachments"] = [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in message.get("attachments", [])]
+    # extras beyond the contract, useful to agents
+    view["full_text"] = message.get("full_text")
+    view["defects"] = message.get("defects", [])
+    if message.get("direction") == "out":
+        view["status"] = row.get("status")
+        view["sent_via"] = row.get("mailbox")
+    return view
+
+
+def ticket_view(store, ticket: dict, with_messages: bool = True) -> dict:
+    view = {
+        "id": ticket["id"], "number": ticket["number"], "subject": ticket.get("subject", ""),
+        "status": ticket.get("status", "open"), "mailbox": ticket.get("mailbox"),
+        "requester": ticket.get("requester") or {"email": "", "name": ""},
+        "participants": ticket.get("participants", []),
+        "created_at": ticket.get("created_at"), "updated_at": ticket.get("updated_at"),
+    }
+    for extra in ("ticket_type", "team", "client"):
+        if ticket.get(extra):
+            view[extra] = ticket[extra]
+    view["messages"] = [message_view(r) for r in store.ticket_messages(ticket["id"])] if with_messages else []
+    return view
+
+
+def show(services, ticket_id: str) -> dict:
+    return ticket_view(services.store, services.store.get_ticket(ticket_id))
+
+
+def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
+    store = services.store
+    return [ticket_view(store, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
