@@ -417,11 +417,12 @@ def main(argv=None) -> int:
     _register_optional()
     try:
         cli.main(args=argv, prog_name="mailbridge", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as e:  # pragma: no cover - click version dependent
-        click.echo(str(e), err=True)
-        return 2
     except click.exceptions.UsageError as e:
-        click.echo(f"error: {e.format_message()}".replace("\n", " "), err=True)
+        message = e.format_message()
+        if message.lstrip().startswith("Usage:"):  # a group called without its command
+            command = e.ctx.command_path if e.ctx else "mailbridge"
+            message = f"missing command; see `{command} --help`"
+        click.echo(f"error: {message}".replace("\n", " "), err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

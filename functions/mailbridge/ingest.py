@@ -82,11 +82,16 @@ class _Lookup:
         self.overlay = overlay  # ticket id -> ticket dict
 
     def by_message_ids(self, ids):
-        wanted = set(ids)
-        for ticket_id, ticket in self.overlay.items():
-            if wanted.intersection(ticket.get("message_ids", [])):
-                return ticket_id
-        return self.store.find_ticket_by_message_ids(list(ids))
+        ids = list(ids)
+        stored = self.store.tickets_by_message_ids(ids)
+        for message_id in ids:  # the strongest signal (first id) wins, wherever it is held
+            for ticket_id, ticket in self.overlay.items():
+                if message_id in ticket.get("message_ids", []):
+                    return ticket_id
+            if message_id in stored:
+                return stored[message_id]
+        return None
+        return stored
 
     def by_number(self, number):
         ticket_id = str(number)
@@ -166,6 +171,9 @@ class MailboxSync:
                 ids = self._listed_ids(f"in:inbox after:{epoch}")
                 log_event("WARNING", "history expired; full sync", mailbox=self.name, since=since)
             complete = self.process(ids)
+        from mailbridge import push
+
+        push.maybe_watch(self.services, self.mailbox, self.gmail, sync, force=mode == "first")
         changes = {"last_poll_at": models.now_iso(), "last_error": None}
         if complete:
             changes.update(history_id=str(new_history), last_success_at=datetime.fromtimestamp(
@@ -514,4 +522,15 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
                 results.append(future.result())
     totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results)
               for k in ("created", "updated", "ignored", "quarantined", "failed")}
+    _retry_outgoing(services, mailbox)
     return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
+
+
+def _retry_outgoing(services, mailbox: str | None) -> None:
+    """Unsent replies and acknowledgements are retried with backoff by every poll; never fails it."""
+    try:
+        from mailbridge import outgoing
+
+        outgoing.retry_failed(services, mailbox)
+    except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
+        log_event("WARNING", "outgoing retry failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")

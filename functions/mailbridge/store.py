@@ -127,9 +127,10 @@ class Store:
         self.db.collection("sync").document(sync_key(mailbox, instance)).set(changes, merge=True)
         self.write_count += 1
 
-    def reset_sync(self, mailbox: str, instance: str, connected_at: str) -> None:
+    def reset_sync(self, mailbox: str, instance: str, connected_at: str, history_id=None) -> None:
         self.db.collection("sync").document(sync_key(mailbox, instance)).set(
-            {"history_id": None, "connected_at": connected_at, "last_success_at": None,
+            {"history_id": str(history_id) if history_id else None, "connected_at": connected_at,
+             "last_success_at": None,
              "last_error": None, "lease_owner": None, "lease_expires_at": 0}
         )
         self.write_count += 1
@@ -265,17 +266,23 @@ class Store:
         rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
         return rows
 
+    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+        """Map each of `ids` that a ticket holds to that ticket's id."""
+        ids = list(dict.fromkeys(i for i in ids if i))[:60]
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 30):  # array_contains_any takes at most 30 values
+            query = self.db.collection("tickets").where(
+                filter=FieldFilter("message_ids", "array_contains_any", ids[start:start + 30]))
+            for snap in query.stream():
+                ticket = snap.to_dict()
+                for message_id in set(ticket.get("message_ids", [])).intersection(ids):
+                    found.setdefault(message_id, ticket["id"])
+        return found
+
     def find_ticket_by_message_ids(self, ids: list[str]) -> str | None:
-        ids = [i for i in ids if i][:30]
-        if not ids:
-            return None
-        query = self.db.collection("tickets").where(filter=FieldFilter("message_ids", "array_contains_any", ids))
-        best = None
-        for snap in query.stream():
-            data = snap.to_dict()
-            if best is None or data.get("number", 0) > best.get("number", 0):
-                best = data
-        return best["id"] if best else None
+        """The ticket holding the FIRST of `ids` (callers pass the strongest signal first)."""
+        found = self.tickets_by_message_ids(ids)
+        return next((found[i] for i in ids if i in found), None)
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
         query = self.db.collection("tickets").where(filter=FieldFilter("thread_keys", "array_contains", thread_key))

@@ -1,0 +1,179 @@
+"""Which incoming mail is ignored, and why: loops, bounces, auto-replies and admin rules.
+
+Choices where mail practice is ambiguous:
+- X-Auto-Response-Suppress alone does not mark a message automatic: Outlook and Exchange put
+  it on ordinary mail too. It counts together with a null Return-Path or an auto-reply
+  subject ("Automatic reply:", "Out of Office", "Abwesend", …).
+- Precedence: list does not count when a Google Group relayed the message (X-Google-Group-Id
+  or Mailing-list header): a support@ group that forwards customer mail into the helpdesk
+  mailbox adds it to every message.
+- List-Id alone is not a reason to ignore: Google Groups add it to relayed customer mail.
+  Admins ignore newsletters with a sender or subject rule.
+- A null Return-Path (<>) alone marks a message automatic (RFC 3834 §3.3, RFC 5321 §4.5.5).
+- Admin rules run before the automatic checks, so an admin-ignored auto-reply stays ignored
+  even when auto-replies are accepted on existing tickets.
+
+Admin rules:
+- sender: "user@example.com" (that address), "@example.com" or "example.com" (that domain),
+  "*.example.com" (any subdomain, not example.com itself), or any other glob with * and ?
+  matched against the whole address. Case-insensitive.
+- subject: "/regex/" is a case-insensitive regular-expression search; anything else is a
+  case-insensitive glob matched against the whole subject (use "*word*" to match anywhere).
+  A pattern that does not compile matches nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import functools
+import re
+
+from mailbridge.parse import ParsedMessage
+
+AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|autoreply"
+    r"|abwesenheitsnotiz|abwesend|automatische antwort|réponse automatique|absence"
+    r"|respuesta automática|fuera de la oficina|risposta automatica|fuori sede"
+    r"|automatisch antwoord|afwezig|autosvar|automatisk svar|poza biurem|автоответ)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclasses.dataclass
+class Verdict:
+    action: str  # "accept" | "ignore"
+    reason: str | None
+    automatic: bool
+
+    @property
+    def ignored(self) -> bool:
+        return self.action == "ignore"
+
+
+ACCEPT = Verdict("accept", None, False)
+
+
+def classify(
+    msg: ParsedMessage,
+    *,
+    own_addresses: set[str],
+    loop_marker: str,
+    ignore_senders: list[str] = (),
+    ignore_subjects: list[str] = (),
+) -> Verdict:
+    """Accept or ignore one message. automatic=True marks auto-replies, which the caller may
+    still keep as updates of existing tickets; loops, bounces and admin rules are never
+    automatic, so they stay ignored."""
+    sender = msg.from_.email.lower() if msg.from_ else ""
+
+    marker = (loop_marker or "").strip().lower()
+    if marker and any(value.strip().lower() == marker for value in _values(msg, "x-loop")):
+        return Verdict("ignore", f"loop: x-loop {loop_marker}", False)
+
+    own = {address.lower() for address in own_addresses}
+    if sender and (sender in own or _without_plus(sender) in own):
+        return Verdict("ignore", f"own-address: {sender}", False)
+
+    report = _report_type(msg)
+    if msg.is_delivery_report:
+        return Verdict("ignore", f"delivery-report: multipart/report {report or 'delivery-status'}", False)
+    if report is not None:
+        return Verdict("ignore", f"delivery-report: multipart/report {report or '(no report-type)'}", False)
+    local_part = sender.split("@", 1)[0]
+    if local_part in BOUNCE_LOCAL_PARTS:
+        return Verdict("ignore", f"delivery-report: from {local_part}", False)
+
+    for pattern in ignore_senders:
+        if sender and sender_matches(pattern, sender):
+            return Verdict("ignore", f"ignore-rule: sender {pattern}", False)
+    for pattern in ignore_subjects:
+        if subject_matches(pattern, msg.subject):
+            return Verdict("ignore", f"ignore-rule: subject {pattern}", False)
+
+    if msg.auto_submitted and msg.auto_submitted != "no":
+        return Verdict("ignore", f"auto-submitted: {msg.auto_submitted}", True)
+    for header in ("x-autoreply", "x-autorespond"):
+        values = _values(msg, header)
+        if values and values[0].strip().lower() not in ("no", "false", "0"):
+            return Verdict("ignore", f"auto-reply: {header}", True)
+    precedence = (_first(msg, "precedence") or "").strip().lower()
+    if precedence in AUTO_PRECEDENCE and not (precedence == "list" and _relayed_by_google_group(msg)):
+        return Verdict("ignore", f"precedence: {precedence}", True)
+    return_path = _first(msg, "return-path")
+    if return_path is not None and return_path.strip() in ("<>", ""):
+        return Verdict("ignore", "auto-reply: null return-path", True)
+    if _first(msg, "x-auto-response-suppress") is not None and _AUTO_REPLY_SUBJECT.match(msg.subject or ""):
+        return Verdict("ignore", "auto-reply: x-auto-response-suppress with auto-reply subject", True)
+    return ACCEPT
+
+
+def outgoing_auto_headers(loop_marker: str) -> dict[str, str]:
+    """Headers for mail we send automatically (acknowledgements), so others do not answer it."""
+    return {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All", "X-Loop": loop_marker}
+
+
+def sender_matches(pattern: str, address: str) -> bool:
+    pattern = (pattern or "").strip().lower()
+    address = (address or "").strip().lower()
+    if not pattern or not address:
+        return False
+    domain = address.rpartition("@")[2]
+    wildcard = "*" in pattern or "?" in pattern
+    if pattern.startswith("*.") and "@" not in pattern and not any(c in pattern[2:] for c in "*?"):
+        return domain.endswith("." + pattern[2:])
+    if wildcard:
+        return fnmatch.fnmatchcase(address, pattern)
+    if pattern.startswith("@"):
+        return domain == pattern[1:]
+    if "@" not in pattern:
+        return domain == pattern
+    return address == pattern
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    compiled = _compile_subject_pattern(pattern or "")
+    return bool(compiled and compiled.search(subject or ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_subject_pattern(pattern: str) -> re.Pattern | None:
+    pattern = pattern.strip()
+    if not pattern:
+        return None
+    try:
+        if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+            return re.compile(pattern[1:-1], re.IGNORECASE)
+        # translate() anchors only the end; \A anchors the start so search() is a full match.
+        return re.compile(r"\A" + fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
+    except re.error:
+        return None
+
+
+def _values(msg: ParsedMessage, name: str) -> list[str]:
+    return msg.headers.get(name, [])
+
+
+def _first(msg: ParsedMessage, name: str) -> str | None:
+    values = _values(msg, name)
+    return values[0] if values else None
+
+
+def _report_type(msg: ParsedMessage) -> str | None:
+    """report-type of a top-level multipart/report ("" when absent), else None."""
+    content_type = (_first(msg, "content-type") or "").lower()
+    if not content_type.strip().startswith("multipart/report"):
+        return None
+    match = re.search(r'report-type\s*=\s*"?([\w.-]+)', content_type)
+    return match.group(1) if match else ""
+
+
+def _relayed_by_google_group(msg: ParsedMessage) -> bool:
+    return "x-google-group-id" in msg.headers or "mailing-list" in msg.headers
+
+
+def _without_plus(address: str) -> str:
+    local, at, domain = address.partition("@")
+    return local.split("+", 1)[0] + at + domain

@@ -1,0 +1,107 @@
+"""strip_reply: quoted history and signatures go, new content stays."""
+
+import pytest
+
+from mailbridge.quotes import strip_reply
+
+
+def test_gmail_attribution_and_quote_are_removed():
+    text = "Thanks!\n\nOn Sat, Nov 28, 2026 at 9:00 AM Support <s@x.example> wrote:\n> old\n> older\n"
+
+    assert strip_reply(text) == "Thanks!"
+
+
+def test_wrapped_attribution_is_removed():
+    text = "Thanks!\n\nOn Sat, Nov 28, 2026 at 9:00 AM Support Team <\nsupport@helpdesk.example> wrote:\n\n> old\n"
+
+    assert strip_reply(text) == "Thanks!"
+
+
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        "Am 28.11.2026 um 09:00 schrieb Support <s@x.example>:",
+        "Le sam. 28 nov. 2026 à 09:00, Support <s@x.example> a écrit :",
+        "El sáb, 28 nov 2026 a las 9:00, Support (<s@x.example>) escribió:",
+        "Op za 28 nov. 2026 om 09:00 schreef Support <s@x.example>:",
+        "Il giorno sab 28 nov 2026 alle ore 09:00 Support <s@x.example> ha scritto:",
+        "Em sáb., 28 de nov. de 2026 às 09:00, Support <s@x.example> escreveu:",
+        "28 нояб. 2026 г., в 09:00, Support <s@x.example> написал(а):",
+        "Support <s@x.example> 于2026年11月28日周六 09:00写道：",
+    ],
+)
+def test_attributions_in_other_languages_are_removed(attribution):
+    text = f"New content.\n\n{attribution}\n> old\n"
+
+    assert strip_reply(text) == "New content."
+
+
+def test_original_message_separator_cuts_history():
+    text = "Answer here.\n\n-----Original Message-----\nFrom: a\nSent: b\n\nold text\n"
+
+    assert strip_reply(text) == "Answer here."
+
+
+def test_outlook_header_block_cuts_history():
+    text = (
+        "Answer here.\n\n________________________________\nFrom: Support <s@x.example>\n"
+        "Sent: Saturday, November 28, 2026 9:00 AM\nTo: Alice\nSubject: Printer\n\nold text\n"
+    )
+
+    assert strip_reply(text) == "Answer here."
+
+
+def test_german_outlook_header_block_cuts_history():
+    text = "Antwort.\n\nVon: Support <s@x.example>\nGesendet: Samstag, 28. November 2026 09:00\nAn: Alice\n\nalt\n"
+
+    assert strip_reply(text) == "Antwort."
+
+
+def test_from_line_without_sent_line_is_kept():
+    text = "From: the team, with love.\nSee you soon."
+
+    assert strip_reply(text) == text
+
+
+def test_trailing_quote_without_attribution_is_removed():
+    assert strip_reply("Yes.\n\n> Can you come?\n> Bob\n") == "Yes."
+
+
+def test_interleaved_answers_are_kept():
+    text = "On Mon, Bob wrote:\n> Question one?\nAnswer one.\n> Question two?\nAnswer two.\n"
+
+    result = strip_reply(text)
+
+    assert "Answer one." in result
+    assert "Answer two." in result
+
+
+def test_signature_delimiter_cuts_signature():
+    assert strip_reply("Done.\n\n-- \nAlice\nACME Corp\n") == "Done."
+
+
+def test_mobile_signature_is_removed():
+    assert strip_reply("Done.\n\nSent from my iPhone\n") == "Done."
+    assert strip_reply("Erledigt.\n\nVon meinem iPhone gesendet") == "Erledigt."
+
+
+def test_everything_quoted_returns_the_original():
+    text = "> only quoted\n> lines\n"
+
+    assert strip_reply(text) == text
+
+
+def test_only_attribution_and_quote_returns_the_original():
+    text = "On Mon, Bob wrote:\n> hi\n"
+
+    assert strip_reply(text) == text
+
+
+def test_empty_text_stays_empty():
+    assert strip_reply("") == ""
+
+
+def test_forwarded_message_is_not_stripped():
+    text = "FYI\n\n---------- Forwarded message ---------\nFrom: Bob <b@x.example>\nDate: Sat\n\nThe content\n"
+
+    assert "The content" in strip_reply(text)
