@@ -414,6 +414,9 @@ def _register_optional() -> None:
 
 
 def main(argv=None) -> int:
+    from mailbridge import logs
+
+    logs.to_stderr()
     _register_optional()
     try:
         cli.main(args=argv, prog_name="mailbridge", standalone_mode=False)

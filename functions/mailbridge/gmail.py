@@ -10,14 +10,12 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import logging
 import random
 import threading
 import time
 
 from mailbridge.errors import GmailError, TokenRevoked
-
-log = logging.getLogger("mailbridge.gmail")
+from mailbridge.logs import log_event
 
 UNITS = {
     "getProfile": 1, "labels.list": 1, "labels.get": 1, "history.list": 2,
@@ -128,9 +126,8 @@ class Gmail:
                 if _retryable(status, reason) and attempt < MAX_TRIES - 1:
                     delay = self._backoff(attempt)
                     self.retries += 1
-                    log.warning(json.dumps({"severity": "WARNING", "message": "gmail retry",
-                                            "method": method, "status": status, "reason": reason,
-                                            "attempt": attempt + 1, "delay_s": round(delay, 2)}))
+                    log_event("WARNING", "gmail retry", method=method, status=status, reason=reason,
+                              attempt=attempt + 1, delay_s=round(delay, 2))
                     self.sleep(delay)
                     continue
                 raise GmailError(f"Gmail {method} failed: {status} {reason or message}"[:300], status, reason) from None
@@ -224,9 +221,8 @@ class Gmail:
             if retry:
                 delay = self._backoff(attempt)
                 self.retries += len(retry)
-                log.warning(json.dumps({"severity": "WARNING", "message": "gmail retry",
-                                        "method": "messages.get", "count": len(retry),
-                                        "attempt": attempt + 1, "delay_s": round(delay, 2)}))
+                log_event("WARNING", "gmail retry", method="messages.get", count=len(retry),
+                          attempt=attempt + 1, delay_s=round(delay, 2))
                 self.sleep(delay)
                 attempt += 1
             pending = retry

@@ -118,7 +118,8 @@ class GoogleAuth:
             raise AuthError("Google returned no refresh token (access_type=offline and prompt=consent are required)")
         from mailbridge.gmail import Gmail
 
-        email = Gmail(self.settings, flow.credentials).profile().get("emailAddress", "").lower()
+        profile = Gmail(self.settings, flow.credentials).profile()
+        email = profile.get("emailAddress", "").lower()
         if email != mailbox["address"].lower():
             self._revoke(refresh_token)
             reason = (f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
@@ -132,7 +133,8 @@ class GoogleAuth:
             "status": "connected", "connected_email": email, "connected_at": now,
             "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
         })
-        store.reset_sync(mailbox["name"], instance, now)
+        # History starts at the connection: mail arriving before the first poll is not missed.
+        store.reset_sync(mailbox["name"], instance, now, history_id=profile.get("historyId"))
         with self._cache_lock:
             self._cache.pop((mailbox["name"], instance), None)
         return updated

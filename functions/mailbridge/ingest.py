@@ -42,7 +42,7 @@ class Prepared:
 
 def _iso_from_ms(ms) -> str | None:
     try:
-        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat(timespec="milliseconds")
     except (TypeError, ValueError):
         return None
 

@@ -7,10 +7,18 @@ import sys
 import threading
 
 _lock = threading.Lock()
+_stream = None  # None: stdout, what Cloud Logging reads; the CLI moves logs to stderr
+
+
+def to_stderr() -> None:
+    """Keep stdout for the CLI's own output (e.g. --json)."""
+    global _stream
+    _stream = sys.stderr
 
 
 def log_event(severity: str, message: str, **fields) -> None:
     line = json.dumps({"severity": severity, "message": message, **fields}, default=str)
+    stream = _stream or sys.stdout
     with _lock:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        stream.write(line + "\n")
+        stream.flush()

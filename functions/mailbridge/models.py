@@ -49,7 +49,7 @@ DEFAULT_SETTINGS = {
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def validate_mailbox_name(name: str) -> str:

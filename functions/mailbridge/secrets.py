@@ -46,8 +46,8 @@ class Secrets:
             response = self.client.access_secret_version(
                 request={"name": f"{self._name(secret_id)}/versions/latest"}
             )
-        except (gexc.NotFound, gexc.FailedPrecondition):
-            return None
+        except (gexc.NotFound, gexc.FailedPrecondition, gexc.BadRequest):
+            return None  # never created, or every version destroyed
         return response.payload.data.decode()
 
     def destroy_all_versions(self, secret_id: str) -> int:
