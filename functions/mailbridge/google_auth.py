@@ -17,6 +17,9 @@ from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, TokenRev
 from mailbridge.secrets import credential_secret_id
 
 MAIL_SCOPE = "https://mail.google.com/"
+# openid + email ride along so that unticking Gmail on Google's granular consent screen
+# still completes, and we can tell the admin exactly what went wrong.
+SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email", MAIL_SCOPE]
 DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DEFAULT_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
@@ -64,7 +67,7 @@ class GoogleAuth:
             "auth_uri": self.auth_uri, "token_uri": self.token_uri,
             "redirect_uris": [self.settings.redirect_uri],
         }}
-        flow = Flow.from_client_config(config, scopes=[MAIL_SCOPE], state=state,
+        flow = Flow.from_client_config(config, scopes=SCOPES, state=state,
                                        code_verifier=code_verifier, autogenerate_code_verifier=True)
         flow.redirect_uri = self.settings.redirect_uri
         return flow

@@ -1,0 +1,84 @@
+"""Small helpers shared by integration and e2e tests: build services, connect a mailbox
+through the real OAuth flow against the fake, deliver mail."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlparse
+
+import requests
+
+from mailbridge.bootstrap import bootstrap
+from mailbridge.config import Settings
+
+CLIENT_SECRET = "test-client-secret-7f3a9"
+
+
+def make_services(**overrides):
+    return bootstrap(Settings.from_env(**overrides))
+
+
+def client_id_for(name: str) -> str:
+    return f"{abs(hash(name)) % 10**12}-{name.lower()}.apps.googleusercontent.com"
+
+
+def register_google_side(fake_url: str, services, address: str, client_id: str, secret: str = CLIENT_SECRET):
+    requests.post(f"{fake_url}/_fake/users", json={"email": address, "name": address.split("@")[0]}, timeout=10)
+    response = requests.post(f"{fake_url}/_fake/oauth/clients", json={
+        "client_id": client_id, "client_secret": secret,
+        "redirect_uris": [services.settings.redirect_uri]}, timeout=10)
+    response.raise_for_status()
+
+
+def follow_consent(services, fake_url: str, mailbox_name: str, approve_as: str | None = None):
+    """connect-url → oauth_start (in process) → fake consent (auto-approve) → callback params."""
+    from mailbridge import mailboxes
+
+    link = mailboxes.connect_url(services, mailbox_name)
+    token = parse_qs(urlparse(link).query)["t"][0]
+    consent_url = mailboxes.start_from_link(services, token)
+    mailbox = services.store.get_mailbox(mailbox_name)
+    requests.post(f"{fake_url}/_fake/oauth/approve-as", json={"email": approve_as or mailbox["address"]},
+                  timeout=10).raise_for_status()
+    try:
+        response = requests.get(consent_url, allow_redirects=False, timeout=10)
+    finally:
+        requests.post(f"{fake_url}/_fake/oauth/approve-as", json={"email": None}, timeout=10)
+    assert response.status_code in (302, 303), response.text[:300]
+    params = {k: v[0] for k, v in parse_qs(urlparse(response.headers["Location"]).query).items()}
+    return params
+
+
+def connect_mailbox(services, fake_url: str, name: str, address: str, instance: str = "production"):
+    """Create mailbox + credential set, sign in through the fake consent page, return the mailbox."""
+    from mailbridge import mailboxes
+
+    client_id = client_id_for(name)
+    register_google_side(fake_url, services, address, client_id)
+    mailboxes.add_mailbox(services, name, address)
+    mailboxes.add_credentials(services, name, instance, client_id, CLIENT_SECRET)
+    params = follow_consent(services, fake_url, name)
+    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    return services.store.get_mailbox(name)
+
+
+def make_mail(sender: str, to: str, subject: str, body: str = "Hello", **headers) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Message-ID"] = headers.pop("message_id", None) or make_msgid(domain="customer.example")
+    for key, value in headers.items():
+        message[key.replace("_", "-")] = value
+    message.set_content(body)
+    return bytes(message)
+
+
+def deliver(fake_url: str, address: str, raw: bytes, labels: str = "INBOX,UNREAD", **params) -> dict:
+    response = requests.post(f"{fake_url}/_fake/users/{address}/messages", params={"labelIds": labels, **params},
+                             data=raw, headers={"Content-Type": "message/rfc822"}, timeout=10)
+    response.raise_for_status()
+    return response.json()
