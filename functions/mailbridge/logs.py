@@ -7,18 +7,18 @@ import sys
 import threading
 
 _lock = threading.Lock()
-_stream = None  # None: stdout, what Cloud Logging reads; the CLI moves logs to stderr
+_stream = None  # None: stdout, what Cloud Logging reads; "stderr" once the CLI asks
 
 
 def to_stderr() -> None:
     """Keep stdout for the CLI's own output (e.g. --json)."""
     global _stream
-    _stream = sys.stderr
+    _stream = "stderr"
 
 
 def log_event(severity: str, message: str, **fields) -> None:
     line = json.dumps({"severity": severity, "message": message, **fields}, default=str)
-    stream = _stream or sys.stdout
+    stream = sys.stderr if _stream == "stderr" else sys.stdout  # resolved now: tests swap them
     with _lock:
         stream.write(line + "\n")
         stream.flush()

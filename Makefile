@@ -1,0 +1,43 @@
+# mailbridge: make demo | test | up | down | status | bench | soak | setup  (DESIGN §6)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# The stamp is keyed on both requirements files: editing either reinstalls, otherwise setup is instant.
+REQ_HASH := $(shell cat requirements.txt functions/requirements.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+TEST_DIRS := $(wildcard tests/unit tests/fakes tests/integration tests/e2e tests/reliability)
+PYTEST_ARGS ?=
+
+.PHONY: setup up down status demo test bench soak
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt functions/requirements.txt
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+up: setup
+	scripts/stack up
+
+down:
+	scripts/stack down
+
+status:
+	scripts/stack status
+
+demo: setup
+	$(VENV_PY) scripts/demo
+
+test: setup
+	scripts/ensure_browser
+	$(VENV_PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
+	@if [ -x scripts/check_terraform ]; then scripts/check_terraform; fi
+
+bench: setup
+	$(VENV_PY) scripts/bench
+
+soak: setup
+	MAILBRIDGE_SOAK=1 $(VENV_PY) -m pytest -m soak tests $(PYTEST_ARGS)
