@@ -457,7 +457,7 @@ class MailboxSync:
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
-                 progress=None) -> dict:
+                 progress=None, lease_wait_s: float = 0.0) -> dict:
     settings = services.settings
     store = services.store
     started = time.monotonic()
@@ -472,8 +472,13 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     if not mailbox.get("incoming", {}).get("enabled", True):
         return {**summary, "outcome": "skipped", "reason": "incoming is disabled for this mailbox"}
     owner = uuid.uuid4().hex
-    if not store.acquire_lease(name, settings.instance, owner, budget + 120):
-        return {**summary, "outcome": "skipped", "reason": "another poll of this mailbox is running"}
+    # A push-triggered sync of a few messages usually finishes within seconds: wait briefly
+    # for it rather than skip, so a scheduled poll does its own pass right after.
+    wait_until = time.monotonic() + max(0.0, lease_wait_s)
+    while not store.acquire_lease(name, settings.instance, owner, budget + settings.lease_margin_s):
+        if time.monotonic() >= wait_until:
+            return {**summary, "outcome": "skipped", "reason": "another poll or push of this mailbox is running"}
+        time.sleep(0.5)
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
     changes = {}
     try:
@@ -499,7 +504,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
 
 
 def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,
-         budget_s: float | None = None, progress=None) -> dict:
+         budget_s: float | None = None, progress=None, lease_wait_s: float = 10.0) -> dict:
     """What Cloud Scheduler triggers: every connected mailbox of this instance, concurrently."""
     settings = services.settings
     switches = services.store.settings()
@@ -517,7 +522,7 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
         workers = max(1, min(settings.poll_concurrency, len(names)))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(sync_mailbox, services, n, budget_s=budget_s, backfill_since=backfill_since,
-                                   progress=progress) for n in names]
+                                   progress=progress, lease_wait_s=lease_wait_s) for n in names]
             for future in futures:
                 results.append(future.result())
     totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results)
