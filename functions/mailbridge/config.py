@@ -26,6 +26,9 @@ class Settings:
     storage_url: str = ""
     pubsub_topic: str = ""
     poll_time_budget_s: float = 240.0
+    # A poll's lease lives budget + margin: long enough to outlast the slowest Gmail call, short
+    # enough that a crashed poll's mailbox is taken over by the next scheduled run.
+    lease_margin_s: float = 120.0
     poll_concurrency: int = 8
     max_attempts: int = 3
     gmail_quota_per_minute: int = 6000
@@ -54,6 +57,7 @@ class Settings:
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
+            ("lease_margin_s", "MAILBRIDGE_LEASE_MARGIN_S", float),
             ("poll_concurrency", "MAILBRIDGE_POLL_CONCURRENCY", int),
             ("max_attempts", "MAILBRIDGE_MAX_ATTEMPTS", int),
             ("gmail_quota_per_minute", "MAILBRIDGE_GMAIL_QUOTA_PER_MINUTE", int),
