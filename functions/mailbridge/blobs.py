@@ -25,8 +25,9 @@ class Blobs:
     def put(self, sha256: str, data: bytes, content_type: str) -> str:
         blob = self.bucket.blob(self.key(sha256))
         try:
-            blob.upload_from_string(data, content_type=content_type or "application/octet-stream",
-                                    if_generation_match=0)
+            # Stored as opaque bytes: the real type lives in Firestore, downloads are served as
+            # attachments, and message/* or multipart/* bodies confuse some storage servers.
+            blob.upload_from_string(data, content_type="application/octet-stream", if_generation_match=0)
             self.write_count += 1
         except gexc.PreconditionFailed:
             pass  # same content already stored

@@ -7,7 +7,9 @@ raw bytes, so the raw bytes stay the single source of truth.
 from __future__ import annotations
 
 import base64
+import binascii
 import email
+import email.errors
 import email.header
 import email.policy
 import email.utils
@@ -41,12 +43,17 @@ def b64url_decode(text: str) -> bytes:
 
 def decode_header_value(value: str) -> str:
     """Unfold a header and decode RFC 2047 encoded words, as Gmail shows header values."""
-    unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(value)).strip()
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - compat32 Header with an unknown charset
+        text = value.encode() if hasattr(value, "encode") else ""
+        text = text if isinstance(text, str) else ""
+    unfolded = re.sub(r"\r?\n(?=[ \t])", "", text).strip()
     if "=?" not in unfolded:
         return unfolded
     try:
         return str(email.header.make_header(email.header.decode_header(unfolded)))
-    except (ValueError, LookupError, UnicodeDecodeError):
+    except (ValueError, LookupError, UnicodeDecodeError, binascii.Error, email.errors.MessageError):
         return unfolded
 
 
@@ -57,7 +64,7 @@ def normalize_subject(subject: str) -> str:
 
 def message_ids_in(value: str | None) -> list[str]:
     """Every ``<id@host>`` token in a Message-ID / In-Reply-To / References value."""
-    return _MESSAGE_ID.findall(value or "")
+    return _MESSAGE_ID.findall(str(value) if value is not None else "")
 
 
 def addresses_in(value: str | None) -> list[str]:
@@ -117,7 +124,26 @@ def message_tree(raw: bytes) -> Message:
 
 
 def parse(raw: bytes) -> ParsedMessage:
-    """What search, threading and snippets need; the tree itself is not kept (memory)."""
+    """What search, threading and snippets need. Gmail accepts any bytes, so a message the
+    lenient parse cannot read still gets a (mostly empty) summary instead of an error."""
+    try:
+        return _parse(raw)
+    except Exception:  # noqa: BLE001 - hostile input must not make the fake refuse mail
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        headers = []
+        for line in head.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name and not name[0].isspace():
+                headers.append((name.strip(), value.strip()))
+        lookup = {k.lower(): v for k, v in reversed(headers)}
+        ids = message_ids_in(lookup.get("message-id"))
+        return ParsedMessage(
+            headers=headers, subject=lookup.get("subject", ""), message_id=ids[0] if ids else None,
+            in_reply_to=message_ids_in(lookup.get("in-reply-to")), references=message_ids_in(lookup.get("references")),
+            from_addresses=[], to_addresses=[], text="", snippet="", has_attachment=False)
+
+
+def _parse(raw: bytes) -> ParsedMessage:
     tree = message_tree(raw)
     headers = [(name, decode_header_value(value)) for name, value in tree.items()]
 
@@ -188,7 +214,10 @@ def build_payload(
     def child_id(index: int) -> str:
         return str(index) if part_id == "" else f"{part_id}.{index}"
 
-    filename = tree.get_filename() or ""
+    try:
+        filename = str(tree.get_filename() or "")
+    except Exception:  # noqa: BLE001 - hostile RFC 2231 params (CharsetError is no ValueError)
+        filename = ""
     part: dict[str, Any] = {
         "partId": part_id,
         "mimeType": tree.get_content_type(),
@@ -206,7 +235,10 @@ def build_payload(
         part["parts"] = children
         return part, attachments
 
-    data = tree.get_payload(decode=True)
+    try:
+        data = tree.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - undecodable body: Gmail still stores the message
+        data = b""
     if data is None:
         data = b""
     body: dict[str, Any] = {"size": len(data)}
