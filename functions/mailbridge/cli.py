@@ -323,6 +323,8 @@ def tickets_list(mailbox_name, status, as_json):
     from mailbridge import tickets as ticket_service
 
     rows = ticket_service.list_tickets(_services(), mailbox_name, status)
+    if as_json:
+        rows = [ticket_service.contract_view(t) for t in rows]
 
     def render(items):
         if not items:
@@ -341,6 +343,8 @@ def tickets_show(ticket_id, as_json):
     from mailbridge import tickets as ticket_service
 
     data = ticket_service.show(_services(), ticket_id)
+    if as_json:
+        data = ticket_service.contract_view(data)
 
     def render(t):
         click.echo(f"#{t['number']} {t['subject']}  [{t['status']}]  mailbox {t['mailbox']}")

@@ -39,6 +39,7 @@ class GoogleAuth:
         self.token_uri = self.settings.oauth_token_url or DEFAULT_TOKEN_URI
         self.revoke_uri = self.settings.oauth_revoke_url or DEFAULT_REVOKE_URI
         self._cache: dict[tuple[str, str], object] = {}
+        self._grants: dict[tuple[str, str], tuple] = {}  # which grant each cached entry belongs to
         self._cache_lock = threading.Lock()
         # oauthlib insists on https; the local stack serves the callback on http://127.0.0.1.
         if self.settings.functions_url and _local_http(self.settings.functions_url):
@@ -121,7 +122,8 @@ class GoogleAuth:
             raise AuthError("Google returned no refresh token (access_type=offline and prompt=consent are required)")
         from mailbridge.gmail import Gmail
 
-        profile = Gmail(self.settings, flow.credentials).profile()
+        gmail = Gmail(self.settings, flow.credentials)
+        profile = gmail.profile()
         email = profile.get("emailAddress", "").lower()
         if email != mailbox["address"].lower():
             self._revoke(refresh_token)
@@ -136,8 +138,20 @@ class GoogleAuth:
             "status": "connected", "connected_email": email, "connected_at": now,
             "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
         })
-        # History starts at the connection: mail arriving before the first poll is not missed.
-        store.reset_sync(mailbox["name"], instance, now, history_id=profile.get("historyId"))
+        previous = self._credential(mailbox, instance)
+        sync = store.get_sync(mailbox["name"], instance)
+        if (previous.get("status") == "disconnected" and previous.get("connected_email") == email
+                and sync.get("history_id")):
+            # Signed in again after Google refused the token (password change, expiry): resume
+            # from the last history id, so mail that arrived during the outage is not skipped.
+            store.update_sync(mailbox["name"], instance, {"last_error": None})
+        else:
+            # History starts at the connection: mail arriving before the first poll is not missed.
+            store.reset_sync(mailbox["name"], instance, now, history_id=profile.get("historyId"))
+        # Push starts at the connection (Gmail watch), not at the first scheduled poll.
+        from mailbridge import push
+
+        push.maybe_watch(self.services, {**mailbox, "credentials": [updated]}, gmail, {}, force=True)
         with self._cache_lock:
             self._cache.pop((mailbox["name"], instance), None)
         return updated
@@ -150,8 +164,11 @@ class GoogleAuth:
         from google.oauth2.credentials import Credentials
 
         key = (mailbox["name"], cred["instance"])
+        # The grant the cache entry belongs to: a reconnection made by another instance (new
+        # connected_at) must not reuse the old grant's tokens (they may be revoked by now).
+        grant = (cred.get("refresh_token_secret"), cred.get("connected_at"), cred.get("client_id"))
         with self._cache_lock:
-            cached = self._cache.get(key)
+            cached = self._cache.get(key) if self._grants.get(key) == grant else None
         if cached is not None and cached.valid and cached.expiry and cached.expiry.timestamp() - time.time() > 300:
             return cached
         refresh_token = self.services.secrets.get(cred.get("refresh_token_secret") or "")
@@ -169,6 +186,7 @@ class GoogleAuth:
             raise MailbridgeError(f"token refresh failed ({e.__class__.__name__})") from None
         with self._cache_lock:
             self._cache[key] = credentials
+            self._grants[key] = grant
         return credentials
 
     def mark_revoked(self, mailbox_name: str, instance: str, reason: str) -> None:

@@ -126,6 +126,10 @@ class MailboxSync:
         self.new_tickets: list[tuple[dict, Prepared]] = []
         self.gmail = None
         self._own_addresses = None
+        # Gmail threads with a message that failed in this run: their later messages wait for the
+        # next run, so a reply never overtakes the message it answers (same tickets as a clean run).
+        self.failed_threads: set[str] = set()
+        self.deferred = 0
 
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
@@ -209,8 +213,7 @@ class MailboxSync:
             if self.progress:
                 self.progress(done, len(todo))
         self.post_process(post)
-        self.acknowledge()
-        return complete
+        return complete and not self.deferred
 
     def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
         from mailbridge.parse import parse_message
@@ -221,6 +224,9 @@ class MailboxSync:
         prepared: list[Prepared] = []
         for gmail_id in chunk:
             result = fetched.get(gmail_id)
+            if isinstance(result, dict) and result.get("threadId") in self.failed_threads:
+                self.deferred += 1  # no row yet; the history id stays, so the next run lists it again
+                continue
             if isinstance(result, GmailError) or result is None:
                 if isinstance(result, GmailError) and result.status == 404:
                     outcomes[gmail_id] = self._final_row(gmail_id, "ignored", "deleted from Gmail before it was fetched")
@@ -239,6 +245,8 @@ class MailboxSync:
                                          parsed, verdict, stored))
             except Exception as e:  # noqa: BLE001 - one bad message must never stop the poll
                 outcomes[gmail_id] = self._failure(gmail_id, f"{e.__class__.__name__}: {str(e)[:200]}")
+                if outcomes[gmail_id] == "failed" and result.get("threadId"):
+                    self.failed_threads.add(result["threadId"])
         if prepared:
             outcomes.update(self._commit(prepared))
         for outcome in outcomes.values():
@@ -496,6 +504,9 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
         changes = {"last_poll_at": models.now_iso(), "last_error": message}
     finally:
         store.release_lease(name, settings.instance, owner, changes)
+    # Acknowledgements (idempotent per ticket) go out after the lease is released, so the next
+    # push or poll of this mailbox is not held up by sends.
+    sync.acknowledge()
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
                    retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from mailbridge import mailboxes, models
-from mailbridge.errors import GmailError, InvalidInput, NotFound
+from mailbridge.errors import Conflict, GmailError, InvalidInput, NotFound
 from mailbridge.logs import log_event
 
+NOT_FOR_DELETION = {"INBOX": "processed mail would stay in the inbox; pick the label it should move to"}
 UNAPPLIABLE = {"SENT": "Gmail sets SENT itself; it cannot be applied",
                "DRAFT": "DRAFT marks drafts; it cannot be applied to received mail",
                "CHAT": "CHAT belongs to chat history; it cannot be applied"}
@@ -52,7 +53,7 @@ def create_label(services, name: str, label_name: str) -> dict:
         return label_view(gmail.create_label(label_name))
     except GmailError as e:
         if e.status == 409:
-            raise InvalidInput(f"a label named {label_name!r} already exists") from None
+            raise Conflict(f"a label named {label_name!r} already exists") from None
         if e.status == 400:
             raise InvalidInput(f"Gmail refused the label name {label_name!r}: {e}") from None
         raise
@@ -101,6 +102,8 @@ def resolve_label(gmail, value: str) -> dict:
 def set_deletion_label(services, name: str, value: str) -> dict:
     _mailbox, gmail = _gmail(services, name)
     label = resolve_label(gmail, value)
+    if label["id"] in NOT_FOR_DELETION:
+        raise InvalidInput(f"{label['id']} cannot be the deletion label: {NOT_FOR_DELETION[label['id']]}")
     services.store.update_mailbox(name, {"incoming.deletion_label": label["id"],
                                          "incoming.deletion_label_name": label.get("name", label["id"]),
                                          "incoming.label_error": None})
@@ -113,12 +116,22 @@ def set_deletion_label(services, name: str, value: str) -> dict:
 
 def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str | None:
     name = (incoming.get("processed_label") or "").strip()
-    if not name:
+    if not name or name.lower() in ("false", "no", "off", "none"):
         return None
+    if name.lower() in ("true", "yes", "on", "default"):
+        name = DEFAULT_PROCESSED_LABEL
     if incoming.get("processed_label_id") and incoming.get("processed_label_resolved") == name:
         return incoming["processed_label_id"]
     existing = [l for l in gmail.labels() if l.get("name") == name]
-    label = existing[0] if existing else gmail.create_label(name)  # created on first use
+    if existing:
+        label = existing[0]
+    else:
+        try:
+            label = gmail.create_label(name)  # created on first use
+        except GmailError as e:
+            if e.status != 409:  # 409: another poll created it a moment ago
+                raise
+            label = next(l for l in gmail.labels() if l.get("name") == name)
     services.store.update_mailbox(mailbox["name"], {"incoming.processed_label_id": label["id"],
                                                     "incoming.processed_label_resolved": name})
     return label["id"]

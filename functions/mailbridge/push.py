@@ -17,6 +17,10 @@ from mailbridge import mailboxes
 from mailbridge.logs import log_event
 
 WATCH_RENEW_SECONDS = 24 * 3600
+# A notification that finds the mailbox being synchronized waits for that run (well inside the
+# push subscription's ack deadline) before asking Pub/Sub to redeliver.
+LEASE_WAIT_SECONDS = 15.0
+LEASE_POLL_SECONDS = 0.2
 
 
 def _ack(reason: str, status: int = 200, **fields):
@@ -66,15 +70,25 @@ def handle(request):
         cred = mailboxes.own_credential(services, mailbox)
         if not cred or cred.get("status") != "connected":
             return _ack("mailbox is not connected for this instance", mailbox=mailbox["name"])
-        sync = services.store.get_sync(mailbox["name"], services.settings.instance)
-        if sync.get("history_id") and int(sync["history_id"]) >= history_id:
-            return _ack("already synchronized past this notification", mailbox=mailbox["name"])
-        result = ingest.sync_mailbox(services, mailbox["name"], budget_s=min(services.settings.poll_time_budget_s, 120))
+        deadline = time.monotonic() + LEASE_WAIT_SECONDS
+        while True:
+            sync = services.store.get_sync(mailbox["name"], services.settings.instance)
+            if sync.get("history_id") and int(sync["history_id"]) >= history_id:
+                return _ack("already synchronized past this notification", mailbox=mailbox["name"])
+            busy = sync.get("lease_owner") and float(sync.get("lease_expires_at") or 0) > time.time()
+            if not busy:
+                result = ingest.sync_mailbox(services, mailbox["name"],
+                                             budget_s=min(services.settings.poll_time_budget_s, 120))
+                if not (result.get("outcome") == "skipped" and "another poll" in result.get("reason", "")):
+                    break
+            if time.monotonic() > deadline:
+                # The running poll may have listed history before this message arrived: redeliver later.
+                return _ack("mailbox is being polled; retry later", 429, mailbox=mailbox["name"])
+            # Wait for the running sync (a plain read, no lease transaction): it often covers this
+            # notification, and waiting here beats Pub/Sub's redelivery backoff.
+            time.sleep(LEASE_POLL_SECONDS)
     except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
         return _ack(f"transient failure ({e.__class__.__name__})", 503, address=address)
-    if result.get("outcome") == "skipped" and "another poll" in result.get("reason", ""):
-        # The running poll may have listed history before this message arrived: redeliver later.
-        return _ack("mailbox is being polled; retry later", 429, mailbox=mailbox["name"])
     if result.get("outcome") == "error" and "invalid_grant" not in result.get("error", ""):
         return _ack("sync failed; retry later", 503, mailbox=mailbox["name"], error=result.get("error"))
     return _ack("synchronized", 200, mailbox=mailbox["name"], counts=result.get("counts"))

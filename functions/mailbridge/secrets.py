@@ -30,7 +30,7 @@ class Secrets:
                 request={"parent": f"projects/{self.project}", "secret_id": secret_id,
                          "secret": {"replication": {"automatic": {}}, "labels": {"app": "mailbridge"}}}
             )
-        except gexc.AlreadyExists:
+        except gexc.Conflict:  # AlreadyExists over gRPC; a plain 409 Conflict over the REST transport
             pass
         except gexc.GoogleAPICallError as e:
             raise MailbridgeError(f"Secret Manager refused to create {secret_id}: {e.__class__.__name__}") from None

@@ -14,6 +14,7 @@ Layout (collection/doc):
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -150,7 +151,9 @@ class Store:
         try:
             acquired = run(transaction)
         except (gexc.Aborted, ValueError):
-            return False  # another poll won the race for the lease
+            # Another poll won the race, or the commit's answer was lost after it was applied:
+            # read back, else a lease we hold would block this mailbox until it expires.
+            acquired = (ref.get().to_dict() or {}).get("lease_owner") == owner
         if acquired:
             self.write_count += 1
         return acquired
@@ -218,7 +221,6 @@ class Store:
         if count <= 0:
             return []
         ref = self.db.collection("counters").document("tickets")
-        transaction = self.db.transaction()
 
         @firestore.transactional
         def run(tx):
@@ -227,7 +229,16 @@ class Store:
             tx.set(ref, {"next": first + count})
             return first
 
-        first = run(transaction)
+        # Many mailboxes polled at once contend for this one document (once per chunk of up
+        # to 50 new tickets, never per ticket): retry with jitter rather than fail the chunk.
+        for attempt in range(12):
+            try:
+                first = run(self.db.transaction(max_attempts=10))
+                break
+            except (gexc.Aborted, ValueError):
+                if attempt == 11:
+                    raise
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
         self.write_count += 1
         return list(range(first, first + count))
 

@@ -45,3 +45,16 @@ def show(services, ticket_id: str) -> dict:
 def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
     store = services.store
     return [ticket_view(store, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
+
+
+TICKET_FIELDS = ("id", "number", "subject", "status", "mailbox", "requester", "participants", "created_at",
+                 "updated_at", "messages")
+
+
+def contract_view(view: dict) -> dict:
+    """Exactly the keys of DESIGN §5 (`tickets list|show --json`), without the extras above."""
+    out = {field: view.get(field) for field in TICKET_FIELDS}
+    out["messages"] = [{**{field: m.get(field) for field in MESSAGE_FIELDS},
+                        "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in m.get("attachments", [])]}
+                       for m in view.get("messages", [])]
+    return out
