@@ -85,10 +85,18 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(source.parent))
     app = build_app(source, names)
 
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class PathOnlyLog(WSGIRequestHandler):
+        """Access lines without query strings: OAuth codes and signed links travel there."""
+
+        def log_request(self, code="-", size="-"):
+            path = self.path.split("?", 1)[0]
+            self.log("info", '"%s %s" %s %s', self.command, path, str(code), str(size))
 
     print(f"serve_functions: http://{args.host}:{args.port}/{{{','.join(names)}}}", file=sys.stderr, flush=True)
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False,
+               request_handler=PathOnlyLog)
     return 0
 
 
