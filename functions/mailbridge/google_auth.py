@@ -148,6 +148,9 @@ class GoogleAuth:
         else:
             # History starts at the connection: mail arriving before the first poll is not missed.
             store.reset_sync(mailbox["name"], instance, now, history_id=profile.get("historyId"))
+            days = int((mailbox.get("incoming") or {}).get("backfill_days") or 0)
+            if days > 0:  # an explicit choice: the first poll also takes this much older inbox mail
+                store.update_sync(mailbox["name"], instance, {"backfill_since": time.time() - days * 86400})
         # Push starts at the connection (Gmail watch), not at the first scheduled poll.
         from mailbridge import push
 

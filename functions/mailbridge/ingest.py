@@ -174,7 +174,15 @@ class MailboxSync:
                 epoch = int(datetime.fromisoformat(since).timestamp()) - 3600
                 ids = self._listed_ids(f"in:inbox after:{epoch}")
                 log_event("WARNING", "history expired; full sync", mailbox=self.name, since=since)
+            pending_backfill = sync.get("backfill_since")
+            if pending_backfill:
+                # The window chosen by incoming.backfill_days at connection: older inbox mail,
+                # taken once; rows make it idempotent if this run stops early.
+                mode = "backfill"
+                ids = self._listed_ids(f"in:inbox after:{int(pending_backfill)}") + ids
             complete = self.process(ids)
+            if complete and pending_backfill:
+                self.backfill_done = True
         from mailbridge import push
 
         push.maybe_watch(self.services, self.mailbox, self.gmail, sync, force=mode == "first")
@@ -182,6 +190,8 @@ class MailboxSync:
         if complete:
             changes.update(history_id=str(new_history), last_success_at=datetime.fromtimestamp(
                 started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
+            if getattr(self, "backfill_done", False):
+                changes["backfill_since"] = None
         return {"mailbox": self.name, "mode": mode, "complete": complete, "changes": changes}
 
     def _listed_ids(self, query: str) -> list[str]:

@@ -171,3 +171,28 @@ def test_malformed_message_still_gets_one_row(services, fake):
     log = rows(services)
     assert len(log) == 2
     assert all(r["outcome"] in ("created", "quarantined", "ignored", "failed") for r in log)
+
+
+def test_backfill_window_chosen_before_connecting_takes_older_inbox_mail_once(mb_env, fake, firestore, storage_emulator):
+    import time as _time
+
+    services = make_services()
+    requests.post(f"{fake.url}/_fake/users", json={"email": ADDRESS}, timeout=10)
+    now_ms = int(_time.time() * 1000)
+    deliver(fake.url, ADDRESS, make_mail("recent@customer.example", ADDRESS, "Two days old"),
+            internalDate=str(now_ms - 2 * 86400 * 1000))
+    deliver(fake.url, ADDRESS, make_mail("ancient@customer.example", ADDRESS, "Ten days old"),
+            internalDate=str(now_ms - 10 * 86400 * 1000))
+    from tests.helpers import CLIENT_SECRET, client_id_for, follow_consent, register_google_side
+
+    register_google_side(fake.url, services, ADDRESS, client_id_for("help"))
+    mailboxes.add_mailbox(services, "help", ADDRESS)
+    mailboxes.set_mailbox_setting(services, "help", "incoming.backfill_days", "7")
+    mailboxes.add_credentials(services, "help", "production", client_id_for("help"), CLIENT_SECRET)
+    params = follow_consent(services, fake.url, "help")
+    services.google.complete(params["state"], params["code"], None, params.get("scope"))
+    first = ingest.poll(services)
+    assert first["mailboxes"][0]["mode"] == "backfill"
+    assert [t["requester"]["email"] for t in services.store.list_tickets()] == ["recent@customer.example"]
+    assert ingest.poll(services)["mailboxes"][0]["mode"] == "incremental"
+    assert len(rows(services)) == 1
