@@ -32,6 +32,7 @@ def section(output: str, title: str) -> str:
 def test_demo_shows_tickets_and_a_threaded_reply(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBRIDGE_") and k not in FOREIGN}
     env["MAILBRIDGE_STACK_DIR"] = str(tmp_path / "stack")
+    env["MAILBRIDGE_DEMO_CLIENT_SECRET"] = "demo-client-secret-never-shown"
     python = REPO / ".venv" / "bin" / "python"
     result = subprocess.run([str(python if python.exists() else sys.executable), str(DEMO)], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=180)
