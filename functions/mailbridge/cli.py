@@ -189,6 +189,26 @@ def _post_function(services, name: str, body: dict) -> dict:
     return data
 
 
+class _ProgressBar:
+    """A click progress bar on stderr, created once the poll knows how many messages it has."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
 @cli.command("poll")
 @click.argument("mailbox_name", metavar="[MAILBOX]", required=False)
 @click.option("--since", default=None, help="Backfill inbox mail newer than this (7d, 12h, 2026-11-01).")
@@ -203,21 +223,12 @@ def poll(mailbox_name, since, local, as_json):
     if since_epoch is not None and not mailbox_name:
         raise InvalidInput("--since needs a MAILBOX: backfill is an explicit choice per mailbox")
     if local or since_epoch is not None or not services.settings.functions_url:
-        bar = None
-        progress = None
-        if since_epoch is not None and not as_json:
-            state = {}
-
-            def progress(done, total):
-                if "bar" not in state:
-                    state["bar"] = click.progressbar(length=total, label=f"backfilling {mailbox_name}", file=sys.stderr)
-                    state["bar"].__enter__()
-                state["bar"].update(done - state.get("done", 0))
-                state["done"] = done
-            bar = state
-        result = ingest.poll(services, mailbox_name, backfill_since=since_epoch, progress=progress)
-        if bar and "bar" in bar:
-            bar["bar"].__exit__(None, None, None)
+        progress = _ProgressBar(f"backfilling {mailbox_name}") if since_epoch is not None and not as_json else None
+        try:
+            result = ingest.poll(services, mailbox_name, backfill_since=since_epoch, progress=progress)
+        finally:
+            if progress:
+                progress.close()
     else:
         body = {"mailbox": mailbox_name} if mailbox_name else {}
         result = _post_function(services, "poll", body)

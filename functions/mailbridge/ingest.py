@@ -130,6 +130,7 @@ class MailboxSync:
         # next run, so a reply never overtakes the message it answers (same tickets as a clean run).
         self.failed_threads: set[str] = set()
         self.deferred = 0
+        self.backfill_done = False
 
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
@@ -190,7 +191,7 @@ class MailboxSync:
         if complete:
             changes.update(history_id=str(new_history), last_success_at=datetime.fromtimestamp(
                 started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
-            if getattr(self, "backfill_done", False):
+            if self.backfill_done:
                 changes["backfill_since"] = None
         return {"mailbox": self.name, "mode": mode, "complete": complete, "changes": changes}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mailbridge import mailboxes, models
-from mailbridge.errors import Conflict, GmailError, InvalidInput, NotFound
+from mailbridge.errors import Conflict, GmailError, InvalidInput
 from mailbridge.logs import log_event
 
 NOT_FOR_DELETION = {"INBOX": "processed mail would stay in the inbox; pick the label it should move to"}
@@ -183,5 +183,3 @@ def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> No
         log_event("WARNING", "label missing; mail left in place", mailbox=mailbox["name"], labels=missing)
         return
 
-
-__all__ = ["NotFound"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from mailbridge import models, signing
-from mailbridge.errors import AuthError, InvalidInput, NotFound
+from mailbridge.errors import InvalidInput, NotFound
 from mailbridge.secrets import credential_secret_id
 
 LINK_TTL_SECONDS = 15 * 60
@@ -153,5 +153,3 @@ def verify_link_once(services, purpose: str, token: str) -> dict:
     services.store.use_nonce(payload["n"], payload["exp"])
     return payload
 
-
-__all__ = ["AuthError"]

@@ -196,3 +196,28 @@ def test_backfill_window_chosen_before_connecting_takes_older_inbox_mail_once(mb
     assert [t["requester"]["email"] for t in services.store.list_tickets()] == ["recent@customer.example"]
     assert ingest.poll(services)["mailboxes"][0]["mode"] == "incremental"
     assert len(rows(services)) == 1
+
+
+def test_cli_backfill_since_ingests_older_inbox_mail_with_a_progress_bar(mb_env, fake, firestore, storage_emulator, capsys):
+    import time as _time
+
+    from mailbridge import bootstrap
+    from mailbridge.cli import main as cli_main
+
+    services = make_services()
+    requests.post(f"{fake.url}/_fake/users", json={"email": ADDRESS}, timeout=10)
+    old_ms = int((_time.time() - 3 * 86400) * 1000)
+    for i in range(3):  # already in the inbox when the mailbox is connected
+        deliver(fake.url, ADDRESS, make_mail(f"old{i}@customer.example", ADDRESS, f"Old {i}"), internalDate=str(old_ms))
+    connect_mailbox(services, fake.url, "help", ADDRESS)
+    assert ingest.poll(services)["totals"]["created"] == 0  # not taken on its own
+    bootstrap.reset()
+    try:
+        assert cli_main(["poll", "help", "--since", "7d"]) == 0
+        assert cli_main(["poll", "--since", "7d"]) == 2  # a backfill names its mailbox
+    finally:
+        bootstrap.reset()
+    captured = capsys.readouterr()
+    assert "backfilling help" in captured.err
+    assert "created 3" in captured.out
+    assert len(services.store.list_tickets()) == 3
