@@ -77,46 +77,43 @@ class Store:
             raise NotFound(f"no mailbox named {name!r}") from e
         self.write_count += 1
 
-    def update_credential(self, name: str, instance: str, changes: dict) -> dict:
-        """Merge `changes` into one credential set, atomically; returns the new set."""
+    def _change_credentials(self, name: str, change):
+        """Run `change(credentials)` on a mailbox's credential sets in one transaction; it
+        returns (new list, result). Both credential writers share this read-modify-write."""
         ref = self.db.collection("mailboxes").document(name)
-        transaction = self.db.transaction()
 
         @firestore.transactional
         def run(tx):
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"no mailbox named {name!r}")
-            credentials = snap.to_dict().get("credentials", [])
-            for cred in credentials:
-                if cred["instance"] == instance:
-                    cred.update(changes)
-                    tx.update(ref, {"credentials": credentials})
-                    return cred
-            raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
+            credentials, result = change(snap.to_dict().get("credentials", []))
+            tx.update(ref, {"credentials": credentials})
+            return result
 
-        result = run(transaction)
+        result = run(self.db.transaction())
         self.write_count += 1
         return result
 
-    def add_credential(self, name: str, credential: dict) -> None:
-        ref = self.db.collection("mailboxes").document(name)
-        transaction = self.db.transaction()
+    def update_credential(self, name: str, instance: str, changes: dict) -> dict:
+        """Merge `changes` into one credential set, atomically; returns the new set."""
+        def change(credentials):
+            for cred in credentials:
+                if cred["instance"] == instance:
+                    cred.update(changes)
+                    return credentials, cred
+            raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
 
-        @firestore.transactional
-        def run(tx):
-            snap = ref.get(transaction=tx)
-            if not snap.exists:
-                raise NotFound(f"no mailbox named {name!r}")
-            credentials = snap.to_dict().get("credentials", [])
+        return self._change_credentials(name, change)
+
+    def add_credential(self, name: str, credential: dict) -> None:
+        def change(credentials):
             if any(c["instance"] == credential["instance"] for c in credentials):
                 raise Conflict(
-                    f"mailbox {name!r} already has a credential set for instance {credential['instance']!r}"
-                )
-            tx.update(ref, {"credentials": credentials + [credential]})
+                    f"mailbox {name!r} already has a credential set for instance {credential['instance']!r}")
+            return credentials + [credential], None
 
-        run(transaction)
-        self.write_count += 1
+        self._change_credentials(name, change)
 
     # -- sync state and leases ------------------------------------------------------------
     def get_sync(self, mailbox: str, instance: str) -> dict:
