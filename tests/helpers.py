@@ -64,7 +64,8 @@ def connect_mailbox(services, fake_url: str, name: str, address: str, instance: 
     return services.store.get_mailbox(name)
 
 
-def make_mail(sender: str, to: str, subject: str, body: str = "Hello", **headers) -> bytes:
+def make_email(sender: str, to: str, subject: str, body: str = "Hello", **headers) -> EmailMessage:
+    """A plain customer email; extra headers as keywords (In_Reply_To → In-Reply-To)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -74,7 +75,11 @@ def make_mail(sender: str, to: str, subject: str, body: str = "Hello", **headers
     for key, value in headers.items():
         message[key.replace("_", "-")] = value
     message.set_content(body)
-    return bytes(message)
+    return message
+
+
+def make_mail(sender: str, to: str, subject: str, body: str = "Hello", **headers) -> bytes:
+    return bytes(make_email(sender, to, subject, body, **headers))
 
 
 def deliver(fake_url: str, address: str, raw: bytes, labels: str = "INBOX,UNREAD", **params) -> dict:

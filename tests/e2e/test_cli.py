@@ -15,12 +15,12 @@ import shlex
 import subprocess
 import time
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.helpers import make_email
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CLI = str(REPO / "scripts" / "mailbridge")
@@ -126,16 +126,7 @@ def fake_post(stack, path, **kwargs):
 
 
 def mail(sender: str, subject: str, body: str, **headers) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ADDRESS
-    message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = headers.pop("message_id", None) or make_msgid(domain="customer.example")
-    for key, value in headers.items():
-        message[key.replace("_", "-")] = value
-    message.set_content(body)
-    return message
+    return make_email(sender, ADDRESS, subject, body, **headers)
 
 
 def deliver(stack, message: EmailMessage) -> dict:
