@@ -266,7 +266,7 @@ resource "google_cloudfunctions2_function" "push" {
   }
 
   service_config {
-    available_memory               = var.function_memory
+    available_memory               = var.poll_memory
     timeout_seconds                = var.function_timeout_seconds
     max_instance_count             = var.function_max_instances
     min_instance_count             = 0

@@ -46,7 +46,7 @@ variable "function_max_instances" {
 }
 
 variable "function_memory" {
-  description = "Memory of each function except poll, in Cloud Functions notation (for example 256M or 1Gi)."
+  description = "Memory of each function except poll and push, in Cloud Functions notation (for example 256M or 1Gi)."
   type        = string
   default     = "256M"
 
@@ -90,9 +90,9 @@ variable "poll_max_instances" {
 }
 
 variable "poll_memory" {
-  description = "Memory of the poll function, in Cloud Functions notation (for example 512M or 1Gi)."
+  description = "Memory of poll and push, which parse mail: about 12 x the largest message plus 100 MiB; 1Gi covers Gmail's 50 MB limit. Cloud Functions notation (for example 512M or 1Gi)."
   type        = string
-  default     = "512M"
+  default     = "1Gi"
 
   validation {
     condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.poll_memory))

@@ -16,7 +16,6 @@ class Blobs:
         else:
             self.client = storage.Client(project=settings.project)
         self.bucket = self.client.bucket(settings.attachments_bucket)
-        self.write_count = 0
 
     @staticmethod
     def key(sha256: str) -> str:
@@ -28,7 +27,6 @@ class Blobs:
             # Stored as opaque bytes: the real type lives in Firestore, downloads are served as
             # attachments, and message/* or multipart/* bodies confuse some storage servers.
             blob.upload_from_string(data, content_type="application/octet-stream", if_generation_match=0)
-            self.write_count += 1
         except gexc.PreconditionFailed:
             pass  # same content already stored
         return self.key(sha256)

@@ -24,6 +24,8 @@ FINAL = ("created", "updated", "ignored", "quarantined")
 CHUNK = 50
 MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
 LOOP_MARKER_DOMAIN = "mailbridge"
+BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
+UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
 
 
 def loop_marker(settings) -> str:
@@ -131,6 +133,11 @@ class MailboxSync:
         self.failed_threads: set[str] = set()
         self.deferred = 0
         self.backfill_done = False
+        # After a poll of this mailbox died without a word (out of memory, killed), the next runs
+        # go one message at a time and count each attempt first, until one completes: a message
+        # that kills the process is then quarantined after max_attempts instead of blocking
+        # the mailbox for ever.
+        self.careful = False
 
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
@@ -148,6 +155,10 @@ class MailboxSync:
     def run(self, backfill_since: float | None = None) -> dict:
         started = time.time()
         sync = self.store.get_sync(self.name, self.settings.instance)
+        self.careful = bool(sync.get("abandoned_runs"))
+        if self.careful:
+            log_event("WARNING", "an earlier poll died; ingesting one message at a time", mailbox=self.name,
+                      abandoned_runs=sync.get("abandoned_runs"))
         self.gmail = self.services.gmail_for(self.mailbox, self.credential)
         complete = True
         mode = "incremental"
@@ -193,6 +204,8 @@ class MailboxSync:
                 started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
             if self.backfill_done:
                 changes["backfill_since"] = None
+            if self.careful:
+                changes["abandoned_runs"] = 0
         return {"mailbox": self.name, "mode": mode, "complete": complete, "changes": changes}
 
     def _listed_ids(self, query: str) -> list[str]:
@@ -212,11 +225,12 @@ class MailboxSync:
         self.backlog = len(todo)
         complete = True
         done = 0
-        for start in range(0, len(todo), CHUNK):
+        size = 1 if self.careful else CHUNK
+        for start in range(0, len(todo), size):
             if time.monotonic() > self.deadline:
                 complete = False
                 break
-            chunk = todo[start:start + CHUNK]
+            chunk = todo[start:start + size]
             outcomes = self.ingest_chunk(chunk)
             post.extend(gid for gid, outcome in outcomes.items() if outcome in FINAL[:3])
             done += len(chunk)
@@ -230,8 +244,13 @@ class MailboxSync:
         from mailbridge.parse import parse_message
         from mailbridge.rules import classify
 
-        fetched = self.gmail.get_raw_many(chunk)
         outcomes: dict[str, str] = {}
+        if self.careful:
+            for gmail_id in chunk:
+                if not self._begin_attempt(gmail_id, "processing this message never finished (the poll stopped)"):
+                    outcomes[gmail_id] = "quarantined"
+            chunk = [gmail_id for gmail_id in chunk if gmail_id not in outcomes]
+        fetched = self.gmail.get_raw_many(chunk) if chunk else {}
         prepared: list[Prepared] = []
         for gmail_id in chunk:
             result = fetched.get(gmail_id)
@@ -244,8 +263,14 @@ class MailboxSync:
                 else:
                     outcomes[gmail_id] = self._failure(gmail_id, f"fetch failed: {result}")
                 continue
+            raw = result.pop("raw")  # the chunk keeps parsed messages only, not every raw copy
+            if len(raw) >= BIG_MESSAGE_BYTES and not self.careful and not self._begin_attempt(
+                    gmail_id, f"processing this {len(raw)}-byte message never finished (the poll stopped)"):
+                outcomes[gmail_id] = "quarantined"
+                continue
             try:
-                parsed = parse_message(result["raw"])
+                parsed = parse_message(raw)
+                del raw
                 self._apply_size_limit(parsed)
                 verdict = classify(
                     parsed, own_addresses=self.own_addresses(), loop_marker=loop_marker(self.settings),
@@ -279,17 +304,39 @@ class MailboxSync:
         parsed.defects.append(f"message of {parsed.size} bytes exceeds the {limit}-byte limit; large attachments omitted")
 
     def _store_attachments(self, parsed) -> list[dict]:
-        stored = []
+        """Upload each distinct attachment once; a message with many parts uploads them in
+        parallel (Cloud Storage calls are I/O-bound). Any failed upload fails the message."""
+        blobs = self.services.blobs
+        distinct = {a.sha256: a for a in parsed.attachments if a.data}
+        if len(distinct) > 1:
+            with concurrent.futures.ThreadPoolExecutor(min(UPLOAD_WORKERS, len(distinct))) as pool:
+                futures = {sha: pool.submit(blobs.put, sha, a.data, a.content_type) for sha, a in distinct.items()}
+                try:
+                    keys = {sha: future.result() for sha, future in futures.items()}
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
+        else:
+            keys = {sha: blobs.put(sha, a.data, a.content_type) for sha, a in distinct.items()}
         for attachment in parsed.attachments:
-            key = None
-            if attachment.data:
-                key = self.services.blobs.put(attachment.sha256, attachment.data, attachment.content_type)
-            stored.append({
-                "filename": attachment.filename, "content_type": attachment.content_type,
-                "size": attachment.size, "content_id": attachment.content_id, "sha256": attachment.sha256,
-                "inline": attachment.inline, "omitted": attachment.omitted, "storage_key": key,
-            })
-        return stored
+            attachment.data = b""  # stored; the chunk need not hold the bytes until its commit
+        return [{
+            "filename": a.filename, "content_type": a.content_type, "size": a.size, "content_id": a.content_id,
+            "sha256": a.sha256, "inline": a.inline, "omitted": a.omitted,
+            "storage_key": keys[a.sha256] if a.data else None,
+        } for a in parsed.attachments]
+
+    def _begin_attempt(self, gmail_id: str, reason: str) -> bool:
+        """A big message could exhaust the function's memory: then the process dies, writes
+        nothing, and the same message would stop every later poll. So its attempt is counted
+        before the risky work; after max_attempts unfinished tries it is quarantined unparsed.
+        False when it is quarantined."""
+        row = self.store.begin_attempt(self.name, gmail_id, self.settings.max_attempts, reason)
+        if row.get("outcome") == "quarantined":
+            log_event("ERROR", "message quarantined", mailbox=self.name, gmail_message_id=gmail_id,
+                      attempts=row.get("attempts"), reason=row.get("reason", "")[:200])
+            return False
+        return True
 
     def _failure(self, gmail_id: str, reason: str) -> str:
         row = self.store.record_failure(self.name, gmail_id, reason, self.settings.max_attempts)
@@ -324,6 +371,8 @@ class MailboxSync:
         raise MailbridgeError("chunk commit kept conflicting with another writer")
 
     def _try_commit(self, prepared: list[Prepared]) -> dict[str, str]:
+        from google.cloud.firestore import DELETE_FIELD
+
         from mailbridge.threads import match_ticket
 
         store = self.store
@@ -376,7 +425,7 @@ class MailboxSync:
             row = {
                 "mailbox": self.name, "gmail_message_id": p.gmail_id, "gmail_thread_id": p.thread_id,
                 "message_id": parsed.message_id, "outcome": outcome, "reason": reason,
-                "ticket_id": ticket_id, "attempts": int((existing.get(p.gmail_id) or {}).get("attempts", 0)) + 1,
+                "ticket_id": ticket_id, "attempts": _attempts(existing.get(p.gmail_id)),
                 "processed_at": now, "seq": seq, "subject": parsed.subject[:300],
                 "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
             }
@@ -385,7 +434,8 @@ class MailboxSync:
                 row["message"] = extra
             ref = store.inbound_ref(self.name, p.gmail_id)
             if p.gmail_id in existing:  # a failed earlier attempt left a row: guard on its version
-                batch.set(ref, row)
+                row["unfinished"] = DELETE_FIELD
+                batch.update(ref, row, option=store.db.write_option(last_update_time=existing[p.gmail_id]["_update_time"]))
             else:
                 batch.create(ref, row)
             writes += 1
@@ -473,6 +523,12 @@ class MailboxSync:
                 log_event("WARNING", "acknowledgement failed", mailbox=self.name, ticket=ticket.get("id"),
                           error=f"{e.__class__.__name__}: {str(e)[:200]}")
         self.new_tickets = []
+
+
+def _attempts(row: dict | None) -> int:
+    """This attempt's number: an unfinished row already counted it (see begin_attempt)."""
+    row = row or {}
+    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,

@@ -141,7 +141,10 @@ class Store:
             data = ref.get(transaction=tx).to_dict() or {}
             if data.get("lease_owner") and data.get("lease_expires_at", 0) > time.time():
                 return False
-            tx.set(ref, {"lease_owner": owner, "lease_expires_at": time.time() + ttl_seconds}, merge=True)
+            lease = {"lease_owner": owner, "lease_expires_at": time.time() + ttl_seconds}
+            if data.get("lease_owner"):  # its holder died (killed, out of memory) before releasing it
+                lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
+            tx.set(ref, lease, merge=True)
             return True
 
         try:
@@ -288,9 +291,10 @@ class Store:
         refs = [self.inbound_ref(mailbox, gid) for gid in gmail_ids]
         found = {}
         for i in range(0, len(refs), 300):
-            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts"]):
+            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished"]):
                 if snap.exists:
-                    found[snap.get("gmail_message_id")] = snap.to_dict()
+                    # the version lets a retry of a failed row commit only if nobody else did
+                    found[snap.get("gmail_message_id")] = {**snap.to_dict(), "_update_time": snap.update_time}
         return found
 
     def inbound_log(self, mailbox: str, limit: int = 500) -> list[dict]:
@@ -300,29 +304,52 @@ class Store:
         query = query.order_by("processed_at", direction=firestore.Query.DESCENDING).limit(limit)
         return [s.to_dict() for s in query.select(fields).stream()]
 
-    def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
-        """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
+    def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
+        """Read-modify-write of an inbound row in one transaction; `change(data)` gives the
+        fields to merge. A final row is returned unchanged."""
         ref = self.inbound_ref(mailbox, gmail_id)
-        transaction = self.db.transaction()
 
         @firestore.transactional
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
             if data.get("outcome") in ("created", "updated", "ignored", "quarantined"):
                 return data
-            attempts = int(data.get("attempts", 0)) + 1
-            row = {
-                "mailbox": mailbox, "gmail_message_id": gmail_id,
+            row = change(data)
+            tx.set(ref, row, merge=True)
+            return {**data, **row}
+
+        row = run(self.db.transaction())
+        self.write_count += 1
+        return row
+
+    def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
+        """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
+
+        def change(data):
+            # an unfinished row (begin_attempt) already counted this attempt
+            attempts = int(data.get("attempts", 0)) + (0 if data.get("unfinished") else 1)
+            return {
+                "mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
                 "message_id": data.get("message_id"), "attempts": attempts,
                 "outcome": "quarantined" if attempts >= max_attempts else "failed",
                 "reason": reason[:500], "ticket_id": None, "processed_at": models.now_iso(),
             }
-            tx.set(ref, row, merge=True)
-            return row
 
-        row = run(transaction)
-        self.write_count += 1
-        return row
+        return self._change_open_row(mailbox, gmail_id, change)
+
+    def begin_attempt(self, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
+        """Count an attempt before risky work (the row stays `failed` + `unfinished` until the
+        work ends); an unfinished row that already used up max_attempts becomes quarantined."""
+
+        def change(data):
+            attempts = int(data.get("attempts", 0))
+            if data.get("unfinished") and attempts >= max_attempts:
+                return {"outcome": "quarantined", "reason": reason[:500], "processed_at": models.now_iso()}
+            return {"mailbox": mailbox, "gmail_message_id": gmail_id, "message_id": data.get("message_id"),
+                    "attempts": attempts + 1, "outcome": "failed", "reason": reason[:500],
+                    "ticket_id": None, "unfinished": True, "processed_at": models.now_iso()}
+
+        return self._change_open_row(mailbox, gmail_id, change)
 
     def retry_quarantined(self, mailbox: str, gmail_id: str) -> None:
         ref = self.inbound_ref(mailbox, gmail_id)

@@ -238,3 +238,76 @@ def _repo():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2]
+
+
+def _poll_process(budget: float):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["functions", "."])}
+    return subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, MAILBOX, str(budget)], cwd=str(_repo()),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_message_that_kills_every_poll_is_quarantined_and_the_mailbox_goes_on(
+        mb_env, fake, firestore, storage_emulator, monkeypatch):
+    """Out of memory kills a Cloud Function without a word: nothing is written, and the same big
+    message would come back and kill every later poll. A big message's attempt is counted before
+    parsing, so after max_attempts (3) deaths it is quarantined and the mail behind it flows."""
+    from tests.corpus import make_message
+
+    budget, margin = 2.0, 0.5
+    monkeypatch.setenv("MAILBRIDGE_LEASE_MARGIN_S", str(margin))
+    reset_firestore(firestore)
+    fake.reset()
+    services = make_services()
+    connect(services, fake.url)
+    ingest.poll(services)
+    big = make_message(subject="Scans", message_id="<scans@customer.example>", attachments=[
+        ("scan.bin", "application/octet-stream", os.urandom(ingest.BIG_MESSAGE_BYTES + 4 * 1024 * 1024))])
+    ids = deliver_all(fake.url, ADDRESS, [big] + backlog_messages(5, tag="after"))
+    row_ref = services.store.inbound_ref(MAILBOX, ids[0])
+    kills, abandoned = [], []
+    for attempt in range(1, services.settings.max_attempts + 1):
+        process = _poll_process(budget)
+        try:
+            deadline = time.monotonic() + 60
+            # The kill lands while the big message is being worked on: its attempt is counted.
+            while time.monotonic() < deadline and process.poll() is None:
+                row = row_ref.get().to_dict() or {}
+                if row.get("unfinished") and row.get("attempts") == attempt:
+                    break
+                time.sleep(0.02)
+            assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+            process.send_signal(signal.SIGKILL)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            _out, err = process.communicate(timeout=30)
+            LEDGER.record("stderr killed poll", err.decode("utf-8", "replace"))
+        kills.append(row_ref.get().to_dict())
+        sync = services.store.get_sync(MAILBOX, services.settings.instance)
+        abandoned.append(sync.get("abandoned_runs", 0))
+        time.sleep(max(0.0, sync["lease_expires_at"] - time.time()) + 0.1)
+    assert [(k["outcome"], k["attempts"]) for k in kills] == [("failed", 1), ("failed", 2), ("failed", 3)]
+    assert abandoned == [0, 1, 2], "each run after a death knows how many died before it"
+    summary = ingest.poll(make_services())["mailboxes"][0]
+    assert summary["outcome"] == "ok" and summary["counts"]["quarantined"] == 1, summary
+    row = row_ref.get().to_dict()
+    assert row["outcome"] == "quarantined" and "never finished" in row["reason"], row
+    view = outcome_view(services, ids)
+    assert lost_and_duplicated(view, len(ids)) == (0, 0)
+    sync = services.store.get_sync(MAILBOX, services.settings.instance)
+    assert sync.get("lease_owner") is None
+    assert sync.get("abandoned_runs") == 0, "a completed run ends the one-at-a-time mode"
+    LEDGER.figure("poll killed by one big message, 3 times", messages=len(ids), bytes=len(big), kills=len(kills),
+                  quarantined=1, lost=0, duplicated=0)
+
+
+def test_big_message_counts_one_attempt_when_it_succeeds(mb_env, fake, firestore, storage_emulator):
+    from tests.corpus import make_message
+
+    services, _ = fresh_backlog(fake, firestore, 0)
+    big = make_message(subject="Scans", message_id="<scans2@customer.example>", attachments=[
+        ("scan.bin", "application/octet-stream", os.urandom(ingest.BIG_MESSAGE_BYTES))])
+    [gid] = deliver_all(fake.url, ADDRESS, [big])
+    assert ingest.poll(services)["totals"]["created"] == 1
+    row = services.store.inbound_ref(MAILBOX, gid).get().to_dict()
+    assert (row["outcome"], row["attempts"], row.get("unfinished")) == ("created", 1, None)

@@ -218,6 +218,16 @@ def test_poll_has_a_timeout_fit_for_a_backlog():
     assert variable["default"] >= 300
 
 
+def test_functions_that_parse_mail_get_memory_for_gmails_largest_message():
+    # poll and push parse mail: about 12 x the message plus ~100 MiB (docs/reliability.md)
+    for name in ("poll", "push"):
+        assert one(functions()[name]["service_config"])["available_memory"] == "${var.poll_memory}", name
+    default = variables()["poll_memory"]["default"]
+    number, unit = re.fullmatch(r"(\d+)(M|Mi|G|Gi)", default).groups()
+    mebibytes = int(number) * (1024 if unit.startswith("G") else 1)
+    assert mebibytes >= 12 * 50 + 100, default
+
+
 def test_source_archive_is_functions_folder_with_its_requirements():
     archive = resources("archive_file", kind="data")["functions_source"]
     assert archive["source_dir"] == "${path.module}/../functions"
