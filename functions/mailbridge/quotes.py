@@ -30,6 +30,8 @@ _ATTRIBUTION = re.compile(
     re.IGNORECASE,
 )
 
+_WRAPPED_START = re.compile(r"^\s*(on|am|le|el|em|il|op|den|w\s+dniu)\b", re.IGNORECASE)
+
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*-{2,}\s*("
     r"original message|ursprüngliche nachricht|message d'origine|mensaje original"
@@ -79,7 +81,8 @@ def strip_reply(text: str) -> str:
     if not text or not text.strip():
         return text
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept = lines[: _history_start(lines)]
+    start, resume = _history_span(lines)
+    kept = lines[:start] + lines[resume:]
     kept = _drop_trailing_quotes(kept)
     kept = _drop_signature(kept)
     result = "\n".join(kept).strip("\n").rstrip()
@@ -90,28 +93,39 @@ def _is_quoted(line: str) -> bool:
     return line.lstrip().startswith(">")
 
 
-def _history_start(lines: list[str]) -> int:
-    """Index of the first line of quoted history, or len(lines) when there is none."""
+def _history_span(lines: list[str]) -> tuple[int, int]:
+    """(first line of quoted history, first line after it); (len, len) when there is none.
+    History runs to the end, except a bottom-posted reply: attribution, one quote block, then
+    the answer below it."""
     for index, line in enumerate(lines):
         if len(line) > _MAX_MARKER_LINE or not line.strip():
             continue
         if _FORWARDED.match(line):
-            return len(lines)
+            break
         if _ORIGINAL_MESSAGE.match(line):
-            return index
+            return index, len(lines)
         if _HEADER_FROM.match(line) and _followed_by_sent(lines, index):
-            return _include_rule_above(lines, index)
+            return _include_rule_above(lines, index), len(lines)
         end = _attribution_end(lines, index)
-        if end is not None and not _interleaved(lines, end):
-            return index
-    return len(lines)
+        if end is None:
+            continue
+        if not _interleaved(lines, end):
+            return index, len(lines)
+        resume = _bottom_posted(lines, end)
+        if resume is not None:
+            return index, resume
+    return len(lines), len(lines)
 
 
 def _attribution_end(lines: list[str], index: int) -> int | None:
-    """If an attribution starts at index (possibly wrapped over 3 lines), the line after it."""
+    """If an attribution starts at index (possibly wrapped over 3 lines), the line after it.
+    A wrapped one starts with its keyword ("On", "Am", …) or with a date or address: the
+    Russian and CJK forms end with the keyword, and "Hello" above them is the reply."""
     joined = lines[index]
     for used in range(1, 4):
         if _ATTRIBUTION.match(joined):
+            if used > 1 and not (_WRAPPED_START.match(lines[index]) or re.search(r"[\d@]", lines[index])):
+                return None
             return index + used
         following = index + used
         if following >= len(lines) or not lines[following].strip():
@@ -142,6 +156,21 @@ def _interleaved(lines: list[str], start: int) -> bool:
         elif line.strip() and seen_quote:
             return True
     return False
+
+
+def _bottom_posted(lines: list[str], start: int) -> int | None:
+    """After an attribution: one block of quoted lines and then only unquoted text (the answer
+    written below the quote) gives the answer's first line; anything else None."""
+    index = start
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    if index == len(lines) or not _is_quoted(lines[index]):
+        return None
+    while index < len(lines) and (_is_quoted(lines[index]) or not lines[index].strip()):
+        index += 1
+    if any(_is_quoted(line) for line in lines[index:]):
+        return None
+    return index
 
 
 def _drop_trailing_quotes(lines: list[str]) -> list[str]:

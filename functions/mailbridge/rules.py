@@ -31,8 +31,30 @@ import re
 
 from mailbridge.parse import ParsedMessage
 
-AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
+# Subjects mail servers give their non-delivery reports (Exchange in several languages, Postfix,
+# Exim, Sendmail, qmail, Lotus, Gmail). Anchored, so "Fwd: Undeliverable: …" from a customer
+# stays a ticket.
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*(undeliverable( mail)?\s*:|undelivered mail returned to sender|delivery status notification"
+    r"|mail delivery failed|returned mail\s*:|failure notice\b|unzustellbar\s*:|non remis\s*:"
+    r"|onbestelbaar\s*:|non recapitabile\s*:|no se puede entregar\s*:|niedostarczalne\s*:"
+    r"|nondeliverable mail|delivery notification: delivery has failed|mail system error - returned mail"
+    r"|warning: could not send message for past)",
+    re.IGNORECASE,
+)
+# Wordings a customer could also use ("Delivery failure - order 123"): a bounce only when the
+# sender looks like a mail system too.
+_BOUNCE_SUBJECT_WEAK = re.compile(
+    r"^\s*(delivery (failure|failed|delayed|has failed)|mail (could not be|not) delivered"
+    r"|(mail )?delivery (warning|problem)|returned mail\b|message not delivered|undeliverable)",
+    re.IGNORECASE,
+)
+_SYSTEM_SENDER = re.compile(
+    r"mailer|daemon|postmaster|smtp|^ndr$|system administrator|mail delivery (subsystem|system)|^mail administrator",
+    re.IGNORECASE,
+)
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|autoreply"
     r"|abwesenheitsnotiz|abwesend|automatische antwort|réponse automatique|absence"
@@ -85,6 +107,9 @@ def classify(
     local_part = sender.split("@", 1)[0]
     if local_part in BOUNCE_LOCAL_PARTS:
         return Verdict("ignore", f"delivery-report: from {local_part}", False)
+    bounce = _bounce_by_subject(msg, local_part)
+    if bounce:
+        return Verdict("ignore", f"delivery-report: {bounce}", False)
 
     for pattern in ignore_senders:
         if sender and sender_matches(pattern, sender):
@@ -168,6 +193,25 @@ def _report_type(msg: ParsedMessage) -> str | None:
         return None
     match = re.search(r'report-type\s*=\s*"?([\w.-]+)', content_type)
     return match.group(1) if match else ""
+
+
+def _bounce_by_subject(msg: ParsedMessage, local_part: str) -> str | None:
+    """Non-delivery reports that are not multipart/report: known server subjects, or a
+    bounce-like subject from a mail-system sender (or envelope sender)."""
+    subject = msg.subject or ""
+    if _BOUNCE_SUBJECT.match(subject):
+        return f"subject {subject[:60]!r}"
+    if not _BOUNCE_SUBJECT_WEAK.match(subject):
+        return None
+    envelope = (_first(msg, "return-path") or "").strip().strip("<>").split("@", 1)[0].lower()
+    name = msg.from_.name if msg.from_ else ""
+    unparsed = "" if msg.from_ else (_first(msg, "from") or "")[:200]  # e.g. <Postmaster\@x@y>
+    for who in (local_part, name, envelope.split("=")[-1], unparsed):
+        if who and _SYSTEM_SENDER.search(who.strip('"')):
+            return f"subject {subject[:60]!r} from {who[:40]}"
+    if any(a.content_type in ("message/rfc822", "text/rfc822-headers", "message/global") for a in msg.attachments):
+        return f"subject {subject[:60]!r} with the returned message attached"
+    return None
 
 
 def _relayed_by_google_group(msg: ParsedMessage) -> bool:

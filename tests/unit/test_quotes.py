@@ -105,3 +105,25 @@ def test_forwarded_message_is_not_stripped():
     text = "FYI\n\n---------- Forwarded message ---------\nFrom: Bob <b@x.example>\nDate: Sat\n\nThe content\n"
 
     assert "The content" in strip_reply(text)
+
+
+def test_bottom_posted_answer_below_the_quote_is_kept_and_the_quote_goes():
+    # Thunderbird's layout when the user answers below the quote
+    text = "On 04/02/2012 06:26 PM, Megan One wrote:\n> Hi\n> there\n\nHello, it works now.\n"
+
+    assert strip_reply(text) == "Hello, it works now."
+
+
+def test_text_above_and_below_a_single_quote_block_is_kept():
+    text = "Thanks!\nOn Mon, Bob wrote:\n> Can you check?\n\nChecked: all fine.\n"
+
+    assert strip_reply(text) == "Thanks!\nChecked: all fine."
+
+
+def test_russian_attribution_wrapped_after_the_reply_keeps_the_reply():
+    # Android's Russian attribution ends with its keyword: "Hello" above it is not part of it
+    text = ('Hello\n02.04.2012 14:20 пользователь "bob@example.com" <\n'
+            'bob@example.com> написал:\n\n> Hi\n>')
+
+    assert strip_reply(text) == "Hello"
+

@@ -143,3 +143,39 @@ def test_our_own_acknowledgement_is_recognised_when_it_comes_back():
 
     assert (result.action, result.automatic) == ("ignore", False)
     assert result.reason.startswith("loop:")
+
+
+@pytest.mark.parametrize(
+    "from_, subject, headers, attachments",
+    [
+        # Mail servers' own subjects are enough (Exchange, Postfix, Exim, qmail, German Exchange)
+        ("Microsoft Outlook <outlook@corp.example>", "Undeliverable: Printer broken", {}, []),
+        ("Mail Delivery System <mta@corp.example>", "Undelivered Mail Returned to Sender", {}, []),
+        ("ndr@corp.example", "Mail delivery failed: returning message to sender", {}, []),
+        ("admin@corp.example", "failure notice", {}, []),
+        ("outlook@corp.example", "Unzustellbar: Drucker", {}, []),
+        # a customer-like wording needs a mail-system sender, envelope or returned message
+        ("E500_SMTP_Mail_Service@corp.example", "Returned Mail - Error During Delivery", {}, []),
+        ('"System Administrator" <sysadmin@corp.example>', "Delivery Failure", {}, []),
+        ("gateway@corp.example", "Delivery failure notification", {"return_path": "<MAILER-DAEMON@corp.example>"}, []),
+        ("gateway@corp.example", "Mail could not be delivered", {},
+         [("returned.eml", "message/rfc822", b"From: a@b.example\r\nSubject: x\r\n\r\nhi\r\n")]),
+    ],
+)
+def test_bounces_without_a_delivery_report_are_recognised(from_, subject, headers, attachments):
+    result = verdict(make_message(from_=from_, subject=subject, attachments=attachments, **headers))
+
+    assert (result.action, result.automatic) == ("ignore", False)
+    assert result.reason.startswith("delivery-report: subject"), result.reason
+
+
+@pytest.mark.parametrize("subject", ["Delivery failure - order 1234 never arrived", "Fwd: Undeliverable: my invoice",
+                                     "Returned mail from my printer?", "Mail not delivered to our branch"])
+def test_a_customer_writing_about_delivery_problems_is_accepted(subject):
+    assert verdict(make_message(subject=subject)).action == "accept"
+
+
+def test_qmail_precedence_auto_reply_is_automatic():
+    result = verdict(make_message(subject="Auto reply", precedence="auto_reply"))
+
+    assert (result.action, result.reason, result.automatic) == ("ignore", "precedence: auto_reply", True)
