@@ -19,7 +19,7 @@ import mimetypes
 import re
 import unicodedata
 import urllib.parse
-from email import policy
+from email import errors, policy
 from email.generator import BytesGenerator
 from email.header import decode_header
 from email.message import Message
@@ -270,6 +270,10 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
     capped_policy = _CappedPolicy(cut_headers=[])
     try:
         message = email.message_from_bytes(bounded, policy=capped_policy)
+        repaired = _repair_boundary(message, bounded)
+        if repaired is not None:
+            defects.add("declared MIME boundary not found in the body; the body's own delimiter was used")
+            message = email.message_from_bytes(repaired, policy=capped_policy)
         _cap_part_headers(message, defects)
         _read_headers(message, result, defects)
     except Exception as e:  # noqa: BLE001
@@ -288,6 +292,31 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         defects.add("missing Message-ID")
     result.defects = list(defects)
     return result
+
+
+_DELIMITER_LINE = re.compile(rb"^--([ -~]{6,69}?)[ \t]*\r?\n(?=[A-Za-z-]+:)", re.MULTILINE)
+
+
+def _repair_boundary(message: Message, raw: bytes) -> bytes | None:
+    """A top-level multipart whose declared boundary never occurs (bulk mailers that randomize
+    it twice) would end up as one unreadable part. When the body starts its parts with another
+    delimiter line followed by headers, that delimiter is used instead."""
+    if not any(isinstance(d, errors.StartBoundaryNotFoundDefect) for d in message.defects):
+        return None
+    declared = message.get_param("boundary")
+    if not isinstance(declared, str) or not declared:
+        return None
+    head_end = raw.find(b"\n\n") if raw.find(b"\r\n\r\n") < 0 else raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    found = _DELIMITER_LINE.search(raw, head_end)
+    declared_bytes = declared.encode("ascii", "replace")
+    if found is None or declared_bytes not in raw[:head_end]:
+        return None
+    actual = found.group(1).rstrip(b"-") if found.group(1).endswith(b"--") else found.group(1)
+    if b'"' in actual or b"\\" in actual:
+        return None
+    return raw[:head_end].replace(declared_bytes, actual, 1) + raw[head_end:]
 
 
 def generated_message_id(raw: bytes) -> str:
@@ -798,6 +827,14 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
             return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
             pass
+    else:
+        # UTF-8 with a stray broken byte (a cut sequence, a mangled quoted-printable soft break):
+        # guessing another charset for the whole text would turn every letter into mojibake.
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        if bad and sum(1 for ch in text if ch > "\x7f") >= 11 * bad:
+            what = "no charset declared" if declared_name is None else f"charset {declared_name}"
+            return text, f"{what}: {bad} invalid UTF-8 sequence(s) replaced"
     guessed = _guess_charset(data) if guess and len(data) >= MIN_GUESS_BYTES else None
     if guessed:
         try:

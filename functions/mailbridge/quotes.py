@@ -13,7 +13,7 @@ _MAX_SIGNATURE_LINES = 20
 # "On <date>, <name> wrote:" and its translations. Matched against a line joined with up to
 # two following lines, because clients wrap long attributions.
 _ATTRIBUTION = re.compile(
-    r"^\s*("
+    r"^\s*(?:-{1,3}\s*)?("  # Yahoo writes "--- On <date>, <name> wrote:"
     r"on\b.{0,300}\bwrote\s*:"  # English (Gmail, Apple Mail, Thunderbird)
     r"|am\b.{0,300}\bschrieb\b.{0,200}:"  # German
     r"|le\b.{0,300}\ba\s+écrit\s*:"  # French

@@ -153,3 +153,34 @@ def test_huge_references_keep_the_newest():
     assert message.references[-1] == "<r49999@x>"
     assert len(message.references) == 200
     assert seconds < BOUND_SECONDS
+
+
+def test_multipart_whose_declared_boundary_never_occurs_uses_the_bodys_delimiter():
+    # bulk mailers that randomize the boundary twice: header and body disagree
+    raw = headers(b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n\tboundary="--=_declared"\r\n\r\n'
+                  b"----=_actual\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe real text\r\n"
+                  b"----=_actual\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>The real text</p>\r\n"
+                  b"----=_other--\r\n")
+
+    message = parse_message(raw)
+
+    assert message.text == "The real text"
+    assert message.attachments == []
+    assert any("declared MIME boundary not found" in d for d in message.defects)
+
+
+def test_utf8_text_with_one_broken_byte_stays_utf8():
+    body = ("Здравствуйте! Не пересылайте данное письмо, т.к. в нем ссылки. " * 3).encode()
+    broken = body.replace("т.к.".encode(), b"\xd1f.\xd0\xba.", 1)
+    raw = headers(b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + broken)
+
+    message = parse_message(raw)
+
+    assert message.text.startswith("Здравствуйте! Не пересылайте")
+    assert any("1 invalid UTF-8 sequence(s) replaced" in d for d in message.defects)
+
+
+def test_latin1_text_is_not_taken_for_broken_utf8():
+    raw = headers(b"Content-Type: text/plain\r\n\r\n" + "Grüße aus Köln, schöne Straße".encode("latin-1") * 20)
+
+    assert parse_message(raw).text.startswith("Grüße aus Köln")

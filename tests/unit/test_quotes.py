@@ -127,3 +127,11 @@ def test_russian_attribution_wrapped_after_the_reply_keeps_the_reply():
 
     assert strip_reply(text) == "Hello"
 
+
+
+def test_yahoo_dashed_attribution_above_a_header_block_is_removed():
+    text = ("Sounds great.\n\nJoe\n\n--- On Wed, 4/4/12, ann@example.com <ann@example.com> wrote:\n\n\n"
+            "From: ann@example.com <ann@example.com>\nSubject: Booking\nTo: joe@example.com\n"
+            "Date: Wednesday, April 4, 2012, 10:23 PM\n\nNew booking inquiry\n")
+
+    assert strip_reply(text) == "Sounds great.\n\nJoe"
