@@ -356,7 +356,7 @@ class Store:
         snap = ref.get()
         if not snap.exists or snap.get("outcome") != "quarantined":
             raise NotFound(f"no quarantined message {gmail_id!r} in mailbox {mailbox!r}")
-        ref.update({"outcome": "failed", "attempts": 0, "reason": "retry requested by an admin"})
+        ref.update({"outcome": "failed", "attempts": 0, "unfinished": False, "reason": "retry requested by an admin"})
         self.write_count += 1
 
     def failed_rows(self, mailbox: str) -> list[str]:

@@ -297,6 +297,11 @@ def test_message_that_kills_every_poll_is_quarantined_and_the_mailbox_goes_on(
     sync = services.store.get_sync(MAILBOX, services.settings.instance)
     assert sync.get("lease_owner") is None
     assert sync.get("abandoned_runs") == 0, "a completed run ends the one-at-a-time mode"
+    # After the admin gives it more memory and presses Retry, it is ingested as attempt 1.
+    services.store.retry_quarantined(MAILBOX, ids[0])
+    assert ingest.poll(make_services())["totals"]["created"] == 1
+    row = row_ref.get().to_dict()
+    assert (row["outcome"], row["attempts"], row.get("unfinished")) == ("created", 1, None), row
     LEDGER.figure("poll killed by one big message, 3 times", messages=len(ids), bytes=len(big), kills=len(kills),
                   quarantined=1, lost=0, duplicated=0)
 
