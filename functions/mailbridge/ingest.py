@@ -318,13 +318,14 @@ class MailboxSync:
                     raise
         else:
             keys = {sha: blobs.put(sha, a.data, a.content_type) for sha, a in distinct.items()}
-        for attachment in parsed.attachments:
-            attachment.data = b""  # stored; the chunk need not hold the bytes until its commit
-        return [{
+        stored = [{
             "filename": a.filename, "content_type": a.content_type, "size": a.size, "content_id": a.content_id,
             "sha256": a.sha256, "inline": a.inline, "omitted": a.omitted,
             "storage_key": keys[a.sha256] if a.data else None,
         } for a in parsed.attachments]
+        for attachment in parsed.attachments:
+            attachment.data = b""  # stored; the chunk need not hold the bytes until its commit
+        return stored
 
     def _begin_attempt(self, gmail_id: str, reason: str) -> bool:
         """A big message could exhaust the function's memory: then the process dies, writes

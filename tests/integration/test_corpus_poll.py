@@ -56,6 +56,9 @@ def test_stored_messages_are_sanitized_and_keep_attachments(services, fake):
     assert any(a["content_id"] for a in inline)
     for a in inline:
         assert services.blobs.get(a["sha256"])  # bytes are in Cloud Storage
+    row = services.store.inbound_ref("help", ids["attachments_inline"]).get().to_dict()
+    assert [a["storage_key"] for a in row["message"]["attachments"]] == [
+        f"attachments/{a['sha256']}" for a in row["message"]["attachments"]]
     nested = views["nested_rfc822"]["messages"][0]["attachments"]
     assert [a["content_type"] for a in nested] == ["message/rfc822"]
     assert any(a["filename"].lower() == "winmail.dat" for a in views["winmail_dat"]["messages"][0]["attachments"])
