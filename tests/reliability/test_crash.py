@@ -4,8 +4,8 @@ clean run's: 0 lost, 0 duplicated. Plus a real SIGKILL of a polling process.
 
 The crash is injected at the adapter boundary: the library method runs (its effect is real) and
 then raises, like a process dying before it could use the answer. The default run uses a
-60-message backlog and the first, a middle and the last call of each boundary; `make soak` uses
-200 messages and every call.
+200-message backlog and every call of each boundary (40 crashes); `make soak` does the same
+with 500 messages.
 """
 
 from __future__ import annotations
@@ -170,13 +170,14 @@ def crash_every_step(fake, firestore, boundary: str, count: int, every_call: boo
 
 @pytest.mark.parametrize("boundary", BOUNDARY_NAMES)
 def test_crash_after_each_call_loses_and_duplicates_nothing(mb_env, fake, firestore, storage_emulator, boundary):
-    crash_every_step(fake, firestore, boundary, count=60, every_call=True)
+    crash_every_step(fake, firestore, boundary, count=200, every_call=True)
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)  # 52 Cloud Storage crash points × a fresh 500-message world: about 5 min
 @pytest.mark.parametrize("boundary", BOUNDARY_NAMES)
-def test_soak_crash_after_every_call_of_a_200_message_backlog(mb_env, fake, firestore, storage_emulator, boundary):
-    crash_every_step(fake, firestore, boundary, count=200, every_call=True)
+def test_soak_crash_after_every_call_of_a_500_message_backlog(mb_env, fake, firestore, storage_emulator, boundary):
+    crash_every_step(fake, firestore, boundary, count=500, every_call=True)
 
 
 KILL_SCRIPT = """
