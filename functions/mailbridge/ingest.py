@@ -374,6 +374,7 @@ class MailboxSync:
     def _try_commit(self, prepared: list[Prepared]) -> dict[str, str]:
         from google.cloud.firestore import DELETE_FIELD
 
+        from mailbridge.store import attempt_number
         from mailbridge.threads import match_ticket
 
         store = self.store
@@ -426,7 +427,7 @@ class MailboxSync:
             row = {
                 "mailbox": self.name, "gmail_message_id": p.gmail_id, "gmail_thread_id": p.thread_id,
                 "message_id": parsed.message_id, "outcome": outcome, "reason": reason,
-                "ticket_id": ticket_id, "attempts": _attempts(existing.get(p.gmail_id)),
+                "ticket_id": ticket_id, "attempts": attempt_number(existing.get(p.gmail_id)),
                 "processed_at": now, "seq": seq, "subject": parsed.subject[:300],
                 "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
             }
@@ -524,12 +525,6 @@ class MailboxSync:
                 log_event("WARNING", "acknowledgement failed", mailbox=self.name, ticket=ticket.get("id"),
                           error=f"{e.__class__.__name__}: {str(e)[:200]}")
         self.new_tickets = []
-
-
-def _attempts(row: dict | None) -> int:
-    """This attempt's number: an unfinished row already counted it (see begin_attempt)."""
-    row = row or {}
-    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,

@@ -306,7 +306,9 @@ def _repair_boundary(message: Message, raw: bytes) -> bytes | None:
     declared = message.get_param("boundary")
     if not isinstance(declared, str) or not declared:
         return None
-    head_end = raw.find(b"\n\n") if raw.find(b"\r\n\r\n") < 0 else raw.find(b"\r\n\r\n")
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        head_end = raw.find(b"\n\n")
     if head_end < 0:
         return None
     found = _DELIMITER_LINE.search(raw, head_end)
@@ -835,17 +837,14 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
         if bad and sum(1 for ch in text if ch > "\x7f") >= 11 * bad:
             what = "no charset declared" if declared_name is None else f"charset {declared_name}"
             return text, f"{what}: {bad} invalid UTF-8 sequence(s) replaced"
+    what = "no charset declared" if declared_name is None else (
+        f"unknown charset {declared_name!r}" if unknown else f"declared {declared_name} is wrong")
     guessed = _guess_charset(data) if guess and len(data) >= MIN_GUESS_BYTES else None
     if guessed:
         try:
-            text = data.decode(guessed, errors="replace")
-            what = "no charset declared" if declared_name is None else (
-                f"unknown charset {declared_name!r}" if unknown else f"declared {declared_name} is wrong")
-            return text, f"{what}, guessed {guessed}"
+            return data.decode(guessed, errors="replace"), f"{what}, guessed {guessed}"
         except (LookupError, ValueError):
             pass
-    what = "no charset declared" if declared_name is None else (
-        f"unknown charset {declared_name!r}" if unknown else f"declared {declared_name} is wrong")
     return _decode_cp1252(data), f"{what}, read as windows-1252"
 
 

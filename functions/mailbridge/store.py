@@ -33,6 +33,13 @@ def sync_key(mailbox: str, instance: str) -> str:
     return f"{mailbox}~{instance}"
 
 
+def attempt_number(row: dict | None) -> int:
+    """The number of the attempt now under way on an inbound row: an unfinished row
+    (begin_attempt) already counted it."""
+    row = row or {}
+    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
+
+
 class Store:
     def __init__(self, client: "firestore.Client"):
         self.db = client
@@ -326,8 +333,7 @@ class Store:
         """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
 
         def change(data):
-            # an unfinished row (begin_attempt) already counted this attempt
-            attempts = int(data.get("attempts", 0)) + (0 if data.get("unfinished") else 1)
+            attempts = attempt_number(data)
             return {
                 "mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
                 "message_id": data.get("message_id"), "attempts": attempts,

@@ -195,9 +195,7 @@ def test_sigkill_mid_poll_then_takeover_after_lease_expiry(mb_env, fake, firesto
     services, ids = fresh_backlog(fake, firestore, count)
     # Latency on every Gmail call, so the kill lands while the poll is still working.
     requests.post(f"{fake.url}/_fake/faults", json={"latency_ms": 15}, timeout=10).raise_for_status()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["functions", "."])}
-    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, MAILBOX, str(budget)], cwd=str(_repo()),
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = _poll_process(budget)
     inbound = services.store.db.collection("inbound")
     deadline = time.monotonic() + 60
     rows_at_kill = 0
