@@ -1,6 +1,13 @@
-# Firestore in Native mode and the composite indexes the code's queries need. The list must
-# match COMPOSITE_INDEXES in functions/mailbridge/indexes.py (tests/unit/test_terraform.py
-# checks it). Resource names: <collection>_<field>_<field>...
+# Firestore in Native mode, the composite indexes the code's queries need and the TTL policies of
+# short-lived collections. The index list must match COMPOSITE_INDEXES in
+# functions/mailbridge/indexes.py (tests/unit/test_terraform.py checks it). Index resource names:
+# <collection>_<field>_<field>...
+#
+# A project that already has a (default) database: either set create_firestore_database = false
+# (Terraform leaves it alone; it must be in Native mode, which `scripts/mailbridge doctor`
+# checks), or keep it true and adopt it once with
+#   terraform -chdir=terraform import 'google_firestore_database.default[0]' 'projects/PROJECT/databases/(default)'
+# (terraform/README.md, "Firestore").
 
 resource "google_firestore_database" "default" {
   count = var.create_firestore_database ? 1 : 0
@@ -16,9 +23,8 @@ resource "google_firestore_database" "default" {
   # terraform destroy leaves the mailbox and ticket data in place.
   deletion_policy = "ABANDON"
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_propagate]
 }
-
 
 resource "google_firestore_index" "tickets_mailbox_number" {
   project    = var.project_id
@@ -35,7 +41,7 @@ resource "google_firestore_index" "tickets_mailbox_number" {
     order      = "DESCENDING"
   }
 
-  depends_on = [google_firestore_database.default, google_project_service.service]
+  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
 }
 
 resource "google_firestore_index" "tickets_status_number" {
@@ -53,7 +59,7 @@ resource "google_firestore_index" "tickets_status_number" {
     order      = "DESCENDING"
   }
 
-  depends_on = [google_firestore_database.default, google_project_service.service]
+  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
 }
 
 resource "google_firestore_index" "tickets_mailbox_status_number" {
@@ -76,7 +82,7 @@ resource "google_firestore_index" "tickets_mailbox_status_number" {
     order      = "DESCENDING"
   }
 
-  depends_on = [google_firestore_database.default, google_project_service.service]
+  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
 }
 
 resource "google_firestore_index" "inbound_mailbox_processed_at" {
@@ -94,5 +100,36 @@ resource "google_firestore_index" "inbound_mailbox_processed_at" {
     order      = "DESCENDING"
   }
 
-  depends_on = [google_firestore_database.default, google_project_service.service]
+  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
+}
+
+# Documents of these collections are useless once expired; Firestore deletes them (typically
+# within a day of expires_at) instead of the code sweeping. The product must write a timestamp
+# field `expires_at` on every document of these collections (functions/mailbridge/store.py and
+# outgoing.py do for oauth_states, nonces and ack_limits; send_budget and admin_sessions must).
+locals {
+  ttl_collections = toset([
+    "ack_limits",     # acknowledgement rate limit per recipient and hour (outgoing.py)
+    "admin_sessions", # admin sign-in sessions (Sign in with Google)
+    "nonces",         # single-use link nonces (store.use_nonce)
+    "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
+    "send_budget",    # daily send budget per mailbox (outgoing.py)
+  ])
+}
+
+resource "google_firestore_field" "expires_at" {
+  for_each = local.ttl_collections
+
+  project    = var.project_id
+  database   = "(default)"
+  collection = each.value
+  field      = "expires_at"
+
+  ttl_config {}
+
+  # No single-field index on expires_at: nothing queries it, and an index on an ever-increasing
+  # timestamp is a write hotspot.
+  index_config {}
+
+  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
 }

@@ -1,16 +1,19 @@
-# One service account per function, each with only the roles its code uses; the scheduler, the
-# Pub/Sub push subscription and the builds have accounts of their own. The default compute
-# account is never used.
+# One service account per function, each with only the roles its code uses; one invoker account
+# for every machine caller (Cloud Scheduler, Pub/Sub push, a later fan-out queue) and one for the
+# image builds. The default compute account is never used. Grants that builds and the first
+# requests rely on are followed by time_sleep.grants_propagate: IAM changes take a while to
+# reach every Google service.
 
 locals {
-  # Service account ids allow no '_': oauth_start -> <prefix>-oauth-start.
-  function_account_ids = { for name in local.function_names : name => "${var.prefix}-${replace(name, "_", "-")}" }
-
   # Cloud Firestore reads and writes: every function works on mailbox, ticket or session state.
   firestore_users = local.function_names
 
-  # Read the credential secrets (client secret, refresh token).
-  credential_secret_readers = local.function_names
+  # Read every credential secret (client secret and refresh token): they call Gmail or exchange
+  # codes for tokens.
+  credential_secret_readers = toset(["admin", "labels", "oauth_callback", "poll", "push"])
+
+  # Read client secrets only: oauth_start builds the consent URL of one credential set.
+  client_secret_readers = toset(["oauth_start"])
 
   # Create credential secrets and add versions: a credential set is added or its client secret
   # replaced (admin), or a refresh token arrives (oauth_callback).
@@ -23,46 +26,41 @@ locals {
   # oauth_start verifies sign-in links. (oauth_callback checks the stored OAuth state instead.)
   signing_key_readers = toset(["admin", "oauth_start"])
 
-  # Store and read attachments.
+  # Store and read attachments (objectUser: objects only, no bucket IAM or settings).
   attachment_writers = toset(["admin", "poll", "push"])
+
+  # Machine-called services the invoker account may call (OIDC tokens with the service URL as
+  # audience). A fan-out queue added later calls poll with the same account.
+  invoked_by_machines = toset(["poll", "push"])
 }
 
 resource "google_service_account" "function" {
-  for_each = local.function_account_ids
+  for_each = local.service_names
 
   project      = var.project_id
   account_id   = each.value
-  display_name = "mailbridge ${each.key} function"
-  description  = "Runtime identity of the ${each.key} function (${var.prefix})."
+  display_name = "mailbridge ${each.key} (${var.prefix})"
+  description  = "Runtime identity of the ${each.key} service (${var.prefix})."
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_propagate]
 }
 
-resource "google_service_account" "scheduler" {
+resource "google_service_account" "invoker" {
   project      = var.project_id
-  account_id   = "${var.prefix}-scheduler"
-  display_name = "mailbridge scheduler"
-  description  = "Cloud Scheduler calls poll with this identity; it may invoke poll and nothing else."
+  account_id   = "${var.prefix}-invoker"
+  display_name = "mailbridge invoker (${var.prefix})"
+  description  = "Cloud Scheduler, Pub/Sub push and the fan-out queue call poll and push with OIDC tokens of this account (MAILBRIDGE_INVOKER_SERVICE_ACCOUNT); it may invoke those two and nothing else."
 
-  depends_on = [google_project_service.service]
-}
-
-resource "google_service_account" "push_invoker" {
-  project      = var.project_id
-  account_id   = "${var.prefix}-push-invoker"
-  display_name = "mailbridge Gmail push invoker"
-  description  = "The Pub/Sub push subscription calls push with this identity; it may invoke push and nothing else."
-
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_propagate]
 }
 
 resource "google_service_account" "build" {
   project      = var.project_id
   account_id   = "${var.prefix}-build"
-  display_name = "mailbridge function builds"
-  description  = "Cloud Build builds the functions' images with this identity."
+  display_name = "mailbridge image builds (${var.prefix})"
+  description  = "Cloud Build builds the functions' image with this identity."
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_propagate]
 }
 
 # --- Functions -------------------------------------------------------------------------------
@@ -72,14 +70,6 @@ resource "google_project_iam_member" "firestore_user" {
 
   project = var.project_id
   role    = "roles/datastore.user"
-  member  = google_service_account.function[each.key].member
-}
-
-resource "google_project_iam_member" "log_writer" {
-  for_each = local.function_names
-
-  project = var.project_id
-  role    = "roles/logging.logWriter"
   member  = google_service_account.function[each.key].member
 }
 
@@ -99,6 +89,20 @@ resource "google_project_iam_member" "credential_secret_reader" {
   }
 }
 
+resource "google_project_iam_member" "client_secret_reader" {
+  for_each = local.client_secret_readers
+
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = google_service_account.function[each.key].member
+
+  condition {
+    title       = local.client_secret_condition.title
+    description = local.client_secret_condition.description
+    expression  = local.client_secret_condition.expression
+  }
+}
+
 # Custom roles: the predefined role that can create secrets (secretmanager.admin) can also
 # delete every secret and change its IAM policy.
 resource "google_project_iam_custom_role" "credential_secret_writer" {
@@ -112,6 +116,8 @@ resource "google_project_iam_custom_role" "credential_secret_writer" {
     "secretmanager.versions.get",
     "secretmanager.versions.list",
   ]
+
+  depends_on = [time_sleep.apis_propagate]
 }
 
 # Secret Manager checks secrets.create on the parent project, whose name can never match the
@@ -126,6 +132,8 @@ resource "google_project_iam_custom_role" "credential_secret_creator" {
   permissions = [
     "secretmanager.secrets.create",
   ]
+
+  depends_on = [time_sleep.apis_propagate]
 }
 
 resource "google_project_iam_custom_role" "credential_secret_revoker" {
@@ -139,6 +147,8 @@ resource "google_project_iam_custom_role" "credential_secret_revoker" {
     "secretmanager.versions.get",
     "secretmanager.versions.list",
   ]
+
+  depends_on = [time_sleep.apis_propagate]
 }
 
 resource "google_project_iam_member" "credential_secret_writer" {
@@ -177,7 +187,7 @@ resource "google_project_iam_member" "credential_secret_revoker" {
   }
 }
 
-# The signing key is one known secret: granted on that secret only.
+# Known secrets: granted on the secret itself.
 resource "google_secret_manager_secret_iam_member" "signing_key_reader" {
   for_each = local.signing_key_readers
 
@@ -187,70 +197,109 @@ resource "google_secret_manager_secret_iam_member" "signing_key_reader" {
   member    = google_service_account.function[each.key].member
 }
 
+resource "google_secret_manager_secret_iam_member" "admin_oauth_client_secret_reader" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.admin_oauth_client_secret.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.function["admin"].member
+}
+
 resource "google_storage_bucket_iam_member" "attachment_writer" {
   for_each = local.attachment_writers
 
   bucket = google_storage_bucket.attachments.name
-  role   = "roles/storage.objectAdmin"
+  role   = "roles/storage.objectUser"
   member = google_service_account.function[each.key].member
 }
 
-# --- Invokers --------------------------------------------------------------------------------
-# A 2nd gen function is served by a Cloud Run service: invoking it needs run.invoker there.
+# --- Who may call what -----------------------------------------------------------------------
+# No allUsers or allAuthenticatedUsers binding exists anywhere: organisations created since
+# May 2024 enforce domain-restricted sharing (iam.allowedPolicyMemberDomains), which refuses
+# them. Browsers reach admin, oauth_start and oauth_callback because those services have Cloud
+# Run's invoker IAM check turned off (functions.tf, invoker_iam_disabled), the mechanism Google
+# documents for public services under that policy. Browsers carry no Google identity token, so
+# the code guards those three: signed, expiring, single-use links (oauth_start), the stored OAuth
+# state and PKCE verifier (oauth_callback), Sign in with Google restricted to admin_emails /
+# admin_domain and signed sessions (admin). Everything else keeps the IAM check.
 
-resource "google_cloud_run_service_iam_member" "scheduler_invokes_poll" {
+resource "google_cloud_run_v2_service_iam_member" "invoker" {
+  for_each = local.invoked_by_machines
+
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.poll.service_config[0].service
+  name     = google_cloud_run_v2_service.function[each.key].name
   role     = "roles/run.invoker"
-  member   = google_service_account.scheduler.member
+  member   = google_service_account.invoker.member
 }
 
-resource "google_cloud_run_service_iam_member" "push_invoker_invokes_push" {
+# labels is internal-only with the IAM check on: the admin pages and the CLI run the same code
+# in-process, so nobody calls it by default. It stays as the one HTTP endpoint through which
+# automation inside the project (given here by var.labels_invokers) can list labels and
+# validate a deletion label with an identity token.
+resource "google_cloud_run_v2_service_iam_member" "labels_invoker" {
+  for_each = toset(var.labels_invokers)
+
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.push.service_config[0].service
+  name     = google_cloud_run_v2_service.function["labels"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.push_invoker.member
+  member   = each.value
 }
 
-# Browsers reach oauth_start (signed, expiring, single-use links), oauth_callback (Google's
-# redirect, checked against the stored state and PKCE verifier) and admin (signed admin links
-# and sessions), so they cannot require a Google identity token. The code protects them.
-resource "google_cloud_run_service_iam_member" "public_browser_function" {
-  #checkov:skip=CKV_GCP_102:oauth_start, oauth_callback and admin are opened by browsers; access is checked in code with signed links, OAuth state + PKCE and signed sessions.
-  for_each = toset(["admin", "oauth_callback", "oauth_start"])
+# The Pub/Sub service agent mints the push subscription's OIDC tokens for the invoker account
+# (needed in projects created before April 2021) and moves undeliverable messages to the
+# dead-letter topic (pubsub.tf).
+resource "google_service_account_iam_member" "pubsub_mints_invoker_tokens" {
+  count = local.push_subscription ? 1 : 0
 
-  project  = var.project_id
-  location = var.region
-  service  = local.browser_function_services[each.key]
-  role     = "roles/run.invoker"
-  member   = "allUsers"
+  service_account_id = google_service_account.invoker.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
 }
 
 # --- Builds ----------------------------------------------------------------------------------
 
-resource "google_project_iam_member" "build" {
-  for_each = toset([
-    "roles/artifactregistry.writer",
-    "roles/logging.logWriter",
-  ])
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}
 
+# Build inputs (staging/) and logs (logs/) live in the build bucket only; the build account has
+# no rights on any other bucket (the attachments, a Terraform state bucket).
+resource "google_storage_bucket_iam_member" "build_reads_sources_writes_logs" {
+  bucket = google_storage_bucket.build.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.build.member
+}
+
+# Build steps' output also goes to Cloud Logging (Cloud Build's own logs, not the functions').
+resource "google_project_iam_member" "build_log_writer" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/logging.logWriter"
   member  = google_service_account.build.member
 }
 
-# Builds read the source from buckets Cloud Functions manages (gcf-v2-sources-*), whose names
-# are not ours to know; they never need the attachments.
-resource "google_project_iam_member" "build_storage" {
-  project = var.project_id
-  role    = "roles/storage.objectAdmin"
-  member  = google_service_account.build.member
+# IAM is eventually consistent: the first build and the first secret read would otherwise fail
+# with PERMISSION_DENIED on a fresh project.
+resource "time_sleep" "grants_propagate" {
+  create_duration = "90s"
 
-  condition {
-    title       = "not the attachments bucket"
-    description = "Function builds never read email attachments."
-    expression  = "!resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.attachments.name}\")"
-  }
+
+  depends_on = [
+    google_artifact_registry_repository_iam_member.build_pushes_images,
+    google_storage_bucket_iam_member.build_reads_sources_writes_logs,
+    google_project_iam_member.build_log_writer,
+    google_project_iam_member.firestore_user,
+    google_project_iam_member.credential_secret_reader,
+    google_project_iam_member.client_secret_reader,
+    google_project_iam_member.credential_secret_writer,
+    google_project_iam_member.credential_secret_creator,
+    google_project_iam_member.credential_secret_revoker,
+    google_secret_manager_secret_iam_member.signing_key_reader,
+    google_secret_manager_secret_iam_member.admin_oauth_client_secret_reader,
+    google_storage_bucket_iam_member.attachment_writer,
+  ]
 }

@@ -1,14 +1,11 @@
-output "admin_url_command" {
-  description = "Shell command that prints a signed link opening an admin session (run from the repository root, with gcloud application default credentials)."
-  value = join(" ", [
-    "GOOGLE_CLOUD_PROJECT=${var.project_id}",
-    "MAILBRIDGE_INSTANCE=${var.instance}",
-    "MAILBRIDGE_PREFIX=${var.prefix}",
-    "MAILBRIDGE_FUNCTIONS_URL=${local.functions_url}",
-    "MAILBRIDGE_ATTACHMENTS_BUCKET=${google_storage_bucket.attachments.name}",
-    "MAILBRIDGE_SIGNING_KEY=\"$(gcloud secrets versions access latest --secret=${google_secret_manager_secret.signing_key.secret_id} --project=${var.project_id})\"",
-    "scripts/mailbridge admin-url",
-  ])
+output "admin_oauth_client_secret_id" {
+  description = "Secret Manager secret that holds the admin sign-in OAuth client's secret; add its value with gcloud (terraform/README.md)."
+  value       = google_secret_manager_secret.admin_oauth_client_secret.secret_id
+}
+
+output "admin_url" {
+  description = "The admin pages (Sign in with Google as one of admin_emails or a user of admin_domain)."
+  value       = local.function_urls["admin"]
 }
 
 output "attachments_bucket" {
@@ -16,18 +13,34 @@ output "attachments_bucket" {
   value       = google_storage_bucket.attachments.name
 }
 
+output "cli_env" {
+  description = "Shell export lines that point scripts/mailbridge at this deployment: eval \"$(terraform -chdir=terraform output -raw cli_env)\" (needs gcloud and application default credentials)."
+  value = join("\n", [
+    "export GOOGLE_CLOUD_PROJECT='${var.project_id}'",
+    "export MAILBRIDGE_INSTANCE='${var.instance}'",
+    "export MAILBRIDGE_PREFIX='${var.prefix}'",
+    "export MAILBRIDGE_FUNCTION_URLS='${jsonencode(local.function_urls)}'",
+    "export MAILBRIDGE_ATTACHMENTS_BUCKET='${google_storage_bucket.attachments.name}'",
+    "export MAILBRIDGE_PUBSUB_TOPIC='${local.function_environment["MAILBRIDGE_PUBSUB_TOPIC"]}'",
+    "export MAILBRIDGE_INVOKER_SERVICE_ACCOUNT='${google_service_account.invoker.email}'",
+    "export MAILBRIDGE_REGION='${var.region}'",
+    # Read at eval time, never stored by Terraform: the CLI signs connect and admin links with it.
+    "export MAILBRIDGE_SIGNING_KEY=\"$(gcloud secrets versions access ${google_secret_manager_secret_version.signing_key.version} --secret=${google_secret_manager_secret.signing_key.secret_id} --project=${var.project_id})\"",
+  ])
+}
+
 output "function_urls" {
-  description = "URL of each function, by entry point (<functions_url>/<function>)."
+  description = "URL of each function's Cloud Run service, by entry point (MAILBRIDGE_FUNCTION_URLS)."
   value       = local.function_urls
 }
 
-output "functions_url" {
-  description = "Base URL of the functions (MAILBRIDGE_FUNCTIONS_URL)."
-  value       = local.functions_url
+output "invoker_service_account" {
+  description = "Service account whose OIDC tokens Cloud Scheduler, Pub/Sub push and the fan-out queue send to poll and push (MAILBRIDGE_INVOKER_SERVICE_ACCOUNT)."
+  value       = google_service_account.invoker.email
 }
 
 output "oauth_redirect_uri" {
-  description = "The exact Authorized redirect URI to paste into the OAuth 2.0 client (Web application) in Google Cloud console."
+  description = "The exact Authorized redirect URI to add to the mailboxes' OAuth client (Google Auth Platform, Clients, Web application)."
   value       = local.function_urls["oauth_callback"]
 }
 
@@ -37,7 +50,7 @@ output "pubsub_topic" {
 }
 
 output "scheduler_job" {
-  description = "Name of the Cloud Scheduler job that triggers poll."
+  description = "Name of the Cloud Scheduler job that triggers poll (run it by hand with gcloud scheduler jobs run)."
   value       = google_cloud_scheduler_job.poll.name
 }
 

@@ -1,48 +1,42 @@
-# Source archive of functions/ and the two buckets.
+# Buckets: build inputs and logs of the functions' image, and the attachments.
 
-data "archive_file" "functions_source" {
-  type        = "zip"
-  source_dir  = "${path.module}/../functions"
-  output_path = "${path.module}/.terraform/mailbridge-functions.zip"
-  # requirements.txt must stay in the archive: Cloud Build installs the runtime from it.
-  excludes = [
-    "**/__pycache__/**",
-    "**/*.pyc",
-    ".pytest_cache/**",
-  ]
-}
-
-resource "google_storage_bucket" "source" {
-  #checkov:skip=CKV_GCP_62:Holds only build inputs (zips of functions/, rebuilt from the repository); access logs would record nothing of value and need a bucket of their own.
-  name                        = "${var.project_id}-${var.prefix}-source"
+resource "google_storage_bucket" "build" {
+  #checkov:skip=CKV_GCP_62:Holds only copies of functions/ uploaded for Cloud Build and the build logs; access logs would need a bucket of their own and record nothing of value.
+  name                        = "${var.project_id}-${var.prefix}-build"
   project                     = var.project_id
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = true
+  labels                      = local.labels
 
   versioning {
     enabled = true
   }
 
-  # Each deploy uploads a new object named after its content hash; old ones are not needed.
+  # Only build inputs (staging/) and build logs (logs/) live here; nothing a running service
+  # reads (the services run the image in Artifact Registry), so old objects can go.
   lifecycle_rule {
     condition {
-      age = 30
+      age            = 30
+      matches_prefix = ["staging/", "logs/"]
     }
     action {
       type = "Delete"
     }
   }
 
-  depends_on = [google_project_service.service]
-}
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 1
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
 
-resource "google_storage_bucket_object" "functions_source" {
-  # Named after the content hash, so a code change makes every function redeploy.
-  name   = "functions-${data.archive_file.functions_source.output_md5}.zip"
-  bucket = google_storage_bucket.source.name
-  source = data.archive_file.functions_source.output_path
+  depends_on = [time_sleep.apis_propagate]
 }
 
 resource "google_storage_bucket" "attachments" {
@@ -52,7 +46,9 @@ resource "google_storage_bucket" "attachments" {
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  force_destroy               = false
+  # terraform destroy refuses while attachments remain: deleting mail is a decision (README.md).
+  force_destroy = false
+  labels        = local.labels
 
   versioning {
     enabled = true
@@ -78,5 +74,5 @@ resource "google_storage_bucket" "attachments" {
     }
   }
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_propagate]
 }

@@ -1,5 +1,44 @@
 # Alphabetical. Every variable has a description and a type; constrained values are validated.
 
+variable "admin_domain" {
+  description = "Google Workspace domain whose users may sign in to the admin pages with Google (MAILBRIDGE_ADMIN_DOMAIN), for example example.com. Empty: only admin_emails may."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.admin_domain == "" || can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.admin_domain))
+    error_message = "admin_domain must be empty or a lower-case domain name such as example.com."
+  }
+}
+
+variable "admin_emails" {
+  description = "Google accounts that may sign in to the admin pages (MAILBRIDGE_ADMIN_EMAILS, comma-joined)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.admin_emails : can(regex("^[^@\\s,]+@[^@\\s,]+\\.[a-z]{2,}$", email))])
+    error_message = "admin_emails must be plain e-mail addresses such as admin@example.com."
+  }
+}
+
+variable "admin_oauth_client_id" {
+  description = "Client id of the OAuth web client the admin pages use for Sign in with Google (the whole id, ending .apps.googleusercontent.com). Its secret is added to Secret Manager with gcloud, never through Terraform (terraform/README.md)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.admin_oauth_client_id == "" || endswith(var.admin_oauth_client_id, ".apps.googleusercontent.com")
+    error_message = "admin_oauth_client_id must be the whole client id, ending in .apps.googleusercontent.com."
+  }
+}
+
+variable "alert_email" {
+  description = "E-mail address that receives the alerts (creates an e-mail notification channel). Empty: only notification_channels are used."
+  type        = string
+  default     = ""
+}
+
 variable "attachment_retention_days" {
   description = "Days an email attachment is kept in the attachments bucket before Cloud Storage deletes it."
   type        = number
@@ -18,7 +57,7 @@ variable "create_firestore_database" {
 }
 
 variable "enable_push" {
-  description = "Provision Gmail push (Pub/Sub topic, push subscription to the push function, dead-letter topic). Polling keeps running as a safety net either way."
+  description = "Gmail push (Pub/Sub topic with Gmail's publisher grant, push subscription to push, dead-letter topic). Under domain-restricted sharing the publisher grant needs an organisation policy exception (terraform/README.md); with push off, polling alone runs every minute."
   type        = bool
   default     = true
 }
@@ -46,24 +85,24 @@ variable "function_max_instances" {
 }
 
 variable "function_memory" {
-  description = "Memory of each function except poll and push, in Cloud Functions notation (for example 256M or 1Gi)."
+  description = "Memory of each function except poll and push, in Cloud Run notation (for example 512Mi or 1Gi)."
   type        = string
-  default     = "256M"
+  default     = "512Mi"
 
   validation {
-    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.function_memory))
-    error_message = "function_memory must look like 256M, 512Mi, 1G or 1Gi."
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.function_memory))
+    error_message = "function_memory must look like 512Mi or 1Gi."
   }
 }
 
 variable "function_timeout_seconds" {
-  description = "Request timeout of each function except poll, in seconds. Also the acknowledgement deadline of the Pub/Sub push subscription."
+  description = "Request timeout in seconds of the browser-facing functions (admin, oauth_start, oauth_callback) and of labels."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.function_timeout_seconds >= 10 && var.function_timeout_seconds <= 600 && var.function_timeout_seconds == floor(var.function_timeout_seconds)
-    error_message = "function_timeout_seconds must be a whole number from 10 to 600 (600 is the Pub/Sub acknowledgement limit)."
+    condition     = var.function_timeout_seconds >= 10 && var.function_timeout_seconds <= 3600 && var.function_timeout_seconds == floor(var.function_timeout_seconds)
+    error_message = "function_timeout_seconds must be a whole number from 10 to 3600."
   }
 }
 
@@ -75,6 +114,28 @@ variable "instance" {
   validation {
     condition     = contains(["production", "uat", "dev"], var.instance) || can(regex("^[a-z][a-z0-9_-]{0,29}$", var.instance))
     error_message = "instance must be production, uat, dev, or a custom name of lower-case letters, digits, '-' or '_' (1-30 characters, starting with a letter)."
+  }
+}
+
+variable "labels_invokers" {
+  description = "Principals (for example serviceAccount:automation@PROJECT.iam.gserviceaccount.com) that may call the internal-only labels function over HTTP with an identity token. Default: nobody; the admin pages and the CLI run the same code in-process."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for member in var.labels_invokers : !contains(["allUsers", "allAuthenticatedUsers"], member) && can(regex("^(serviceAccount|user|group|domain):", member))])
+    error_message = "labels_invokers must name principals (serviceAccount:, user:, group:, domain:), never allUsers or allAuthenticatedUsers."
+  }
+}
+
+variable "notification_channels" {
+  description = "Ids of existing Cloud Monitoring notification channels (projects/PROJECT/notificationChannels/ID) that receive every alert."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "notification_channels must be full channel names: projects/PROJECT/notificationChannels/ID."
   }
 }
 
@@ -90,13 +151,13 @@ variable "poll_max_instances" {
 }
 
 variable "poll_memory" {
-  description = "Memory of poll and push, which parse mail: about 12 x the largest message plus 100 MiB; 1Gi covers Gmail's 50 MB limit. Cloud Functions notation (for example 512M or 1Gi)."
+  description = "Memory of poll and push, which parse mail: about 12 x the largest message plus 100 MiB; 1Gi covers Gmail's 50 MB limit. Cloud Run notation (for example 512Mi or 2Gi)."
   type        = string
   default     = "1Gi"
 
   validation {
-    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.poll_memory))
-    error_message = "poll_memory must look like 256M, 512Mi, 1G or 1Gi."
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.poll_memory))
+    error_message = "poll_memory must look like 512Mi or 1Gi."
   }
 }
 
@@ -112,7 +173,7 @@ variable "poll_timeout_seconds" {
 }
 
 variable "prefix" {
-  description = "Prefix of every resource name (service accounts, buckets, secrets, topics). The code creates its per-credential-set secrets under it too."
+  description = "Prefix of every resource name (services, service accounts, buckets, secrets, topics, roles, metrics). Two deployments with different prefixes live side by side in one project. The code creates its per-credential-set secrets under it too."
   type        = string
   default     = "mailbridge"
 
@@ -133,6 +194,28 @@ variable "project_id" {
   }
 }
 
+variable "push_latency_alert_seconds" {
+  description = "Alert when the 95th percentile of Gmail push latency (Gmail's publish time to the push function's answer) stays above this many seconds for 10 minutes."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.push_latency_alert_seconds > 0
+    error_message = "push_latency_alert_seconds must be positive."
+  }
+}
+
+variable "push_timeout_seconds" {
+  description = "Request timeout of the push function in seconds; also the acknowledgement deadline of the push subscription (Pub/Sub allows 10-600). The code stops starting new work 15 seconds before it."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.push_timeout_seconds >= 30 && var.push_timeout_seconds <= 600 && var.push_timeout_seconds == floor(var.push_timeout_seconds)
+    error_message = "push_timeout_seconds must be a whole number from 30 to 600 (600 is Pub/Sub's acknowledgement deadline limit)."
+  }
+}
+
 variable "region" {
   description = "Region of the functions, the scheduler job and the buckets (for example europe-west1)."
   type        = string
@@ -145,13 +228,24 @@ variable "region" {
 }
 
 variable "schedule" {
-  description = "Cron schedule of the poll (Cloud Scheduler syntax). Default: every minute."
+  description = "Cron schedule of the poll (Cloud Scheduler syntax). Empty: every 5 minutes with Gmail push (the poll is the safety net), every minute without it."
   type        = string
-  default     = "* * * * *"
+  default     = ""
 
   validation {
-    condition     = length(split(" ", trimspace(var.schedule))) == 5
-    error_message = "schedule must be a five-field cron expression such as \"* * * * *\"."
+    condition     = var.schedule == "" || length(split(" ", trimspace(var.schedule))) == 5
+    error_message = "schedule must be empty or a five-field cron expression such as \"* * * * *\"."
+  }
+}
+
+variable "signing_key_version" {
+  description = "Generation of the signing key for links and sessions. Raise it by one to rotate the key: a new random key is written (write-only, never in the state) and the functions move to it; open links and sessions stop working."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.signing_key_version >= 1 && var.signing_key_version == floor(var.signing_key_version)
+    error_message = "signing_key_version must be a whole number, at least 1."
   }
 }
 
