@@ -37,6 +37,11 @@ variable "alert_email" {
   description = "E-mail address that receives the alerts (creates an e-mail notification channel). Empty: only notification_channels are used."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@\\s,]+@[^@\\s,]+\\.[a-z]{2,}$", var.alert_email))
+    error_message = "alert_email must be empty or one e-mail address."
+  }
 }
 
 variable "attachment_retention_days" {

@@ -849,6 +849,7 @@ def test_constrained_variables_are_validated():
         "admin_domain",
         "admin_emails",
         "admin_oauth_client_id",
+        "alert_email",
         "attachment_retention_days",
         "function_memory",
         "function_timeout_seconds",
@@ -918,3 +919,22 @@ def test_services_enable_every_api_mailbridge_uses():
     for api in ("run", "cloudbuild", "artifactregistry", "firestore", "secretmanager", "cloudscheduler", "gmail",
                 "iam", "storage", "pubsub", "monitoring", "logging", "cloudresourcemanager"):
         assert f"{api}.googleapis.com" in services, api
+
+
+def validation_pattern(name: str) -> re.Pattern:
+    condition = one(variables()[name]["validation"])["condition"]
+    return re.compile(re.search(r'regex\("((?:[^"\\]|\\.)+)"', condition).group(1).replace("\\\\", "\\"))
+
+
+def test_admin_and_alert_addresses_are_plain_email_addresses():
+    for name in ("admin_emails", "alert_email"):
+        pattern = validation_pattern(name)
+        assert pattern.search("helpdesk-admin@example.com"), name
+        assert not pattern.search("helpdesk-admin@example"), name
+        assert not pattern.search("a@example.com,b@example.com"), name
+
+
+def test_admin_domain_is_a_domain_name():
+    pattern = validation_pattern("admin_domain")
+    assert pattern.search("example.co.uk")
+    assert not pattern.search("https://example.com")
