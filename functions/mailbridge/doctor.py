@@ -52,6 +52,10 @@ class HttpError(Exception):
         self.reason = reason
 
 
+class DoctorError(Exception):
+    """Doctor cannot start (no credentials); the message says what to do."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Finding:
     name: str
@@ -96,10 +100,15 @@ def format_findings(findings: list[Finding]) -> str:
 
 def run(project: str, region: str, prefix: str, *, fetch: Fetch | None = None, client_ids: Iterable[str] = (),
         out=None) -> int:
-    """Print the findings; exit status 0 when everything is ready, 1 when something needs fixing."""
+    """Print the findings; exit status 0 when everything is ready, 1 when something needs fixing
+    or doctor cannot start (one line on stderr)."""
     import sys
 
-    findings = run_checks(project, region, prefix, fetch or default_fetch(project), client_ids)
+    try:
+        findings = run_checks(project, region, prefix, fetch or default_fetch(project), client_ids)
+    except DoctorError as e:
+        print(f"doctor: {e}", file=sys.stderr)
+        return 1
     print(format_findings(findings), file=out or sys.stdout)
     return 0 if all(finding.ok for finding in findings) else 1
 
@@ -430,10 +439,14 @@ def check_redirect_uri(context: _Context, client_id: str) -> Finding:
 def default_fetch(project: str) -> Fetch:
     """GET with application default credentials for *.googleapis.com, anonymous elsewhere."""
     import google.auth
+    import google.auth.exceptions
     import requests
     from google.auth.transport.requests import AuthorizedSession
 
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except google.auth.exceptions.DefaultCredentialsError as e:
+        raise DoctorError("no application default credentials: run `gcloud auth application-default login`") from e
     if hasattr(credentials, "with_quota_project"):
         credentials = credentials.with_quota_project(project)  # user credentials need one for some APIs
     authorized = AuthorizedSession(credentials)
@@ -442,7 +455,10 @@ def default_fetch(project: str) -> Fetch:
     def fetch(url: str) -> dict:
         host = urlsplit(url).hostname or ""
         session = authorized if host.endswith(".googleapis.com") else anonymous
-        response = session.get(url, timeout=30, allow_redirects=False)
+        try:
+            response = session.get(url, timeout=30, allow_redirects=False)
+        except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as e:
+            raise HttpError(0, f"cannot reach {host}: {e.__class__.__name__}") from None
         if response.status_code >= 400:
             raise _http_error(response.status_code, response.text)
         if "json" in response.headers.get("Content-Type", ""):

@@ -323,3 +323,20 @@ def test_doctor_imports_nothing_but_the_standard_library():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_without_application_default_credentials_doctor_says_how_to_log_in(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    status = doctor.run(PROJECT, REGION, PREFIX)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.splitlines() == ["doctor: no application default credentials: run `gcloud auth application-default login`"]
+
+
+def test_an_unreachable_api_becomes_a_finding_not_a_traceback():
+    def offline(url: str) -> dict:
+        raise doctor.HttpError(0, f"cannot reach {url.split('/')[2]}: ConnectionError")
+
+    findings = doctor.run_checks(PROJECT, REGION, PREFIX, offline, [CLIENT_ID])
+    assert findings and not any(finding.ok for finding in findings)
+    assert all("cannot" in finding.problem for finding in findings if not finding.ok)
