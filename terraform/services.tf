@@ -14,6 +14,8 @@ locals {
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    # Read by scripts/mailbridge doctor (organisation policies), with this project as quota project.
+    "orgpolicy.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
