@@ -60,8 +60,7 @@ locals {
       max_instances = var.function_max_instances
     }
   }
-  function_names    = toset(keys(local.functions))
-  browser_functions = toset([for name, function in local.functions : name if function.browser])
+  function_names = toset(keys(local.functions))
 
   # Cloud Run service names allow no '_': oauth_start -> <prefix>-oauth-start.
   service_names = { for name in local.function_names : name => "${var.prefix}-${replace(name, "_", "-")}" }
