@@ -47,12 +47,13 @@ _OAUTH_ROUTES = [
 
 class FakeGoogle:
     def __init__(self, quota_per_minute: int = DEFAULT_QUOTA_PER_MINUTE,
-                 pubsub_emulator_host: str | None = None):
+                 pubsub_emulator_host: str | None = None,
+                 behaviour: dict[str, Any] | None = None):
         self.lock = threading.RLock()
         self._default_quota = quota_per_minute
         self.mailboxes: dict[str, Mailbox] = {}
         self.oauth = OAuthServer(self.account_name, self.account_hd)
-        self.behaviour = Behaviour()
+        self.behaviour = Behaviour(behaviour)
         self.secret_manager = SecretManager()
         self.quota = QuotaLedger(quota_per_minute, DEFAULT_WINDOW_SECONDS)
         self.faults = Faults()

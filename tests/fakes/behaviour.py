@@ -25,11 +25,14 @@ class BehaviourError(ValueError):
 
 
 class Behaviour:
-    def __init__(self) -> None:
-        self.reset()
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        """`defaults` (validated like a POST) replace Gmail's strict ones for this server, and
+        /_fake/reset comes back to them (server.py --behaviour)."""
+        self.values = dict(DEFAULTS)
+        self.defaults = self.configure(defaults or {})
 
     def reset(self) -> None:
-        self.values = dict(DEFAULTS)
+        self.values = dict(self.defaults)
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("values", {})

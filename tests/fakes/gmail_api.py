@@ -7,14 +7,13 @@ conformance test can compare them one to one with gmail.v1.json.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from email.parser import BytesParser
-from email import policy as email_policy
 from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
@@ -774,18 +773,41 @@ def _content_range(header: str, received: int) -> tuple[int, int | None]:
 
 
 def _split_related(request: Request) -> tuple[bytes, dict[str, Any]]:
-    """uploadType=multipart: a multipart/related body of JSON metadata + the message."""
-    header = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
-    container = BytesParser(policy=email_policy.compat32).parsebytes(header + request.get_data())
-    parts = container.get_payload() if container.is_multipart() else []
+    """uploadType=multipart: a multipart/related body of JSON metadata + the message, split on
+    the boundary so the message's bytes arrive exactly as sent."""
+    content_type = request.headers.get("Content-Type", "")
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.lower().startswith("multipart/related") or not match:
+        raise bad_request("Multipart upload needs Content-Type multipart/related with a boundary")
+    delimiter = b"--" + match.group(1).encode()
+    data = request.get_data()
+    pieces = data.split(delimiter)
+    parts = []
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            break
+        piece = piece[2:] if piece.startswith(b"\r\n") else piece[1:] if piece.startswith(
+            b"\n") else piece
+        piece = piece[:-2] if piece.endswith(b"\r\n") else piece[:-1] if piece.endswith(
+            b"\n") else piece
+        crlf, lf = piece.find(b"\r\n\r\n"), piece.find(b"\n\n")
+        if crlf >= 0 and (lf < 0 or crlf <= lf):
+            head, body = piece[:crlf], piece[crlf + 4:]
+        elif lf >= 0:
+            head, body = piece[:lf], piece[lf + 2:]
+        else:
+            head, body = piece, b""
+        parts.append((head.decode("latin-1"), body))
     if len(parts) != 2:
         raise bad_request("Multipart upload needs a metadata part and a media part")
     try:
-        metadata = json.loads(parts[0].get_payload(decode=True) or b"{}")
+        metadata = json.loads(parts[0][1] or b"{}")
     except ValueError:
         raise bad_request("Invalid JSON payload received.", reason="parseError")
-    media = parts[1].get_payload(decode=True)
-    if media is None:  # a message/rfc822 part is parsed into a sub-message
-        inner = parts[1].get_payload()
-        media = inner[0].as_bytes() if isinstance(inner, list) else str(inner).encode()
-    return media, metadata
+    if not isinstance(metadata, dict):
+        raise bad_request("Invalid JSON payload received.", reason="parseError")
+    media_type = re.search(r"(?im)^content-type:\s*([^;\r\n]+)", parts[1][0])
+    _check_media_type(media_type.group(1).strip() if media_type else None)
+    if re.search(r"(?im)^content-transfer-encoding:\s*base64", parts[1][0]):
+        return base64.b64decode(parts[1][1]), metadata
+    return parts[1][1], metadata
