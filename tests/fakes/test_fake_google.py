@@ -1412,3 +1412,21 @@ def test_server_behaviour_option_sets_the_defaults_reset_restores():
         server.post("/_fake/reset")
 
         assert server.get("/_fake/behaviour") == {**STRICT_DEFAULTS, "replace_message_id": True}
+
+
+def test_a_missing_required_query_parameter_is_400_required():
+    # Gmail v1 declares no required query parameter today; the check follows the document.
+    from werkzeug.datastructures import MultiDict
+
+    from tests.fakes.discovery import Discovery
+    from tests.fakes.errors import GoogleApiError
+
+    document = {"resources": {"things": {"methods": {"find": {
+        "id": "demo.things.find", "parameters": {"q": {"location": "query", "required": True,
+                                                        "type": "string"}}}}}}}
+
+    with pytest.raises(GoogleApiError) as error:
+        Discovery(document).check_query("demo.things.find", MultiDict())
+    Discovery(document).check_query("demo.things.find", MultiDict({"q": "x"}))
+
+    assert error.value.code == 400 and error.value.reason == "required"
