@@ -766,6 +766,11 @@ def _check_watch_notifications(emulator: PubSubEmulator) -> None:
                                            ack_ids=[r.ack_id for r in response.received_messages])
                 if received and received[-1]["historyId"] == int(final["historyId"]):
                     break
+            published = fake.get("/_fake/notifications")
+            fake.post("/_fake/notifications", {"paused": True})
+            fake.deliver(ACCOUNT, rfc822("while paused"))
+            assert fake.get("/_fake/notifications") == published
+            assert fake.get("/_fake/stats")["notifications_dropped"] == 1
             service.users().stop(userId="me").execute()
 
         assert received and all(r["emailAddress"] == ACCOUNT for r in received)
