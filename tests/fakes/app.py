@@ -113,6 +113,7 @@ class FakeGoogle:
         self.quota.window_seconds = DEFAULT_WINDOW_SECONDS
         self.quota.project_per_minute = DEFAULT_PROJECT_QUOTA_PER_MINUTE
         self.behaviour.reset()
+        self.gmail.uploads.clear()
         self.faults.configure({})
         self.notifier.reset()
 

@@ -253,7 +253,7 @@ class GmailApi:
              "gmail.users.settings.sendAs.get", self.get_send_as),
         ]
         # Resumable upload sessions: upload_id -> (account, metadata, bytes so far).
-        self._uploads: dict[str, tuple[str, dict[str, Any], bytearray]] = {}
+        self.uploads: dict[str, tuple[str, dict[str, Any], bytearray]] = {}
 
     # ----- pipeline -----------------------------------------------------------------------------
 
@@ -579,6 +579,9 @@ class GmailApi:
                 media, metadata = _split_related(request)
                 DISCOVERY.check_body(call.method_id, metadata)
                 return media, metadata
+            if upload_type is None:
+                raise bad_request("Upload requests must include an uploadType URL parameter and "
+                                  "a URL path beginning with /upload/")
             raise bad_request(f"Invalid value for uploadType: {upload_type}. Supported values: "
                               "media, multipart, resumable")
         body = call.json()
@@ -603,10 +606,10 @@ class GmailApi:
             DISCOVERY.check_body(call.method_id, metadata)
             _check_media_type(request.headers.get("X-Upload-Content-Type"))
             upload_id = "fake-" + secrets.token_urlsafe(12)
-            self._uploads[upload_id] = (call.mailbox.email, metadata, bytearray())
+            self.uploads[upload_id] = (call.mailbox.email, metadata, bytearray())
             location = f"{request.base_url}?uploadType=resumable&upload_id={upload_id}"
             raise EarlyResponse(Response(b"", status=200, headers={"Location": location}))
-        session = self._uploads.get(upload_id)
+        session = self.uploads.get(upload_id)
         if session is None or session[0] != call.mailbox.email:
             raise not_found("No such upload session.")
         _, metadata, data = session
@@ -619,13 +622,13 @@ class GmailApi:
             total = len(data)
         limit = DISCOVERY.methods[call.method_id].max_upload_bytes or 0
         if len(data) > limit:
-            del self._uploads[upload_id]
+            del self.uploads[upload_id]
             raise GoogleApiError(413, f"Media larger than the maximum upload size of {limit} "
                                  "bytes.", reason="uploadTooLarge", status="OUT_OF_RANGE")
         if total is None or len(data) < total:
             headers = {"Range": f"bytes=0-{len(data) - 1}"} if data else {}
             raise EarlyResponse(Response(b"", status=308, headers=headers))
-        del self._uploads[upload_id]
+        del self.uploads[upload_id]
         return bytes(data), metadata
 
     def _store(self, call: Call, default_date_source: str) -> StoredMessage:

@@ -1015,6 +1015,17 @@ def test_upload_refuses_a_media_type_outside_message_star(fake):
     assert fake.get(f"/_fake/users/{ACCOUNT}/sent") == []
 
 
+def test_upload_without_upload_type_is_400(fake):
+    credentials = sign_in(fake)
+
+    response = requests.post(
+        fake.url + "/upload/gmail/v1/users/me/messages/send",
+        headers={"Authorization": f"Bearer {credentials.token}",
+                 "Content-Type": "message/rfc822"}, data=rfc822(sender=ACCOUNT), timeout=10)
+
+    assert response.status_code == 400 and "uploadType" in response.json()["error"]["message"]
+
+
 def test_unknown_query_parameter_is_400_invalid_argument(fake):
     credentials = sign_in(fake)
 
