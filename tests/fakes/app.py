@@ -15,13 +15,15 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .batch import handle_batch
+from .behaviour import Behaviour
 from .control import Control
 from .errors import GoogleApiError
 from .gmail_api import GmailApi
-from .limits import DEFAULT_QUOTA_PER_MINUTE, DEFAULT_WINDOW_SECONDS, Faults, QuotaLedger
+from .limits import (DEFAULT_PROJECT_QUOTA_PER_MINUTE, DEFAULT_QUOTA_PER_MINUTE,
+                     DEFAULT_WINDOW_SECONDS, Faults, QuotaLedger)
 from .mailbox import HistoryRecord, Mailbox
 from .notifier import Notifier
-from .oauth import OAuthServer
+from .oauth import OAuthServer, hosted_domain
 from .secret_manager import SecretManager
 
 _OAUTH_ROUTES = [
@@ -35,6 +37,8 @@ _OAUTH_ROUTES = [
     ("/o/oauth2/revoke", ["POST", "GET"], "revoke"),
     ("/oauth2/v3/userinfo", ["GET", "POST"], "userinfo"),
     ("/oauth2/v2/userinfo", ["GET"], "userinfo"),
+    ("/v1/userinfo", ["GET", "POST"], "userinfo"),
+    ("/.well-known/openid-configuration", ["GET"], "openid_configuration"),
     ("/oauth2/v3/tokeninfo", ["GET", "POST"], "tokeninfo"),
     ("/oauth2/v1/certs", ["GET"], "certs"),
     ("/oauth2/v3/certs", ["GET"], "jwks"),
@@ -43,11 +47,13 @@ _OAUTH_ROUTES = [
 
 class FakeGoogle:
     def __init__(self, quota_per_minute: int = DEFAULT_QUOTA_PER_MINUTE,
-                 pubsub_emulator_host: str | None = None):
+                 pubsub_emulator_host: str | None = None,
+                 behaviour: dict[str, Any] | None = None):
         self.lock = threading.RLock()
         self._default_quota = quota_per_minute
         self.mailboxes: dict[str, Mailbox] = {}
-        self.oauth = OAuthServer(self.account_name)
+        self.oauth = OAuthServer(self.account_name, self.account_hd)
+        self.behaviour = Behaviour(behaviour)
         self.secret_manager = SecretManager()
         self.quota = QuotaLedger(quota_per_minute, DEFAULT_WINDOW_SECONDS)
         self.faults = Faults()
@@ -76,6 +82,12 @@ class FakeGoogle:
         mailbox = self.mailboxes.get(email.lower())
         return mailbox.name if mailbox else None
 
+    def account_hd(self, email: str) -> str | None:
+        mailbox = self.mailboxes.get(email.lower())
+        if mailbox is not None and mailbox.hd_set:
+            return mailbox.hd
+        return hosted_domain(email)
+
     def create_mailbox(self, email: str, name: str | None = None) -> tuple[Mailbox, bool]:
         key = email.strip().lower()
         if key in self.mailboxes:
@@ -99,6 +111,9 @@ class FakeGoogle:
         self.quota.reset_counters()
         self.quota.per_minute = self._default_quota
         self.quota.window_seconds = DEFAULT_WINDOW_SECONDS
+        self.quota.project_per_minute = DEFAULT_PROJECT_QUOTA_PER_MINUTE
+        self.behaviour.reset()
+        self.gmail.uploads.clear()
         self.faults.configure({})
         self.notifier.reset()
 

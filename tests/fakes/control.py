@@ -8,8 +8,12 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from .behaviour import BehaviourError
 from .errors import GoogleApiError, json_response
-from .mime import b64url
+from .mime import b64url, parse, prepend_header
+
+AUTHENTICATION_VERDICTS = ("pass", "fail", "none")
+SEND_AS_STATUSES = ("accepted", "pending")
 
 
 class ControlError(Exception):
@@ -56,6 +60,12 @@ class Control:
             ("/_fake/stats/reset", "POST", "reset_stats"),
             ("/_fake/notifications", "GET", "notifications"),
             ("/_fake/routes", "GET", "routes"),
+            ("/_fake/behaviour", "GET", "get_behaviour"),
+            ("/_fake/behaviour", "POST", "set_behaviour"),
+            ("/_fake/users/<email>/threads/<thread_id>/delete", "POST", "delete_thread"),
+            ("/_fake/notifications", "POST", "set_notifications"),
+            ("/_fake/users/<email>/send-as", "POST", "add_send_as"),
+            ("/_fake/oidc/token", "POST", "oidc_token"),
         ]
 
     def handle(self, request: Request, name: str, args: dict[str, str]) -> Response:
@@ -86,6 +96,7 @@ class Control:
 
     def get_config(self, request: Request) -> dict[str, Any]:
         return {"quota_per_minute": self.app.quota.per_minute,
+                "quota_per_project_per_minute": self.app.quota.project_per_minute,
                 "quota_window_seconds": self.app.quota.window_seconds}
 
     def set_config(self, request: Request) -> dict[str, Any]:
@@ -95,6 +106,11 @@ class Control:
             if not isinstance(value, int) or value < 1:
                 raise ControlError(400, "quota_per_minute must be a positive integer")
             self.app.quota.per_minute = value
+        if "quota_per_project_per_minute" in body:
+            value = body["quota_per_project_per_minute"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ControlError(400, "quota_per_project_per_minute must be a positive integer")
+            self.app.quota.project_per_minute = value
         if "quota_window_seconds" in body:
             value = body["quota_window_seconds"]
             if not isinstance(value, (int, float)) or value <= 0:
@@ -107,9 +123,15 @@ class Control:
         email = body.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise ControlError(400, "email is required")
+        hd = body.get("hd")
+        if "hd" in body and hd is not None and (not isinstance(hd, str) or not hd.strip()):
+            raise ControlError(400, "hd must be a domain name or null")
         mailbox, created = self.app.create_mailbox(email, body.get("name"))
+        if "hd" in body:
+            mailbox.hd_set, mailbox.hd = True, hd.strip().lower() if hd else None
         return json_response({"email": mailbox.email, "name": mailbox.name,
-                              "historyId": str(mailbox.history_id), "created": created})
+                              "historyId": str(mailbox.history_id), "created": created,
+                              "hd": self.app.account_hd(mailbox.email)})
 
     def deliver(self, request: Request, email: str) -> Response:
         mailbox = self._mailbox(email)
@@ -120,6 +142,11 @@ class Control:
         labels = ["INBOX", "UNREAD"] if labels_arg is None else [
             label for label in labels_arg.split(",") if label]
         label_ids = mailbox.check_label_ids(labels, applying=False)
+        verdict = request.args.get("authentication", "pass")
+        if verdict not in AUTHENTICATION_VERDICTS:
+            raise ControlError(400, "authentication must be pass, fail or none")
+        if verdict != "none":
+            raw = prepend_header(raw, "Authentication-Results", authentication_results(raw, verdict))
         internal_date = request.args.get("internalDate")
         if internal_date is not None and not internal_date.isdigit():
             raise ControlError(400, "internalDate must be milliseconds since the epoch")
@@ -192,6 +219,8 @@ class Control:
             "secrets": len(self.app.secret_manager.secrets),
             "secret_accesses": self.app.secret_manager.access_count,
             "notifications": len(self.app.notifier.published),
+            "notifications_dropped": self.app.notifier.dropped,
+            "project": self.app.quota.project_json(),
         }
 
     def reset_stats(self, request: Request) -> dict[str, Any]:
@@ -204,3 +233,63 @@ class Control:
 
     def routes(self, request: Request) -> list[dict[str, Any]]:
         return self.app.served_routes()
+
+    def get_behaviour(self, request: Request) -> dict[str, Any]:
+        return self.app.behaviour.as_json()
+
+    def set_behaviour(self, request: Request) -> dict[str, Any]:
+        try:
+            return self.app.behaviour.configure(_body(request))
+        except BehaviourError as error:
+            raise ControlError(400, str(error))
+
+    def delete_thread(self, request: Request, email: str, thread_id: str) -> dict[str, Any]:
+        deleted = self._mailbox(email).delete_thread(thread_id)
+        return {"threadId": thread_id, "deleted": deleted}
+
+    def set_notifications(self, request: Request) -> dict[str, Any]:
+        paused = _body(request).get("paused")
+        if not isinstance(paused, bool):
+            raise ControlError(400, "paused must be true or false")
+        self.app.notifier.paused = paused
+        return {"paused": paused}
+
+    def add_send_as(self, request: Request, email: str) -> dict[str, Any]:
+        mailbox = self._mailbox(email)
+        body = _body(request)
+        address, status = body.get("sendAsEmail"), body.get("verificationStatus", "accepted")
+        if not isinstance(address, str) or "@" not in address:
+            raise ControlError(400, "sendAsEmail must be an email address")
+        if address.lower() == mailbox.email:
+            raise ControlError(400, "sendAsEmail is the primary address, which is always listed")
+        if status not in SEND_AS_STATUSES:
+            raise ControlError(400, "verificationStatus must be accepted or pending")
+        display_name = body.get("displayName", "")
+        if not isinstance(display_name, str):
+            raise ControlError(400, "displayName must be a string")
+        return mailbox.add_send_as(address.strip(), status, display_name)
+
+    def oidc_token(self, request: Request) -> dict[str, Any]:
+        body = _body(request)
+        account, audience = body.get("service_account"), body.get("audience")
+        if not isinstance(account, str) or "@" not in account:
+            raise ControlError(400, "service_account must be a service account email")
+        if not isinstance(audience, str) or not audience:
+            raise ControlError(400, "audience is required (the receiving URL)")
+        return {"token": self.app.oauth.service_account_token(account.lower(), audience)}
+
+
+def authentication_results(raw: bytes, verdict: str) -> str:
+    """The header Google's MX puts on top of delivered mail, for the From domain."""
+    senders = parse(raw).from_addresses
+    sender = senders[0] if senders else "unknown@invalid"
+    domain = sender.rsplit("@", 1)[-1]
+    if verdict == "pass":
+        return (f"mx.google.com;\n       dkim=pass header.i=@{domain} header.s=selector1 "
+                f"header.b=fakeSig0;\n       spf=pass (google.com: domain of {sender} designates "
+                f"192.0.2.25 as permitted sender) smtp.mailfrom={sender};\n       "
+                f"dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from={domain}")
+    return (f"mx.google.com;\n       dkim=fail header.i=@{domain} header.s=selector1 "
+            f"header.b=fakeSig0;\n       spf=fail (google.com: domain of {sender} does not "
+            f"designate 192.0.2.66 as permitted sender) smtp.mailfrom={sender};\n       "
+            f"dmarc=fail (p=REJECT sp=REJECT dis=QUARANTINE) header.from={domain}")

@@ -7,22 +7,22 @@ conformance test can compare them one to one with gmail.v1.json.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from email.parser import BytesParser
-from email import policy as email_policy
-from pathlib import Path
 from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
 
+from .discovery import Discovery, discovery_document
 from .errors import GoogleApiError, bad_request, empty_response, json_response, not_found
 from .mailbox import HISTORY_TYPES, Mailbox, StoredMessage, Watch, now_ms
-from .mime import b64url, b64url_decode, build_payload, message_tree, parse
+from .mime import (b64url, b64url_decode, build_payload, message_tree, parse, prepend_header,
+                   without_header)
 from .oauth import Token
 from .search import compile_query
 
@@ -33,31 +33,16 @@ BATCH_MODIFY_LIMIT = 1000
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 
 
-def discovery_document() -> dict[str, Any] | None:
-    """The Gmail discovery document bundled with google-api-python-client, if installed."""
-    try:
-        import googleapiclient
-    except ImportError:
-        return None
-    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/gmail.v1.json"
-    return json.loads(path.read_text()) if path.exists() else None
+DISCOVERY = Discovery(discovery_document())
+UPLOAD_PREFIXES = ("/upload/", "/resumable/upload/")
 
 
-def _method_scopes(document: dict[str, Any] | None) -> dict[str, set[str]]:
-    scopes: dict[str, set[str]] = {}
+class EarlyResponse(Exception):
+    """Raised by a handler step that answers before the method runs (resumable uploads)."""
 
-    def walk(resources: dict[str, Any]) -> None:
-        for resource in resources.values():
-            for method in resource.get("methods", {}).values():
-                scopes[method["id"]] = set(method.get("scopes", []))
-            walk(resource.get("resources", {}))
-
-    if document:
-        walk(document.get("resources", {}))
-    return scopes
-
-
-METHOD_SCOPES = _method_scopes(discovery_document())
+    def __init__(self, response: Response):
+        super().__init__("early response")
+        self.response = response
 
 
 @dataclass
@@ -235,6 +220,13 @@ class GmailApi:
              self.send_message),
             ("POST", "upload/gmail/v1/users/{userId}/messages/send", "gmail.users.messages.send",
              self.send_message),
+            ("POST", "resumable/upload/gmail/v1/users/{userId}/messages/send",
+             "gmail.users.messages.send", self.send_message),
+            # Resumable uploads continue with PUTs to the session URI the first POST answered.
+            ("PUT", "upload/gmail/v1/users/{userId}/messages/send", "gmail.users.messages.send",
+             self.send_message),
+            ("PUT", "resumable/upload/gmail/v1/users/{userId}/messages/send",
+             "gmail.users.messages.send", self.send_message),
             ("POST", "gmail/v1/users/{userId}/messages/batchModify",
              "gmail.users.messages.batchModify", self.batch_modify),
             ("POST", "gmail/v1/users/{userId}/messages/batchDelete",
@@ -255,7 +247,13 @@ class GmailApi:
              self.list_threads),
             ("GET", "gmail/v1/users/{userId}/threads/{id}", "gmail.users.threads.get",
              self.get_thread),
+            ("GET", "gmail/v1/users/{userId}/settings/sendAs", "gmail.users.settings.sendAs.list",
+             self.list_send_as),
+            ("GET", "gmail/v1/users/{userId}/settings/sendAs/{sendAsEmail}",
+             "gmail.users.settings.sendAs.get", self.get_send_as),
         ]
+        # Resumable upload sessions: upload_id -> (account, metadata, bytes so far).
+        self.uploads: dict[str, tuple[str, dict[str, Any], bytearray]] = {}
 
     # ----- pipeline -----------------------------------------------------------------------------
 
@@ -263,12 +261,15 @@ class GmailApi:
                path_args: dict[str, str]) -> Response:
         app = self.app
         try:
+            upload = request.path.startswith(UPLOAD_PREFIXES)
+            self._check_size(request, method_id, upload)
             with app.lock:
                 token = app.oauth.authenticate(request.headers.get("Authorization"),
                                                request.args.get("access_token")
                                                or request.args.get("oauth_token"))
                 mailbox = self._mailbox_for(token, path_args.pop("userId"))
                 self._check_scope(token, method_id)
+                self._check_request(request, method_id, upload)
                 delay, fault = app.faults.decide(method_id)
             if delay:
                 time.sleep(delay)
@@ -279,9 +280,13 @@ class GmailApi:
             if method_id == "gmail.users.watch":
                 self._check_topic(request)  # talks to the emulator, so outside the lock
             with app.lock:
-                app.quota.charge(mailbox.email, method_id)
+                if not request.args.get("upload_id"):  # a resumable session was charged once
+                    app.quota.charge(mailbox.email, method_id)
                 call = Call(request, mailbox, token, method_id)
-                result = handler(call, **path_args)
+                try:
+                    result = handler(call, **path_args)
+                except EarlyResponse as early:
+                    return early.response
                 if result is None:
                     return empty_response(204)
                 fields = request.args.get("fields")
@@ -300,8 +305,39 @@ class GmailApi:
                                  status="FAILED_PRECONDITION")
         return mailbox
 
+    def _check_size(self, request: Request, method_id: str, upload: bool) -> None:
+        """Google's front end: simple requests up to simple_request_limit_bytes, media uploads up
+        to the discovery document's maxSize; larger ones are refused before anything else."""
+        size = request.content_length
+        if size is None:
+            size = len(request.get_data())
+        spec = DISCOVERY.methods.get(method_id)
+        if upload:
+            limit = spec.max_upload_bytes if spec else None
+            declared = request.headers.get("X-Upload-Content-Length", "")
+            if declared.isdigit():
+                size = max(size, int(declared))
+            if limit is not None and size > limit:
+                raise GoogleApiError(413, f"Media larger than the maximum upload size of {limit} "
+                                     "bytes.", reason="uploadTooLarge", status="OUT_OF_RANGE")
+        elif size > self.app.behaviour.simple_request_limit_bytes:
+            limit = self.app.behaviour.simple_request_limit_bytes
+            raise GoogleApiError(413, f"Request payload size exceeds the limit: {limit} bytes.",
+                                 reason="badRequest", status="OUT_OF_RANGE")
+
+    def _check_request(self, request: Request, method_id: str, upload: bool) -> None:
+        """Query parameters and the JSON body against the discovery document."""
+        DISCOVERY.check_query(method_id, request.args, extra=("upload_id",) if upload else ())
+        if upload or not request.get_data():
+            return
+        try:
+            body = json.loads(request.get_data())
+        except ValueError:
+            raise bad_request("Invalid JSON payload received.", reason="parseError")
+        DISCOVERY.check_body(method_id, body)
+
     def _check_scope(self, token: Token, method_id: str) -> None:
-        allowed = METHOD_SCOPES.get(method_id)
+        allowed = DISCOVERY.scopes(method_id)
         if allowed and not allowed.intersection(token.scopes):
             raise GoogleApiError(403, "Request had insufficient authentication scopes.",
                                  reason="insufficientPermissions")
@@ -532,13 +568,22 @@ class GmailApi:
     def _uploaded(self, call: Call) -> tuple[bytes, dict[str, Any]]:
         """The raw message and metadata of insert/import/send, JSON or media upload."""
         request = call.request
-        if request.path.startswith("/upload/"):
-            upload_type = request.args.get("uploadType", "media")
+        if request.path.startswith(UPLOAD_PREFIXES):
+            upload_type = request.args.get("uploadType")
+            if request.path.startswith("/resumable/") or upload_type == "resumable":
+                return self._resumable(call)
             if upload_type == "media":
+                _check_media_type(request.headers.get("Content-Type"))
                 return request.get_data(), {}
             if upload_type == "multipart":
-                return _split_related(request)
-            raise bad_request(f"Unsupported uploadType: {upload_type}")
+                media, metadata = _split_related(request)
+                DISCOVERY.check_body(call.method_id, metadata)
+                return media, metadata
+            if upload_type is None:
+                raise bad_request("Upload requests must include an uploadType URL parameter and "
+                                  "a URL path beginning with /upload/")
+            raise bad_request(f"Invalid value for uploadType: {upload_type}. Supported values: "
+                              "media, multipart, resumable")
         body = call.json()
         raw = body.get("raw")
         if not raw:
@@ -548,6 +593,43 @@ class GmailApi:
             return b64url_decode(raw), body
         except ValueError:
             raise bad_request("Invalid value for ByteString: raw")
+
+    def _resumable(self, call: Call) -> tuple[bytes, dict[str, Any]]:
+        """Google's resumable protocol: a POST opens a session (metadata in the body, the
+        session URI in Location), PUTs with Content-Range add bytes (308 until complete)."""
+        request = call.request
+        upload_id = request.args.get("upload_id")
+        if upload_id is None:
+            if request.method != "POST":
+                raise bad_request("Missing upload_id")
+            metadata = call.json()
+            DISCOVERY.check_body(call.method_id, metadata)
+            _check_media_type(request.headers.get("X-Upload-Content-Type"))
+            upload_id = "fake-" + secrets.token_urlsafe(12)
+            self.uploads[upload_id] = (call.mailbox.email, metadata, bytearray())
+            location = f"{request.base_url}?uploadType=resumable&upload_id={upload_id}"
+            raise EarlyResponse(Response(b"", status=200, headers={"Location": location}))
+        session = self.uploads.get(upload_id)
+        if session is None or session[0] != call.mailbox.email:
+            raise not_found("No such upload session.")
+        _, metadata, data = session
+        content_range = request.headers.get("Content-Range")
+        start, total = _content_range(content_range, len(data)) if content_range else (len(data),
+                                                                                        None)
+        del data[start:]
+        data.extend(request.get_data())
+        if not content_range:  # no Content-Range: the whole media in this one request
+            total = len(data)
+        limit = DISCOVERY.methods[call.method_id].max_upload_bytes or 0
+        if len(data) > limit:
+            del self.uploads[upload_id]
+            raise GoogleApiError(413, f"Media larger than the maximum upload size of {limit} "
+                                 "bytes.", reason="uploadTooLarge", status="OUT_OF_RANGE")
+        if total is None or len(data) < total:
+            headers = {"Range": f"bytes=0-{len(data) - 1}"} if data else {}
+            raise EarlyResponse(Response(b"", status=308, headers=headers))
+        del self.uploads[upload_id]
+        return bytes(data), metadata
 
     def _store(self, call: Call, default_date_source: str) -> StoredMessage:
         raw, body = self._uploaded(call)
@@ -560,6 +642,20 @@ class GmailApi:
         source = call.arg("internalDateSource") or default_date_source
         internal_date = parsed.date_ms if source == "dateHeader" and parsed.date_ms else now_ms()
         return mailbox.add_message(raw, labels, internal_date, body.get("threadId"), parsed)
+
+    def _send_thread(self, mailbox: Mailbox, thread_id: str | None, parsed: Any) -> str | None:
+        """The thread a sent message joins (None: a thread of its own), or Gmail's refusal."""
+        behaviour = self.app.behaviour
+        if not thread_id:
+            return None
+        if thread_id not in mailbox.threads:
+            if behaviour.deleted_thread_status == 404:
+                raise not_found()
+            raise bad_request("Invalid thread_id value")
+        if behaviour.thread_requires_subject_match and not mailbox.thread_accepts(thread_id,
+                                                                                   parsed):
+            return None
+        return thread_id
 
     def insert_message(self, call: Call) -> dict[str, Any]:
         message = self._store(call, "receivedTime")
@@ -575,24 +671,29 @@ class GmailApi:
         parsed = parse(raw)
         if not parsed.to_addresses:
             raise bad_request("Recipient address required")
-        sender = parsed.header("From")
-        senders = parsed.from_addresses
-        if sender and senders != [mailbox.email]:
-            # Stricter than Gmail (which rewrites it): sending as another mailbox is a bug here.
-            raise bad_request(f"Invalid From header: {sender} is not {mailbox.email}")
-        extra = b""
-        if not sender:
-            extra += f"From: {mailbox.email}\r\n".encode()
-        if parsed.message_id is None:
-            extra += f"Message-ID: <CA+fake{secrets.token_hex(12)}@mail.gmail.com>\r\n".encode()
+        thread_id = self._send_thread(mailbox, body.get("threadId"), parsed)
+        if not parsed.header("From"):
+            raw = prepend_header(raw, "From", mailbox.email)
+        elif not all(mailbox.may_send_as(address) for address in parsed.from_addresses):
+            # Gmail sends only as the account or an accepted alias; any other From is
+            # rewritten to the account's own address (tests/fakes/README.md).
+            own = email.utils.formataddr((mailbox.name, mailbox.email))
+            raw = prepend_header(without_header(raw, "From"), "From", own)
+        if parsed.message_id is None or self.app.behaviour.replace_message_id:
+            gmail_id = f"<CA+fake{secrets.token_hex(12)}@mail.gmail.com>"
+            raw = prepend_header(without_header(raw, "Message-ID"), "Message-ID", gmail_id)
         if parsed.header("Date") is None:
-            extra += f"Date: {email.utils.formatdate(localtime=False)}\r\n".encode()
-        if extra:
-            raw = extra + raw
-            parsed = parse(raw)
-        message = mailbox.add_message(raw, ["SENT"], now_ms(), body.get("threadId"), parsed)
+            raw = prepend_header(raw, "Date", email.utils.formatdate(localtime=False))
+        message = mailbox.add_message(raw, ["SENT"], now_ms(), thread_id, parse(raw),
+                                      auto_thread=not self.app.behaviour.thread_requires_subject_match)
         mailbox.sent_ids.append(message.id)
         return _short(message)
+
+    def list_send_as(self, call: Call) -> dict[str, Any]:
+        return {"sendAs": call.mailbox.send_as_list()}
+
+    def get_send_as(self, call: Call, sendAsEmail: str) -> dict[str, Any]:
+        return call.mailbox.send_as_get(sendAsEmail)
 
     def modify_message(self, call: Call, id: str) -> dict[str, Any]:
         body = call.json()
@@ -655,19 +756,61 @@ def _decode_cursor(token: str) -> tuple[int, str]:
     return int(token[:13]), format(int(token[13:]), "x")
 
 
+def _check_media_type(content_type: str | None) -> None:
+    """The discovery document's mediaUpload.accept: message/*."""
+    if content_type and not content_type.lower().startswith("message/"):
+        raise bad_request(f"Media type '{content_type}' is not supported. Valid media types: "
+                          "[message/*]", reason="badContent")
+
+
+def _content_range(header: str, received: int) -> tuple[int, int | None]:
+    """(offset of this chunk, total size or None) from ``bytes a-b/total`` or ``bytes */total``."""
+    match = re.fullmatch(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)", header.strip())
+    if not match:
+        raise bad_request(f"Invalid Content-Range: {header}")
+    start = int(match.group(1)) if match.group(1) else received
+    if start > received:
+        raise bad_request(f"Content-Range starts at {start}, only {received} bytes received")
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return start, total
+
+
 def _split_related(request: Request) -> tuple[bytes, dict[str, Any]]:
-    """uploadType=multipart: a multipart/related body of JSON metadata + the message."""
-    header = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
-    container = BytesParser(policy=email_policy.compat32).parsebytes(header + request.get_data())
-    parts = container.get_payload() if container.is_multipart() else []
+    """uploadType=multipart: a multipart/related body of JSON metadata + the message, split on
+    the boundary so the message's bytes arrive exactly as sent."""
+    content_type = request.headers.get("Content-Type", "")
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.lower().startswith("multipart/related") or not match:
+        raise bad_request("Multipart upload needs Content-Type multipart/related with a boundary")
+    delimiter = b"--" + match.group(1).encode()
+    data = request.get_data()
+    pieces = data.split(delimiter)
+    parts = []
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            break
+        piece = piece[2:] if piece.startswith(b"\r\n") else piece[1:] if piece.startswith(
+            b"\n") else piece
+        piece = piece[:-2] if piece.endswith(b"\r\n") else piece[:-1] if piece.endswith(
+            b"\n") else piece
+        crlf, lf = piece.find(b"\r\n\r\n"), piece.find(b"\n\n")
+        if crlf >= 0 and (lf < 0 or crlf <= lf):
+            head, body = piece[:crlf], piece[crlf + 4:]
+        elif lf >= 0:
+            head, body = piece[:lf], piece[lf + 2:]
+        else:
+            head, body = piece, b""
+        parts.append((head.decode("latin-1"), body))
     if len(parts) != 2:
         raise bad_request("Multipart upload needs a metadata part and a media part")
     try:
-        metadata = json.loads(parts[0].get_payload(decode=True) or b"{}")
+        metadata = json.loads(parts[0][1] or b"{}")
     except ValueError:
         raise bad_request("Invalid JSON payload received.", reason="parseError")
-    media = parts[1].get_payload(decode=True)
-    if media is None:  # a message/rfc822 part is parsed into a sub-message
-        inner = parts[1].get_payload()
-        media = inner[0].as_bytes() if isinstance(inner, list) else str(inner).encode()
-    return media, metadata
+    if not isinstance(metadata, dict):
+        raise bad_request("Invalid JSON payload received.", reason="parseError")
+    media_type = re.search(r"(?im)^content-type:\s*([^;\r\n]+)", parts[1][0])
+    _check_media_type(media_type.group(1).strip() if media_type else None)
+    if re.search(r"(?im)^content-transfer-encoding:\s*base64", parts[1][0]):
+        return base64.b64decode(parts[1][1]), metadata
+    return parts[1][1], metadata

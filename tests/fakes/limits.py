@@ -14,6 +14,7 @@ from typing import Any
 from .errors import GoogleApiError
 
 DEFAULT_QUOTA_PER_MINUTE = 6000
+DEFAULT_PROJECT_QUOTA_PER_MINUTE = 1_200_000
 DEFAULT_WINDOW_SECONDS = 60.0
 
 # Google's "Usage limits" table for the Gmail API (quota units per method).
@@ -42,6 +43,8 @@ QUOTA_UNITS = {
     "gmail.users.messages.attachments.get": 5,
     "gmail.users.threads.get": 10,
     "gmail.users.threads.list": 10,
+    "gmail.users.settings.sendAs.list": 1,
+    "gmail.users.settings.sendAs.get": 1,
 }
 
 
@@ -57,52 +60,88 @@ class UserStats:
                 "rate_limited": self.rate_limited, "faulted": self.faulted}
 
 
+class _Window:
+    """Units charged in a rolling window, with a running total so a check costs O(1) amortized."""
+
+    def __init__(self) -> None:
+        self.entries: collections.deque = collections.deque()
+        self.total = 0
+
+    def used(self, now: float, seconds: float) -> int:
+        while self.entries and self.entries[0][0] <= now - seconds:
+            self.total -= self.entries.popleft()[1]
+        return self.total
+
+    def add(self, now: float, units: int) -> None:
+        self.entries.append((now, units))
+        self.total += units
+
+    def retry_after(self, now: float, seconds: float) -> float:
+        return max(0.0, self.entries[0][0] + seconds - now) if self.entries else 1.0
+
+
 class QuotaLedger:
-    """Per-user units in a rolling window; a call that would exceed the limit is refused."""
+    """Per-user units and the project's units (every client of the fake is one Google Cloud
+    project) in rolling windows; a call that would exceed either limit is refused."""
 
     def __init__(self, per_minute: int = DEFAULT_QUOTA_PER_MINUTE,
-                 window_seconds: float = DEFAULT_WINDOW_SECONDS):
+                 window_seconds: float = DEFAULT_WINDOW_SECONDS,
+                 project_per_minute: int = DEFAULT_PROJECT_QUOTA_PER_MINUTE):
         self.per_minute = per_minute
+        self.project_per_minute = project_per_minute
         self.window_seconds = window_seconds
-        self._windows: dict[str, collections.deque] = {}
-        self.stats: dict[str, UserStats] = {}
+        self.reset_counters()
 
     def reset_counters(self) -> None:
-        self._windows.clear()
-        self.stats.clear()
+        self._windows: dict[str, _Window] = {}
+        self._project_window = _Window()
+        self.stats: dict[str, UserStats] = {}
+        self.project = UserStats()
 
     def user(self, email: str) -> UserStats:
         return self.stats.setdefault(email, UserStats())
 
     def units_in_window(self, email: str, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
-        window = self._windows.setdefault(email, collections.deque())
-        while window and window[0][0] <= now - self.window_seconds:
-            window.popleft()
-        return sum(units for _, units in window)
+        return self._windows.setdefault(email, _Window()).used(now, self.window_seconds)
+
+    def project_json(self) -> dict[str, Any]:
+        return {**self.project.as_json(), "quota_per_minute": self.project_per_minute,
+                "units_in_window": self._project_window.used(time.monotonic(),
+                                                             self.window_seconds)}
 
     def charge(self, email: str, method_id: str) -> None:
         """Charge the call's units or raise Google's 429 without charging anything."""
         units = QUOTA_UNITS.get(method_id, 5)
         now = time.monotonic()
-        used = self.units_in_window(email, now)
-        if used + units > self.per_minute:
-            window = self._windows[email]
-            retry_after = max(0.0, window[0][0] + self.window_seconds - now) if window else 1.0
+        window = self._windows.setdefault(email, _Window())
+        if window.used(now, self.window_seconds) + units > self.per_minute:
             self.user(email).rate_limited += 1
-            retry_at = datetime.datetime.now(datetime.timezone.utc) + \
-                datetime.timedelta(seconds=retry_after)
-            raise GoogleApiError(
-                429,
-                "User-rate limit exceeded.  Retry after "
-                + retry_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                reason="rateLimitExceeded",
-                headers={"Retry-After": str(max(1, int(retry_after + 0.999)))},
-            )
-        self._windows[email].append((now, units))
-        stats = self.user(email)
-        stats.quota_units += units
-        stats.calls[method_id] += 1
+            raise _rate_limited("User-rate limit exceeded.",
+                                window.retry_after(now, self.window_seconds))
+        project = self._project_window
+        if project.used(now, self.window_seconds) + units > self.project_per_minute:
+            self.user(email).rate_limited += 1
+            self.project.rate_limited += 1
+            raise _rate_limited(
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of "
+                "service 'gmail.googleapis.com'.", project.retry_after(now, self.window_seconds))
+        window.add(now, units)
+        project.add(now, units)
+        for stats in (self.user(email), self.project):
+            stats.quota_units += units
+            stats.calls[method_id] += 1
+
+
+def _rate_limited(message: str, retry_after: float) -> GoogleApiError:
+    retry_at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=retry_after)
+    return GoogleApiError(
+        429,
+        message + "  Retry after " + retry_at.isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"),
+        reason="rateLimitExceeded",
+        headers={"Retry-After": str(max(1, int(retry_after + 0.999)))},
+    )
 
 
 _FAULT_MESSAGES = {

@@ -130,6 +130,37 @@ class Mailbox:
         self.sent_ids: list[str] = []
         self.watch: Watch | None = None
         self._on_history = on_history
+        # The Workspace domain ("hd") of id_tokens: derived from the address unless set.
+        self.hd_set = False
+        self.hd: str | None = None
+        # Custom "from" aliases (settings.sendAs), keyed by lower-cased address.
+        self.send_as: dict[str, dict[str, Any]] = {}
+
+    # ----- send-as aliases --------------------------------------------------------------------
+
+    def send_as_list(self) -> list[dict[str, Any]]:
+        primary = {"sendAsEmail": self.email, "displayName": self.name, "replyToAddress": "",
+                   "signature": "", "isPrimary": True, "isDefault": True}
+        return [primary] + [dict(alias) for alias in self.send_as.values()]
+
+    def send_as_get(self, address: str) -> dict[str, Any]:
+        for alias in self.send_as_list():
+            if alias["sendAsEmail"].lower() == address.lower():
+                return alias
+        raise not_found()
+
+    def add_send_as(self, address: str, status: str, display_name: str = "") -> dict[str, Any]:
+        alias = {"sendAsEmail": address, "displayName": display_name, "replyToAddress": "",
+                 "signature": "", "isPrimary": False, "isDefault": False, "treatAsAlias": True,
+                 "verificationStatus": status}
+        self.send_as[address.lower()] = alias
+        return dict(alias)
+
+    def may_send_as(self, address: str) -> bool:
+        """The primary address or an alias whose verification was accepted."""
+        alias = self.send_as.get(address.lower())
+        return address.lower() == self.email or (
+            alias is not None and alias["verificationStatus"] == "accepted")
 
     # ----- labels -----------------------------------------------------------------------------
 
@@ -237,6 +268,24 @@ class Mailbox:
                     return candidate.thread_id
         return None
 
+    def thread_accepts(self, thread_id: str, parsed: ParsedMessage) -> bool:
+        """The discovery document's rule for joining `thread_id` on send: References or
+        In-Reply-To set, and the Subject matching the thread's (prefixes stripped)."""
+        members = sorted((self.messages[i] for i in self.threads.get(thread_id, [])),
+                         key=lambda m: (m.internal_date, m.id))
+        if not members or not (parsed.in_reply_to or parsed.references):
+            return False
+        return normalize_subject(parsed.subject) == normalize_subject(members[0].parsed.subject)
+
+    def delete_thread(self, thread_id: str) -> list[str]:
+        """Remove a thread and all its messages, as after TRASH is emptied."""
+        ids = list(self.threads.get(thread_id, []))
+        if not ids:
+            raise not_found()
+        for message_id in ids:
+            self.delete_message(self.messages[message_id])
+        return ids
+
     def add_message(
         self,
         raw: bytes,
@@ -244,12 +293,16 @@ class Mailbox:
         internal_date: int | None = None,
         thread_id: str | None = None,
         parsed: ParsedMessage | None = None,
+        auto_thread: bool = True,
     ) -> StoredMessage:
+        """Store a message; without `thread_id` it joins the thread of a referenced message with
+        the same subject (auto_thread, as delivery does) or starts its own."""
         parsed = parsed or parse(raw)
         if thread_id is not None and thread_id not in self.threads:
             raise not_found()
         message_id = new_message_id()
-        thread_id = thread_id or self.find_thread(parsed) or message_id
+        found = self.find_thread(parsed) if auto_thread and not thread_id else None
+        thread_id = thread_id or found or message_id
         message = StoredMessage(
             id=message_id,
             thread_id=thread_id,

@@ -24,7 +24,11 @@ from typing import Any
 INLINE_BODY_LIMIT = 64 * 1024
 SNIPPET_LENGTH = 200
 
-_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+# Reply/forward prefixes Gmail ignores when it compares subjects (English, German, Nordic,
+# Dutch, French, Italian, Spanish, Portuguese...), with an optional counter such as "Re[2]:".
+_SUBJECT_PREFIX = re.compile(
+    r"^\s*((re|fwd?|aw|wg|sv|vs|vl|antw|doorst|tr|rif|r|enc|res|rv)\s*(\[\d+\])?\s*:\s*)+",
+    re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _TAG = re.compile(r"<[^>]*>")
 _STYLE_OR_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -60,6 +64,48 @@ def decode_header_value(value: str) -> str:
 def normalize_subject(subject: str) -> str:
     """The subject Gmail compares when threading: reply/forward prefixes stripped, case folded."""
     return " ".join(_SUBJECT_PREFIX.sub("", subject or "").split()).casefold()
+
+
+def header_block_end(raw: bytes) -> int:
+    """Index of the blank line ending the header block (len(raw) when there is none)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(ends) if ends else len(raw)
+
+
+def newline_of(raw: bytes) -> bytes:
+    """The line ending the message's headers use, so added headers match them."""
+    end = header_block_end(raw)
+    return b"\r\n" if b"\r\n" in raw[:end + 2] else b"\n"
+
+
+def without_header(raw: bytes, name: str) -> bytes:
+    """The raw message with every occurrence of header `name` (and its folded lines) removed;
+    the body and the other headers are left byte for byte."""
+    end = header_block_end(raw)
+    lines = raw[:end].splitlines(keepends=True)
+    wanted = name.lower().encode() + b":"
+    kept: list[bytes] = []
+    dropping = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.lower().startswith(wanted)
+        if not dropping:
+            kept.append(line)
+    head = b"".join(kept)
+    if head and not head.endswith(b"\n"):
+        head += newline_of(raw)
+    rest = raw[end:]
+    rest = rest[2:] if rest.startswith(b"\r\n") else rest[1:] if rest.startswith(b"\n") else rest
+    return head + rest
+
+
+def prepend_header(raw: bytes, name: str, value: str) -> bytes:
+    """Add a header on top, as a relay does (value may be folded with the message's newline)."""
+    newline = newline_of(raw)
+    return f"{name}: {value}".encode().replace(b"\n", newline) + newline + raw
 
 
 def message_ids_in(value: str | None) -> list[str]:

@@ -29,12 +29,19 @@ class Notifier:
         self._publisher: Any = None
         self._thread: threading.Thread | None = None
         self.published: list[dict[str, Any]] = []  # what went out, for /_fake/stats
+        # Paused: notifications are dropped (not delayed), as when Gmail drops them.
+        self.paused = False
+        self.dropped = 0
 
     @property
     def enabled(self) -> bool:
         return bool(self.emulator_host)
 
     def notify(self, email: str, topic: str, history_id: int) -> None:
+        if self.paused:
+            with self._condition:
+                self.dropped += 1
+            return
         if not self.enabled:
             return
         with self._condition:
@@ -50,6 +57,8 @@ class Notifier:
             self._pending.clear()
             self._last_sent.clear()
             self.published.clear()
+            self.paused = False
+            self.dropped = 0
 
     def topic_exists(self, topic: str) -> bool | None:
         """True/False when the emulator answers, None when no emulator is configured."""

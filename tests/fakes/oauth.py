@@ -174,9 +174,12 @@ class SigningKey:
 class OAuthServer:
     """State and endpoints of the fake authorization server."""
 
-    def __init__(self, account_name: Callable[[str], str | None]):
+    def __init__(self, account_name: Callable[[str], str | None],
+                 account_hd: Callable[[str], str | None] = hosted_domain):
         # account_name(email) -> display name, or None when the fake has no such account.
         self._account_name = account_name
+        # account_hd(email) -> the Workspace domain ("hd" claim), None for consumer accounts.
+        self._account_hd = account_hd
         self.signing_key = SigningKey()
         self.reset()
 
@@ -285,7 +288,7 @@ class OAuthServer:
             "iat": now,
             "exp": now + 3600,
         }
-        domain = hosted_domain(email)
+        domain = self._account_hd(email)
         if domain:
             claims["hd"] = domain
         if nonce:
@@ -403,8 +406,8 @@ class OAuthServer:
         info: dict[str, Any] = {"sub": subject_for(token.email)}
         if EMAIL_SCOPE in token.scopes:
             info.update(email=token.email, email_verified=True)
-            if hosted_domain(token.email):
-                info["hd"] = hosted_domain(token.email)
+            if self._account_hd(token.email):
+                info["hd"] = self._account_hd(token.email)
         if PROFILE_SCOPE in token.scopes:
             info["name"] = self._account_name(token.email) or token.email
         return json_response(info)
@@ -419,6 +422,40 @@ class OAuthServer:
             "scope": " ".join(token.scopes), "exp": str(int(token.expires or 0)),
             "expires_in": str(max(0, int((token.expires or 0) - time.time()))),
             "email": token.email, "email_verified": "true", "access_type": "offline",
+        })
+
+    def service_account_token(self, service_account: str, audience: str) -> str:
+        """A Google-signed OIDC token for a service account, as Cloud Scheduler or a Pub/Sub
+        push subscription sends in ``Authorization: Bearer``."""
+        now = int(time.time())
+        return self.signing_key.sign({
+            "iss": ISSUER, "aud": audience, "azp": subject_for(service_account),
+            "sub": subject_for(service_account), "email": service_account,
+            "email_verified": True, "iat": now, "exp": now + 3600,
+        })
+
+    def openid_configuration(self, request: Request) -> Response:
+        """Google's discovery document, with the endpoints on this server; the issuer stays
+        Google's because tokens are checked against it."""
+        base = request.host_url.rstrip("/")
+        return json_response({
+            "issuer": ISSUER,
+            "authorization_endpoint": base + "/o/oauth2/v2/auth",
+            "device_authorization_endpoint": base + "/device/code",
+            "token_endpoint": base + "/token",
+            "userinfo_endpoint": base + "/v1/userinfo",
+            "revocation_endpoint": base + "/revoke",
+            "jwks_uri": base + "/oauth2/v3/certs",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post",
+                                                      "client_secret_basic"],
+            "claims_supported": ["aud", "email", "email_verified", "exp", "hd", "iat", "iss",
+                                 "name", "sub"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
         })
 
     def certs(self, request: Request) -> Response:

@@ -346,11 +346,6 @@ def test_threading_follows_gmail_rules_and_send_is_recorded(fake, service):
     assert [m["id"] for m in outbox] == [sent["id"]]
     assert base64.urlsafe_b64decode(outbox[0]["raw"]) == answer
 
-    spoofed = rfc822("Hello", sender="ceo@acme.example", to="customer@example.org")
-    with pytest.raises(HttpError) as error:
-        service.users().messages().send(userId="me", body={"raw": b64(spoofed)}).execute()
-    assert error.value.resp.status == 400
-
 
 def test_modify_trash_delete_and_batch_modify(fake, service):
     first = fake.deliver(ACCOUNT, rfc822("a"))
@@ -771,6 +766,11 @@ def _check_watch_notifications(emulator: PubSubEmulator) -> None:
                                            ack_ids=[r.ack_id for r in response.received_messages])
                 if received and received[-1]["historyId"] == int(final["historyId"]):
                     break
+            published = fake.get("/_fake/notifications")
+            fake.post("/_fake/notifications", {"paused": True})
+            fake.deliver(ACCOUNT, rfc822("while paused"))
+            assert fake.get("/_fake/notifications") == published
+            assert fake.get("/_fake/stats")["notifications_dropped"] == 1
             service.users().stop(userId="me").execute()
 
         assert received and all(r["emailAddress"] == ACCOUNT for r in received)
@@ -807,11 +807,13 @@ def test_every_served_gmail_route_is_in_the_discovery_document(fake):
     for route in gmail_routes:
         template = route["rule"].lstrip("/").replace("<", "{").replace(">", "}")
         method = methods[route["method_id"]]
-        assert route["methods"] == [method["httpMethod"]], route
-        allowed = {method["path"], method.get("flatPath")}
-        simple = method.get("mediaUpload", {}).get("protocols", {}).get("simple", {})
-        if simple:
-            allowed.add(simple["path"].lstrip("/"))
+        protocols = method.get("mediaUpload", {}).get("protocols", {})
+        uploads = {protocol["path"].lstrip("/") for protocol in protocols.values()}
+        # A resumable upload goes on with PUTs to its session URI (the upload path).
+        expected = ["PUT"] if route["methods"] == ["PUT"] and template in uploads else [
+            method["httpMethod"]]
+        assert route["methods"] == expected, route
+        allowed = {method["path"], method.get("flatPath")} | uploads
         assert template in allowed, route
 
 
@@ -895,6 +897,9 @@ def test_responses_carry_only_documented_fields(fake, service):
     record("gmail.users.watch", users.watch(userId="me", body={
         "topicName": "projects/demo/topics/gmail"}))
     record("gmail.users.stop", users.stop(userId="me"))
+    record("gmail.users.settings.sendAs.list", users.settings().sendAs().list(userId="me"))
+    record("gmail.users.settings.sendAs.get", users.settings().sendAs().get(
+        userId="me", sendAsEmail=ACCOUNT))
 
     document = discovery_document()
     methods = _discovery_methods()
@@ -907,3 +912,537 @@ def test_responses_carry_only_documented_fields(fake, service):
                 assert not result, f"{method_id} documents no response body"
             else:
                 _check_schema(result, response_schema, document["schemas"], method_id)
+
+
+# ----- strict Gmail behaviours (POST /_fake/behaviour) ------------------------------------------
+
+STRICT_DEFAULTS = {"simple_request_limit_bytes": 5 * 1024 * 1024, "replace_message_id": False,
+                   "thread_requires_subject_match": True, "deleted_thread_status": 400}
+
+
+def gmail_from_local_discovery(fake: FakeGoogleProcess, credentials: Any, tmp_path: Any) -> Any:
+    """googleapiclient built from a copy of its bundled gmail.v1.json whose rootUrl is the fake,
+    so media uploads (which go to rootUrl, not api_endpoint) reach it too."""
+    from googleapiclient.discovery import build_from_document
+
+    document = discovery_document()
+    document["rootUrl"] = fake.url + "/"
+    document["baseUrl"] = fake.url + "/" + document["servicePath"]
+    local = tmp_path / "gmail.v1.json"
+    local.write_text(json.dumps(document))
+    return build_from_document(local.read_text(), credentials=credentials)
+
+
+def big_message(size: int, subject: str = "Report") -> bytes:
+    return rfc822(subject, sender=ACCOUNT, to="customer@example.org",
+                  attachment=os.urandom(size))
+
+
+def test_behaviour_defaults_are_strict_and_reset_restores_them(fake):
+    assert fake.get("/_fake/behaviour") == STRICT_DEFAULTS
+    changed = fake.post("/_fake/behaviour", {"replace_message_id": True,
+                                             "deleted_thread_status": 404})
+    refused = fake.session.post(fake.url + "/_fake/behaviour", json={"colour": 1}, timeout=10)
+    fake.post("/_fake/reset")
+
+    assert changed == {**STRICT_DEFAULTS, "replace_message_id": True,
+                       "deleted_thread_status": 404}
+    assert refused.status_code == 400 and "colour" in refused.json()["error"]
+    assert fake.get("/_fake/behaviour") == STRICT_DEFAULTS
+
+
+def test_simple_request_over_five_mib_is_413_and_not_sent(fake, service):
+    raw = big_message(4 * 1024 * 1024)  # base64 in JSON makes the request about 5.4 MB
+
+    with pytest.raises(HttpError) as error:
+        service.users().messages().send(userId="me", body={"raw": b64(raw)}).execute()
+
+    assert error.value.resp.status == 413
+    body = json.loads(error.value.content)["error"]
+    assert body["code"] == 413 and "5242880" in body["message"] and body["errors"][0]["reason"]
+    assert fake.get(f"/_fake/users/{ACCOUNT}/sent") == []
+
+
+def test_upload_route_sends_multipart_media_and_resumable_through_googleapiclient(
+        fake, tmp_path):
+    from googleapiclient.http import MediaInMemoryUpload, MediaIoBaseUpload
+    import io
+
+    service = gmail_from_local_discovery(fake, sign_in(fake), tmp_path)
+    messages = service.users().messages()
+    large = big_message(6 * 1024 * 1024, "Large")
+    small = rfc822("Small", sender=ACCOUNT, to="customer@example.org")
+
+    multipart = messages.send(userId="me", body={}, media_body=MediaInMemoryUpload(
+        large, mimetype="message/rfc822")).execute()
+    media = messages.send(userId="me", media_body=MediaInMemoryUpload(
+        small, mimetype="message/rfc822")).execute()
+    resumable = messages.send(userId="me", body={}, media_body=MediaIoBaseUpload(
+        io.BytesIO(large), mimetype="message/rfc822", chunksize=1024 * 1024,
+        resumable=True)).execute()
+
+    sent = {m["id"]: base64.urlsafe_b64decode(m["raw"])
+            for m in fake.get(f"/_fake/users/{ACCOUNT}/sent")}
+    assert sent == {multipart["id"]: large, media["id"]: small, resumable["id"]: large}
+    assert fake.get("/_fake/stats")["users"][ACCOUNT]["calls"]["gmail.users.messages.send"] == 3
+
+
+def test_upload_over_the_discovery_max_size_is_413(fake):
+    credentials = sign_in(fake)
+    maximum = int(discovery_document()["resources"]["users"]["resources"]["messages"][
+        "methods"]["send"]["mediaUpload"]["maxSize"])
+
+    response = requests.post(
+        fake.url + "/upload/gmail/v1/users/me/messages/send", params={"uploadType": "resumable"},
+        headers={"Authorization": f"Bearer {credentials.token}",
+                 "X-Upload-Content-Type": "message/rfc822",
+                 "X-Upload-Content-Length": str(maximum + 1)}, json={}, timeout=10)
+
+    assert maximum == 35 * 1024 * 1024
+    assert response.status_code == 413
+    assert response.json()["error"]["errors"][0]["reason"] == "uploadTooLarge"
+
+
+def test_upload_refuses_a_media_type_outside_message_star(fake):
+    credentials = sign_in(fake)
+
+    response = requests.post(
+        fake.url + "/upload/gmail/v1/users/me/messages/send", params={"uploadType": "media"},
+        headers={"Authorization": f"Bearer {credentials.token}", "Content-Type": "text/plain"},
+        data=rfc822(sender=ACCOUNT), timeout=10)
+
+    assert response.status_code == 400
+    assert fake.get(f"/_fake/users/{ACCOUNT}/sent") == []
+
+
+def test_upload_without_upload_type_is_400(fake):
+    credentials = sign_in(fake)
+
+    response = requests.post(
+        fake.url + "/upload/gmail/v1/users/me/messages/send",
+        headers={"Authorization": f"Bearer {credentials.token}",
+                 "Content-Type": "message/rfc822"}, data=rfc822(sender=ACCOUNT), timeout=10)
+
+    assert response.status_code == 400 and "uploadType" in response.json()["error"]["message"]
+
+
+def test_unknown_query_parameter_is_400_invalid_argument(fake):
+    credentials = sign_in(fake)
+
+    response = requests.get(fake.url + "/gmail/v1/users/me/messages",
+                            params={"maxResults": 5, "labelId": "INBOX"},
+                            headers={"Authorization": f"Bearer {credentials.token}"}, timeout=10)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["errors"][0]["reason"] == \
+        "invalidArgument"
+    assert 'Unknown name "labelId"' in error["message"]
+
+
+def test_query_enum_and_integer_values_are_checked(fake):
+    credentials = sign_in(fake)
+    message_id = fake.deliver(ACCOUNT, rfc822())["id"]
+    headers = {"Authorization": f"Bearer {credentials.token}"}
+
+    bad_format = requests.get(fake.url + f"/gmail/v1/users/me/messages/{message_id}",
+                              params={"format": "RAW"}, headers=headers, timeout=10)
+    bad_integer = requests.get(fake.url + "/gmail/v1/users/me/messages",
+                               params={"maxResults": "ten"}, headers=headers, timeout=10)
+
+    assert bad_format.status_code == 400 and bad_integer.status_code == 400
+
+
+def test_unknown_body_field_and_bad_body_enum_are_400(service):
+    labels = service.users().labels()
+
+    with pytest.raises(HttpError) as unknown:
+        labels.create(userId="me", body={"name": "Tickets", "colour": "red"}).execute()
+    with pytest.raises(HttpError) as nested:
+        service.users().messages().send(userId="me", body={
+            "raw": b64(rfc822(sender=ACCOUNT)), "payload": {"header": []}}).execute()
+    with pytest.raises(HttpError) as enum:
+        labels.create(userId="me", body={"name": "Tickets",
+                                         "labelListVisibility": "sideways"}).execute()
+
+    for error in (unknown, nested, enum):
+        assert error.value.resp.status == 400 and error_reason(error.value) == "invalidArgument"
+    assert 'Unknown name "colour"' in json.loads(unknown.value.content)["error"]["message"]
+    assert "at 'payload'" in json.loads(nested.value.content)["error"]["message"]
+    assert labels.list(userId="me").execute()["labels"][-1]["name"] != "Tickets"
+
+
+def test_project_quota_is_counted_across_users_and_answers_429(fake, service):
+    other = "billing@acme.example"
+    fake.post("/_fake/users", {"email": other})
+    other_service = gmail(fake, sign_in(fake, other))
+    fake.post("/_fake/stats/reset")
+    fake.post("/_fake/config", {"quota_per_project_per_minute": 3})
+
+    service.users().getProfile(userId="me").execute()
+    other_service.users().getProfile(userId="me").execute()
+    service.users().labels().list(userId="me").execute()
+    with pytest.raises(HttpError) as error:
+        other_service.users().getProfile(userId="me").execute()
+
+    stats = fake.get("/_fake/stats")
+    assert error.value.resp.status == 429 and error_reason(error.value) == "rateLimitExceeded"
+    assert stats["project"]["quota_units"] == 3 and stats["project"]["rate_limited"] == 1
+    assert stats["project"]["quota_per_minute"] == 3
+    assert stats["users"][ACCOUNT]["quota_units"] == 2 and stats["users"][other]["quota_units"] == 1
+    assert fake.get("/_fake/config")["quota_per_project_per_minute"] == 3
+
+
+def test_project_quota_defaults_to_google_limit(fake):
+    assert fake.get("/_fake/config")["quota_per_project_per_minute"] == 1_200_000
+    assert fake.get("/_fake/stats")["project"]["quota_per_minute"] == 1_200_000
+
+
+def test_send_into_thread_needs_matching_subject_and_references(fake, service):
+    original = fake.deliver(ACCOUNT, rfc822("Printer", message_id="<p1@example.org>"))
+    messages = service.users().messages()
+
+    def send(subject: str, in_reply_to: str | None = "<p1@example.org>") -> dict:
+        raw = rfc822(subject, sender=ACCOUNT, to="customer@example.org", in_reply_to=in_reply_to)
+        return messages.send(userId="me", body={"raw": b64(raw),
+                                                "threadId": original["threadId"]}).execute()
+
+    matching = send("RE: AW: Printer")
+    tagged = send("Re: [#12] Printer")
+    unreferenced = send("Re: Printer", in_reply_to=None)
+
+    assert matching["threadId"] == original["threadId"]
+    assert tagged["threadId"] not in (original["threadId"], matching["threadId"])
+    assert tagged["threadId"] == tagged["id"]
+    assert unreferenced["threadId"] == unreferenced["id"]
+
+
+def test_send_threads_on_thread_id_alone_when_subject_match_is_off(fake, service):
+    original = fake.deliver(ACCOUNT, rfc822("Printer", message_id="<p2@example.org>"))
+    fake.post("/_fake/behaviour", {"thread_requires_subject_match": False})
+    raw = rfc822("Re: [#12] Printer", sender=ACCOUNT, to="customer@example.org")
+
+    sent = service.users().messages().send(userId="me", body={
+        "raw": b64(raw), "threadId": original["threadId"]}).execute()
+
+    assert sent["threadId"] == original["threadId"]
+
+
+def test_send_without_thread_id_starts_a_new_thread(fake, service):
+    fake.deliver(ACCOUNT, rfc822("Printer", message_id="<p3@example.org>"))
+    raw = rfc822("Re: Printer", sender=ACCOUNT, to="customer@example.org",
+                 in_reply_to="<p3@example.org>")
+
+    sent = service.users().messages().send(userId="me", body={"raw": b64(raw)}).execute()
+
+    assert sent["threadId"] == sent["id"]
+
+
+def test_deleted_thread_is_gone_and_a_send_into_it_is_refused(fake, service):
+    original = fake.deliver(ACCOUNT, rfc822("Printer", message_id="<p4@example.org>"))
+    reply = fake.deliver(ACCOUNT, rfc822("Re: Printer", in_reply_to="<p4@example.org>"))
+    deleted = fake.post(f"/_fake/users/{ACCOUNT}/threads/{original['threadId']}/delete")
+    raw = rfc822("Re: Printer", sender=ACCOUNT, to="customer@example.org",
+                 in_reply_to="<p4@example.org>")
+    body = {"raw": b64(raw), "threadId": original["threadId"]}
+
+    with pytest.raises(HttpError) as default:
+        service.users().messages().send(userId="me", body=body).execute()
+    fake.post("/_fake/behaviour", {"deleted_thread_status": 404})
+    with pytest.raises(HttpError) as configured:
+        service.users().messages().send(userId="me", body=body).execute()
+    with pytest.raises(HttpError) as gone:
+        service.users().threads().get(userId="me", id=original["threadId"]).execute()
+
+    assert deleted == {"threadId": original["threadId"],
+                       "deleted": [original["id"], reply["id"]]}
+    assert default.value.resp.status == 400 and configured.value.resp.status == 404
+    assert gone.value.resp.status == 404
+    assert fake.get(f"/_fake/users/{ACCOUNT}/messages") == []
+    assert fake.get(f"/_fake/users/{ACCOUNT}/sent") == []
+
+
+def test_deleting_an_unknown_thread_is_404(fake):
+    response = fake.session.post(
+        fake.url + f"/_fake/users/{ACCOUNT}/threads/18f3a00000000001/delete", timeout=10)
+
+    assert response.status_code == 404
+
+
+def _sent_message_id(fake: FakeGoogleProcess) -> str:
+    from email import message_from_bytes
+
+    raw = base64.urlsafe_b64decode(fake.get(f"/_fake/users/{ACCOUNT}/sent")[-1]["raw"])
+    return message_from_bytes(raw)["Message-ID"]
+
+
+def test_send_keeps_our_message_id_by_default(fake, service):
+    raw = rfc822("Hello", sender=ACCOUNT, to="customer@example.org", message_id="<ours@x.test>")
+
+    service.users().messages().send(userId="me", body={"raw": b64(raw)}).execute()
+
+    assert _sent_message_id(fake) == "<ours@x.test>"
+
+
+def test_replace_message_id_gives_the_sent_message_gmails_own_id(fake, service):
+    fake.post("/_fake/behaviour", {"replace_message_id": True})
+    raw = rfc822("Hello", sender=ACCOUNT, to="customer@example.org", message_id="<ours@x.test>")
+    messages = service.users().messages()
+
+    sent = messages.send(userId="me", body={"raw": b64(raw)}).execute()
+
+    gmail_id = _sent_message_id(fake)
+    assert gmail_id != "<ours@x.test>" and gmail_id.endswith("@mail.gmail.com>")
+    assert "messages" not in messages.list(userId="me", q="rfc822msgid:<ours@x.test>").execute()
+    found = messages.list(userId="me", q=f"rfc822msgid:{gmail_id}").execute()["messages"]
+    assert [m["id"] for m in found] == [sent["id"]]
+
+
+# ----- notifications, delivery authentication -----------------------------------------------------
+
+
+def test_notification_pause_is_a_control_route(fake):
+    paused = fake.post("/_fake/notifications", {"paused": True})
+    refused = fake.session.post(fake.url + "/_fake/notifications", json={"paused": "yes"},
+                                timeout=10)
+    resumed = fake.post("/_fake/notifications", {"paused": False})
+
+    assert paused == {"paused": True} and resumed == {"paused": False}
+    assert refused.status_code == 400
+
+
+def test_paused_notifications_are_dropped_for_delivered_mail(fake, service):
+    service.users().watch(userId="me", body={"topicName": "projects/demo/topics/gmail",
+                                             "labelIds": ["INBOX"]}).execute()
+    fake.post("/_fake/notifications", {"paused": True})
+
+    fake.deliver(ACCOUNT, rfc822("while paused"))
+
+    assert fake.get("/_fake/stats")["notifications_dropped"] == 1
+    fake.post("/_fake/reset")
+    assert fake.get("/_fake/stats")["notifications_dropped"] == 0
+
+
+def _headers(service: Any, message_id: str) -> list[tuple[str, str]]:
+    message = service.users().messages().get(userId="me", id=message_id,
+                                             format="metadata").execute()
+    return [(h["name"], h["value"]) for h in message["payload"]["headers"]]
+
+
+def test_delivery_prepends_googles_authentication_results_on_top(fake, service):
+    forged = b"Authentication-Results: mx.google.com; dmarc=pass header.from=bank.example\r\n"
+    raw = forged + rfc822(sender="Customer <customer@example.org>")
+    passed = fake.post(f"/_fake/users/{ACCOUNT}/messages", data=raw)
+    failed = fake.post(f"/_fake/users/{ACCOUNT}/messages", data=raw,
+                       params={"authentication": "fail"})
+    untouched = fake.post(f"/_fake/users/{ACCOUNT}/messages", data=rfc822(),
+                          params={"authentication": "none"})
+
+    passed_headers = _headers(service, passed["id"])
+    assert passed_headers[0][0] == "Authentication-Results"
+    value = " ".join(passed_headers[0][1].split())
+    assert value.startswith("mx.google.com;")
+    for verdict in ("dkim=pass", "spf=pass", "dmarc=pass"):
+        assert verdict in value
+    assert value.endswith("header.from=example.org")
+    assert passed_headers[1] == ("Authentication-Results",
+                                 "mx.google.com; dmarc=pass header.from=bank.example")
+    failed_value = _headers(service, failed["id"])[0][1]
+    assert all(v in failed_value for v in ("dkim=fail", "spf=fail", "dmarc=fail"))
+    assert not any(name == "Authentication-Results"
+                   for name, _ in _headers(service, untouched["id"]))
+
+
+def test_delivery_refuses_an_unknown_authentication_verdict(fake):
+    response = fake.session.post(fake.url + f"/_fake/users/{ACCOUNT}/messages", data=rfc822(),
+                                 params={"authentication": "maybe"}, timeout=10)
+
+    assert response.status_code == 400
+
+
+# ----- OpenID Connect ----------------------------------------------------------------------------
+
+OPENID_SCOPES = ["openid", "email", "profile"]
+
+
+def test_openid_sign_in_id_token_verifies_with_google_auth(fake):
+    from google.oauth2 import id_token
+
+    credentials = sign_in(fake, scopes=OPENID_SCOPES)
+    claims = id_token.verify_token(credentials.id_token, google.auth.transport.requests.Request(),
+                                   audience=CLIENT_ID, certs_url=fake.url + "/oauth2/v1/certs")
+
+    assert claims["iss"] == "https://accounts.google.com" and claims["aud"] == CLIENT_ID
+    assert claims["email"] == ACCOUNT and claims["email_verified"] is True
+    assert claims["hd"] == "acme.example" and claims["sub"].isdigit()
+    assert claims["name"] == "ACME Support"
+
+
+def test_consumer_accounts_have_no_hd_and_hd_can_be_overridden(fake):
+    from google.oauth2 import id_token
+
+    fake.post("/_fake/users", {"email": "someone@gmail.com"})
+    created = fake.post("/_fake/users", {"email": "owner@acme.example", "hd": "parent.example"})
+    request = google.auth.transport.requests.Request()
+
+    def claims_of(email: str) -> dict:
+        token = sign_in(fake, email, OPENID_SCOPES).id_token
+        return id_token.verify_token(token, request, audience=CLIENT_ID,
+                                     certs_url=fake.url + "/oauth2/v1/certs")
+
+    assert "hd" not in claims_of("someone@gmail.com")
+    assert created["hd"] == "parent.example"
+    assert claims_of("owner@acme.example")["hd"] == "parent.example"
+
+
+def test_id_token_signature_matches_the_jwks_key(fake):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives import serialization
+    from google.auth import jwt
+
+    token = sign_in(fake, scopes=OPENID_SCOPES).id_token
+    key = fake.get("/oauth2/v3/certs")["keys"][0]
+
+    def number(value: str) -> int:
+        return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
+
+    public = rsa.RSAPublicNumbers(number(key["e"]), number(key["n"])).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    claims = jwt.decode(token, certs={key["kid"]: pem.decode()}, audience=CLIENT_ID)
+
+    assert key["alg"] == "RS256" and claims["email"] == ACCOUNT
+
+
+def test_openid_configuration_points_at_the_fake(fake):
+    document = fake.get("/.well-known/openid-configuration")
+
+    assert document["issuer"] == "https://accounts.google.com"
+    assert document["authorization_endpoint"] == fake.url + "/o/oauth2/v2/auth"
+    assert document["jwks_uri"] == fake.url + "/oauth2/v3/certs"
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert requests.get(document["jwks_uri"], timeout=10).json()["keys"]
+    userinfo = requests.get(document["userinfo_endpoint"], timeout=10)
+    assert userinfo.status_code == 401  # exists, wants a token
+
+
+def test_service_account_oidc_token_verifies_with_google_auth(fake):
+    from google.oauth2 import id_token
+
+    account = "scheduler@demo-project.iam.gserviceaccount.com"
+    audience = "https://europe-west1-demo.cloudfunctions.net/poll"
+    token = fake.post("/_fake/oidc/token", {"service_account": account,
+                                            "audience": audience})["token"]
+    request = google.auth.transport.requests.Request()
+
+    claims = id_token.verify_token(token, request, audience=audience,
+                                   certs_url=fake.url + "/oauth2/v1/certs")
+    with pytest.raises(ValueError):
+        id_token.verify_token(token, request, audience="https://elsewhere.example/push",
+                              certs_url=fake.url + "/oauth2/v1/certs")
+
+    assert claims["iss"] == "https://accounts.google.com"
+    assert claims["email"] == account and claims["email_verified"] is True
+
+
+def test_service_account_token_needs_account_and_audience(fake):
+    response = fake.session.post(fake.url + "/_fake/oidc/token",
+                                 json={"service_account": "x@y.iam.gserviceaccount.com"},
+                                 timeout=10)
+
+    assert response.status_code == 400
+
+
+def test_current_consent_endpoint_and_refresh_token_revoke(fake):
+    fake.post("/_fake/oauth/approve-as", {"email": ACCOUNT})
+    config = {"web": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                      "auth_uri": fake.url + "/o/oauth2/v2/auth",
+                      "token_uri": fake.url + "/token", "redirect_uris": [REDIRECT_URI]}}
+    flow = Flow.from_client_config(config, scopes=SCOPES, redirect_uri=REDIRECT_URI)
+    response = authorize(fake, flow)
+    flow.fetch_token(authorization_response=response.headers["Location"])
+    credentials = flow.credentials
+
+    revoked = requests.post(fake.url + "/revoke", params={"token": credentials.refresh_token},
+                            headers={"Content-Type": "application/x-www-form-urlencoded"},
+                            timeout=10)
+    with pytest.raises(RefreshError) as error:
+        credentials.refresh(google.auth.transport.requests.Request())
+
+    assert response.status_code == 302
+    assert revoked.status_code == 200 and "invalid_grant" in str(error.value)
+
+
+# ----- send-as aliases ---------------------------------------------------------------------------
+
+
+def test_send_as_lists_primary_and_aliases(fake, service):
+    added = fake.post(f"/_fake/users/{ACCOUNT}/send-as",
+                      {"sendAsEmail": "help@acme.example", "verificationStatus": "pending"})
+    send_as = service.users().settings().sendAs()
+
+    listed = send_as.list(userId="me").execute()["sendAs"]
+    got = send_as.get(userId="me", sendAsEmail="help@acme.example").execute()
+    with pytest.raises(HttpError) as missing:
+        send_as.get(userId="me", sendAsEmail="nobody@acme.example").execute()
+
+    assert listed[0] == {"sendAsEmail": ACCOUNT, "displayName": "ACME Support",
+                         "replyToAddress": "", "signature": "", "isPrimary": True,
+                         "isDefault": True}
+    assert listed[1] == got == added
+    assert got["verificationStatus"] == "pending" and got["treatAsAlias"] is True
+    assert missing.value.resp.status == 404
+
+
+def test_send_as_control_route_validates_input(fake):
+    bad_status = fake.session.post(fake.url + f"/_fake/users/{ACCOUNT}/send-as", json={
+        "sendAsEmail": "help@acme.example", "verificationStatus": "verified"}, timeout=10)
+    primary = fake.session.post(fake.url + f"/_fake/users/{ACCOUNT}/send-as", json={
+        "sendAsEmail": ACCOUNT}, timeout=10)
+
+    assert bad_status.status_code == 400 and primary.status_code == 400
+
+
+def test_from_is_kept_only_for_the_account_or_an_accepted_alias(fake, service):
+    fake.post(f"/_fake/users/{ACCOUNT}/send-as", {"sendAsEmail": "help@acme.example",
+                                                  "verificationStatus": "accepted"})
+    fake.post(f"/_fake/users/{ACCOUNT}/send-as", {"sendAsEmail": "sales@acme.example",
+                                                  "verificationStatus": "pending"})
+    from email import message_from_bytes
+
+    def sent_from(sender: str) -> str:
+        raw = rfc822("Hello", sender=sender, to="customer@example.org")
+        service.users().messages().send(userId="me", body={"raw": b64(raw)}).execute()
+        stored = fake.get(f"/_fake/users/{ACCOUNT}/sent")[-1]["raw"]
+        return message_from_bytes(base64.urlsafe_b64decode(stored))["From"]
+
+    assert sent_from("Help Desk <help@acme.example>") == "Help Desk <help@acme.example>"
+    assert sent_from("sales@acme.example") == f"ACME Support <{ACCOUNT}>"
+    assert sent_from("ceo@acme.example") == f"ACME Support <{ACCOUNT}>"
+
+
+def test_server_behaviour_option_sets_the_defaults_reset_restores():
+    option = ["--behaviour", json.dumps({"replace_message_id": True})]
+    with FakeGoogleProcess(env={"PUBSUB_EMULATOR_HOST": ""}, extra_args=option) as server:
+        server.post("/_fake/behaviour", {"replace_message_id": False})
+        server.post("/_fake/reset")
+
+        assert server.get("/_fake/behaviour") == {**STRICT_DEFAULTS, "replace_message_id": True}
+
+
+def test_a_missing_required_query_parameter_is_400_required():
+    # Gmail v1 declares no required query parameter today; the check follows the document.
+    from werkzeug.datastructures import MultiDict
+
+    from tests.fakes.discovery import Discovery
+    from tests.fakes.errors import GoogleApiError
+
+    document = {"resources": {"things": {"methods": {"find": {
+        "id": "demo.things.find", "parameters": {"q": {"location": "query", "required": True,
+                                                        "type": "string"}}}}}}}
+
+    with pytest.raises(GoogleApiError) as error:
+        Discovery(document).check_query("demo.things.find", MultiDict())
+    Discovery(document).check_query("demo.things.find", MultiDict({"q": "x"}))
+
+    assert error.value.code == 400 and error.value.reason == "required"
