@@ -1,4 +1,4 @@
-# mailbridge: make demo | test | up | down | status | bench | soak | setup  (DESIGN §6)
+# mailbridge: make demo | test | up | down | status | bench | soak | setup  (README.md)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -33,6 +33,7 @@ demo: setup
 
 test: setup
 	scripts/ensure_browser
+	cd functions && ../$(VENV)/bin/lint-imports --config ../.importlinter
 	$(VENV_PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
 	@if [ -x scripts/check_terraform ]; then scripts/check_terraform; fi
 

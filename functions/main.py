@@ -1,41 +1,41 @@
-"""Cloud Functions entry points: thin adapters over mailbridge.web (imports stay light)."""
+"""Cloud Functions entry points: thin adapters over mailbridge.http.functions (imports stay light)."""
 
 import functions_framework
 
-from mailbridge import web
+from mailbridge.http import functions as handlers
 
 
 @functions_framework.http
 def oauth_start(request):
     """Signed, single-use link → redirect to Google's consent page."""
-    return web.oauth_start(request)
+    return handlers.oauth_start(request)
 
 
 @functions_framework.http
 def oauth_callback(request):
     """Google's redirect after consent: check state, exchange the code, store the token."""
-    return web.oauth_callback(request)
+    return handlers.oauth_callback(request)
 
 
 @functions_framework.http
 def poll(request):
     """Cloud Scheduler (OIDC): poll every connected mailbox of this instance, or one."""
-    return web.poll(request)
+    return handlers.poll(request)
 
 
 @functions_framework.http
 def labels(request):
     """List/create labels; validate and save the deletion label."""
-    return web.labels(request)
+    return handlers.labels(request)
 
 
 @functions_framework.http
 def admin(request):
     """Admin pages (session from a signed link, CSRF on every form)."""
-    return web.admin(request)
+    return handlers.admin(request)
 
 
 @functions_framework.http
 def push(request):
     """Pub/Sub push of Gmail watch notifications → incremental sync of that mailbox."""
-    return web.push(request)
+    return handlers.push(request)

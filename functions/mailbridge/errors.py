@@ -36,3 +36,7 @@ class GmailError(MailbridgeError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class HistoryExpired(GmailError):
+    """startHistoryId is older than Gmail keeps: a full sync is needed."""

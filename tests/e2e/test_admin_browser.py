@@ -5,15 +5,15 @@ deletion label, poll, open the ticket and reply; hostile HTML runs nothing."""
 from __future__ import annotations
 
 import base64
-import os
-import uuid
 from email import message_from_bytes, policy
+import os
 from pathlib import Path
+import uuid
 
 import pytest
 import requests
 
-from mailbridge import mailboxes
+from mailbridge.services import mailboxes
 from tests.corpus import make_message
 from tests.helpers import CLIENT_SECRET, deliver, make_services
 

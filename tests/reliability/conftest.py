@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
+from mailbridge.services import connect as connect_service
 from tests.helpers import CLIENT_SECRET, client_id_for, follow_consent, make_mail, register_google_side
 
 ADDRESS = "help@acme.example"
@@ -97,7 +98,7 @@ def _leave_evidence(request):
 def export_firestore(host: str) -> list[dict]:
     from google.cloud import firestore
 
-    from mailbridge.store import Store
+    from mailbridge.adapters.firestore.store import Store
     from tests.conftest import TEST_PROJECT
 
     saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
@@ -121,7 +122,7 @@ def export_firestore(host: str) -> list[dict]:
 def connect(services, fake_url: str, name: str = MAILBOX, address: str = ADDRESS, *, acknowledge: bool = False):
     """connect_mailbox, recording the auth code and refresh token; acknowledgements off by default
     (each costs 100 quota units: a 200-message backlog would otherwise wait for Gmail's quota)."""
-    from mailbridge import mailboxes
+    from mailbridge.services import mailboxes
 
     client_id = client_id_for(name)
     register_google_side(fake_url, services, address, client_id)
@@ -129,7 +130,7 @@ def connect(services, fake_url: str, name: str = MAILBOX, address: str = ADDRESS
     mailboxes.add_credentials(services, name, services.settings.instance, client_id, CLIENT_SECRET)
     params = follow_consent(services, fake_url, name)
     LEDGER.secret(params.get("code"))
-    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     mailbox = services.store.get_mailbox(name)
     LEDGER.secret(services.secrets.get(mailbox["credentials"][0]["refresh_token_secret"]))
     if not acknowledge:

@@ -10,8 +10,9 @@ import uuid
 import pytest
 import requests
 
-from mailbridge import admin as admin_pages
-from mailbridge import ingest, labels, mailboxes
+from mailbridge.http import admin as admin_pages
+from mailbridge.services import labels, mailboxes
+from mailbridge.services import sync as ingest
 from tests.corpus import make_message
 from tests.helpers import deliver, make_services
 from tests.reliability.conftest import LEDGER, connect

@@ -4,14 +4,15 @@ downgrade; open redirects through URL parameters; tampered and reused signed lin
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
+import re
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 import requests
 
-from mailbridge import mailboxes, signing
+from mailbridge.domain import signing
+from mailbridge.services import mailboxes
 from tests.helpers import CLIENT_SECRET, client_id_for, make_services, register_google_side
 from tests.reliability.conftest import LEDGER, location_params
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mailbridge import ingest, mailboxes
+from mailbridge.services import mailboxes
+from mailbridge.services import sync as ingest
 from tests.helpers import make_services
 from tests.reliability.conftest import (ADDRESS, LEDGER, SECRET_PATTERN, backlog_messages, deliver_all,
                                         export_firestore, remember_access_tokens)

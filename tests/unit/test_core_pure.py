@@ -6,10 +6,13 @@ import time
 
 import pytest
 
-from mailbridge import labels, models, push, signing
-from mailbridge.cli import main as cli_main, parse_since
+from mailbridge.adapters.gmail import QuotaPacer
+from mailbridge.cli import main as cli_main
+from mailbridge.cli import parse_since
+from mailbridge.domain import models, signing
 from mailbridge.errors import AuthError, InvalidInput
-from mailbridge.gmail import QuotaPacer
+from mailbridge.http import push
+from mailbridge.services import labels
 
 KEY = "unit-test-signing-key"
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mailbridge import outgoing
 from mailbridge.errors import InvalidInput
 from mailbridge.parse import parse_message
+from mailbridge.services import outgoing
 
 INSTANCE = "production"
 

@@ -2,16 +2,10 @@
 
 import pytest
 
+from mailbridge.domain.threads import (DEFAULT_TAG_FORMAT, DictLookup, find_tag_numbers, format_tag, match_ticket,
+                                       subject_with_tag)
 from mailbridge.errors import InvalidInput
 from mailbridge.parse import parse_message
-from mailbridge.threads import (
-    DEFAULT_TAG_FORMAT,
-    DictLookup,
-    find_tag_numbers,
-    format_tag,
-    match_ticket,
-    subject_with_tag,
-)
 from tests.corpus import build_corpus, make_message
 
 CORPUS = build_corpus()

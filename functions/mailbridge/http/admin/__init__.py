@@ -7,18 +7,21 @@ at `$MAILBRIDGE_FUNCTIONS_URL/admin` or deployed at the root of its own URL.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 import hashlib
 import hmac
 import os
 import re
 import secrets
 import unicodedata
-from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode, urlparse
 
-from mailbridge import models
-from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
+from mailbridge.domain import models
+from mailbridge.errors import AuthError, Conflict, GmailError, InvalidInput, MailbridgeError, NotFound
+from mailbridge.http.common import services
 from mailbridge.logs import log_event
+from mailbridge.parse import sanitize_html
+from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
 SESSIONS = "admin_sessions"
@@ -36,7 +39,6 @@ _jinja = None
 # -- plumbing ------------------------------------------------------------------------------------
 def status_for(error: Exception) -> int:
     """Domain refusals are 4xx; Gmail failing after retries is 502; anything else 500."""
-    from mailbridge.errors import Conflict, GmailError
 
     if isinstance(error, Conflict):
         return 409
@@ -67,8 +69,6 @@ class Ctx:
     """One request: where the function is mounted, its services, the session."""
 
     def __init__(self, request):
-        from mailbridge.web import services
-
         self.request = request
         self.services = services()
         self.settings = self.services.settings
@@ -188,8 +188,6 @@ def _pop_flash(ctx: Ctx) -> None:
 
 
 def login(ctx: Ctx):
-    from mailbridge import mailboxes
-
     token = ctx.request.args.get("t", "")
     if not token:
         return unauthorized(ctx)
@@ -218,8 +216,6 @@ def logout(ctx: Ctx):
 
 # -- mailboxes ----------------------------------------------------------------------------------
 def mailbox_list(ctx: Ctx, error=None, status=200, form=None):
-    from mailbridge import mailboxes
-
     services = ctx.services
     rows = []
     for mailbox in services.store.list_mailboxes():
@@ -230,8 +226,6 @@ def mailbox_list(ctx: Ctx, error=None, status=200, form=None):
 
 
 def mailbox_create(ctx: Ctx):
-    from mailbridge import mailboxes
-
     try:
         created = mailboxes.add_mailbox(ctx.services, ctx.form("name").strip(), ctx.form("address").strip())
     except MailbridgeError as e:
@@ -242,8 +236,6 @@ def mailbox_create(ctx: Ctx):
 
 
 def _labels_for(ctx: Ctx, view: dict):
-    from mailbridge import labels
-
     own = next((c for c in view["credentials"] if c["instance"] == ctx.settings.instance), None)
     if not own or own["status"] != "connected":
         return None, "Sign in with Google first: labels are read from the connected mailbox."
@@ -254,8 +246,6 @@ def _labels_for(ctx: Ctx, view: dict):
 
 
 def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
-    from mailbridge import mailboxes
-
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
@@ -282,8 +272,6 @@ def _mailbox_action(ctx: Ctx, name: str, action, done_message):
 
 
 def credentials_add(ctx: Ctx, name: str):
-    from mailbridge import mailboxes
-
     instance = ctx.form("instance", ctx.settings.instance).strip() or ctx.settings.instance
     return _mailbox_action(ctx, name, lambda: mailboxes.add_credentials(
         ctx.services, name, instance, ctx.form("client_id"), ctx.form("client_secret")),
@@ -292,8 +280,6 @@ def credentials_add(ctx: Ctx, name: str):
 
 
 def connect(ctx: Ctx, name: str):
-    from mailbridge import mailboxes
-
     try:
         url = mailboxes.connect_url(ctx.services, name)
     except MailbridgeError as e:
@@ -302,15 +288,11 @@ def connect(ctx: Ctx, name: str):
 
 
 def disconnect(ctx: Ctx, name: str):
-    from mailbridge import mailboxes
-
     return _mailbox_action(ctx, name, lambda: mailboxes.disconnect(ctx.services, name),
                            "Disconnected: the token was revoked and removed. Polling stops for this mailbox.")
 
 
 def poll_now(ctx: Ctx, name: str):
-    from mailbridge import ingest
-
     def done(result):
         if result.get("status") == "off":
             return f"Nothing polled: {result['reason']}.", "warn"
@@ -323,12 +305,10 @@ def poll_now(ctx: Ctx, name: str):
         detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing new"
         return f"Polled: {detail}.", "ok"
 
-    return _mailbox_action(ctx, name, lambda: ingest.poll(ctx.services, name, scheduled=False), done)
+    return _mailbox_action(ctx, name, lambda: sync.poll(ctx.services, name, scheduled=False), done)
 
 
 def deletion_label(ctx: Ctx, name: str):
-    from mailbridge import labels
-
     def done(result):
         text = f"Deletion label is now {result['name']} ({result['id']})."
         if result.get("warning"):
@@ -339,8 +319,6 @@ def deletion_label(ctx: Ctx, name: str):
 
 
 def label_create(ctx: Ctx, name: str):
-    from mailbridge import labels
-
     return _mailbox_action(ctx, name, lambda: labels.create_label(ctx.services, name, ctx.form("label_name")),
                            lambda label: f"Label {label['name']} ({label['id']}) created.")
 
@@ -427,32 +405,20 @@ def inbound_retry(ctx: Ctx, name: str, gmail_id: str):
 
 
 # -- global settings ----------------------------------------------------------------------------
-def _outgoing_module():
-    try:
-        from mailbridge import outgoing
-    except ImportError:
-        return None
-    return outgoing
-
-
 def _overrides(ctx: Ctx):
-    outgoing = _outgoing_module()
-    return None if outgoing is None else outgoing.list_overrides(ctx.services)
+    return outgoing.list_overrides(ctx.services)
 
 
 def settings_page(ctx: Ctx, error=None, status=200):
     services = ctx.services
     current = services.store.settings()
     names = [m["name"] for m in services.store.list_mailboxes()]
-    outgoing = _outgoing_module()
-    scopes = list(outgoing.SCOPES) if outgoing else []
+    scopes = list(outgoing.SCOPES)
     return render(ctx, "settings.html", status, s=current, mailbox_names=names, error=error,
                   overrides=_overrides(ctx), override_scopes=scopes)
 
 
 def settings_save(ctx: Ctx):
-    from mailbridge import mailboxes
-
     current = ctx.services.store.settings()
     wanted = {
         "use_incoming_service": "true" if ctx.form("use_incoming_service") == "on" else "false",
@@ -471,10 +437,7 @@ def settings_save(ctx: Ctx):
 
 
 def override_set(ctx: Ctx):
-    outgoing = _outgoing_module()
     try:
-        if outgoing is None:
-            raise InvalidInput("overrides are not available in this version")
         row = outgoing.set_override(ctx.services, ctx.form("scope"), ctx.form("key"), ctx.form("mailbox"))
     except MailbridgeError as e:
         return settings_page(ctx, str(e), status_for(e))
@@ -483,10 +446,7 @@ def override_set(ctx: Ctx):
 
 
 def override_remove(ctx: Ctx):
-    outgoing = _outgoing_module()
     try:
-        if outgoing is None:
-            raise InvalidInput("overrides are not available in this version")
         outgoing.remove_override(ctx.services, ctx.form("scope"), ctx.form("key"))
     except MailbridgeError as e:
         return settings_page(ctx, str(e), status_for(e))
@@ -509,10 +469,6 @@ def ticket_list(ctx: Ctx):
 
 def _resolution(ctx: Ctx, ticket: dict) -> dict:
     """Which mailbox will send a reply, and why (outgoing.resolve_outgoing)."""
-    outgoing = _outgoing_module()
-    if outgoing is None:
-        return {"ok": False, "mailbox": None, "explanation": "outgoing mail is not available in this version",
-                "skipped": []}
     try:
         result = outgoing.resolve_outgoing(ctx.services, ticket)
     except MailbridgeError as e:
@@ -522,13 +478,11 @@ def _resolution(ctx: Ctx, ticket: dict) -> dict:
 
 
 def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body=""):
-    from mailbridge import tickets
-
     if not TICKET_ID.match(ticket_id):
         raise NotFound(f"no ticket {ticket_id!r}")
     store = ctx.services.store
     ticket = store.get_ticket(ticket_id)
-    view = tickets.ticket_view(store, ticket)
+    view = tickets.view(ctx.services, ticket)
     # One key per rendered form: a double click or a re-sent POST resumes the same send, never a second one.
     reply_key = f"reply-admin-{secrets.token_urlsafe(18)}"
     return render(ctx, "ticket.html", status, t=view, resolution=_resolution(ctx, ticket), error=error, body=body,
@@ -536,7 +490,6 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body=""):
 
 
 def ticket_reply(ctx: Ctx, ticket_id: str):
-    outgoing = _outgoing_module()
     body = ctx.form("body").replace("\r\n", "\n")
     key = ctx.form("reply_key").strip() or None
     try:
@@ -544,8 +497,6 @@ def ticket_reply(ctx: Ctx, ticket_id: str):
             raise NotFound(f"no ticket {ticket_id!r}")
         if not body.strip():
             raise InvalidInput("the reply is empty")
-        if outgoing is None:
-            raise InvalidInput("outgoing mail is not available in this version")
         result = outgoing.send_reply(ctx.services, ticket_id, body, idempotency_key=key)
     except MailbridgeError as e:
         return ticket_page(ctx, ticket_id, str(e), status_for(e), body=body)
@@ -560,10 +511,7 @@ def ticket_reply(ctx: Ctx, ticket_id: str):
 def ticket_status(ctx: Ctx, ticket_id: str):
     new_status = ctx.form("status")
     try:
-        if new_status not in ("open", "closed"):
-            raise InvalidInput("status must be open or closed")
-        ticket = ctx.services.store.get_ticket(ticket_id)
-        ctx.services.store.update_ticket(ticket["id"], {"status": new_status, "updated_at": models.now_iso()})
+        tickets.set_status(ctx.services, ticket_id, new_status)
     except MailbridgeError as e:
         return ticket_page(ctx, ticket_id, str(e), status_for(e))
     return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"Ticket {'closed' if new_status == 'closed' else 'reopened'}.")
@@ -594,8 +542,6 @@ def _find_message(ctx: Ctx, message_id: str) -> dict:
 
 
 def message_html(ctx: Ctx, message_id: str):
-    from mailbridge.parse import sanitize_html
-
     message = _find_message(ctx, message_id)
     html = sanitize_html(message.get("html") or "")  # stored sanitized; cleaned again in depth
     document = ("<!doctype html><html><head><meta charset=utf-8>"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-import re
 from datetime import datetime, timezone
+import hashlib
+import re
 
 from mailbridge.errors import InvalidInput
 
@@ -160,3 +161,28 @@ def apply_global_setting(key: str, raw) -> object:
     if key == "ticket_tag_format" and "{number}" not in raw:
         raise InvalidInput("ticket_tag_format must contain {number}")
     return _coerce(current, raw, key) if isinstance(raw, str) else raw
+
+
+def credential_secret_id(prefix: str, mailbox: str, instance: str, kind: str) -> str:
+    """Secret ids are [A-Za-z0-9_-]; hash the pair so any mailbox name fits and ids stay stable."""
+    digest = hashlib.sha256(f"{mailbox}\0{instance}".encode()).hexdigest()[:20]
+    return f"{prefix}-cred-{digest}-{kind}"
+
+
+def attempt_number(row: dict | None) -> int:
+    """The number of the attempt now under way on an inbound row: an unfinished row
+    (begin_attempt) already counted it."""
+    row = row or {}
+    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
+
+
+def credential_of(mailbox: dict, instance: str) -> dict | None:
+    """The credential set of `instance` on a mailbox, or None."""
+    return next((c for c in mailbox.get("credentials", []) if c["instance"] == instance), None)
+
+
+def require_credential(mailbox: dict, instance: str) -> dict:
+    cred = credential_of(mailbox, instance)
+    if cred is None:
+        raise InvalidInput(f"mailbox {mailbox['name']!r} has no credential set for instance {instance!r}")
+    return cred

@@ -1,4 +1,4 @@
-"""Ticket views in the JSON shape of DESIGN §5."""
+"""Ticket views: the JSON shape of `tickets list|show --json`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def message_view(row: dict) -> dict:
     return view
 
 
-def ticket_view(store, ticket: dict, with_messages: bool = True) -> dict:
+def ticket_view(ticket: dict, message_rows: list[dict] | None = None) -> dict:
+    """A ticket and its messages (rows of inbound/outbound) in the JSON shape of docs/cli.md."""
     view = {
         "id": ticket["id"], "number": ticket["number"], "subject": ticket.get("subject", ""),
         "status": ticket.get("status", "open"), "mailbox": ticket.get("mailbox"),
@@ -34,17 +35,8 @@ def ticket_view(store, ticket: dict, with_messages: bool = True) -> dict:
     for extra in ("ticket_type", "team", "client"):
         if ticket.get(extra):
             view[extra] = ticket[extra]
-    view["messages"] = [message_view(r) for r in store.ticket_messages(ticket["id"])] if with_messages else []
+    view["messages"] = [message_view(r) for r in message_rows or []]
     return view
-
-
-def show(services, ticket_id: str) -> dict:
-    return ticket_view(services.store, services.store.get_ticket(ticket_id))
-
-
-def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
-    store = services.store
-    return [ticket_view(store, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
 
 
 TICKET_FIELDS = ("id", "number", "subject", "status", "mailbox", "requester", "participants", "created_at",
@@ -52,7 +44,7 @@ TICKET_FIELDS = ("id", "number", "subject", "status", "mailbox", "requester", "p
 
 
 def contract_view(view: dict) -> dict:
-    """Exactly the keys of DESIGN §5 (`tickets list|show --json`), without the extras above."""
+    """Exactly the contract keys of `tickets list|show --json`, without the extras above."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
     out["messages"] = [{**{field: m.get(field) for field in MESSAGE_FIELDS},
                         "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in m.get("attachments", [])]}

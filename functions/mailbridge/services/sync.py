@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+from datetime import datetime, timezone
 import time
 import uuid
-from datetime import datetime, timezone
 
-from mailbridge import mailboxes, models
-from mailbridge.errors import GmailError, MailbridgeError, TokenRevoked
+from mailbridge.domain import models, rules
+from mailbridge.domain.threads import match_ticket
+from mailbridge.errors import GmailError, HistoryExpired, MailbridgeError, TokenRevoked
 from mailbridge.logs import log_event
+from mailbridge.parse import parse_message
+from mailbridge.services import labels, mailboxes, outgoing, watch
 
 FINAL = ("created", "updated", "ignored", "quarantined")
 CHUNK = 50
 MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
-LOOP_MARKER_DOMAIN = "mailbridge"
 BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
 UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
-
-
-def loop_marker(settings) -> str:
-    return f"{settings.prefix}@{LOOP_MARKER_DOMAIN}"
 
 
 @dataclasses.dataclass
@@ -171,8 +169,6 @@ class MailboxSync:
             else:
                 mode = "first"  # by default nothing older than the connection is ingested
         else:
-            from mailbridge.gmail import HistoryExpired
-
             ids: list[str] = []
             try:
                 for page_ids, history_id, _last in self.gmail.history_ids(sync["history_id"]):
@@ -195,9 +191,8 @@ class MailboxSync:
             complete = self.process(ids)
             if complete and pending_backfill:
                 self.backfill_done = True
-        from mailbridge import push
 
-        push.maybe_watch(self.services, self.mailbox, self.gmail, sync, force=mode == "first")
+        watch.maybe_watch(self.services, self.mailbox, self.gmail, sync, force=mode == "first")
         changes = {"last_poll_at": models.now_iso(), "last_error": None}
         if complete:
             changes.update(history_id=str(new_history), last_success_at=datetime.fromtimestamp(
@@ -241,9 +236,6 @@ class MailboxSync:
         return complete and not self.deferred
 
     def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
-        from mailbridge.parse import parse_message
-        from mailbridge.rules import classify
-
         outcomes: dict[str, str] = {}
         if self.careful:
             for gmail_id in chunk:
@@ -272,8 +264,8 @@ class MailboxSync:
                 parsed = parse_message(raw)
                 del raw
                 self._apply_size_limit(parsed)
-                verdict = classify(
-                    parsed, own_addresses=self.own_addresses(), loop_marker=loop_marker(self.settings),
+                verdict = rules.classify(
+                    parsed, own_addresses=self.own_addresses(), loop_marker=rules.loop_marker(self.settings.prefix),
                     ignore_senders=self.incoming.get("ignore_senders") or [],
                     ignore_subjects=self.incoming.get("ignore_subjects") or [])
                 stored = self._store_attachments(parsed) if verdict.action == "accept" or verdict.automatic else []
@@ -374,8 +366,6 @@ class MailboxSync:
     def _try_commit(self, prepared: list[Prepared]) -> dict[str, str]:
         from google.cloud.firestore import DELETE_FIELD
 
-        from mailbridge.store import attempt_number
-        from mailbridge.threads import match_ticket
 
         store = self.store
         settings = store.settings()
@@ -427,7 +417,7 @@ class MailboxSync:
             row = {
                 "mailbox": self.name, "gmail_message_id": p.gmail_id, "gmail_thread_id": p.thread_id,
                 "message_id": parsed.message_id, "outcome": outcome, "reason": reason,
-                "ticket_id": ticket_id, "attempts": attempt_number(existing.get(p.gmail_id)),
+                "ticket_id": ticket_id, "attempts": models.attempt_number(existing.get(p.gmail_id)),
                 "processed_at": now, "seq": seq, "subject": parsed.subject[:300],
                 "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
             }
@@ -500,8 +490,6 @@ class MailboxSync:
 
     # -- after the commit -------------------------------------------------------------------
     def post_process(self, ids: list[str]) -> None:
-        from mailbridge import labels
-
         if not ids:
             return
         try:
@@ -513,10 +501,6 @@ class MailboxSync:
 
     def acknowledge(self) -> None:
         if not self.new_tickets:
-            return
-        try:
-            from mailbridge import outgoing
-        except ImportError:
             return
         for ticket, p in self.new_tickets:
             try:
@@ -608,8 +592,6 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
 def _retry_outgoing(services, mailbox: str | None) -> None:
     """Unsent replies and acknowledgements are retried with backoff by every poll; never fails it."""
     try:
-        from mailbridge import outgoing
-
         outgoing.retry_failed(services, mailbox)
     except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
         log_event("WARNING", "outgoing retry failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from mailbridge import models, signing
+from mailbridge.domain import models, signing
 from mailbridge.errors import InvalidInput, NotFound
-from mailbridge.secrets import credential_secret_id
 
 LINK_TTL_SECONDS = 15 * 60
 
@@ -62,7 +61,7 @@ def add_credentials(services, name: str, instance: str, client_id: str, client_s
     mailbox = services.store.get_mailbox(name)
     if any(c["instance"] == instance for c in mailbox.get("credentials", [])):
         raise InvalidInput(f"mailbox {name!r} already has a credential set for instance {instance!r}")
-    secret_id = credential_secret_id(services.settings.prefix, name, instance, "client")
+    secret_id = models.credential_secret_id(services.settings.prefix, name, instance, "client")
     services.secrets.put(secret_id, client_secret)
     credential = {
         "instance": instance, "client_id": client_id, "client_secret_secret": secret_id,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from mailbridge import mailboxes, models
+from mailbridge.domain import models
 from mailbridge.errors import Conflict, GmailError, InvalidInput
 from mailbridge.logs import log_event
+from mailbridge.services import mailboxes
 
 NOT_FOR_DELETION = {"INBOX": "processed mail would stay in the inbox; pick the label it should move to"}
 UNAPPLIABLE = {"SENT": "Gmail sets SENT itself; it cannot be applied",
@@ -97,6 +98,11 @@ def resolve_label(gmail, value: str) -> dict:
     if label["id"] in UNAPPLIABLE:
         raise InvalidInput(f"{label['id']} cannot be used: {UNAPPLIABLE[label['id']]}")
     return gmail.label(label["id"])  # validated against the live label
+
+
+def resolve(services, name: str, value: str) -> dict:
+    """The label a user's input names in mailbox `name` (id, display name or UI id)."""
+    return label_view(resolve_label(_gmail(services, name)[1], value))
 
 
 def set_deletion_label(services, name: str, value: str) -> dict:

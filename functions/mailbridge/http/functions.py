@@ -1,4 +1,4 @@
-"""HTTP adapters behind functions/main.py: parse the request, call a use case, map errors.
+"""The HTTP functions behind functions/main.py: parse the request, call a use case, map errors.
 
 Imports stay light (cold start): heavy clients load inside bootstrap when first used.
 """
@@ -6,64 +6,20 @@ Imports stay light (cold start): heavy clients load inside bootstrap when first 
 from __future__ import annotations
 
 import html
-import json
 
-from mailbridge.errors import AuthError, Conflict, InvalidInput, MailbridgeError, NotFound
+from flask import redirect
 
-STATUS = ((InvalidInput, 400), (AuthError, 403), (NotFound, 404), (Conflict, 409))
-
-
-def status_for(error: Exception) -> int:
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status
-    return 500
-
-
-def json_response(body, status: int = 200):
-    return (json.dumps(body, default=str), status, {"Content-Type": "application/json"})
-
-
-def json_error(error: Exception):
-    status = status_for(error)
-    message = str(error) if isinstance(error, MailbridgeError) and status < 500 else (
-        str(error) if isinstance(error, MailbridgeError) else "internal error")
-    return json_response({"error": message}, status)
-
-
-def page(title: str, body_html: str, status: int = 200):
-    document = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<meta name=viewport content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · mailbridge</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-        ".err{color:#a00}.ok{color:#060}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body_html}</main></body></html>")
-    return (document, status, {"Content-Type": "text/html; charset=utf-8",
-                               "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                               "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
-
-
-def services():
-    from mailbridge.bootstrap import bootstrap
-
-    return bootstrap()
-
-
-def request_json(request) -> dict:
-    if not request.data:
-        return {}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object")
-    return body
+from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.http import admin as admin_pages
+from mailbridge.http import push as push_handler
+from mailbridge.http.common import json_error, json_response, page, request_json, services, status_for
+from mailbridge.services import connect
+from mailbridge.services import labels as label_service
+from mailbridge.services import mailboxes, sync
 
 
 # -- oauth ---------------------------------------------------------------------------------
 def oauth_start(request):
-    from flask import redirect
-
-    from mailbridge import mailboxes
 
     if request.method != "GET":
         return json_response({"error": "use GET"}, 405)
@@ -89,7 +45,7 @@ def oauth_callback(request):
     if not state:
         return page("Sign-in failed", "<p class=err>The answer from Google has no state; start again from the mailbox page.</p>", 400)
     try:
-        cred = services().google.complete(state, args.get("code"), args.get("error"), args.get("scope"))
+        cred = connect.complete(services(), state, args.get("code"), args.get("error"), args.get("scope"))
     except MailbridgeError as e:
         status = status_for(e)
         return page("Sign-in failed", f"<p class=err>{html.escape(str(e))}</p>", status if status < 500 else 500)
@@ -102,8 +58,6 @@ def oauth_callback(request):
 
 # -- poll ------------------------------------------------------------------------------------
 def poll(request):
-    from mailbridge import ingest
-
     if request.method not in ("POST", "GET"):
         return json_response({"error": "use POST"}, 405)
     try:
@@ -117,7 +71,7 @@ def poll(request):
                 backfill_since = float(body["since"])
             except (TypeError, ValueError):
                 raise InvalidInput("since must be a Unix time in seconds") from None
-        result = ingest.poll(services(), mailbox, backfill_since=backfill_since)
+        result = sync.poll(services(), mailbox, backfill_since=backfill_since)
     except MailbridgeError as e:
         return json_error(e)
     return json_response(result)
@@ -125,8 +79,6 @@ def poll(request):
 
 # -- labels ----------------------------------------------------------------------------------
 def labels(request):
-    from mailbridge import labels as label_service
-
     try:
         if request.method == "GET":
             mailbox = request.args.get("mailbox")
@@ -144,8 +96,7 @@ def labels(request):
         if action == "set-deletion":
             return json_response(label_service.set_deletion_label(services(), mailbox, body.get("label", "")))
         if action == "resolve":
-            return json_response(label_service.label_view(label_service.resolve_label(
-                label_service._gmail(services(), mailbox)[1], body.get("label", ""))))
+            return json_response(label_service.resolve(services(), mailbox, body.get("label", "")))
         raise InvalidInput("action must be create, set-deletion or resolve")
     except MailbridgeError as e:
         return json_error(e)
@@ -153,12 +104,8 @@ def labels(request):
 
 # -- admin and push live in their own modules ------------------------------------------------
 def admin(request):
-    from mailbridge import admin as admin_pages
-
     return admin_pages.handle(request)
 
 
 def push(request):
-    from mailbridge import push as push_service
-
-    return push_service.handle(request)
+    return push_handler.handle(request)

@@ -12,9 +12,8 @@ import threading
 import time
 from urllib.parse import urlparse
 
-from mailbridge import models
+from mailbridge.domain import models
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, TokenRevoked
-from mailbridge.secrets import credential_secret_id
 
 MAIL_SCOPE = "https://mail.google.com/"
 # openid + email ride along so that unticking Gmail on Google's granular consent screen
@@ -48,12 +47,6 @@ class GoogleAuth:
         os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
     # -- helpers -------------------------------------------------------------------------
-    def _credential(self, mailbox: dict, instance: str) -> dict:
-        for cred in mailbox.get("credentials", []):
-            if cred["instance"] == instance:
-                return cred
-        raise InvalidInput(f"mailbox {mailbox['name']!r} has no credential set for instance {instance!r}")
-
     def _client_secret(self, mailbox: dict, cred: dict) -> str:
         secret = self.services.secrets.get(cred["client_secret_secret"])
         if not secret:
@@ -79,7 +72,7 @@ class GoogleAuth:
             raise InvalidInput(
                 f"this deployment is instance {self.settings.instance!r}; it cannot sign in the "
                 f"{instance!r} credential set (use that instance's deployment)")
-        cred = self._credential(mailbox, instance)
+        cred = models.require_credential(mailbox, instance)
         flow = self._flow(cred, self._client_secret(mailbox, cred))
         state = pysecrets.token_urlsafe(32)
         url, _ = flow.authorization_url(
@@ -90,80 +83,25 @@ class GoogleAuth:
         }, STATE_TTL_SECONDS)
         return url
 
-    def complete(self, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
-        """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput."""
-        store = self.services.store
-        data = store.consume_oauth_state(state)
-        mailbox = store.get_mailbox(data["mailbox"])
-        instance = data["instance"]
-        if error:
-            reason = "consent was denied" if error == "access_denied" else f"Google returned an error: {error[:80]}"
-            store.update_credential(mailbox["name"], instance, {"last_error": reason})
-            raise AuthError(reason)
-        if not code:
-            raise AuthError("Google did not return an authorization code")
-        if not data.get("code_verifier"):
-            raise AuthError("sign-in state has no PKCE verifier: start again")
-        cred = self._credential(mailbox, instance)
-        flow = self._flow(cred, self._client_secret(mailbox, cred), state=state, code_verifier=data["code_verifier"])
+    def exchange_code(self, mailbox: dict, cred: dict, state: str, code_verifier: str, code: str):
+        """Trade an authorization code for tokens: (token dict, google Credentials). AuthError if refused."""
+        flow = self._flow(cred, self._client_secret(mailbox, cred), state=state, code_verifier=code_verifier)
         try:
             token = flow.fetch_token(code=code)
         except Exception as e:  # noqa: BLE001 - oauthlib raises many types; none may carry the code out
             raise AuthError(f"Google refused the authorization code ({e.__class__.__name__})") from None
-        scopes = token.get("scope") or granted_scope or ""
-        scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
-        if MAIL_SCOPE not in scopes:
-            self._revoke(token.get("refresh_token") or token.get("access_token"))
-            reason = "the Gmail permission (https://mail.google.com/) was not granted: sign in again and keep it ticked"
-            store.update_credential(mailbox["name"], instance, {"last_error": reason})
-            raise AuthError(reason)
-        refresh_token = token.get("refresh_token")
-        if not refresh_token:
-            raise AuthError("Google returned no refresh token (access_type=offline and prompt=consent are required)")
-        from mailbridge.gmail import Gmail
+        return token, flow.credentials
 
-        gmail = Gmail(self.settings, flow.credentials)
-        profile = gmail.profile()
-        email = profile.get("emailAddress", "").lower()
-        if email != mailbox["address"].lower():
-            self._revoke(refresh_token)
-            reason = (f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
-                      "sign in with the mailbox's own Google account")
-            store.update_credential(mailbox["name"], instance, {"last_error": reason})
-            raise AuthError(reason)
-        secret_id = credential_secret_id(self.settings.prefix, mailbox["name"], instance, "refresh")
-        self.services.secrets.put(secret_id, refresh_token)
-        now = models.now_iso()
-        updated = store.update_credential(mailbox["name"], instance, {
-            "status": "connected", "connected_email": email, "connected_at": now,
-            "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
-        })
-        previous = self._credential(mailbox, instance)
-        sync = store.get_sync(mailbox["name"], instance)
-        if (previous.get("status") == "disconnected" and previous.get("connected_email") == email
-                and sync.get("history_id")):
-            # Signed in again after Google refused the token (password change, expiry): resume
-            # from the last history id, so mail that arrived during the outage is not skipped.
-            store.update_sync(mailbox["name"], instance, {"last_error": None})
-        else:
-            # History starts at the connection: mail arriving before the first poll is not missed.
-            store.reset_sync(mailbox["name"], instance, now, history_id=profile.get("historyId"))
-            days = int((mailbox.get("incoming") or {}).get("backfill_days") or 0)
-            if days > 0:  # an explicit choice: the first poll also takes this much older inbox mail
-                store.update_sync(mailbox["name"], instance, {"backfill_since": time.time() - days * 86400})
-        # Push starts at the connection (Gmail watch), not at the first scheduled poll.
-        from mailbridge import push
-
-        push.maybe_watch(self.services, {**mailbox, "credentials": [updated]}, gmail, {}, force=True)
+    def forget(self, mailbox_name: str, instance: str) -> None:
+        """Drop the cached access token of a credential set (its grant changed)."""
         with self._cache_lock:
-            self._cache.pop((mailbox["name"], instance), None)
-        return updated
+            self._cache.pop((mailbox_name, instance), None)
 
     # -- tokens --------------------------------------------------------------------------
     def credentials_for(self, mailbox: dict, cred: dict):
         """google.oauth2 Credentials with a fresh access token; TokenRevoked on invalid_grant."""
-        import google.auth.transport.requests
         from google.auth.exceptions import RefreshError
+        import google.auth.transport.requests
         from google.oauth2.credentials import Credentials
 
         key = (mailbox["name"], cred["instance"])
@@ -198,7 +136,7 @@ class GoogleAuth:
         self.services.store.update_credential(mailbox_name, instance, {
             "status": "disconnected", "last_error": reason, "disconnected_at": models.now_iso()})
 
-    def _revoke(self, token: str | None) -> None:
+    def revoke(self, token: str | None) -> None:
         if not token:
             return
         import requests
@@ -209,10 +147,10 @@ class GoogleAuth:
             pass  # best effort: the secret is destroyed either way
 
     def disconnect(self, mailbox: dict, instance: str) -> dict:
-        cred = self._credential(mailbox, instance)
+        cred = models.require_credential(mailbox, instance)
         secret_id = cred.get("refresh_token_secret")
         if secret_id:
-            self._revoke(self.services.secrets.get(secret_id))
+            self.revoke(self.services.secrets.get(secret_id))
             self.services.secrets.destroy_all_versions(secret_id)
         with self._cache_lock:
             self._cache.pop((mailbox["name"], instance), None)

@@ -14,19 +14,24 @@ store and Gmail through `services`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
-import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+import hashlib
+import re
+import time
+import uuid
 
-from mailbridge import models
+from mailbridge.domain import models, rules
+from mailbridge.domain.rules import outgoing_auto_headers
+from mailbridge.domain.threads import format_tag as shared
+from mailbridge.domain.threads import subject_with_tag
 from mailbridge.errors import Conflict, GmailError, InvalidInput, MailbridgeError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
+from mailbridge.parse import sanitize_html
+from mailbridge.services import mailboxes
 
 SCOPES = ("ticket", "ticket_type", "team", "client")
 RULES = ("ticket_override", "ticket_type_override", "team_override", "client_override",
@@ -186,14 +191,11 @@ def recipients(ticket: dict, own: set[str]) -> tuple[list[str], list[str]]:
 
 
 def format_tag(number, fmt: str) -> str:
-    from mailbridge.threads import format_tag as shared
-
     return shared(number, fmt)
 
 
 def reply_subject(subject: str, number, fmt: str) -> str:
     """"Re: " + the ticket's subject carrying its tag once (the tag the threading code looks for)."""
-    from mailbridge.threads import subject_with_tag
 
     return subject_with_tag((subject or "").strip() or "(no subject)", number, fmt, reply=True)
 
@@ -319,8 +321,6 @@ def acknowledgement_text(template: str, tag: str, number, subject: str) -> str:
 
 
 def sender_matches(email: str, patterns) -> bool:
-    from mailbridge import rules
-
     return any(rules.sender_matches(str(pattern), email) for pattern in patterns or [])
 
 
@@ -356,8 +356,6 @@ def acknowledgement_refusal(parsed, verdict, recipient: str, own: set[str], igno
 
 
 def auto_headers(marker: str) -> list[tuple[str, str]]:
-    from mailbridge.rules import outgoing_auto_headers
-
     return list(outgoing_auto_headers(marker).items())
 
 
@@ -504,8 +502,6 @@ def _message_record(draft: Draft, key: str, now: str) -> dict:
         defects.append(f"body truncated to {MAX_STORED_TEXT} characters for storage; the sent message is complete")
         text, html = text[:MAX_STORED_TEXT], html[:MAX_STORED_TEXT] if html else html
     if html:
-        from mailbridge.parse import sanitize_html
-
         html = sanitize_html(html)
     return {
         "id": f"out~{key}", "direction": "out", "gmail_message_id": None, "gmail_thread_id": draft.thread_id,
@@ -728,7 +724,6 @@ def _load_raw(services, data: dict) -> bytes:
 
 def deliver(services, key: str) -> dict:
     """Send the record `key` once: claim it, look for an earlier send, call Gmail, record."""
-    from mailbridge import mailboxes
 
     store = services.store
     state, data = _claim(services, key)
@@ -850,7 +845,6 @@ def _take_acknowledgement_slot(services, recipient: str, limit: int) -> bool:
 
 def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     """Acknowledge a new ticket (RFC 3834 auto-reply), at most N per recipient per hour."""
-    from mailbridge.ingest import loop_marker
 
     outgoing = {**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}
     incoming = {**models.DEFAULT_INCOMING, **mailbox.get("incoming", {})}
@@ -863,7 +857,7 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     if not outgoing.get("acknowledge_new", True):
         return skip("acknowledgements are off for this mailbox (outgoing.acknowledge_new=false)")
     store = services.store
-    marker = loop_marker(services.settings)
+    marker = rules.loop_marker(services.settings.prefix)
     refusal = acknowledgement_refusal(parsed, verdict, recipient, own_addresses(store),
                                       incoming.get("ignore_senders"), marker)
     if refusal:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import json
+import os
 import random
 import threading
 import time
 
-from mailbridge.errors import GmailError, TokenRevoked
+from mailbridge.errors import GmailError, HistoryExpired, TokenRevoked
 from mailbridge.logs import log_event
 
 UNITS = {
@@ -29,10 +31,6 @@ UNITS = {
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 MAX_BATCH = 50
 MAX_TRIES = 7
-
-
-class HistoryExpired(GmailError):
-    """startHistoryId is older than Gmail keeps: a full sync is needed."""
 
 
 class QuotaPacer:
@@ -82,13 +80,21 @@ def _is_invalid_grant(exc) -> bool:
     return "invalid_grant" in str(exc)
 
 
+@functools.lru_cache(maxsize=1)
+def gmail_discovery_document() -> dict:
+    """The Gmail discovery document shipped with googleapiclient (no network call at start)."""
+    import googleapiclient
+
+    path = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "gmail.v1.json")
+    with open(path) as handle:
+        return json.load(handle)
+
+
 class Gmail:
     def __init__(self, settings, credentials, pacer: QuotaPacer | None = None, sleep=time.sleep):
         import google_auth_httplib2
-        import httplib2
         from googleapiclient.discovery import build_from_document
-
-        from mailbridge.bootstrap import gmail_discovery_document
+        import httplib2
 
         self.settings = settings
         self.http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=60))

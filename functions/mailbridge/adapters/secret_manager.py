@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from google.api_core import exceptions as gexc
 
 from mailbridge.errors import MailbridgeError
-
-
-def credential_secret_id(prefix: str, mailbox: str, instance: str, kind: str) -> str:
-    """Secret ids are [A-Za-z0-9_-]; hash the pair so any mailbox name fits and ids stay stable."""
-    digest = hashlib.sha256(f"{mailbox}\0{instance}".encode()).hexdigest()[:20]
-    return f"{prefix}-cred-{digest}-{kind}"
 
 
 class Secrets:

@@ -14,14 +14,14 @@ Layout (collection/doc):
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
+import time
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge import models
+from mailbridge.domain import models
 from mailbridge.errors import AuthError, Conflict, NotFound
 
 
@@ -31,13 +31,6 @@ def inbound_key(mailbox: str, gmail_id: str) -> str:
 
 def sync_key(mailbox: str, instance: str) -> str:
     return f"{mailbox}~{instance}"
-
-
-def attempt_number(row: dict | None) -> int:
-    """The number of the attempt now under way on an inbound row: an unfinished row
-    (begin_attempt) already counted it."""
-    row = row or {}
-    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
 
 
 class Store:
@@ -333,7 +326,7 @@ class Store:
         """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
 
         def change(data):
-            attempts = attempt_number(data)
+            attempts = models.attempt_number(data)
             return {
                 "mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
                 "message_id": data.get("message_id"), "attempts": attempts,

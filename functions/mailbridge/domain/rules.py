@@ -135,6 +135,14 @@ def classify(
     return ACCEPT
 
 
+LOOP_MARKER_DOMAIN = "mailbridge"
+
+
+def loop_marker(prefix: str) -> str:
+    """The X-Loop value this deployment puts on its automatic mail and recognizes on the way in."""
+    return f"{prefix}@{LOOP_MARKER_DOMAIN}"
+
+
 def outgoing_auto_headers(loop_marker: str) -> dict[str, str]:
     """Headers for mail we send automatically (acknowledgements), so others do not answer it."""
     return {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All", "X-Loop": loop_marker}

@@ -1,0 +1,1 @@
+"""The HTTP edge: mailbridge.http.functions holds the handlers functions/main.py exposes."""
