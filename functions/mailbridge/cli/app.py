@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import click
 
-from mailbridge import logs
+from mailbridge import errors, logs
 from mailbridge.cli import labels, mailboxes, outgoing, settings, sync, tickets
 from mailbridge.cli.common import parse_since
-from mailbridge.errors import Conflict, InvalidInput, MailbridgeError, NotFound
+from mailbridge.errors import MailbridgeError
 
 __all__ = ["cli", "main", "parse_since"]
 
@@ -40,12 +40,9 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 1
-    except (InvalidInput, NotFound, Conflict) as e:
-        click.echo(f"error: {e}".replace("\n", " "), err=True)
-        return 2
     except MailbridgeError as e:
         click.echo(f"error: {e}".replace("\n", " "), err=True)
-        return 1
+        return errors.exit_code(e)
     except click.exceptions.Exit as e:
         return e.exit_code
     except SystemExit as e:

@@ -1,52 +1,47 @@
-"""Signed, expiring links and session tokens (HMAC-SHA256 over a small JSON payload).
+"""Signed, expiring links and session tokens: itsdangerous signs a small JSON payload
+(HMAC-SHA256 over the payload, key derived from the deployment's signing key).
 
-Single use is enforced by the caller, which records each token's nonce in the store.
+Each token carries its purpose (`p`), its expiry (`exp`) and a random nonce (`n`). Single use is
+enforced by the caller, which records each token's nonce in the store (services/mailboxes.py).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import secrets
 import time
 
+from itsdangerous import BadPayload, BadSignature, URLSafeSerializer
+
 from mailbridge.errors import AuthError, ConfigError
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+SALT = "mailbridge.link"
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _serializer(key: str) -> URLSafeSerializer:
+    if not key:
+        raise ConfigError("MAILBRIDGE_SIGNING_KEY is not set")
+    return URLSafeSerializer(key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def sign(key: str, purpose: str, payload: dict, ttl_seconds: int, now: float | None = None) -> str:
-    if not key:
-        raise ConfigError("MAILBRIDGE_SIGNING_KEY is not set")
     now = time.time() if now is None else now
-    body = dict(payload, p=purpose, exp=int(now + ttl_seconds), n=secrets.token_urlsafe(12))
-    encoded = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
-    mac = hmac.new(key.encode(), encoded.encode(), hashlib.sha256).digest()
-    return f"{encoded}.{_b64(mac)}"
+    return _serializer(key).dumps(dict(payload, p=purpose, exp=int(now + ttl_seconds), n=secrets.token_urlsafe(12)))
 
 
 def verify(key: str, purpose: str, token: str, now: float | None = None) -> dict:
     """Return the payload of a valid token; raise AuthError with a reason otherwise."""
-    if not key:
-        raise ConfigError("MAILBRIDGE_SIGNING_KEY is not set")
-    if not token or token.count(".") != 1:
+    serializer = _serializer(key)
+    if not token or "." not in token:
         raise AuthError("link is malformed")
-    encoded, mac = token.split(".")
-    expected = _b64(hmac.new(key.encode(), encoded.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, mac):
-        raise AuthError("link signature is invalid")
     try:
-        body = json.loads(_unb64(encoded))
-    except ValueError as e:
+        body = serializer.loads(token)
+    except BadPayload as e:
         raise AuthError("link is malformed") from e
+    except BadSignature as e:
+        raise AuthError("link signature is invalid") from e
+    if not isinstance(body, dict):
+        raise AuthError("link is malformed")
     if body.get("p") != purpose:
         raise AuthError("link is for another purpose")
     now = time.time() if now is None else now

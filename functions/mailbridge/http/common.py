@@ -5,17 +5,8 @@ from __future__ import annotations
 import html
 import json
 
-from mailbridge import bootstrap
-from mailbridge.errors import AuthError, Conflict, InvalidInput, MailbridgeError, NotFound
-
-STATUS = ((InvalidInput, 400), (AuthError, 403), (NotFound, 404), (Conflict, 409))
-
-
-def status_for(error: Exception) -> int:
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status
-    return 500
+from mailbridge import bootstrap, errors
+from mailbridge.errors import InvalidInput
 
 
 def json_response(body, status: int = 200):
@@ -23,10 +14,7 @@ def json_response(body, status: int = 200):
 
 
 def json_error(error: Exception):
-    status = status_for(error)
-    message = str(error) if isinstance(error, MailbridgeError) and status < 500 else (
-        str(error) if isinstance(error, MailbridgeError) else "internal error")
-    return json_response({"error": message}, status)
+    return json_response({"error": errors.public_message(error)}, errors.http_status(error))
 
 
 def page(title: str, body_html: str, status: int = 200):

@@ -9,10 +9,11 @@ import html
 
 from flask import redirect
 
+from mailbridge import errors
 from mailbridge.errors import InvalidInput, MailbridgeError
 from mailbridge.http import admin as admin_pages
 from mailbridge.http import push as push_handler
-from mailbridge.http.common import json_error, json_response, page, request_json, services, status_for
+from mailbridge.http.common import json_error, json_response, page, request_json, services
 from mailbridge.services import connect
 from mailbridge.services import labels as label_service
 from mailbridge.services import mailboxes, sync
@@ -30,7 +31,7 @@ def oauth_start(request):
     try:
         url = mailboxes.start_from_link(services(), token)
     except MailbridgeError as e:
-        return page("Cannot start sign-in", f"<p class=err>{html.escape(str(e))}</p>", status_for(e) if status_for(e) < 500 else 500)
+        return page("Cannot start sign-in", f"<p class=err>{html.escape(str(e))}</p>", errors.http_status(e))
     response = redirect(url, code=302)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
@@ -47,8 +48,7 @@ def oauth_callback(request):
     try:
         cred = connect.complete(services(), state, args.get("code"), args.get("error"), args.get("scope"))
     except MailbridgeError as e:
-        status = status_for(e)
-        return page("Sign-in failed", f"<p class=err>{html.escape(str(e))}</p>", status if status < 500 else 500)
+        return page("Sign-in failed", f"<p class=err>{html.escape(str(e))}</p>", errors.http_status(e))
     email = html.escape(cred.get("connected_email") or "")
     admin = services().settings.function_url("admin")
     return page("Mailbox connected", f"<p class=ok>Connected as <strong>{email}</strong> "

@@ -16,8 +16,12 @@ import secrets
 import unicodedata
 from urllib.parse import quote, urlencode, urlparse
 
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import BaseConverter, Map, Rule
+
+from mailbridge import errors
 from mailbridge.domain import models
-from mailbridge.errors import AuthError, Conflict, GmailError, InvalidInput, MailbridgeError, NotFound
+from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services
 from mailbridge.logs import log_event
 from mailbridge.parse import sanitize_html
@@ -31,23 +35,11 @@ TICKET_ID = re.compile(r"^\d{1,12}$")
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+=-]{0,200}(~[A-Za-z0-9_.:+=-]{1,200})?$")
 GMAIL_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 MESSAGE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
-STATUS = ((InvalidInput, 400), (AuthError, 403), (NotFound, 404))
 
 _jinja = None
 
 
 # -- plumbing ------------------------------------------------------------------------------------
-def status_for(error: Exception) -> int:
-    """Domain refusals are 4xx; Gmail failing after retries is 502; anything else 500."""
-
-    if isinstance(error, Conflict):
-        return 409
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status
-    return 502 if isinstance(error, GmailError) else 500
-
-
 def environment():
     global _jinja
     if _jinja is None:
@@ -229,7 +221,7 @@ def mailbox_create(ctx: Ctx):
     try:
         created = mailboxes.add_mailbox(ctx.services, ctx.form("name").strip(), ctx.form("address").strip())
     except MailbridgeError as e:
-        return mailbox_list(ctx, str(e), status_for(e), form=ctx.request.form)
+        return mailbox_list(ctx, str(e), errors.http_status(e), form=ctx.request.form)
     return redirect(ctx, ctx.url(f"/mailboxes/{quote(created['name'], safe='')}"),
                     f"Mailbox {created['name']} created. Next: add a credential set for instance "
                     f"{ctx.settings.instance}.")
@@ -263,7 +255,7 @@ def _mailbox_action(ctx: Ctx, name: str, action, done_message):
     except MailbridgeError as e:
         if isinstance(e, NotFound) and "no mailbox" in str(e):
             raise
-        return mailbox_detail(ctx, name, str(e), status_for(e))
+        return mailbox_detail(ctx, name, str(e), errors.http_status(e))
     message = done_message(result) if callable(done_message) else done_message
     kind = "ok"
     if isinstance(message, tuple):
@@ -283,7 +275,7 @@ def connect(ctx: Ctx, name: str):
     try:
         url = mailboxes.connect_url(ctx.services, name)
     except MailbridgeError as e:
-        return mailbox_detail(ctx, name, str(e), status_for(e))
+        return mailbox_detail(ctx, name, str(e), errors.http_status(e))
     return _response("", 303, _headers(ctx, {"Location": url}))
 
 
@@ -399,7 +391,7 @@ def inbound_retry(ctx: Ctx, name: str, gmail_id: str):
         ctx.services.store.get_mailbox(name)
         ctx.services.store.retry_quarantined(name, gmail_id)
     except MailbridgeError as e:
-        return inbound(ctx, name, str(e), status_for(e))
+        return inbound(ctx, name, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound"),
                     f"Message {gmail_id} will be retried at the next poll (or use Poll now).")
 
@@ -432,7 +424,7 @@ def settings_save(ctx: Ctx):
             if typed != current.get(key):
                 mailboxes.set_global_setting(ctx.services, key, raw)
     except MailbridgeError as e:
-        return settings_page(ctx, str(e), status_for(e))
+        return settings_page(ctx, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url("/settings"), "Settings saved.")
 
 
@@ -440,7 +432,7 @@ def override_set(ctx: Ctx):
     try:
         row = outgoing.set_override(ctx.services, ctx.form("scope"), ctx.form("key"), ctx.form("mailbox"))
     except MailbridgeError as e:
-        return settings_page(ctx, str(e), status_for(e))
+        return settings_page(ctx, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url("/settings"),
                     f"Override saved: {row['scope'].replace('_', ' ')} {row['display_key']} → {row['mailbox']}.")
 
@@ -449,7 +441,7 @@ def override_remove(ctx: Ctx):
     try:
         outgoing.remove_override(ctx.services, ctx.form("scope"), ctx.form("key"))
     except MailbridgeError as e:
-        return settings_page(ctx, str(e), status_for(e))
+        return settings_page(ctx, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url("/settings"), "Override removed.")
 
 
@@ -499,7 +491,7 @@ def ticket_reply(ctx: Ctx, ticket_id: str):
             raise InvalidInput("the reply is empty")
         result = outgoing.send_reply(ctx.services, ticket_id, body, idempotency_key=key)
     except MailbridgeError as e:
-        return ticket_page(ctx, ticket_id, str(e), status_for(e), body=body)
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e), body=body)
     if result.get("status") == "sent":
         return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"Reply sent through {result.get('mailbox')}.")
     detail = f": {result['error']}" if result.get("error") else ""
@@ -513,7 +505,7 @@ def ticket_status(ctx: Ctx, ticket_id: str):
     try:
         tickets.set_status(ctx.services, ticket_id, new_status)
     except MailbridgeError as e:
-        return ticket_page(ctx, ticket_id, str(e), status_for(e))
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"Ticket {'closed' if new_status == 'closed' else 'reopened'}.")
 
 
@@ -593,50 +585,55 @@ def script(ctx: Ctx):
 
 
 # -- routing ------------------------------------------------------------------------------------
-NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
-ROUTES = [
-    # method, pattern, handler, needs a session
-    ("GET", r"/login", login, False),
-    ("GET", r"/admin\.js", script, False),
-    ("POST", r"/logout", logout, True),
-    ("GET", r"/", mailbox_list, True),
-    ("GET", r"/mailboxes", mailbox_list, True),
-    ("POST", r"/mailboxes", mailbox_create, True),
-    ("GET", rf"/mailboxes/{NAME}", mailbox_detail, True),
-    ("POST", rf"/mailboxes/{NAME}/credentials", credentials_add, True),
-    ("POST", rf"/mailboxes/{NAME}/connect", connect, True),
-    ("POST", rf"/mailboxes/{NAME}/disconnect", disconnect, True),
-    ("POST", rf"/mailboxes/{NAME}/poll", poll_now, True),
-    ("POST", rf"/mailboxes/{NAME}/deletion-label", deletion_label, True),
-    ("POST", rf"/mailboxes/{NAME}/labels", label_create, True),
-    ("POST", rf"/mailboxes/{NAME}/incoming", incoming_save, True),
-    ("POST", rf"/mailboxes/{NAME}/outgoing", outgoing_save, True),
-    ("GET", rf"/mailboxes/{NAME}/inbound", inbound, True),
-    ("POST", rf"/mailboxes/{NAME}/inbound/(?P<gmail_id>[^/]+)/retry", inbound_retry, True),
-    ("GET", r"/settings", settings_page, True),
-    ("POST", r"/settings", settings_save, True),
-    ("POST", r"/settings/overrides", override_set, True),
-    ("POST", r"/settings/overrides/remove", override_remove, True),
-    ("GET", r"/tickets", ticket_list, True),
-    ("GET", r"/tickets/(?P<ticket_id>[^/]+)", ticket_page, True),
-    ("POST", r"/tickets/(?P<ticket_id>[^/]+)/reply", ticket_reply, True),
-    ("POST", r"/tickets/(?P<ticket_id>[^/]+)/status", ticket_status, True),
-    ("GET", r"/messages/(?P<message_id>[^/]+)/html", message_html, True),
-    ("GET", r"/messages/(?P<message_id>[^/]+)/attachments/(?P<index>[^/]+)", attachment, True),
+class _NameConverter(BaseConverter):
+    """A mailbox name as models.validate_name accepts it."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+
+
+PAGES = [
+    # method, path, handler, needs a session
+    ("GET", "/login", login, False),
+    ("GET", "/admin.js", script, False),
+    ("POST", "/logout", logout, True),
+    ("GET", "/", mailbox_list, True),
+    ("GET", "/mailboxes", mailbox_list, True),
+    ("POST", "/mailboxes", mailbox_create, True),
+    ("GET", "/mailboxes/<name:name>", mailbox_detail, True),
+    ("POST", "/mailboxes/<name:name>/credentials", credentials_add, True),
+    ("POST", "/mailboxes/<name:name>/connect", connect, True),
+    ("POST", "/mailboxes/<name:name>/disconnect", disconnect, True),
+    ("POST", "/mailboxes/<name:name>/poll", poll_now, True),
+    ("POST", "/mailboxes/<name:name>/deletion-label", deletion_label, True),
+    ("POST", "/mailboxes/<name:name>/labels", label_create, True),
+    ("POST", "/mailboxes/<name:name>/incoming", incoming_save, True),
+    ("POST", "/mailboxes/<name:name>/outgoing", outgoing_save, True),
+    ("GET", "/mailboxes/<name:name>/inbound", inbound, True),
+    ("POST", "/mailboxes/<name:name>/inbound/<gmail_id>/retry", inbound_retry, True),
+    ("GET", "/settings", settings_page, True),
+    ("POST", "/settings", settings_save, True),
+    ("POST", "/settings/overrides", override_set, True),
+    ("POST", "/settings/overrides/remove", override_remove, True),
+    ("GET", "/tickets", ticket_list, True),
+    ("GET", "/tickets/<ticket_id>", ticket_page, True),
+    ("POST", "/tickets/<ticket_id>/reply", ticket_reply, True),
+    ("POST", "/tickets/<ticket_id>/status", ticket_status, True),
+    ("GET", "/messages/<message_id>/html", message_html, True),
+    ("GET", "/messages/<message_id>/attachments/<index>", attachment, True),
 ]
-COMPILED = [(method, re.compile(f"^{pattern}/?$" if pattern != "/" else "^/$"), handler, private)
-            for method, pattern, handler, private in ROUTES]
+URLS = Map([Rule(path, methods=[method], endpoint=(handler, private)) for method, path, handler, private in PAGES],
+           converters={"name": _NameConverter}, strict_slashes=False, merge_slashes=False)
 
 
 def _match(method: str, path: str):
-    allowed = []
-    for route_method, pattern, handler, private in COMPILED:
-        found = pattern.match(path)
-        if found:
-            if route_method == method or (method == "HEAD" and route_method == "GET"):
-                return handler, private, found.groupdict(), allowed
-            allowed.append(route_method)
-    return None, True, {}, allowed
+    """(handler, needs a session, path values, allowed methods): werkzeug routing over PAGES."""
+    try:
+        (handler, private), values = URLS.bind("admin").match(path, method=method)
+    except MethodNotAllowed as e:
+        return None, True, {}, list(e.valid_methods or [])
+    except HTTPException:
+        return None, True, {}, []
+    return handler, private, values, []
 
 
 def handle(request):
@@ -662,7 +659,7 @@ def handle(request):
     except MailbridgeError as e:
         if ctx is None:
             raise
-        status = status_for(e)
+        status = errors.http_status(e)
         log_event("WARNING" if status < 500 else "ERROR", "admin request failed",
                   path=ctx.path, error=e.__class__.__name__)
         if ctx.session is None:
