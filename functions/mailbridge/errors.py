@@ -37,6 +37,16 @@ class Conflict(MailbridgeError):
     exit_code = 2
 
 
+class WriteConflict(Conflict):
+    """A concurrent writer changed what a batch read (or created it first): re-read and retry."""
+
+
+class StoreUnavailable(MailbridgeError):
+    """The store refused or failed a write; the caller may retry later."""
+
+    http_status = 503
+
+
 class AuthError(MailbridgeError):
     """A signed link, session, OAuth state or token was refused."""
 

@@ -14,7 +14,7 @@ store and Gmail through `services`.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -363,34 +363,25 @@ def backoff_seconds(attempts: int) -> int:
     return min(3600, 60 * 2 ** max(0, attempts - 1))
 
 
-# ============================================================ adapters: overrides
-def _overrides(store):
-    return store.db.collection("overrides")
-
-
+# ============================================================ overrides
 def set_override(services, scope: str, key: str, mailbox: str) -> dict:
     scope, normalized = normalize_override(scope, key)
     services.store.get_mailbox(mailbox)  # must exist (NotFound otherwise)
     row = {"scope": scope, "key": normalized, "display_key": key.strip(), "mailbox": mailbox,
            "updated_at": models.now_iso()}
-    _overrides(services.store).document(f"{scope}~{normalized}").set(row)
-    services.store.write_count += 1
+    services.store.put_override(row)
     return row
 
 
 def list_overrides(services) -> list[dict]:
-    rows = [s.to_dict() for s in _overrides(services.store).stream()]
+    rows = services.store.list_override_rows()
     order = {scope: i for i, scope in enumerate(SCOPES)}
     return sorted(rows, key=lambda r: (order.get(r.get("scope"), 9), r.get("key", "")))
 
 
 def remove_override(services, scope: str, key: str) -> None:
-    doc_id = override_id(scope, key)
-    ref = _overrides(services.store).document(doc_id)
-    if not ref.get().exists:
+    if not services.store.delete_override(override_id(scope, key)):
         raise NotFound(f"no {scope} override for {key!r}")
-    ref.delete()
-    services.store.write_count += 1
 
 
 # ============================================================ adapters: resolution
@@ -408,13 +399,7 @@ def resolve_outgoing(services, ticket: dict) -> dict:
     """Which mailbox answers this ticket, which rule chose it, and what was skipped on the way."""
     store = services.store
     lookups = override_lookups(ticket)
-    refs = [_overrides(store).document(f"{scope}~{key}") for _rule, scope, key in lookups]
-    overrides = {}
-    if refs:
-        for snap in store.db.get_all(refs):
-            if snap.exists:
-                data = snap.to_dict()
-                overrides[(data["scope"], data["key"])] = data.get("mailbox")
+    overrides = store.overrides_for([f"{scope}~{key}" for _rule, scope, key in lookups])
     names = set(overrides.values()) | {ticket.get("mailbox"), store.settings().get("default_outgoing_mailbox")}
     mailboxes = {}
     for name in filter(None, names):
@@ -554,10 +539,6 @@ def _today(now: float | None = None) -> str:
     return datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y-%m-%d")
 
 
-def _budget_ref(store, mailbox_name: str, day: str):
-    return store.db.collection("send_budget").document(f"{mailbox_name}~{day}")
-
-
 def _budget_of(mailbox: dict) -> int:
     return int({**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}.get("daily_send_budget") or 0)
 
@@ -571,38 +552,23 @@ def _budget_error(mailbox: dict, used: int, budget: int) -> InvalidInput:
 def check_budget(services, mailbox: dict) -> None:
     """Refuse early (no write) when today's budget is already spent."""
     budget = _budget_of(mailbox)
-    snap = _budget_ref(services.store, mailbox["name"], _today()).get()
-    used = int((snap.to_dict() or {}).get("count", 0))
+    used = services.store.send_budget_used(mailbox["name"], _today())
     if used >= budget:
         raise _budget_error(mailbox, used, budget)
 
 
 def _reserve_budget(services, mailbox: dict) -> str:
-    from google.cloud import firestore
-
-    store = services.store
     budget = _budget_of(mailbox)
     day = _today()
-    ref = _budget_ref(store, mailbox["name"], day)
-    transaction = store.db.transaction()
-
-    @firestore.transactional
-    def run(tx):
-        used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
-        if used >= budget:
-            raise _budget_error(mailbox, used, budget)
-        tx.set(ref, {"mailbox": mailbox["name"], "date": day, "count": used + 1})
-
-    run(transaction)
-    store.write_count += 1
+    taken, used = services.store.take_send_budget(mailbox["name"], day, budget)
+    if not taken:
+        raise _budget_error(mailbox, used, budget)
     return day
 
 
 def _release_budget(services, mailbox_name: str, day: str) -> None:
-    from google.cloud import firestore
-
     try:
-        _budget_ref(services.store, mailbox_name, day).update({"count": firestore.Increment(-1)})
+        services.store.release_send_budget(mailbox_name, day)
     except Exception:  # noqa: BLE001 - over-counting a failed send is the safe side
         pass
 
@@ -610,10 +576,6 @@ def _release_budget(services, mailbox_name: str, day: str) -> None:
 def _create_record(services, key: str, draft: Draft) -> bool:
     """Write the pending record and put its Message-ID on the ticket, in one batch.
     Returns False when a record with this key already exists."""
-    from google.api_core import exceptions as gexc
-    from google.cloud import firestore
-
-    store = services.store
     now = models.now_iso()
     raw_field = {"raw": draft.raw, "raw_sha256": None}
     if len(draft.raw) > INLINE_RAW_BYTES:
@@ -629,43 +591,24 @@ def _create_record(services, key: str, draft: Draft) -> bool:
         "created_at": now, "updated_at": now, "sent_at": None,
         "message": _message_record(draft, key, now), **raw_field,
     }
-    batch = store.db.batch()
-    batch.create(store.outbound_ref(key), record)
-    batch.update(store.ticket_ref(draft.ticket["id"]), {"message_ids": firestore.ArrayUnion([draft.out.message_id])})
-    try:
-        batch.commit()
-    except gexc.AlreadyExists:
-        return False
-    store.write_count += 2
-    return True
+    return services.store.create_outbound(key, record)
+
+
+def claim_decision(data: dict | None, now: float):
+    """Whether a sender may take the send lease of a record: (state, changes to write or None)."""
+    if data is None:
+        return "missing", None
+    if data.get("status") == "sent":
+        return "sent", None
+    if data.get("status") == "sending" and float(data.get("lease_until") or 0) > now:
+        return "busy", None
+    return "claimed", {"status": "sending", "attempts": int(data.get("attempts", 0)) + 1,
+                       "lease_until": now + LEASE_SECONDS, "updated_at": models.now_iso()}
 
 
 def _claim(services, key: str) -> tuple[str, dict]:
     """Take the send lease: ('claimed'|'sent'|'busy'|'missing', record before the claim)."""
-    from google.cloud import firestore
-
-    store = services.store
-    ref = store.outbound_ref(key)
-    transaction = store.db.transaction()
-
-    @firestore.transactional
-    def run(tx):
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
-            return "missing", {}
-        data = snap.to_dict()
-        if data.get("status") == "sent":
-            return "sent", data
-        if data.get("status") == "sending" and float(data.get("lease_until") or 0) > time.time():
-            return "busy", data
-        tx.update(ref, {"status": "sending", "attempts": int(data.get("attempts", 0)) + 1,
-                        "lease_until": time.time() + LEASE_SECONDS, "updated_at": models.now_iso()})
-        return "claimed", data
-
-    state, data = run(transaction)
-    if state == "claimed":
-        store.write_count += 1
-    return state, data
+    return services.store.change_outbound(key, lambda data: claim_decision(data, time.time()))
 
 
 def _find_sent(gmail, message_id: str) -> str | None:
@@ -683,21 +626,16 @@ def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | N
     changes = {"status": "sent", "gmail_message_id": gmail_id, "gmail_thread_id": thread_id,
                "message.gmail_message_id": gmail_id, "message.gmail_thread_id": thread_id,
                "sent_at": now, "updated_at": now, "lease_until": 0, "last_error": None, "next_attempt_at": 0}
-    services.store.outbound_ref(key).update(changes)  # the record update a crash can lose
-    services.store.write_count += 1
+    services.store.update_outbound(key, changes)  # the record update a crash can lose
     data = {**data, **{k: v for k, v in changes.items() if not k.startswith("message.")}}
     _touch_ticket(services, data)
     return data
 
 
 def _touch_ticket(services, data: dict) -> None:
-    from google.cloud import firestore
-
-    changes = {"updated_at": models.now_iso(), "message_ids": firestore.ArrayUnion([data["message_id"]])}
-    if data.get("gmail_thread_id"):
-        changes["thread_keys"] = firestore.ArrayUnion([f"{data['mailbox']}:{data['gmail_thread_id']}"])
+    thread_keys = [f"{data['mailbox']}:{data['gmail_thread_id']}"] if data.get("gmail_thread_id") else []
     try:
-        services.store.update_ticket(data["ticket_id"], changes)
+        services.store.add_ticket_references(data["ticket_id"], [data["message_id"]], thread_keys, models.now_iso())
     except Exception as e:  # noqa: BLE001 - the message went out; the ticket already has its Message-ID
         log_event("WARNING", "ticket update after send failed", ticket=data.get("ticket_id"),
                   error=f"{e.__class__.__name__}: {str(e)[:200]}")
@@ -709,8 +647,7 @@ def _record_failure(services, key: str, data: dict, error: str, permanent: bool 
     changes = {"status": "given_up" if give_up else "failed", "last_error": error[:500], "lease_until": 0,
                "next_attempt_at": 0 if give_up else time.time() + backoff_seconds(attempts),
                "updated_at": models.now_iso()}
-    services.store.outbound_ref(key).update(changes)
-    services.store.write_count += 1
+    services.store.update_outbound(key, changes)
     log_event("WARNING", "outgoing send failed", key=key, ticket=data.get("ticket_id"), mailbox=data.get("mailbox"),
               attempts=attempts, status=changes["status"], error=error[:200])
     return {**data, **changes, "attempts": attempts}
@@ -790,7 +727,7 @@ def _resume(services, key: str, data: dict) -> dict:
         return _result(data)
     if data.get("status") == "given_up":
         # an explicit retry by a person gets one more attempt (earlier ones are still looked up in Gmail)
-        services.store.outbound_ref(key).update({"status": "failed", "next_attempt_at": 0})
+        services.store.update_outbound(key, {"status": "failed", "next_attempt_at": 0})
     return deliver(services, key)
 
 
@@ -801,9 +738,9 @@ def send_reply(services, ticket_id: str, text: str, html: str | None = None, att
     store = services.store
     key = _check_key(idempotency_key) if idempotency_key is not None else None
     if key and not dry_run:
-        snap = store.outbound_ref(key).get()
-        if snap.exists:
-            return _resume(services, key, snap.to_dict())
+        existing = store.get_outbound(key)
+        if existing is not None:
+            return _resume(services, key, existing)
     ticket = store.get_ticket(ticket_id)
     draft = compose(services, ticket, text, html, attachments)
     if dry_run:
@@ -811,36 +748,12 @@ def send_reply(services, ticket_id: str, text: str, html: str | None = None, att
     check_budget(services, draft.mailbox)
     key = key or f"reply-{uuid.uuid4().hex}"
     if not _create_record(services, key, draft):
-        return _resume(services, key, store.outbound_ref(key).get().to_dict())
+        return _resume(services, key, store.get_outbound(key))
     return deliver(services, key)
 
 
 def _hour_key(now: float | None = None) -> str:
     return datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y%m%d%H")
-
-
-def _take_acknowledgement_slot(services, recipient: str, limit: int) -> bool:
-    from google.cloud import firestore
-
-    store = services.store
-    hour = _hour_key()
-    digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
-    ref = store.db.collection("ack_limits").document(f"{digest}~{hour}")
-    transaction = store.db.transaction()
-
-    @firestore.transactional
-    def run(tx):
-        used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
-        if used >= limit:
-            return False
-        expires = datetime.now(timezone.utc) + timedelta(hours=2)
-        tx.set(ref, {"recipient": recipient, "hour": hour, "count": used + 1, "expires_at": expires})
-        return True
-
-    taken = run(transaction)
-    if taken:
-        store.write_count += 1
-    return taken
 
 
 def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
@@ -863,11 +776,11 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     if refusal:
         return skip(refusal)
     key = f"ack-{ticket['id']}"
-    snap = store.outbound_ref(key).get()
-    if snap.exists:
-        return _resume(services, key, snap.to_dict())
+    existing = store.get_outbound(key)
+    if existing is not None:
+        return _resume(services, key, existing)
     limit = int(outgoing.get("acknowledgement_limit_per_hour") or 0)
-    if not _take_acknowledgement_slot(services, recipient, limit):
+    if not store.take_acknowledgement_slot(recipient, _hour_key(), limit):
         return skip(f"{recipient} already got {limit} acknowledgements this hour")
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
@@ -880,20 +793,15 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     except InvalidInput as e:
         return skip(str(e))
     if not _create_record(services, key, draft):
-        return _resume(services, key, store.outbound_ref(key).get().to_dict())
+        return _resume(services, key, store.get_outbound(key))
     return deliver(services, key)
 
 
 def retry_failed(services, mailbox: str | None = None, limit: int = RETRY_BATCH) -> dict:
     """Retry this instance's unsent messages whose backoff has passed (called by every poll)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    store = services.store
     now = time.time()
-    query = store.db.collection("outbound").where(filter=FieldFilter("status", "in", ["pending", "sending", "failed"]))
     due = []
-    for snap in query.limit(500).stream():
-        data = snap.to_dict()
+    for data in services.store.unsent_outbound(500):
         if data.get("instance", services.settings.instance) != services.settings.instance:
             continue
         if mailbox and data.get("mailbox") != mailbox:

@@ -18,7 +18,8 @@ import uuid
 
 from mailbridge.domain import models, rules
 from mailbridge.domain.threads import match_ticket
-from mailbridge.errors import GmailError, HistoryExpired, MailbridgeError, TokenRevoked
+from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
+                               WriteConflict)
 from mailbridge.logs import log_event
 from mailbridge.parse import parse_message
 from mailbridge.services import labels, mailboxes, outgoing, watch
@@ -91,16 +92,14 @@ class _Lookup:
             if message_id in stored:
                 return stored[message_id]
         return None
-        return stored
 
     def by_number(self, number):
         ticket_id = str(number)
         ticket = self.overlay.get(ticket_id)
         if ticket is None:
-            snap = self.store.ticket_ref(ticket_id).get()
-            if not snap.exists:
+            ticket = self.store.find_ticket(ticket_id)
+            if ticket is None:
                 return None
-            ticket = snap.to_dict()
         return ticket_id, set(ticket.get("participants", [])) | {ticket.get("requester", {}).get("email", "")}
 
     def by_thread(self, mailbox, thread_id):
@@ -338,41 +337,33 @@ class MailboxSync:
         return row["outcome"]
 
     def _final_row(self, gmail_id: str, outcome: str, reason: str) -> str:
-        from google.api_core import exceptions as gexc
-
         try:
-            self.store.inbound_ref(self.name, gmail_id).set({
+            self.store.put_inbound_row(self.name, gmail_id, {
                 "mailbox": self.name, "gmail_message_id": gmail_id, "message_id": None,
                 "outcome": outcome, "reason": reason, "ticket_id": None, "attempts": 1,
-                "processed_at": models.now_iso()}, merge=True)
-            self.store.write_count += 1
-        except gexc.GoogleAPICallError:
+                "processed_at": models.now_iso()})
+        except StoreUnavailable:
             return self._failure(gmail_id, reason)
         return outcome
 
     # -- the commit ------------------------------------------------------------------------
     def _commit(self, prepared: list[Prepared]) -> dict[str, str]:
-        from google.api_core import exceptions as gexc
-
         for attempt in range(4):
             try:
                 return self._try_commit(prepared)
-            except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict) as e:
+            except WriteConflict as e:
                 log_event("WARNING", "chunk commit conflict; re-reading", mailbox=self.name,
-                          attempt=attempt + 1, error=e.__class__.__name__)
+                          attempt=attempt + 1, error=str(e))
                 time.sleep(0.2 * (attempt + 1))
         raise MailbridgeError("chunk commit kept conflicting with another writer")
 
     def _try_commit(self, prepared: list[Prepared]) -> dict[str, str]:
-        from google.cloud.firestore import DELETE_FIELD
-
-
         store = self.store
         settings = store.settings()
         tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
         existing = store.get_inbound_rows(self.name, [p.gmail_id for p in prepared])
         overlay: dict[str, dict] = {}
-        snapshots: dict[str, object] = {}
+        versions: dict[str, object] = {}
         decisions = []
         new_count = 0
         outcomes: dict[str, str] = {}
@@ -391,9 +382,7 @@ class MailboxSync:
             if match.ticket_id:
                 ticket_id = match.ticket_id
                 if ticket_id not in overlay:
-                    snap = store.ticket_ref(ticket_id).get()
-                    snapshots[ticket_id] = snap
-                    overlay[ticket_id] = snap.to_dict()
+                    overlay[ticket_id], versions[ticket_id] = store.ticket_for_update(ticket_id)
                 self._update_ticket(overlay[ticket_id], p, message)
                 decisions.append((p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message))
             else:
@@ -408,9 +397,8 @@ class MailboxSync:
             ticket.update(id=str(number), number=number)
             overlay[str(number)] = ticket
             renames[f"new-{index}"] = str(number)
-        batch = store.db.batch()
-        writes = 0
         now = models.now_iso()
+        rows = []
         for seq, (p, outcome, reason, ticket_id, extra) in enumerate(decisions):
             ticket_id = renames.get(ticket_id, ticket_id)
             parsed = p.parsed
@@ -424,26 +412,11 @@ class MailboxSync:
             if outcome != "ignored":
                 extra["id"] = f"{self.name}~{p.gmail_id}"
                 row["message"] = extra
-            ref = store.inbound_ref(self.name, p.gmail_id)
-            if p.gmail_id in existing:  # a failed earlier attempt left a row: guard on its version
-                row["unfinished"] = DELETE_FIELD
-                batch.update(ref, row, option=store.db.write_option(last_update_time=existing[p.gmail_id]["_update_time"]))
-            else:
-                batch.create(ref, row)
-            writes += 1
+            earlier = existing.get(p.gmail_id)
+            rows.append((p.gmail_id, row, earlier["_update_time"] if earlier else None))
             outcomes[p.gmail_id] = outcome
-        for ticket_id, ticket in overlay.items():
-            snap = snapshots.get(ticket_id)
-            if snap is not None:
-                # precondition: nobody changed the ticket since we read it
-                batch.update(store.ticket_ref(ticket_id), ticket,
-                             option=store.db.write_option(last_update_time=snap.update_time))
-            else:
-                batch.create(store.ticket_ref(ticket_id), ticket)
-            writes += 1
-        if writes:
-            batch.commit()
-            store.write_count += writes
+        store.commit_inbound_chunk(self.name, rows, [(ticket_id, ticket, versions.get(ticket_id))
+                                                     for ticket_id, ticket in overlay.items()])
         for p, outcome, _reason, ticket_id, _extra in decisions:
             if outcome == "created" and p.verdict.action == "accept":
                 self.new_tickets.append((overlay[renames.get(ticket_id, ticket_id)], p))

@@ -21,8 +21,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from mailbridge.adapters.firestore.admin import AdminRepository
+from mailbridge.adapters.firestore.outbound import OutboundRepository
 from mailbridge.domain import models
-from mailbridge.errors import AuthError, Conflict, NotFound
+from mailbridge.errors import AuthError, Conflict, NotFound, StoreUnavailable, WriteConflict
 
 
 def inbound_key(mailbox: str, gmail_id: str) -> str:
@@ -33,7 +35,9 @@ def sync_key(mailbox: str, instance: str) -> str:
     return f"{mailbox}~{instance}"
 
 
-class Store:
+class Store(OutboundRepository, AdminRepository):
+    """Every repository over one Firestore client (one per aggregate in adapters/firestore/)."""
+
     def __init__(self, client: "firestore.Client"):
         self.db = client
         self.write_count = 0  # documents written by this process (benchmarks read it)
@@ -233,12 +237,15 @@ class Store:
     def inbound_ref(self, mailbox: str, gmail_id: str):
         return self.db.collection("inbound").document(inbound_key(mailbox, gmail_id))
 
+    def find_ticket(self, ticket_id: str) -> dict | None:
+        snap = self.ticket_ref(str(ticket_id).lstrip("#")).get()
+        return snap.to_dict() if snap.exists else None
+
     def get_ticket(self, ticket_id: str) -> dict:
-        ticket_id = str(ticket_id).lstrip("#")
-        snap = self.ticket_ref(ticket_id).get()
-        if not snap.exists:
-            raise NotFound(f"no ticket {ticket_id!r}")
-        return snap.to_dict()
+        ticket = self.find_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {str(ticket_id).lstrip('#')!r}")
+        return ticket
 
     def update_ticket(self, ticket_id: str, changes: dict) -> None:
         self.ticket_ref(ticket_id).update(changes)
@@ -274,11 +281,6 @@ class Store:
                 for message_id in set(ticket.get("message_ids", [])).intersection(ids):
                     found.setdefault(message_id, ticket["id"])
         return found
-
-    def find_ticket_by_message_ids(self, ids: list[str]) -> str | None:
-        """The ticket holding the FIRST of `ids` (callers pass the strongest signal first)."""
-        found = self.tickets_by_message_ids(ids)
-        return next((found[i] for i in ids if i in found), None)
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
         query = self.db.collection("tickets").where(filter=FieldFilter("thread_keys", "array_contains", thread_key))
@@ -363,9 +365,48 @@ class Store:
             filter=FieldFilter("outcome", "==", "failed"))
         return [s.get("gmail_message_id") for s in query.select(["gmail_message_id"]).stream()]
 
-    # -- outbound -------------------------------------------------------------------------
-    def outbound_ref(self, key: str):
-        return self.db.collection("outbound").document(key)
+    def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]:
+        """A ticket and its version: commit_inbound_chunk updates it only if it is unchanged."""
+        snap = self.ticket_ref(ticket_id).get()
+        return snap.to_dict(), snap.update_time
+
+    def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None:
+        """Merge `row` into an inbound row (StoreUnavailable if Firestore refuses)."""
+        try:
+            self.inbound_ref(mailbox, gmail_id).set(row, merge=True)
+        except gexc.GoogleAPICallError as e:
+            raise StoreUnavailable(f"inbound row not written ({e.__class__.__name__})") from e
+        self.write_count += 1
+
+    def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
+                             tickets: list[tuple[str, dict, object]]) -> int:
+        """One batch for a chunk of messages, all or nothing. `rows`: (gmail_id, row, version of
+        the earlier row or None); `tickets`: (ticket_id, ticket, version read or None for a new
+        one). New documents are created (fail if present); earlier ones are updated only if
+        unchanged since read, and a retried row loses its `unfinished` mark. WriteConflict if
+        another writer came first. Returns the number of documents written."""
+        batch = self.db.batch()
+        for gmail_id, row, version in rows:
+            ref = self.inbound_ref(mailbox, gmail_id)
+            if version is not None:  # a failed earlier attempt left a row: guard on its version
+                batch.update(ref, {**row, "unfinished": firestore.DELETE_FIELD},
+                             option=self.db.write_option(last_update_time=version))
+            else:
+                batch.create(ref, row)
+        for ticket_id, ticket, version in tickets:
+            if version is not None:  # precondition: nobody changed the ticket since we read it
+                batch.update(self.ticket_ref(ticket_id), ticket, option=self.db.write_option(last_update_time=version))
+            else:
+                batch.create(self.ticket_ref(ticket_id), ticket)
+        writes = len(rows) + len(tickets)
+        if not writes:
+            return 0
+        try:
+            batch.commit()
+        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict) as e:
+            raise WriteConflict(e.__class__.__name__) from e
+        self.write_count += writes
+        return writes
 
     def export_all(self) -> list[dict]:
         """Every document of every collection (tests search it for leaked secrets)."""

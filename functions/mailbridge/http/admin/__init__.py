@@ -28,7 +28,6 @@ from mailbridge.parse import sanitize_html
 from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
-SESSIONS = "admin_sessions"
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 TICKET_ID = re.compile(r"^\d{1,12}$")
@@ -139,7 +138,7 @@ def render(ctx: Ctx, template: str, status: int = 200, **values):
 
 def redirect(ctx: Ctx, location: str, flash: str | None = None, kind: str = "ok"):
     if flash and ctx.session_key:
-        _sessions(ctx).document(ctx.session_key).update({"flash": {"kind": kind, "text": flash[:1000]}})
+        ctx.services.store.update_admin_session(ctx.session_key, {"flash": {"kind": kind, "text": flash[:1000]}})
     return _response("", 303, _headers(ctx, {"Location": location}))
 
 
@@ -151,10 +150,6 @@ def unauthorized(ctx: Ctx | None, reason: str | None = None):
 
 
 # -- sessions -----------------------------------------------------------------------------------
-def _sessions(ctx: Ctx):
-    return ctx.services.store.db.collection(SESSIONS)
-
-
 def _session_key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -164,19 +159,16 @@ def load_session(ctx: Ctx) -> None:
     if not session_id or len(session_id) > 200:
         return
     key = _session_key(session_id)
-    snap = _sessions(ctx).document(key).get()
-    if not snap.exists:
+    data = ctx.services.store.get_admin_session(key)
+    if data is None:
         return
-    data = snap.to_dict()
     if data.get("expires_at") is None or data["expires_at"] < datetime.now(timezone.utc):
         return
     ctx.session, ctx.session_key = data, key
 
 
 def _pop_flash(ctx: Ctx) -> None:
-    from google.cloud import firestore
-
-    _sessions(ctx).document(ctx.session_key).update({"flash": firestore.DELETE_FIELD})
+    ctx.services.store.clear_admin_flash(ctx.session_key)
 
 
 def login(ctx: Ctx):
@@ -189,7 +181,7 @@ def login(ctx: Ctx):
         return unauthorized(ctx, str(e))
     session_id = secrets.token_urlsafe(32)
     now = datetime.now(timezone.utc)
-    _sessions(ctx).document(_session_key(session_id)).set({
+    ctx.services.store.put_admin_session(_session_key(session_id), {
         "csrf": secrets.token_urlsafe(32), "created_at": now, "expires_at": now + SESSION_TTL})
     log_event("INFO", "admin session opened")
     response = _response("", 303, _headers(ctx, {"Location": ctx.url("/")}))
@@ -199,7 +191,7 @@ def login(ctx: Ctx):
 
 
 def logout(ctx: Ctx):
-    _sessions(ctx).document(ctx.session_key).delete()
+    ctx.services.store.delete_admin_session(ctx.session_key)
     response = unauthorized(ctx, "You are signed out.")
     response.status_code = 200
     response.delete_cookie(ctx.cookie_name, path="/", secure=ctx.secure, httponly=True, samesite="Strict")
@@ -512,25 +504,12 @@ def ticket_status(ctx: Ctx, ticket_id: str):
 # -- stored messages: sandboxed HTML and attachments --------------------------------------------
 def _find_message(ctx: Ctx, message_id: str) -> dict:
     """The stored message with this id: looked up by key in the store, never by a path."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     if not MESSAGE_ID.match(message_id) or ".." in message_id:
         raise NotFound("no such message")
-    db = ctx.services.store.db
-    # inbound rows are keyed by the message id; outbound messages are "out~{record key}"
-    direct = [("outbound", message_id[4:])] if message_id.startswith("out~") else [("inbound", message_id)]
-    for collection, key in direct:
-        if not key:
-            continue
-        snap = db.collection(collection).document(key).get()
-        message = (snap.to_dict() or {}).get("message") if snap.exists else None
-        if message and message.get("id") == message_id:
-            return message
-    for collection in ("inbound", "outbound"):
-        query = db.collection(collection).where(filter=FieldFilter("message.id", "==", message_id)).limit(1)
-        for snap in query.stream():
-            return snap.to_dict()["message"]
-    raise NotFound("no such message")
+    message = ctx.services.store.find_stored_message(message_id)
+    if message is None:
+        raise NotFound("no such message")
+    return message
 
 
 def message_html(ctx: Ctx, message_id: str):
