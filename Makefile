@@ -6,7 +6,7 @@ VENV_PY := $(VENV)/bin/python
 # The stamp is keyed on both requirements files: editing either reinstalls, otherwise setup is instant.
 REQ_HASH := $(shell cat requirements.txt functions/requirements.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
-TEST_DIRS := $(wildcard tests/unit tests/fakes tests/integration tests/e2e tests/reliability)
+TEST_DIRS := $(wildcard tests/unit tests/service tests/fakes tests/integration tests/e2e tests/reliability)
 PYTEST_ARGS ?=
 
 .PHONY: setup up down status demo test bench soak

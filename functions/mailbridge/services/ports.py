@@ -110,6 +110,9 @@ class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepositor
 class Gmail(Protocol):
     """One mailbox's Gmail (adapters/gmail.py): retries, quota pacing and batches are inside."""
 
+    retries: int  # calls retried so far (poll summaries report it)
+    pacer: object  # .used: quota units spent so far
+
     def profile(self) -> dict: ...
     def history_ids(self, start_history_id: str, label_id: str = "INBOX") -> Iterator[tuple[list[str], str, bool]]: ...
     def list_ids(self, query: str) -> Iterator[list[str]]: ...
