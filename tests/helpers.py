@@ -88,3 +88,18 @@ def deliver(fake_url: str, address: str, raw: bytes, labels: str = "INBOX,UNREAD
                              data=raw, headers={"Content-Type": "message/rfc822"}, timeout=10)
     response.raise_for_status()
     return response.json()
+
+
+def export_all(db) -> list[dict]:
+    """Every document of every collection of a Firestore client (tests search it for leaks)."""
+    out = []
+
+    def walk(collection):
+        for snap in collection.stream():
+            out.append({"path": snap.reference.path, "data": snap.to_dict()})
+            for sub in snap.reference.collections():
+                walk(sub)
+
+    for collection in db.collections():
+        walk(collection)
+    return out

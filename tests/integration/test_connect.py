@@ -11,7 +11,7 @@ from mailbridge.domain import signing
 from mailbridge.errors import AuthError, InvalidInput
 from mailbridge.services import connect as connect_service
 from mailbridge.services import mailboxes
-from tests.helpers import (CLIENT_SECRET, client_id_for, connect_mailbox, follow_consent, make_services,
+from tests.helpers import (CLIENT_SECRET, client_id_for, connect_mailbox, export_all, follow_consent, make_services,
                            register_google_side)
 
 
@@ -38,7 +38,7 @@ def test_happy_path_connects_and_keeps_token_only_in_secret_manager(services, fa
     stored_cred = mailbox["credentials"][0]
     refresh = services.secrets.get(stored_cred["refresh_token_secret"])
     assert refresh
-    exported = json.dumps(services.store.export_all(), default=str)
+    exported = json.dumps(export_all(services.store.db), default=str)
     logs = capsys.readouterr()
     for secret in (refresh, CLIENT_SECRET):
         assert secret not in exported

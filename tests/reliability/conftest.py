@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from mailbridge.services import connect as connect_service
-from tests.helpers import CLIENT_SECRET, client_id_for, follow_consent, make_mail, register_google_side
+from tests.helpers import CLIENT_SECRET, client_id_for, export_all, follow_consent, make_mail, register_google_side
 
 ADDRESS = "help@acme.example"
 MAILBOX = "help"
@@ -98,7 +98,6 @@ def _leave_evidence(request):
 def export_firestore(host: str) -> list[dict]:
     from google.cloud import firestore
 
-    from mailbridge.adapters.firestore.store import Store
     from tests.conftest import TEST_PROJECT
 
     saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
@@ -106,7 +105,7 @@ def export_firestore(host: str) -> list[dict]:
     try:
         client = firestore.Client(project=TEST_PROJECT)
         try:
-            return Store(client).export_all()
+            return export_all(client)
         finally:
             client.close()
     finally:

@@ -36,8 +36,9 @@ MAX_TRIES = 7
 class QuotaPacer:
     """Rolling 60 s window of units spent; `spend` waits until the call fits."""
 
-    def __init__(self, units_per_minute: int, safety: float = 0.97):
+    def __init__(self, units_per_minute: int, safety: float = 0.97, clock=time.monotonic, sleep=time.sleep):
         self.limit = max(1, int(units_per_minute * safety))
+        self.clock, self.sleep = clock, sleep
         self.window: collections.deque[tuple[float, int]] = collections.deque()
         self.total = 0
         self.used = 0
@@ -46,7 +47,7 @@ class QuotaPacer:
     def spend(self, units: int) -> None:
         while True:
             with self.lock:
-                now = time.monotonic()
+                now = self.clock()
                 while self.window and self.window[0][0] <= now - 60.0:
                     self.total -= self.window.popleft()[1]
                 if self.total + units <= self.limit or not self.window:
@@ -55,7 +56,7 @@ class QuotaPacer:
                     self.used += units
                     return
                 wait = self.window[0][0] + 60.0 - now + 0.01
-            time.sleep(min(wait, 5.0))
+            self.sleep(min(wait, 5.0))
 
 
 def _error_details(error) -> tuple[int, str, str]:

@@ -186,3 +186,24 @@ def require_credential(mailbox: dict, instance: str) -> dict:
     if cred is None:
         raise InvalidInput(f"mailbox {mailbox['name']!r} has no credential set for instance {instance!r}")
     return cred
+
+
+def incoming_settings(mailbox: dict) -> dict:
+    """A mailbox's incoming settings with the defaults filled in."""
+    return {**DEFAULT_INCOMING, **(mailbox.get("incoming") or {})}
+
+
+def outgoing_settings(mailbox: dict) -> dict:
+    """A mailbox's outgoing settings with the defaults filled in."""
+    return {**DEFAULT_OUTGOING, **(mailbox.get("outgoing") or {})}
+
+
+def own_addresses(mailboxes: list[dict]) -> set[str]:
+    """Every address the deployment's mailboxes receive or send as (lower case)."""
+    addresses = set()
+    for mailbox in mailboxes:
+        addresses.add(mailbox["address"].lower())
+        send_as = (mailbox.get("outgoing") or {}).get("send_as")
+        if send_as:
+            addresses.add(send_as.lower())
+    return addresses

@@ -29,6 +29,7 @@ import fnmatch
 import functools
 import re
 
+from mailbridge.domain.models import EMAIL
 from mailbridge.parse import ParsedMessage
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
@@ -133,6 +134,33 @@ def classify(
     if _first(msg, "x-auto-response-suppress") is not None and _AUTO_REPLY_SUBJECT.match(msg.subject or ""):
         return Verdict("ignore", "auto-reply: x-auto-response-suppress with auto-reply subject", True)
     return ACCEPT
+
+
+NO_REPLY_PREFIXES = ("noreply", "no-reply", "bounce")
+
+
+def acknowledgement_refusal(msg: ParsedMessage, verdict: Verdict, recipient: str) -> str | None:
+    """Why the sender of a new ticket must not get an automatic acknowledgement (RFC 3834), or
+    None. One policy with classify(): whatever it ignores or marks automatic is refused here
+    (its verdict); on top, an acknowledgement never goes to list mail (even list mail classify
+    accepts, e.g. relayed by a Google Group), to no-reply or bounce addresses, or to a sender
+    that asked for no automatic replies."""
+    if verdict.automatic:
+        return f"automatic mail ({verdict.reason or 'auto-submitted'})"
+    if verdict.action != "accept":
+        return f"message was not accepted ({verdict.reason or ''})"
+    if not recipient or not EMAIL.match(recipient):
+        return "no valid sender address"
+    local = recipient.split("@", 1)[0]
+    if local in BOUNCE_LOCAL_PARTS or local.startswith(NO_REPLY_PREFIXES):
+        return f"{recipient} is a bounce or no-reply address"
+    if (_first(msg, "precedence") or "").strip().lower() in AUTO_PRECEDENCE:
+        return "bulk or list mail"
+    if _first(msg, "list-id") is not None or _first(msg, "list-unsubscribe") is not None:
+        return "mailing-list mail"
+    if any(_first(msg, h) is not None for h in ("x-auto-response-suppress", "x-autoreply", "x-autorespond")):
+        return "sender asked for no automatic replies"
+    return None
 
 
 LOOP_MARKER_DOMAIN = "mailbridge"

@@ -76,7 +76,7 @@ def match_ticket(
     *,
     tag_format: str = DEFAULT_TAG_FORMAT,
 ) -> Match:
-    """The ticket this message updates, strongest signal first (DESIGN §8), or a new ticket."""
+    """The ticket this message updates, strongest signal first (docs/architecture.md, "Threading"), or a new ticket."""
     own_id = msg.message_id
     in_reply_to = [i for i in msg.in_reply_to if i != own_id]
     if in_reply_to:
@@ -118,49 +118,6 @@ def match_ticket(
     if unknown_tags:
         note = f"subject tag for unknown ticket number {unknown_tags[0]}; " + note
     return Match(None, None, note)
-
-
-@dataclasses.dataclass
-class DictLookup:
-    """In-memory TicketLookup: for unit tests, and as an overlay over the store while a batch
-    of messages is ingested (tickets created earlier in the batch are found before commit).
-    """
-
-    message_ids: dict[str, str] = dataclasses.field(default_factory=dict)
-    numbers: dict[int, tuple[str, set[str]]] = dataclasses.field(default_factory=dict)
-    threads: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
-    fallback: TicketLookup | None = None
-
-    def add_ticket(self, ticket_id: str, number: int, participants=()) -> None:
-        self.numbers[number] = (ticket_id, {p.lower() for p in participants})
-
-    def add_participants(self, ticket_id: str, participants) -> None:
-        for number, (known_id, known) in self.numbers.items():
-            if known_id == ticket_id:
-                known.update(p.lower() for p in participants)
-
-    def add_message(self, ticket_id: str, message_id: str | None, *, mailbox: str | None = None,
-                    thread_id: str | None = None) -> None:
-        if message_id:
-            self.message_ids[message_id] = ticket_id
-        if mailbox and thread_id:
-            self.threads[(mailbox, thread_id)] = ticket_id
-
-    def by_message_ids(self, ids: list[str]) -> str | None:
-        for message_id in ids:
-            if message_id in self.message_ids:
-                return self.message_ids[message_id]
-        return self.fallback.by_message_ids(ids) if self.fallback else None
-
-    def by_number(self, number: int) -> tuple[str, set[str]] | None:
-        if number in self.numbers:
-            return self.numbers[number]
-        return self.fallback.by_number(number) if self.fallback else None
-
-    def by_thread(self, mailbox: str, thread_id: str) -> str | None:
-        if (mailbox, thread_id) in self.threads:
-            return self.threads[(mailbox, thread_id)]
-        return self.fallback.by_thread(mailbox, thread_id) if self.fallback else None
 
 
 def _check_format(fmt: str) -> None:

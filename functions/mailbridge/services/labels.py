@@ -159,7 +159,7 @@ def label_changes(incoming: dict) -> tuple[list[str], list[str]]:
 
 
 def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
-    incoming = {**models.DEFAULT_INCOMING, **mailbox.get("incoming", {})}
+    incoming = models.incoming_settings(mailbox)
     add, remove = label_changes(incoming)
     processed = _processed_label_id(services, mailbox, gmail, incoming)
     if processed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from mailbridge.domain import models, signing
-from mailbridge.errors import InvalidInput, NotFound
+from mailbridge.errors import InvalidInput
 
 LINK_TTL_SECONDS = 15 * 60
 
@@ -17,10 +17,8 @@ def add_mailbox(services, name: str, address: str) -> dict:
 
 
 def own_credential(services, mailbox: dict) -> dict | None:
-    for cred in mailbox.get("credentials", []):
-        if cred["instance"] == services.settings.instance:
-            return cred
-    return None
+    """The credential set of this deployment's instance, or None."""
+    return models.credential_of(mailbox, services.settings.instance)
 
 
 def mailbox_status(services, mailbox: dict) -> str:
@@ -43,8 +41,8 @@ def view(services, mailbox: dict) -> dict:
     return {
         "name": mailbox["name"], "address": mailbox["address"], "type": mailbox.get("type", "google"),
         "status": mailbox_status(services, mailbox),
-        "incoming": {**models.DEFAULT_INCOMING, **mailbox.get("incoming", {})},
-        "outgoing": {**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})},
+        "incoming": models.incoming_settings(mailbox),
+        "outgoing": models.outgoing_settings(mailbox),
         "credentials": credentials,
         "instance": settings.instance,
         "last_poll_at": sync.get("last_poll_at"),
@@ -59,7 +57,7 @@ def add_credentials(services, name: str, instance: str, client_id: str, client_s
     client_id = models.validate_client_id(client_id)
     client_secret = models.validate_client_secret(client_secret)
     mailbox = services.store.get_mailbox(name)
-    if any(c["instance"] == instance for c in mailbox.get("credentials", [])):
+    if models.credential_of(mailbox, instance) is not None:
         raise InvalidInput(f"mailbox {name!r} already has a credential set for instance {instance!r}")
     secret_id = models.credential_secret_id(services.settings.prefix, name, instance, "client")
     services.secrets.put(secret_id, client_secret)
@@ -70,15 +68,6 @@ def add_credentials(services, name: str, instance: str, client_id: str, client_s
     }
     services.store.add_credential(name, credential)
     return credential
-
-
-def update_client_secret(services, name: str, instance: str, client_secret: str) -> None:
-    client_secret = models.validate_client_secret(client_secret)
-    mailbox = services.store.get_mailbox(name)
-    cred = next((c for c in mailbox.get("credentials", []) if c["instance"] == instance), None)
-    if cred is None:
-        raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
-    services.secrets.put(cred["client_secret_secret"], client_secret)
 
 
 def connect_url(services, name: str, instance: str | None = None) -> str:
@@ -107,7 +96,7 @@ def start_from_link(services, token: str) -> str:
 def disconnect(services, name: str, instance: str | None = None) -> dict:
     instance = instance or services.settings.instance
     mailbox = services.store.get_mailbox(name)
-    if not any(c["instance"] == instance for c in mailbox.get("credentials", [])):
+    if models.credential_of(mailbox, instance) is None:
         raise InvalidInput(f"mailbox {name!r} has no credential set for instance {instance!r}")
     if instance != services.settings.instance:
         raise InvalidInput(f"this deployment is instance {services.settings.instance!r}; "

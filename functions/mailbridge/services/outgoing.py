@@ -34,8 +34,6 @@ from mailbridge.parse import sanitize_html
 from mailbridge.services import mailboxes
 
 SCOPES = ("ticket", "ticket_type", "team", "client")
-RULES = ("ticket_override", "ticket_type_override", "team_override", "client_override",
-         "arrival_mailbox", "default_outgoing_mailbox")
 MAX_RECIPIENTS = 100                     # Gmail's per-message limit
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024     # Gmail's sending limit, attachments included
 INLINE_RAW_BYTES = 256 * 1024            # larger MIME goes to Cloud Storage, not the record
@@ -106,7 +104,7 @@ def unusable_reason(mailbox: dict | None, name: str, instance: str) -> str | Non
     if status != "connected":
         detail = f": {cred['last_error']}" if cred.get("last_error") else ""
         return f"mailbox {name!r} is {status.replace('_', ' ')} for instance {instance!r}{detail}"
-    if not {**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}.get("enabled", True):
+    if not models.outgoing_settings(mailbox).get("enabled", True):
         return f"outgoing mail is disabled for mailbox {name!r} (outgoing.enabled=false)"
     return None
 
@@ -320,41 +318,6 @@ def acknowledgement_text(template: str, tag: str, number, subject: str) -> str:
         return models.DEFAULT_OUTGOING["acknowledgement_template"].format(**values)
 
 
-def sender_matches(email: str, patterns) -> bool:
-    return any(rules.sender_matches(str(pattern), email) for pattern in patterns or [])
-
-
-def acknowledgement_refusal(parsed, verdict, recipient: str, own: set[str], ignore_senders, marker: str) -> str | None:
-    """Why a new ticket must not be acknowledged (RFC 3834), or None."""
-    if getattr(verdict, "automatic", False):
-        return f"automatic mail ({getattr(verdict, 'reason', '') or 'auto-submitted'})"
-    if getattr(verdict, "action", "accept") != "accept":
-        return f"message was not accepted ({getattr(verdict, 'reason', '')})"
-    if not recipient or not models.EMAIL.match(recipient):
-        return "no valid sender address"
-    local = recipient.split("@", 1)[0]
-    if local in ("mailer-daemon", "postmaster") or local.startswith(("noreply", "no-reply", "bounce")):
-        return f"{recipient} is a bounce or no-reply address"
-    if getattr(parsed, "is_delivery_report", False):
-        return "delivery report (bounce)"
-    if recipient in {a.lower() for a in own}:
-        return "sender is one of our own mailboxes"
-    if sender_matches(recipient, ignore_senders):
-        return "sender is on the ignore list"
-    header = getattr(parsed, "header", lambda name: None)
-    if (header("auto-submitted") or "no").strip().lower() != "no":
-        return "Auto-Submitted mail"
-    if (header("precedence") or "").strip().lower() in ("bulk", "junk", "list"):
-        return "bulk or list mail"
-    if header("list-id") or header("list-unsubscribe"):
-        return "mailing-list mail"
-    if header("x-auto-response-suppress") or header("x-autoreply") or header("x-autorespond"):
-        return "sender asked for no automatic replies"
-    if marker and marker.lower() in (header("x-loop") or "").lower():
-        return "our own X-Loop marker"
-    return None
-
-
 def auto_headers(marker: str) -> list[tuple[str, str]]:
     return list(outgoing_auto_headers(marker).items())
 
@@ -385,16 +348,6 @@ def remove_override(services, scope: str, key: str) -> None:
 
 
 # ============================================================ adapters: resolution
-def own_addresses(store) -> set[str]:
-    addresses = set()
-    for mailbox in store.list_mailboxes():
-        addresses.add(mailbox["address"].lower())
-        send_as = (mailbox.get("outgoing") or {}).get("send_as")
-        if send_as:
-            addresses.add(send_as.lower())
-    return addresses
-
-
 def resolve_outgoing(services, ticket: dict) -> dict:
     """Which mailbox answers this ticket, which rule chose it, and what was skipped on the way."""
     store = services.store
@@ -455,8 +408,8 @@ def compose(services, ticket: dict, text: str, html: str | None = None, attachme
         raise InvalidInput("reply text is empty")
     resolution = resolution or resolve_outgoing(services, ticket)
     mailbox = store.get_mailbox(resolution["mailbox"])
-    outgoing = {**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}
-    own = own_addresses(store)
+    outgoing = models.outgoing_settings(mailbox)
+    own = models.own_addresses(store.list_mailboxes())
     if only_to:
         to, cc = [check_address(only_to, "recipient")], []
         if to[0] in own:
@@ -540,7 +493,7 @@ def _today(now: float | None = None) -> str:
 
 
 def _budget_of(mailbox: dict) -> int:
-    return int({**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}.get("daily_send_budget") or 0)
+    return int(models.outgoing_settings(mailbox).get("daily_send_budget") or 0)
 
 
 def _budget_error(mailbox: dict, used: int, budget: int) -> InvalidInput:
@@ -759,8 +712,7 @@ def _hour_key(now: float | None = None) -> str:
 def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     """Acknowledge a new ticket (RFC 3834 auto-reply), at most N per recipient per hour."""
 
-    outgoing = {**models.DEFAULT_OUTGOING, **mailbox.get("outgoing", {})}
-    incoming = {**models.DEFAULT_INCOMING, **mailbox.get("incoming", {})}
+    outgoing = models.outgoing_settings(mailbox)
     recipient = ((ticket.get("requester") or {}).get("email") or "").strip().lower()
 
     def skip(reason):
@@ -771,8 +723,7 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
         return skip("acknowledgements are off for this mailbox (outgoing.acknowledge_new=false)")
     store = services.store
     marker = rules.loop_marker(services.settings.prefix)
-    refusal = acknowledgement_refusal(parsed, verdict, recipient, own_addresses(store),
-                                      incoming.get("ignore_senders"), marker)
+    refusal = rules.acknowledgement_refusal(parsed, verdict, recipient)
     if refusal:
         return skip(refusal)
     key = f"ack-{ticket['id']}"

@@ -75,7 +75,7 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
     }
 
 
-class _Lookup:
+class StoreLookup:
     """threads.TicketLookup over Firestore plus the tickets touched earlier in this chunk."""
 
     def __init__(self, store, overlay: dict):
@@ -118,7 +118,7 @@ class MailboxSync:
         self.mailbox = mailbox
         self.name = mailbox["name"]
         self.credential = credential
-        self.incoming = {**models.DEFAULT_INCOMING, **mailbox.get("incoming", {})}
+        self.incoming = models.incoming_settings(mailbox)
         self.deadline = deadline
         self.progress = progress
         self.counts = {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
@@ -139,13 +139,7 @@ class MailboxSync:
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
         if self._own_addresses is None:
-            addresses = set()
-            for mailbox in self.store.list_mailboxes():
-                addresses.add(mailbox["address"].lower())
-                send_as = mailbox.get("outgoing", {}).get("send_as")
-                if send_as:
-                    addresses.add(send_as.lower())
-            self._own_addresses = addresses
+            self._own_addresses = models.own_addresses(self.store.list_mailboxes())
         return self._own_addresses
 
     # -- the run -----------------------------------------------------------------------
@@ -367,7 +361,7 @@ class MailboxSync:
         decisions = []
         new_count = 0
         outcomes: dict[str, str] = {}
-        lookup = _Lookup(store, overlay)
+        lookup = StoreLookup(store, overlay)
         for p in prepared:
             row = existing.get(p.gmail_id)
             if row and row.get("outcome") in FINAL:

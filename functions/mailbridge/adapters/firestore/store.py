@@ -407,17 +407,3 @@ class Store(OutboundRepository, AdminRepository):
             raise WriteConflict(e.__class__.__name__) from e
         self.write_count += writes
         return writes
-
-    def export_all(self) -> list[dict]:
-        """Every document of every collection (tests search it for leaked secrets)."""
-        out = []
-
-        def walk(collection):
-            for snap in collection.stream():
-                out.append({"path": snap.reference.path, "data": snap.to_dict()})
-                for sub in snap.reference.collections():
-                    walk(sub)
-
-        for collection in self.db.collections():
-            walk(collection)
-        return out

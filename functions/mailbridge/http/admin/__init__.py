@@ -13,7 +13,6 @@ import hmac
 import os
 import re
 import secrets
-import unicodedata
 from urllib.parse import quote, urlencode, urlparse
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -24,7 +23,7 @@ from mailbridge.domain import models
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services
 from mailbridge.logs import log_event
-from mailbridge.parse import sanitize_html
+from mailbridge.parse import safe_filename, sanitize_html
 from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
@@ -204,7 +203,7 @@ def mailbox_list(ctx: Ctx, error=None, status=200, form=None):
     rows = []
     for mailbox in services.store.list_mailboxes():
         view = mailboxes.view(services, mailbox)
-        own = next((c for c in view["credentials"] if c["instance"] == ctx.settings.instance), None)
+        own = models.credential_of(view, ctx.settings.instance)
         rows.append({**view, "own": own})
     return render(ctx, "mailboxes.html", status, mailboxes=rows, error=error, form=form or {})
 
@@ -220,7 +219,7 @@ def mailbox_create(ctx: Ctx):
 
 
 def _labels_for(ctx: Ctx, view: dict):
-    own = next((c for c in view["credentials"] if c["instance"] == ctx.settings.instance), None)
+    own = models.credential_of(view, ctx.settings.instance)
     if not own or own["status"] != "connected":
         return None, "Sign in with Google first: labels are read from the connected mailbox."
     try:
@@ -233,7 +232,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
-    own = next((c for c in view["credentials"] if c["instance"] == ctx.settings.instance), None)
+    own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.functions_url else ""
     return render(ctx, "mailbox.html", status, m=view, own=own, labels=label_list, label_note=label_note,
@@ -524,15 +523,6 @@ def message_html(ctx: Ctx, message_id: str):
         "X-Content-Type-Options": "nosniff"})
 
 
-def safe_filename(name: str, index: int) -> str:
-    """A download name without paths, controls or quotes; never empty."""
-    name = unicodedata.normalize("NFKC", name or "")
-    name = name.replace("\\", "/").split("/")[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '"<>:|?*;')
-    name = name.strip(" .")[:150]
-    return name or f"attachment-{index + 1}"
-
-
 def attachment(ctx: Ctx, message_id: str, index: str):
     message = _find_message(ctx, message_id)
     attachments = message.get("attachments") or []
@@ -547,8 +537,9 @@ def attachment(ctx: Ctx, message_id: str, index: str):
     except Exception as e:  # noqa: BLE001 - storage errors become a readable 404/502
         log_event("WARNING", "attachment download failed", error=e.__class__.__name__)
         raise NotFound("the attachment's content is not available") from None
-    filename = safe_filename(item.get("filename") or "", int(index))
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    # One filename rule (parse.safe_filename, as at ingest); only the header's quoting is ours.
+    filename = safe_filename(item.get("filename") or "") or f"attachment-{int(index) + 1}"
+    ascii_name = re.sub(r'[?"\\;]', "_", filename.encode("ascii", "replace").decode())
     return _response(data, 200, {
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}",
