@@ -31,7 +31,7 @@ HOSTILE_HTML = ("<p>Please help</p><script>window.__pwned = 1; alert('script')</
 @pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_browser (installs Debian chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_browser (installs Debian chromium)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN §5), end to end: `scripts/mailbridge` as a subprocess against a real
+"""The CLI contract (README.md, CLI), end to end: `scripts/mailbridge` as a subprocess against a real
 local stack started once for this module with `scripts/stack up` (its own MAILBRIDGE_STACK_DIR),
 with the values of its `.stack/env` as the subprocess environment; `scripts/stack down` at the end.
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import json
+import os
 
 from mailbridge import bootstrap, errors
 from mailbridge.errors import InvalidInput
@@ -17,14 +17,24 @@ def json_error(error: Exception):
     return json_response({"error": errors.public_message(error)}, errors.http_status(error))
 
 
-def page(title: str, body_html: str, status: int = 200):
-    document = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<meta name=viewport content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)} · mailbridge</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-        ".err{color:#a00}.ok{color:#060}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body_html}</main></body></html>")
+_templates = None
+
+
+def templates():
+    """The Jinja2 environment of the function pages (http/templates); autoescaped."""
+    global _templates
+    if _templates is None:
+        import jinja2
+
+        _templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+            autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    return _templates
+
+
+def page(title: str, status: int = 200, **values):
+    """An OAuth result page (templates/oauth.html): `error=` for a refusal, or the connection."""
+    document = templates().get_template("oauth.html").render(title=title, **values)
     return (document, status, {"Content-Type": "text/html; charset=utf-8",
                                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                                "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})

@@ -5,7 +5,6 @@ Imports stay light (cold start): heavy clients load inside bootstrap when first 
 
 from __future__ import annotations
 
-import html
 
 from flask import redirect
 
@@ -26,12 +25,12 @@ def oauth_start(request):
         return json_response({"error": "use GET"}, 405)
     token = request.args.get("t", "")
     if not token:
-        return page("Sign-in link missing", "<p class=err>This address needs a signed sign-in link. "
-                    "Ask for one with <code>scripts/mailbridge connect-url MAILBOX</code> or use the admin page.</p>", 400)
+        return page("Sign-in link missing", 400, error="This address needs a signed sign-in link.",
+                    command="scripts/mailbridge connect-url MAILBOX")
     try:
         url = mailboxes.start_from_link(services(), token)
     except MailbridgeError as e:
-        return page("Cannot start sign-in", f"<p class=err>{html.escape(str(e))}</p>", errors.http_status(e))
+        return page("Cannot start sign-in", errors.http_status(e), error=str(e))
     response = redirect(url, code=302)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
@@ -44,16 +43,13 @@ def oauth_callback(request):
     args = request.args
     state = args.get("state", "")
     if not state:
-        return page("Sign-in failed", "<p class=err>The answer from Google has no state; start again from the mailbox page.</p>", 400)
+        return page("Sign-in failed", 400, error="The answer from Google has no state; start again from the mailbox page.")
     try:
         cred = connect.complete(services(), state, args.get("code"), args.get("error"), args.get("scope"))
     except MailbridgeError as e:
-        return page("Sign-in failed", f"<p class=err>{html.escape(str(e))}</p>", errors.http_status(e))
-    email = html.escape(cred.get("connected_email") or "")
-    admin = services().settings.function_url("admin")
-    return page("Mailbox connected", f"<p class=ok>Connected as <strong>{email}</strong> "
-                f"(instance {html.escape(cred['instance'])}). New mail will become tickets.</p>"
-                f"<p><a href='{html.escape(admin)}/'>Back to mailboxes</a></p>")
+        return page("Sign-in failed", errors.http_status(e), error=str(e))
+    return page("Mailbox connected", connected_email=cred.get("connected_email") or "", instance=cred["instance"],
+                admin_url=services().settings.function_url("admin"))
 
 
 # -- poll ------------------------------------------------------------------------------------

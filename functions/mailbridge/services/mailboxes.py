@@ -29,7 +29,7 @@ def mailbox_status(services, mailbox: dict) -> str:
 
 
 def view(services, mailbox: dict) -> dict:
-    """The `mailbox show --json` shape of DESIGN §5 (no secrets, no secret ids)."""
+    """The `mailbox show --json` shape (README.md, CLI) (no secrets, no secret ids)."""
     settings = services.settings
     sync = services.store.get_sync(mailbox["name"], settings.instance)
     redirect = settings.redirect_uri if settings.functions_url else None

@@ -21,7 +21,7 @@ from werkzeug.routing import BaseConverter, Map, Rule
 from mailbridge import errors
 from mailbridge.domain import models
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
-from mailbridge.http.common import services
+from mailbridge.http.common import services, templates
 from mailbridge.logs import log_event
 from mailbridge.parse import safe_filename, sanitize_html
 from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
@@ -513,10 +513,8 @@ def _find_message(ctx: Ctx, message_id: str) -> dict:
 
 def message_html(ctx: Ctx, message_id: str):
     message = _find_message(ctx, message_id)
-    html = sanitize_html(message.get("html") or "")  # stored sanitized; cleaned again in depth
-    document = ("<!doctype html><html><head><meta charset=utf-8>"
-                "<style>body{font-family:system-ui,sans-serif;margin:.5rem;overflow-wrap:anywhere}"
-                "img{max-width:100%;height:auto}</style></head><body>" + html + "</body></html>")
+    # stored sanitized; cleaned again in depth, then framed by templates/message.html
+    document = templates().get_template("message.html").render(body_html=sanitize_html(message.get("html") or ""))
     return _response(document, 200, {
         "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": MESSAGE_CSP,
         "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
@@ -539,7 +537,7 @@ def attachment(ctx: Ctx, message_id: str, index: str):
         raise NotFound("the attachment's content is not available") from None
     # One filename rule (parse.safe_filename, as at ingest); only the header's quoting is ours.
     filename = safe_filename(item.get("filename") or "") or f"attachment-{int(index) + 1}"
-    ascii_name = re.sub(r'[?"\\;]', "_", filename.encode("ascii", "replace").decode())
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()+,=@!#$%&'~-]", "_", filename.encode("ascii", "replace").decode())
     return _response(data, 200, {
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}",
