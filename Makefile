@@ -33,7 +33,7 @@ demo: setup
 
 test: setup
 	scripts/ensure_browser
-	cd functions && ../$(VENV)/bin/lint-imports --config ../.importlinter
+	cd functions && ../$(VENV)/bin/lint-imports --no-cache --config ../.importlinter
 	$(VENV_PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
 	@if [ -x scripts/check_terraform ]; then scripts/check_terraform; fi
 

@@ -4,7 +4,8 @@ poll produced (to compare a crashed run with a clean one), and the session's sec
 The ledger: every client secret, refresh/access token and auth code a test handles is recorded
 (the fake issues them with recognisable prefixes, so leaked ones are also caught by pattern),
 and every test leaves evidence behind — the Firestore export at its end, mailbridge's log lines,
-HTML pages served to it, exception messages it saw. test_zz_secrets.py scans it all last.
+HTML pages served to it, exception messages it saw. A session fixture scans it all after the
+last test, whatever the order; test_secrets.py also checks a fresh flow on its own.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ class Ledger:
     def record(self, source: str, text) -> None:
         if text:
             self.evidence.append((source, text if isinstance(text, str) else json.dumps(text, default=str)))
+
+    def leaks(self) -> list[tuple[str, str]]:
+        """(source, secret's first characters) for each known secret or token-shaped text found."""
+        secrets = {s for s in self.secrets if s}
+        found = []
+        for source, text in self.evidence:
+            for secret in secrets:
+                if secret in text:
+                    found.append((source, secret[:6] + "…"))
+            match = SECRET_PATTERN.search(text)
+            if match:
+                found.append((source, match.group(0)[:12] + "…"))
+        return found
 
     def page(self, source: str, response) -> None:
         self.record(f"page {source}", response.text if hasattr(response, "text") else str(response))
@@ -258,6 +272,16 @@ def timed(function, *args, **kwargs):
 
 def location_params(response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlparse(response.headers["Location"]).query).items()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_leaked_anywhere():
+    """After the whole suite, whatever order it ran in: the evidence every test left holds no
+    secret (test_secrets.py checks a fresh flow on its own as well)."""
+    yield
+    leaks = LEDGER.leaks()
+    if leaks:
+        pytest.fail(f"secrets leaked into the evidence: {leaks[:10]}", pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
