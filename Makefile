@@ -1,4 +1,4 @@
-# mailbridge: make demo | test | up | down | status | bench | soak | setup  (DESIGN §6)
+# mailbridge: make demo | test | up | down | status | bench | soak | setup  (README.md)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -6,7 +6,7 @@ VENV_PY := $(VENV)/bin/python
 # The stamp is keyed on both requirements files: editing either reinstalls, otherwise setup is instant.
 REQ_HASH := $(shell cat requirements.txt functions/requirements.txt | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
-TEST_DIRS := $(wildcard tests/unit tests/fakes tests/integration tests/e2e tests/reliability)
+TEST_DIRS := $(wildcard tests/unit tests/service tests/fakes tests/integration tests/e2e tests/reliability)
 PYTEST_ARGS ?=
 
 .PHONY: setup up down status demo test bench soak
@@ -33,6 +33,7 @@ demo: setup
 
 test: setup
 	scripts/ensure_browser
+	cd functions && ../$(VENV)/bin/lint-imports --no-cache --config ../.importlinter
 	$(VENV_PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
 	@if [ -x scripts/check_terraform ]; then scripts/check_terraform; fi
 

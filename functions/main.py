@@ -1,41 +1,56 @@
-"""Cloud Functions entry points: thin adapters over mailbridge.web (imports stay light)."""
+"""Cloud Functions entry points: thin, each one hands the request to its module of mailbridge.http.
+
+Every function is deployed from this same source, but an instance serves one function: its
+module is imported on the instance's first request, so `poll` never loads the admin pages and
+`import main` stays cheap (cold start: docs/benchmarks.md, docs/architecture.md).
+"""
 
 import functions_framework
-
-from mailbridge import web
 
 
 @functions_framework.http
 def oauth_start(request):
     """Signed, single-use link → redirect to Google's consent page."""
-    return web.oauth_start(request)
+    from mailbridge.http import oauth
+
+    return oauth.oauth_start(request)
 
 
 @functions_framework.http
 def oauth_callback(request):
     """Google's redirect after consent: check state, exchange the code, store the token."""
-    return web.oauth_callback(request)
+    from mailbridge.http import oauth
+
+    return oauth.oauth_callback(request)
 
 
 @functions_framework.http
 def poll(request):
     """Cloud Scheduler (OIDC): poll every connected mailbox of this instance, or one."""
-    return web.poll(request)
+    from mailbridge.http import poll as handler
+
+    return handler.poll(request)
 
 
 @functions_framework.http
 def labels(request):
     """List/create labels; validate and save the deletion label."""
-    return web.labels(request)
+    from mailbridge.http import labels as handler
+
+    return handler.labels(request)
 
 
 @functions_framework.http
 def admin(request):
     """Admin pages (session from a signed link, CSRF on every form)."""
-    return web.admin(request)
+    from mailbridge.http import admin as handler
+
+    return handler.handle(request)
 
 
 @functions_framework.http
 def push(request):
     """Pub/Sub push of Gmail watch notifications → incremental sync of that mailbox."""
-    return web.push(request)
+    from mailbridge.http import push as handler
+
+    return handler.handle(request)

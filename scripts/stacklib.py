@@ -339,7 +339,7 @@ class Stack:
         return key
 
     def env(self, *, push: bool = True, functions_url: str | None = None) -> dict[str, str]:
-        """The environment of the functions and the CLI (DESIGN §5)."""
+        """The environment of the functions and the CLI (README.md, CLI)."""
         s = self.services
         fake = s["fake_google"].url
         env = {

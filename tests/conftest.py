@@ -193,7 +193,7 @@ def firestore(firestore_emulator) -> str:
 
 
 class FakeGoogle:
-    """The fake Google server's control plane (DESIGN §4), JSON in and out."""
+    """The fake Google server's control plane (tests/fakes/README.md), JSON in and out."""
 
     def __init__(self, url: str):
         self.url = url
@@ -254,7 +254,9 @@ def storage_emulator(_stack) -> str:
 def pubsub_emulator(_stack) -> str:
     """host:port of the session's Pub/Sub emulator; the Gmail push topic exists."""
     if stacklib.pubsub_command(_stack.service("pubsub").port, TEST_PROJECT) is None:
-        pytest.skip("no Pub/Sub emulator on this machine")
+        # A missing emulator fails the run: skipping would leave every push test silently green.
+        pytest.fail("no Pub/Sub emulator on this machine: install the gcloud Pub/Sub emulator (README.md, "
+                    "'The local stack')", pytrace=False)
     _stack.ensure("pubsub")
     return f"{stacklib.HOST}:{_stack.service('pubsub').port}"
 

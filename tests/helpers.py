@@ -3,15 +3,16 @@ through the real OAuth flow against the fake, deliver mail."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlparse
 
 import requests
 
 from mailbridge.bootstrap import bootstrap
 from mailbridge.config import Settings
+from mailbridge.services import connect as connect_service
 
 CLIENT_SECRET = "test-client-secret-7f3a9"
 
@@ -34,7 +35,7 @@ def register_google_side(fake_url: str, services, address: str, client_id: str, 
 
 def follow_consent(services, fake_url: str, mailbox_name: str, approve_as: str | None = None):
     """connect-url → oauth_start (in process) → fake consent (auto-approve) → callback params."""
-    from mailbridge import mailboxes
+    from mailbridge.services import mailboxes
 
     link = mailboxes.connect_url(services, mailbox_name)
     token = parse_qs(urlparse(link).query)["t"][0]
@@ -53,14 +54,14 @@ def follow_consent(services, fake_url: str, mailbox_name: str, approve_as: str |
 
 def connect_mailbox(services, fake_url: str, name: str, address: str, instance: str = "production"):
     """Create mailbox + credential set, sign in through the fake consent page, return the mailbox."""
-    from mailbridge import mailboxes
+    from mailbridge.services import mailboxes
 
     client_id = client_id_for(name)
     register_google_side(fake_url, services, address, client_id)
     mailboxes.add_mailbox(services, name, address)
     mailboxes.add_credentials(services, name, instance, client_id, CLIENT_SECRET)
     params = follow_consent(services, fake_url, name)
-    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     return services.store.get_mailbox(name)
 
 
@@ -87,3 +88,18 @@ def deliver(fake_url: str, address: str, raw: bytes, labels: str = "INBOX,UNREAD
                              data=raw, headers={"Content-Type": "message/rfc822"}, timeout=10)
     response.raise_for_status()
     return response.json()
+
+
+def export_all(db) -> list[dict]:
+    """Every document of every collection of a Firestore client (tests search it for leaks)."""
+    out = []
+
+    def walk(collection):
+        for snap in collection.stream():
+            out.append({"path": snap.reference.path, "data": snap.to_dict()})
+            for sub in snap.reference.collections():
+                walk(sub)
+
+    for collection in db.collections():
+        walk(collection)
+    return out

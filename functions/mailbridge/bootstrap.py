@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 
 from mailbridge.config import Settings
@@ -30,7 +29,7 @@ class Services:
         def make():
             from google.cloud import firestore
 
-            from mailbridge.store import Store
+            from mailbridge.adapters.firestore.store import Store
 
             return Store(firestore.Client(project=self.settings.project))
 
@@ -41,7 +40,7 @@ class Services:
         def make():
             from google.cloud import secretmanager
 
-            from mailbridge.secrets import Secrets
+            from mailbridge.adapters.secret_manager import Secrets
 
             if self.settings.secret_manager_url:
                 from google.auth.credentials import AnonymousCredentials
@@ -59,7 +58,7 @@ class Services:
     @property
     def blobs(self):
         def make():
-            from mailbridge.blobs import Blobs
+            from mailbridge.adapters.storage import Blobs
 
             return Blobs(self.settings)
 
@@ -68,18 +67,30 @@ class Services:
     @property
     def google(self):
         def make():
-            from mailbridge.google_auth import GoogleAuth
+            from mailbridge.adapters.google_auth import GoogleAuth
 
             return GoogleAuth(self)
 
         return self._get("google", make)
+
+    def call_function(self, name: str, body: dict) -> dict:
+        """POST to one of this deployment's functions; returns its JSON answer."""
+        from mailbridge.adapters import functions_client
+
+        return functions_client.post(self.settings, name, body)
+
+    def gmail_with(self, credentials):
+        """A Gmail client for google.oauth2 credentials just obtained (the sign-in's own check)."""
+        from mailbridge.adapters.gmail import Gmail
+
+        return Gmail(self.settings, credentials)
 
     def gmail_for(self, mailbox: dict, credential: dict):
         """A Gmail client for one credential set (raises TokenRevoked on invalid_grant)."""
         factory = self._overrides.get("gmail_factory")
         if factory:
             return factory(mailbox, credential)
-        from mailbridge.gmail import Gmail
+        from mailbridge.adapters.gmail import Gmail
 
         return Gmail(self.settings, self.google.credentials_for(mailbox, credential))
 
@@ -100,14 +111,3 @@ def reset() -> None:
     with _lock:
         _services = None
 
-
-@functools.lru_cache(maxsize=1)
-def gmail_discovery_document() -> dict:
-    import json
-    import os
-
-    import googleapiclient
-
-    path = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "gmail.v1.json")
-    with open(path) as handle:
-        return json.load(handle)

@@ -1,8 +1,15 @@
-"""The error tree: one root, a few precise subclasses callers map to statuses."""
+"""The error tree and the one error policy: each kind carries its HTTP status and CLI exit code.
+
+Every function (http/common.py), the admin pages (http/admin) and the CLI (cli/app.py) answer
+an error with `http_status(error)` / `exit_code(error)`; nothing else maps errors to codes.
+"""
 
 
 class MailbridgeError(Exception):
     """Root of every error mailbridge raises on purpose."""
+
+    http_status = 500
+    exit_code = 1  # a failure
 
 
 class ConfigError(MailbridgeError):
@@ -12,17 +19,38 @@ class ConfigError(MailbridgeError):
 class InvalidInput(MailbridgeError):
     """The caller gave a value we refuse (maps to 4xx / CLI exit 2)."""
 
+    http_status = 400
+    exit_code = 2  # bad input
+
 
 class NotFound(MailbridgeError):
     """The named mailbox, ticket or label does not exist."""
+
+    http_status = 404
+    exit_code = 2
 
 
 class Conflict(MailbridgeError):
     """The request collides with existing state (duplicate, already used)."""
 
+    http_status = 409
+    exit_code = 2
+
+
+class WriteConflict(Conflict):
+    """A concurrent writer changed what a batch read (or created it first): re-read and retry."""
+
+
+class StoreUnavailable(MailbridgeError):
+    """The store refused or failed a write; the caller may retry later."""
+
+    http_status = 503
+
 
 class AuthError(MailbridgeError):
     """A signed link, session, OAuth state or token was refused."""
+
+    http_status = 403
 
 
 class TokenRevoked(AuthError):
@@ -30,9 +58,30 @@ class TokenRevoked(AuthError):
 
 
 class GmailError(MailbridgeError):
-    """A Gmail API call failed after retries."""
+    """A Gmail API call failed after retries (the upstream failed: 502)."""
+
+    http_status = 502
 
     def __init__(self, message, status=None, reason=None):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class HistoryExpired(GmailError):
+    """startHistoryId is older than Gmail keeps: a full sync is needed."""
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status answering `error`: its kind's, 500 for anything unexpected."""
+    return error.http_status if isinstance(error, MailbridgeError) else 500
+
+
+def exit_code(error: BaseException) -> int:
+    """The CLI exit code for `error`: 2 bad input, 1 failure."""
+    return error.exit_code if isinstance(error, MailbridgeError) else 1
+
+
+def public_message(error: BaseException) -> str:
+    """What a caller may read: our own errors' text, never an unexpected exception's."""
+    return str(error) if isinstance(error, MailbridgeError) else "internal error"

@@ -5,15 +5,15 @@ deletion label, poll, open the ticket and reply; hostile HTML runs nothing."""
 from __future__ import annotations
 
 import base64
-import os
-import uuid
 from email import message_from_bytes, policy
+import os
 from pathlib import Path
+import uuid
 
 import pytest
 import requests
 
-from mailbridge import mailboxes
+from mailbridge.services import mailboxes
 from tests.corpus import make_message
 from tests.helpers import CLIENT_SECRET, deliver, make_services
 
@@ -31,7 +31,7 @@ HOSTILE_HTML = ("<p>Please help</p><script>window.__pwned = 1; alert('script')</
 @pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_browser (installs Debian chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_browser (installs Debian chromium)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -3,16 +3,17 @@ attachment downloads. The browser journey lives in test_admin_browser.py."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 import hashlib
 import re
-import uuid
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
+import uuid
 
 import pytest
 import requests
 
-from mailbridge import ingest, mailboxes
+from mailbridge.services import mailboxes
+from mailbridge.services import sync as ingest
 from tests.corpus import make_message
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services
 

@@ -1,9 +1,10 @@
-"""The CLI contract (DESIGN §5), end to end: `scripts/mailbridge` as a subprocess against a real
+"""The CLI contract (README.md, CLI), end to end: `scripts/mailbridge` as a subprocess against a real
 local stack started once for this module with `scripts/stack up` (its own MAILBRIDGE_STACK_DIR),
 with the values of its `.stack/env` as the subprocess environment; `scripts/stack down` at the end.
 
-Tests run in file order and build on each other (one mailbox goes from `mailbox add` to
-`disconnect`), like an admin's session.
+The admin's session is built by module fixtures (mailbox added → credentials → connected →
+mail polled into tickets), so each test asks for the state it needs and passes in any order;
+tests that change shared state put it back, and `disconnect` works on a mailbox of its own.
 """
 
 from __future__ import annotations
@@ -143,18 +144,66 @@ def wait_for(predicate, timeout=20.0, interval=0.3):
     return value
 
 
+def connect(mb, stack, name: str, address: str, client_id: str) -> tuple[str, requests.Response]:
+    """Credentials, the Google side (a user and an OAuth client) and the consent: (link, page)."""
+    fake_post(stack, "/_fake/users", json={"email": address, "name": "ACME Support"})
+    fake_post(stack, "/_fake/oauth/clients", json={"client_id": client_id, "client_secret": CLIENT_SECRET,
+                                                   "redirect_uris": [stack["MAILBRIDGE_FUNCTIONS_URL"] + "/oauth_callback"]})
+    url = ok(mb("connect-url", name)).out.strip()
+    fake_post(stack, "/_fake/oauth/approve-as", json={"email": address})
+    try:
+        page = requests.get(url, timeout=60)  # oauth_start → consent (approved) → oauth_callback
+    finally:
+        fake_post(stack, "/_fake/oauth/approve-as", json={"email": None})
+    return url, page
+
+
+@pytest.fixture(scope="module")
+def added(mb):
+    """`mailbox add support` (acknowledgements off: the sent mail of test_reply stays countable)."""
+    run = ok(mb("mailbox", "add", "support", "--address", ADDRESS.upper()))
+    ok(mb("mailbox", "set", "support", "outgoing.acknowledge_new", "false"))
+    return run
+
+
+@pytest.fixture(scope="module")
+def with_credentials(mb, added):
+    return ok(mb("credentials", "add", "support", "--instance", "production", "--client-id", CLIENT_ID,
+                 "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"))
+
+
+@pytest.fixture(scope="module")
+def connected(mb, stack, with_credentials):
+    return connect(mb, stack, "support", ADDRESS, CLIENT_ID)
+
+
+@pytest.fixture(scope="module")
+def polled(mb, stack, connected):
+    """Two customers wrote; the poll (and push) made their tickets: (first message, poll answers)."""
+    answers = [ok(mb("poll", "--json")).json()]
+    first = mail('"Dana Customer" <dana@customer.example>', "Printer on floor 3 is jammed", "It jams.\n")
+    deliver(stack, first)
+    invoice = mail('"Lee Buyer" <lee@buyer.example>', "Invoice 2291", "See the HTML part.")
+    invoice.add_alternative("<p>The <b>total</b> is wrong.</p><script>alert(1)</script>", subtype="html")
+    invoice.add_attachment(b"%PDF-1.4 invoice\n", maintype="application", subtype="pdf", filename="invoice.pdf")
+    deliver(stack, invoice)
+    answers.append(ok(mb("poll", "support", "--json")).json())
+    rows = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(ok(mb("inbound", "support", "--json")).json()))
+    assert rows, "two inbound rows"
+    return first, answers
+
+
 # ------------------------------------------------------------------------------ mailboxes
 
 
-def test_mailbox_add_list_show(mb):
-    out = ok(mb("mailbox", "add", "support", "--address", ADDRESS.upper())).out
+def test_mailbox_add_list_show(mb, added):
+    out = added.out
     assert "support" in out and "credentials add" in out
     rows = ok(mb("mailbox", "list", "--json")).json()
-    assert [r["name"] for r in rows] == ["support"]
+    assert "support" in [r["name"] for r in rows]
     view = ok(mb("mailbox", "show", "support", "--json")).json()
     assert MAILBOX_KEYS <= set(view)
     assert (view["name"], view["address"], view["type"]) == ("support", ADDRESS, "google")
-    assert view["credentials"] == [] and view["last_poll_at"] is None and view["last_error"] is None
     assert view["incoming"]["after_processing"] == "mark_read"
     assert "watch_expiration" in view
     text = ok(mb("mailbox", "show", "support")).out
@@ -162,7 +211,14 @@ def test_mailbox_add_list_show(mb):
     assert "support" in ok(mb("mailbox", "list")).out
 
 
-def test_mailbox_bad_input(mb):
+def test_a_new_mailbox_has_no_credentials_nor_polls(mb):
+    ok(mb("mailbox", "add", "fresh", "--address", "fresh@acme-cli.example"))
+    view = ok(mb("mailbox", "show", "fresh", "--json")).json()
+    assert view["credentials"] == [] and view["last_poll_at"] is None and view["last_error"] is None
+    bad_input(mb("mailbox", "set", "fresh", "incoming.after_processing", "delete"), "deletion label first")
+
+
+def test_mailbox_bad_input(mb, added):
     bad_input(mb("mailbox", "add", "support", "--address", "other@acme-cli.example"), "already exists")
     bad_input(mb("mailbox", "add", "no spaces!", "--address", "x@acme-cli.example"), "mailbox name")
     bad_input(mb("mailbox", "add", "second", "--address", "not-an-address"), "not an email address")
@@ -172,14 +228,12 @@ def test_mailbox_bad_input(mb):
     bad_input(mb("mailbox", "set", "support", "incoming.after_processing", "shred"), "leave", "delete")
     bad_input(mb("mailbox", "set", "support", "incoming.enabled", "perhaps"), "true or false")
     bad_input(mb("mailbox", "set", "support", "incoming.no_such_key", "1"), "unknown setting")
-    bad_input(mb("mailbox", "set", "support", "incoming.after_processing", "delete"), "deletion label first")
 
 
-def test_mailbox_set(mb):
+def test_mailbox_set(mb, added):
     assert "incoming.after_processing" in ok(mb("mailbox", "set", "support", "incoming.after_processing", "archive")).out
     assert ok(mb("mailbox", "show", "support", "--json")).json()["incoming"]["after_processing"] == "archive"
     ok(mb("mailbox", "set", "support", "incoming.after_processing", "mark_read"))
-    ok(mb("mailbox", "set", "support", "outgoing.acknowledge_new", "false"))
     assert ok(mb("mailbox", "show", "support", "--json")).json()["outgoing"]["acknowledge_new"] is False
 
 
@@ -187,21 +241,22 @@ def test_mailbox_set(mb):
 
 
 def test_credentials_add(mb, stack):
-    bad_input(mb("credentials", "add", "support", "--instance", "production", "--client-id", "4242424242-cli",
+    ok(mb("mailbox", "add", "creds", "--address", "creds@acme-cli.example"))
+    bad_input(mb("credentials", "add", "creds", "--instance", "production", "--client-id", "4242424242-cli",
                   "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"), "apps.googleusercontent.com")
-    bad_input(mb("credentials", "add", "support", "--instance", "production", "--client-id", CLIENT_ID),
+    bad_input(mb("credentials", "add", "creds", "--instance", "production", "--client-id", CLIENT_ID),
               "--client-secret-stdin")
-    bad_input(mb("credentials", "add", "support", "--instance", "Prod Env", "--client-id", CLIENT_ID,
+    bad_input(mb("credentials", "add", "creds", "--instance", "Prod Env", "--client-id", CLIENT_ID,
                  "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"), "instance")
     bad_input(mb("credentials", "add", "nosuch", "--instance", "production", "--client-id", CLIENT_ID,
                  "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"), "nosuch")
-    out = ok(mb("credentials", "add", "support", "--instance", "production", "--client-id", CLIENT_ID,
+    out = ok(mb("credentials", "add", "creds", "--instance", "production", "--client-id", CLIENT_ID,
                 "--client-secret-stdin", stdin=CLIENT_SECRET + "\n")).out
     redirect = stack["MAILBRIDGE_FUNCTIONS_URL"] + "/oauth_callback"
     assert redirect in out
-    bad_input(mb("credentials", "add", "support", "--instance", "production", "--client-id", CLIENT_ID,
+    bad_input(mb("credentials", "add", "creds", "--instance", "production", "--client-id", CLIENT_ID,
                  "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"), "already has")
-    view = ok(mb("mailbox", "show", "support", "--json")).json()
+    view = ok(mb("mailbox", "show", "creds", "--json")).json()
     [cred] = view["credentials"]
     assert set(cred) == CREDENTIAL_KEYS
     assert (cred["instance"], cred["client_id"], cred["redirect_uri"], cred["status"]) == (
@@ -209,21 +264,12 @@ def test_credentials_add(mb, stack):
     assert view["status"] == "not_connected"
 
 
-def test_connect_url_through_the_consent_page(mb, stack):
+def test_connect_url_through_the_consent_page(mb, stack, connected):
     bad_input(mb("connect-url", "nosuch"), "nosuch")
     bad_input(mb("connect-url", "support", "--instance", "uat"), "production")
-    # The Google side, as an admin sets it up in Google's console.
-    fake_post(stack, "/_fake/users", json={"email": ADDRESS, "name": "ACME Support"})
-    fake_post(stack, "/_fake/oauth/clients", json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                                   "redirect_uris": [stack["MAILBRIDGE_FUNCTIONS_URL"] + "/oauth_callback"]})
-    url = ok(mb("connect-url", "support")).out.strip()
+    url, page = connected
     assert url.startswith(stack["MAILBRIDGE_FUNCTIONS_URL"] + "/oauth_start?t=")
     assert len(url.splitlines()) == 1
-    fake_post(stack, "/_fake/oauth/approve-as", json={"email": ADDRESS})
-    try:
-        page = requests.get(url, timeout=60)  # oauth_start → consent (approved) → oauth_callback
-    finally:
-        fake_post(stack, "/_fake/oauth/approve-as", json={"email": None})
     assert page.status_code == 200, page.text[:500]
     assert "Connected as" in page.text and ADDRESS in page.text
     assert requests.get(url, timeout=30).status_code == 403  # single use
@@ -238,18 +284,12 @@ def test_connect_url_through_the_consent_page(mb, stack):
 # ------------------------------------------------------------------------------ poll, inbound, tickets
 
 
-def test_poll_inbound_and_tickets(mb, stack):
-    poll = ok(mb("poll", "--json")).json()
+def test_poll_inbound_and_tickets(mb, stack, polled):
+    first, (poll, poll_support) = polled
     assert poll["status"] == "ok" and poll["instance"] == "production"
-    assert [m["mailbox"] for m in poll["mailboxes"]] == ["support"]
-    first = mail('"Dana Customer" <dana@customer.example>', "Printer on floor 3 is jammed", "It jams.\n")
-    deliver(stack, first)
-    invoice = mail('"Lee Buyer" <lee@buyer.example>', "Invoice 2291", "See the HTML part.")
-    invoice.add_alternative("<p>The <b>total</b> is wrong.</p><script>alert(1)</script>", subtype="html")
-    invoice.add_attachment(b"%PDF-1.4 invoice\n", maintype="application", subtype="pdf", filename="invoice.pdf")
-    deliver(stack, invoice)
+    assert "support" in [m["mailbox"] for m in poll["mailboxes"]]
     # Push may have made the tickets already; poll (what Cloud Scheduler triggers) must still answer.
-    poll = ok(mb("poll", "support", "--json")).json()
+    poll = poll_support
     assert poll["status"] == "ok"
     assert poll["mailboxes"][0]["outcome"] in ("ok", "skipped")
     text = ok(mb("poll")).out
@@ -272,7 +312,8 @@ def test_poll_inbound_and_tickets(mb, stack):
         assert set(ticket["requester"]) == {"email", "name"}
         for message in ticket["messages"]:
             assert set(message) == MESSAGE_KEYS
-            assert message["direction"] == "in"
+            # our own answer (test_reply, if it ran first) is "out"; customers' mail is "in"
+            assert message["direction"] == ("out" if message["from"]["email"] == ADDRESS else "in")
             assert set(message["from"]) == {"email", "name"}
             for attachment in message["attachments"]:
                 assert set(attachment) == ATTACHMENT_KEYS
@@ -294,11 +335,14 @@ def test_poll_inbound_and_tickets(mb, stack):
     deliver(stack, mail('"Dana Customer" <dana@customer.example>', "Re: Printer on floor 3 is jammed",
                         "Again this morning.\n", In_Reply_To=first["Message-ID"], References=first["Message-ID"]))
     ok(mb("poll", "support"))
-    threaded = wait_for(lambda: (lambda t: t if len(t["messages"]) == 2 else None)(
+    def incoming(view):  # test_reply may have added our own answer to this ticket
+        return [m for m in view["messages"] if m["direction"] == "in"]
+
+    threaded = wait_for(lambda: (lambda t: t if len(incoming(t)) == 2 else None)(
         ok(mb("tickets", "show", dana["id"], "--json")).json()))
     assert threaded, "the reply did not join the ticket"
-    assert [m["subject"] for m in threaded["messages"]] == ["Printer on floor 3 is jammed",
-                                                            "Re: Printer on floor 3 is jammed"]
+    assert [m["subject"] for m in incoming(threaded)] == ["Printer on floor 3 is jammed",
+                                                          "Re: Printer on floor 3 is jammed"]
     assert len(ok(mb("tickets", "list", "--json")).json()) == 2
     text = ok(mb("tickets", "show", dana["id"])).out
     assert "Again this morning." in text
@@ -308,14 +352,14 @@ def test_poll_inbound_and_tickets(mb, stack):
     bad_input(mb("inbound", "nosuch"), "nosuch")
 
 
-def test_reply(mb, stack, tmp_path):
+def test_reply(mb, stack, tmp_path, polled):
     tickets = ok(mb("tickets", "list", "--json")).json()
     dana = next(t for t in tickets if t["requester"]["email"] == "dana@customer.example")
     body = tmp_path / "reply.txt"
     body.write_text("We replaced the roller. Dana, can you try again?\n")
     ok(mb("reply", dana["id"], "--body-file", str(body)))
     sent = requests.get(f"{stack['FAKE_GOOGLE_URL']}/_fake/users/{ADDRESS}/sent", timeout=30).json()
-    assert len(sent) == 1
+    assert len(sent) == 1  # acknowledgements are off for this mailbox
     shown = ok(mb("tickets", "show", dana["id"], "--json")).json()
     assert shown["messages"][-1]["direction"] == "out"
     assert set(shown["messages"][-1]) == MESSAGE_KEYS
@@ -325,7 +369,7 @@ def test_reply(mb, stack, tmp_path):
 # ------------------------------------------------------------------------------ labels
 
 
-def test_labels(mb):
+def test_labels(mb, connected):
     rows = ok(mb("labels", "list", "support", "--json")).json()
     for row in rows:
         assert {"id", "name", "type", "visibility"} <= set(row)
@@ -359,7 +403,7 @@ def test_labels(mb):
 # ------------------------------------------------------------------------------ settings and admin
 
 
-def test_settings(mb):
+def test_settings(mb, added):
     data = ok(mb("settings", "show", "--json")).json()
     assert data["use_incoming_service"] is True and data["use_scheduling_service"] is True
     assert data["instance"] == "production"
@@ -376,7 +420,7 @@ def test_settings(mb):
     bad_input(mb("settings", "set", "default_outgoing_mailbox", "nosuch"), "nosuch")
 
 
-def test_admin_url(mb, stack):
+def test_admin_url(mb, stack, added):
     url = ok(mb("admin-url")).out.strip()
     assert url.startswith(stack["MAILBRIDGE_FUNCTIONS_URL"] + "/admin/login?t=")
     session = requests.Session()
@@ -388,7 +432,7 @@ def test_admin_url(mb, stack):
 # ------------------------------------------------------------------------------ errors
 
 
-def test_unknown_commands_and_missing_arguments_exit_2(mb):
+def test_unknown_commands_and_missing_arguments_exit_2(mb, added):
     bad_input(mb("frobnicate"), "frobnicate")
     bad_input(mb("mailbox"), "missing command")
     bad_input(mb("mailbox", "show"), "NAME")
@@ -407,19 +451,26 @@ def test_failures_exit_1(mb):
     assert run.out == ""
 
 
-# ------------------------------------------------------------------------------ disconnect (last)
+# ------------------------------------------------------------------------------ disconnect
 
 
 def test_disconnect(mb, stack):
-    bad_input(mb("disconnect", "support", "--instance", "uat"), "uat")
+    """On a mailbox of its own: the others stay connected whatever runs after this test."""
+    address, client_id = "leaving@acme-cli.example", "4343434343-cli.apps.googleusercontent.com"
+    ok(mb("mailbox", "add", "leaving", "--address", address))
+    ok(mb("credentials", "add", "leaving", "--instance", "production", "--client-id", client_id,
+          "--client-secret-stdin", stdin=CLIENT_SECRET + "\n"))
+    _url, page = connect(mb, stack, "leaving", address, client_id)
+    assert page.status_code == 200, page.text[:300]
+    bad_input(mb("disconnect", "leaving", "--instance", "uat"), "uat")
     bad_input(mb("disconnect", "nosuch"), "nosuch")
-    assert "disconnected" in ok(mb("disconnect", "support")).out
-    view = ok(mb("mailbox", "show", "support", "--json")).json()
+    assert "disconnected" in ok(mb("disconnect", "leaving")).out
+    view = ok(mb("mailbox", "show", "leaving", "--json")).json()
     assert view["status"] == "not_connected" and view["watch_expiration"] is None
     [cred] = view["credentials"]
     assert (cred["status"], cred["connected_email"]) == ("not_connected", None)
     stats = requests.get(stack["FAKE_GOOGLE_URL"] + "/_fake/stats", timeout=30).json()
-    assert stats["users"][ADDRESS]["calls"].get("gmail.users.stop") == 1
+    assert stats["users"][address]["calls"].get("gmail.users.stop") == 1
     poll = ok(mb("poll", "--json")).json()
-    assert poll["mailboxes"] == []
-    bad_input(mb("labels", "list", "support"), "not connected")
+    assert "leaving" not in [m["mailbox"] for m in poll["mailboxes"]]
+    bad_input(mb("labels", "list", "leaving"), "not connected")

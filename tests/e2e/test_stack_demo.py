@@ -1,4 +1,4 @@
-"""`make demo`'s script end to end (DESIGN §6): it starts its own stack (in a temporary
+"""`make demo`'s script end to end (README.md): it starts its own stack (in a temporary
 MAILBRIDGE_STACK_DIR), connects a mailbox through the consent page, delivers mail, polls as
 Cloud Scheduler would, prints tickets (one with a threaded reply) and stops the stack.
 

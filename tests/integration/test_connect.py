@@ -7,9 +7,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from mailbridge import mailboxes, signing
+from mailbridge.domain import signing
 from mailbridge.errors import AuthError, InvalidInput
-from tests.helpers import (CLIENT_SECRET, client_id_for, connect_mailbox, follow_consent, make_services,
+from mailbridge.services import connect as connect_service
+from mailbridge.services import mailboxes
+from tests.helpers import (CLIENT_SECRET, client_id_for, connect_mailbox, export_all, follow_consent, make_services,
                            register_google_side)
 
 
@@ -36,7 +38,7 @@ def test_happy_path_connects_and_keeps_token_only_in_secret_manager(services, fa
     stored_cred = mailbox["credentials"][0]
     refresh = services.secrets.get(stored_cred["refresh_token_secret"])
     assert refresh
-    exported = json.dumps(services.store.export_all(), default=str)
+    exported = json.dumps(export_all(services.store.db), default=str)
     logs = capsys.readouterr()
     for secret in (refresh, CLIENT_SECRET):
         assert secret not in exported
@@ -71,7 +73,7 @@ def test_wrong_account_is_refused_and_nothing_stored(services, fake):
     requests.post(f"{fake.url}/_fake/users", json={"email": "someone@gmail.com"}, timeout=10)
     params = follow_consent(services, fake.url, "help", approve_as="someone@gmail.com")
     with pytest.raises(AuthError, match="signed in as someone@gmail.com"):
-        services.google.complete(params["state"], params["code"], None, params.get("scope"))
+        connect_service.complete(services, params["state"], params["code"], None, params.get("scope"))
     cred = services.store.get_mailbox("help")["credentials"][0]
     assert cred["status"] == "not_connected"
     assert not cred.get("refresh_token_secret")
@@ -94,7 +96,7 @@ def test_missing_scope_is_refused(services, fake):
     assert answer.status_code in (302, 303), answer.text[:300]
     back = {k: v[0] for k, v in parse_qs(urlparse(answer.headers["Location"]).query).items()}
     with pytest.raises(AuthError, match="Gmail permission"):
-        services.google.complete(back["state"], back["code"], None, back.get("scope"))
+        connect_service.complete(services, back["state"], back["code"], None, back.get("scope"))
     cred = services.store.get_mailbox("help")["credentials"][0]
     assert cred["status"] == "not_connected"
 
@@ -102,9 +104,9 @@ def test_missing_scope_is_refused(services, fake):
 def test_replayed_state_is_refused(services, fake):
     _prepare(services, fake)
     params = follow_consent(services, fake.url, "help")
-    services.google.complete(params["state"], params["code"], None, params.get("scope"))
+    connect_service.complete(services, params["state"], params["code"], None, params.get("scope"))
     with pytest.raises(AuthError, match="already used"):
-        services.google.complete(params["state"], params["code"], None, params.get("scope"))
+        connect_service.complete(services, params["state"], params["code"], None, params.get("scope"))
 
 
 def test_expired_state_is_refused(services, fake):
@@ -115,19 +117,19 @@ def test_expired_state_is_refused(services, fake):
     services.store.db.collection("oauth_states").document(params["state"]).update(
         {"expires_at": datetime.now(timezone.utc) - timedelta(seconds=1)})
     with pytest.raises(AuthError, match="expired"):
-        services.google.complete(params["state"], params["code"], None, params.get("scope"))
+        connect_service.complete(services, params["state"], params["code"], None, params.get("scope"))
 
 
 def test_denied_consent_is_refused(services, fake):
     _prepare(services, fake)
     params = follow_consent(services, fake.url, "help")
     with pytest.raises(AuthError, match="denied"):
-        services.google.complete(params["state"], None, "access_denied", None)
+        connect_service.complete(services, params["state"], None, "access_denied", None)
 
 
 def test_unknown_state_is_refused(services):
     with pytest.raises(AuthError, match="unknown"):
-        services.google.complete("forged-state", "code", None, None)
+        connect_service.complete(services, "forged-state", "code", None, None)
 
 
 def test_start_link_is_single_use_and_tamper_proof(services, fake):
@@ -146,7 +148,7 @@ def test_start_link_is_single_use_and_tamper_proof(services, fake):
 
 
 def test_invalidated_token_marks_set_disconnected_and_other_mailboxes_go_on(services, fake):
-    from mailbridge import ingest
+    from mailbridge.services import sync as ingest
 
     connect_mailbox(services, fake.url, "one", "one@acme.example")
     connect_mailbox(services, fake.url, "two", "two@acme.example")
@@ -171,7 +173,7 @@ def test_disconnect_revokes_and_destroys_the_token(services, fake):
 
 
 def test_switched_off_poll_says_why(services):
-    from mailbridge import ingest
+    from mailbridge.services import sync as ingest
 
     mailboxes.set_global_setting(services, "use_incoming_service", "false")
     result = ingest.poll(services)

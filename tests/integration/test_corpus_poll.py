@@ -3,7 +3,9 @@ the outcome its kind calls for, nothing crashes, HTML is sanitized, attachments 
 
 import pytest
 
-from mailbridge import ingest, mailboxes, tickets
+from mailbridge.services import mailboxes
+from mailbridge.services import sync as ingest
+from mailbridge.services import tickets
 from tests.corpus import build_corpus
 from tests.helpers import connect_mailbox, deliver, make_services
 

@@ -13,8 +13,9 @@ import uuid
 import pytest
 import requests
 
-from mailbridge import ingest, labels, mailboxes
 from mailbridge.errors import Conflict, InvalidInput, NotFound
+from mailbridge.services import labels, mailboxes
+from mailbridge.services import sync as ingest
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services
 
 

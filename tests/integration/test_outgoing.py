@@ -3,18 +3,21 @@ mailbox resolution chain, acknowledgements and their loop guards, safety limits,
 
 import base64
 import email
+from email import policy
 import json
 import time
-from email import policy
 
 import pytest
 import requests
 
-from mailbridge import ingest, mailboxes, outgoing, tickets
+from mailbridge.adapters.firestore.store import Store
 from mailbridge.bootstrap import bootstrap
 from mailbridge.config import Settings
+from mailbridge.domain import rules
 from mailbridge.errors import Conflict, InvalidInput
-from mailbridge.store import Store
+from mailbridge.services import mailboxes, outgoing
+from mailbridge.services import sync as ingest
+from mailbridge.services import tickets
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services
 
 ADDRESS = "help@acme.example"
@@ -177,7 +180,7 @@ def test_new_tickets_are_acknowledged_with_auto_headers_at_most_three_per_hour(s
     message = acks[0]["message"]
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["X-Auto-Response-Suppress"] == "All"
-    assert message["X-Loop"] == ingest.loop_marker(services.settings)
+    assert message["X-Loop"] == rules.loop_marker(services.settings.prefix)
     assert message["To"] == CUSTOMER
     numbers = sorted(t["number"] for t in services.store.list_tickets())
     assert any(f"[#{n}]" in message.get_body(("plain",)).get_content() for n in numbers)

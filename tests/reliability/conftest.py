@@ -4,7 +4,8 @@ poll produced (to compare a crashed run with a clean one), and the session's sec
 The ledger: every client secret, refresh/access token and auth code a test handles is recorded
 (the fake issues them with recognisable prefixes, so leaked ones are also caught by pattern),
 and every test leaves evidence behind — the Firestore export at its end, mailbridge's log lines,
-HTML pages served to it, exception messages it saw. test_zz_secrets.py scans it all last.
+HTML pages served to it, exception messages it saw. A session fixture scans it all after the
+last test, whatever the order; test_secrets.py also checks a fresh flow on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from tests.helpers import CLIENT_SECRET, client_id_for, follow_consent, make_mail, register_google_side
+from mailbridge.services import connect as connect_service
+from tests.helpers import CLIENT_SECRET, client_id_for, export_all, follow_consent, make_mail, register_google_side
 
 ADDRESS = "help@acme.example"
 MAILBOX = "help"
@@ -45,6 +47,19 @@ class Ledger:
     def record(self, source: str, text) -> None:
         if text:
             self.evidence.append((source, text if isinstance(text, str) else json.dumps(text, default=str)))
+
+    def leaks(self) -> list[tuple[str, str]]:
+        """(source, secret's first characters) for each known secret or token-shaped text found."""
+        secrets = {s for s in self.secrets if s}
+        found = []
+        for source, text in self.evidence:
+            for secret in secrets:
+                if secret in text:
+                    found.append((source, secret[:6] + "…"))
+            match = SECRET_PATTERN.search(text)
+            if match:
+                found.append((source, match.group(0)[:12] + "…"))
+        return found
 
     def page(self, source: str, response) -> None:
         self.record(f"page {source}", response.text if hasattr(response, "text") else str(response))
@@ -97,7 +112,6 @@ def _leave_evidence(request):
 def export_firestore(host: str) -> list[dict]:
     from google.cloud import firestore
 
-    from mailbridge.store import Store
     from tests.conftest import TEST_PROJECT
 
     saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
@@ -105,7 +119,7 @@ def export_firestore(host: str) -> list[dict]:
     try:
         client = firestore.Client(project=TEST_PROJECT)
         try:
-            return Store(client).export_all()
+            return export_all(client)
         finally:
             client.close()
     finally:
@@ -121,7 +135,7 @@ def export_firestore(host: str) -> list[dict]:
 def connect(services, fake_url: str, name: str = MAILBOX, address: str = ADDRESS, *, acknowledge: bool = False):
     """connect_mailbox, recording the auth code and refresh token; acknowledgements off by default
     (each costs 100 quota units: a 200-message backlog would otherwise wait for Gmail's quota)."""
-    from mailbridge import mailboxes
+    from mailbridge.services import mailboxes
 
     client_id = client_id_for(name)
     register_google_side(fake_url, services, address, client_id)
@@ -129,7 +143,7 @@ def connect(services, fake_url: str, name: str = MAILBOX, address: str = ADDRESS
     mailboxes.add_credentials(services, name, services.settings.instance, client_id, CLIENT_SECRET)
     params = follow_consent(services, fake_url, name)
     LEDGER.secret(params.get("code"))
-    services.google.complete(params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     mailbox = services.store.get_mailbox(name)
     LEDGER.secret(services.secrets.get(mailbox["credentials"][0]["refresh_token_secret"]))
     if not acknowledge:
@@ -258,6 +272,16 @@ def timed(function, *args, **kwargs):
 
 def location_params(response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlparse(response.headers["Location"]).query).items()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_leaked_anywhere():
+    """After the whole suite, whatever order it ran in: the evidence every test left holds no
+    secret (test_secrets.py checks a fresh flow on its own as well)."""
+    yield
+    leaks = LEDGER.leaks()
+    if leaks:
+        pytest.fail(f"secrets leaked into the evidence: {leaks[:10]}", pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,10 +10,11 @@ import uuid
 import pytest
 import requests
 
-from mailbridge import admin as admin_pages
-from mailbridge import ingest, labels, mailboxes
+from mailbridge.http import admin as admin_pages
+from mailbridge.services import labels, mailboxes
+from mailbridge.services import sync as ingest
 from tests.corpus import make_message
-from tests.helpers import deliver, make_services
+from tests.helpers import deliver, export_all, make_services
 from tests.reliability.conftest import LEDGER, connect
 
 HOSTILE = '<img src=x onerror=alert(9)>"\'><script>alert(8)</script>'
@@ -46,16 +47,15 @@ def test_every_state_changing_route_refuses_a_post_without_csrf(services, functi
     name = f"csrf{uuid.uuid4().hex[:6]}"
     mailboxes.add_mailbox(services, name, f"{name}@acme.example")
     session = login(services)
-    before = services.store.export_all()
-    posts = [pattern for method, pattern, _h, private in admin_pages.ROUTES if method == "POST" and private]
+    before = export_all(services.store.db)
+    posts = [path for method, path, _h, private in admin_pages.PAGES if method == "POST" and private]
     assert len(posts) >= 10
     for pattern in posts:
-        path = (pattern.replace("(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})", name)
-                .replace("(?P<gmail_id>[^/]+)", "abc").replace("(?P<ticket_id>[^/]+)", "1"))
+        path = pattern.replace("<name:name>", name).replace("<gmail_id>", "abc").replace("<ticket_id>", "1")
         response = session.post(f"{functions_url}/admin{path}", data={"status": "closed", "name": "x"},
                                 allow_redirects=False, timeout=30)
         assert response.status_code == 403, (path, response.status_code)
-    after = services.store.export_all()
+    after = export_all(services.store.db)
     strip = lambda docs: [d for d in docs if not d["path"].startswith(("admin_sessions", "nonces"))]  # noqa: E731
     assert strip(after) == strip(before)
 

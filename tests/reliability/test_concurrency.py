@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from mailbridge import ingest
+from mailbridge.services import sync as ingest
 from tests.helpers import make_services
 from tests.reliability.conftest import (ADDRESS, LEDGER, MAILBOX, backlog_messages, connect, deliver_all,
                                         lost_and_duplicated, outcome_view)
@@ -118,7 +118,7 @@ def test_lease_of_a_dead_poll_blocks_until_expiry_then_is_taken_over(mb_env, fak
 
 
 def test_lease_is_released_when_the_poll_crashes(mb_env, fake, firestore, storage_emulator):
-    from mailbridge.gmail import Gmail
+    from mailbridge.adapters.gmail import Gmail
 
     services, ids = setup_backlog(fake, 5)
     original = Gmail.get_raw_many

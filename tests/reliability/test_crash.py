@@ -21,12 +21,11 @@ import time
 import pytest
 import requests
 
-from mailbridge import ingest
+from mailbridge.services import sync as ingest
 from tests.conftest import TEST_PROJECT, reset_firestore
 from tests.helpers import make_services
 from tests.reliability.conftest import (ADDRESS, LEDGER, MAILBOX, SOAK, backlog_messages, connect, deliver_all,
                                         gmail_labels, lost_and_duplicated, outcome_view, remember_access_tokens)
-
 
 
 class InjectedCrash(Exception):
@@ -39,7 +38,7 @@ def _boundaries():
     from google.cloud.secretmanager_v1 import SecretManagerServiceClient
     from google.cloud.storage.blob import Blob
 
-    from mailbridge.gmail import Gmail
+    from mailbridge.adapters.gmail import Gmail
 
     # name: (owner, attribute, filter on the call's arguments or None)
     return {
@@ -183,7 +182,7 @@ def test_soak_crash_after_every_call_of_a_500_message_backlog(mb_env, fake, fire
 KILL_SCRIPT = """
 import sys
 from tests.helpers import make_services
-from mailbridge import ingest
+from mailbridge.services import sync as ingest
 print(ingest.sync_mailbox(make_services(), sys.argv[1], budget_s=float(sys.argv[2])), flush=True)
 """
 

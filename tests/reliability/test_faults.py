@@ -8,8 +8,10 @@ import time
 import pytest
 import requests
 
-from mailbridge import ingest, labels, mailboxes, outgoing
 from mailbridge.errors import InvalidInput
+from mailbridge.services import connect as connect_service
+from mailbridge.services import labels, mailboxes, outgoing
+from mailbridge.services import sync as ingest
 from tests.helpers import make_mail, make_services
 from tests.reliability.conftest import (ADDRESS, LEDGER, MAILBOX, backlog_messages, connect, deliver_all, fake_stats,
                                         gmail_labels, json_lines, lost_and_duplicated, outcome_view,
@@ -128,7 +130,7 @@ def test_token_invalidated_mid_poll_stops_that_mailbox_only_and_resumes_after_si
 
     params = follow_consent(services, fake.url, "two")
     LEDGER.secret(params.get("code"))
-    services.google.complete(params["state"], params["code"], None, params.get("scope"))
+    connect_service.complete(services, params["state"], params["code"], None, params.get("scope"))
     ingest.poll(make_services(), "two")
     view = outcome_view(services, delivered["two"], "two")
     assert lost_and_duplicated(view, 120) == (0, 0) and view["rows"] == 120

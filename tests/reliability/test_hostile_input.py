@@ -12,11 +12,11 @@ import tracemalloc
 import uuid
 import zipfile
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 
-from mailbridge import ingest
+from mailbridge.services import sync as ingest
 from tests.corpus import build_corpus, make_message
 from tests.helpers import make_services
 from tests.reliability.conftest import LEDGER, connect, deliver_all, lost_and_duplicated, outcome_view

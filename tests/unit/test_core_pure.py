@@ -6,10 +6,13 @@ import time
 
 import pytest
 
-from mailbridge import labels, models, push, signing
-from mailbridge.cli import main as cli_main, parse_since
+from mailbridge.adapters.gmail import QuotaPacer
+from mailbridge.cli import main as cli_main
+from mailbridge.cli import parse_since
+from mailbridge.domain import models, signing
 from mailbridge.errors import AuthError, InvalidInput
-from mailbridge.gmail import QuotaPacer
+from mailbridge.http import push
+from mailbridge.services import labels
 
 KEY = "unit-test-signing-key"
 
@@ -76,14 +79,30 @@ def test_parse_since_forms():
         parse_since("last week")
 
 
+class FakeClock:
+    """Time that only moves when the code under test sleeps."""
+
+    def __init__(self):
+        self.now, self.slept = 1000.0, []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_quota_pacer_waits_when_window_is_full():
-    pacer = QuotaPacer(100, safety=1.0)
+    clock = FakeClock()
+    pacer = QuotaPacer(100, safety=1.0, clock=clock, sleep=clock.sleep)
     pacer.spend(60)
+    clock.now += 10
     pacer.spend(40)
-    assert pacer.total == 100 and pacer.used == 100
-    pacer.window[0] = (pacer.window[0][0] - 61, 60)  # pretend the first spend is a minute old
-    pacer.spend(50)
-    assert pacer.total == 90
+    assert clock.slept == [] and pacer.total == 100
+    pacer.spend(50)  # the window is full: waits until the first spend is a minute old
+    assert 49.9 < sum(clock.slept) < 50.2
+    assert pacer.total == 90 and pacer.used == 150
 
 
 def test_cli_bad_argument_is_one_line_and_exit_2(capsys):

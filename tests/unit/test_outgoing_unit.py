@@ -2,13 +2,13 @@
 
 import email
 from email import policy
-from types import SimpleNamespace
 
 import pytest
 
-from mailbridge import outgoing
+from mailbridge.domain import rules
 from mailbridge.errors import InvalidInput
 from mailbridge.parse import parse_message
+from mailbridge.services import outgoing
 
 INSTANCE = "production"
 
@@ -164,29 +164,31 @@ def test_acknowledgement_template_and_a_broken_template_falls_back():
     assert "[#7]" in outgoing.acknowledgement_text("broken {", "[#7]", 7, "x")
 
 
-ACCEPT = SimpleNamespace(action="accept", automatic=False, reason="")
-
-
-def parsed_mail(**headers):
+def parsed_mail(sender="dana@customer.example", **headers):
     lines = "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
-    return parse_message(("From: dana@customer.example\r\nTo: help@acme.example\r\nSubject: x\r\n"
+    return parse_message((f"From: {sender}\r\nTo: help@acme.example\r\nSubject: x\r\n"
                           f"Message-ID: <q@customer.example>\r\n{lines}\r\nbody\r\n").encode())
 
 
-@pytest.mark.parametrize("verdict, headers, recipient, expected", [
-    (ACCEPT, {}, "dana@customer.example", None),
-    (SimpleNamespace(action="accept", automatic=True, reason="auto"), {}, "dana@customer.example", "automatic"),
-    (SimpleNamespace(action="ignore", automatic=False, reason="ignored sender"), {}, "dana@customer.example", "not accepted"),
-    (ACCEPT, {"Auto_Submitted": "auto-replied"}, "dana@customer.example", "Auto-Submitted"),
-    (ACCEPT, {"Precedence": "bulk"}, "dana@customer.example", "bulk"),
-    (ACCEPT, {"X_Loop": "mailbridge@mailbridge"}, "dana@customer.example", "X-Loop"),
-    (ACCEPT, {}, "mailer-daemon@mx.example", "bounce"),
-    (ACCEPT, {}, "help@acme.example", "own"),
-    (ACCEPT, {}, "x@spam.example", "ignore list"),
+@pytest.mark.parametrize("headers, sender, expected", [
+    ({}, "dana@customer.example", None),
+    ({"Auto_Submitted": "auto-replied"}, "dana@customer.example", "automatic"),
+    ({"Precedence": "bulk"}, "dana@customer.example", "automatic"),
+    ({"X_Loop": "mailbridge@mailbridge"}, "dana@customer.example", "not accepted"),
+    ({}, "mailer-daemon@mx.example", "not accepted"),
+    ({}, "noreply@shop.example", "no-reply"),
+    ({}, "help@acme.example", "not accepted"),
+    ({}, "x@spam.example", "not accepted"),
+    ({"List_Id": "<team.customer.example>"}, "dana@customer.example", "mailing-list"),
+    ({"X_Auto_Response_Suppress": "OOF"}, "dana@customer.example", "no automatic replies"),
 ])
-def test_acknowledgement_guards(verdict, headers, recipient, expected):
-    reason = outgoing.acknowledgement_refusal(parsed_mail(**headers), verdict, recipient, {"help@acme.example"},
-                                              ["@spam.example"], "mailbridge@mailbridge")
+def test_acknowledgement_follows_the_one_auto_mail_policy(headers, sender, expected):
+    """classify() and the acknowledgement share one policy: what classify ignores or marks
+    automatic is never acknowledged; list mail and no-reply senders are not either."""
+    parsed = parsed_mail(sender, **headers)
+    verdict = rules.classify(parsed, own_addresses={"help@acme.example"}, loop_marker="mailbridge@mailbridge",
+                             ignore_senders=["@spam.example"])
+    reason = rules.acknowledgement_refusal(parsed, verdict, sender)
     if expected is None:
         assert reason is None
     else:

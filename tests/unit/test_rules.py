@@ -2,8 +2,8 @@
 
 import pytest
 
+from mailbridge.domain.rules import classify, outgoing_auto_headers, sender_matches, subject_matches
 from mailbridge.parse import parse_message
-from mailbridge.rules import classify, outgoing_auto_headers, sender_matches, subject_matches
 from tests.corpus import build_corpus, make_message
 
 CORPUS = build_corpus()

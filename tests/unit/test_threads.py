@@ -2,28 +2,32 @@
 
 import pytest
 
+from mailbridge.domain.threads import find_tag_numbers, format_tag, match_ticket, subject_with_tag
 from mailbridge.errors import InvalidInput
 from mailbridge.parse import parse_message
-from mailbridge.threads import (
-    DEFAULT_TAG_FORMAT,
-    DictLookup,
-    find_tag_numbers,
-    format_tag,
-    match_ticket,
-    subject_with_tag,
-)
+from mailbridge.services.sync import StoreLookup
 from tests.corpus import build_corpus, make_message
+from tests.memory import MemoryStore
 
 CORPUS = build_corpus()
 MAILBOX = "support"
 
 
-def lookup_with_ticket_12():
-    lookup = DictLookup()
-    lookup.add_ticket("T12", 12, participants={"Alice@Customer.Example", "support@helpdesk.example"})
-    lookup.add_message("T12", "<plain-1@customer.example>", mailbox=MAILBOX, thread_id="thread-a")
-    lookup.add_message("T12", "<out-12-1@helpdesk.example>", mailbox=MAILBOX, thread_id="thread-a")
-    return lookup
+def ticket(number, message_ids=(), participants=(), thread_keys=()):
+    return {"id": str(number), "number": number, "participants": list(participants),
+            "requester": {"email": "", "name": ""}, "message_ids": list(message_ids), "thread_keys": list(thread_keys)}
+
+
+def store_with_ticket_12():
+    store = MemoryStore()
+    store._put("tickets", "12", ticket(12, ["<plain-1@customer.example>", "<out-12-1@helpdesk.example>"],
+                                       ["alice@customer.example", "support@helpdesk.example"], [f"{MAILBOX}:thread-a"]))
+    return store
+
+
+def lookup_with_ticket_12(overlay=None):
+    """The lookup the poll uses (services/sync.StoreLookup) over an in-memory store."""
+    return StoreLookup(store_with_ticket_12(), overlay if overlay is not None else {})
 
 
 def match(name, thread_id=None, lookup=None):
@@ -33,29 +37,28 @@ def match(name, thread_id=None, lookup=None):
 def test_in_reply_to_of_stored_message_updates_ticket():
     result = match("reply_in_reply_to")
 
-    assert (result.ticket_id, result.signal) == ("T12", "in_reply_to")
+    assert (result.ticket_id, result.signal) == ("12", "in_reply_to")
 
 
 def test_references_only_reply_updates_ticket():
     result = match("reply_references_only")
 
-    assert (result.ticket_id, result.signal) == ("T12", "references")
+    assert (result.ticket_id, result.signal) == ("12", "references")
 
 
 def test_newest_reference_wins():
-    lookup = lookup_with_ticket_12()
-    lookup.add_message("T99", "<newer@x>")
+    lookup = lookup_with_ticket_12(overlay={"99": ticket(99, ["<newer@x>"])})
     message = parse_message(make_message(references="<plain-1@customer.example> <newer@x>"))
 
     result = match_ticket(message, MAILBOX, None, lookup)
 
-    assert result.ticket_id == "T99"
+    assert result.ticket_id == "99"
 
 
 def test_tag_from_participant_updates_ticket():
     result = match("reply_tag_subject")
 
-    assert (result.ticket_id, result.signal) == ("T12", "subject_tag")
+    assert (result.ticket_id, result.signal) == ("12", "subject_tag")
 
 
 def test_tag_from_stranger_opens_new_ticket_and_says_why():
@@ -72,7 +75,7 @@ def test_thread_id_updates_ticket_when_nothing_else_matches():
 
     result = match_ticket(message, MAILBOX, "thread-a", lookup_with_ticket_12())
 
-    assert (result.ticket_id, result.signal) == ("T12", "thread_id")
+    assert (result.ticket_id, result.signal) == ("12", "thread_id")
 
 
 def test_thread_id_of_other_mailbox_does_not_match():
@@ -84,7 +87,7 @@ def test_thread_id_of_other_mailbox_does_not_match():
 
 
 def test_unrelated_message_is_a_new_ticket():
-    result = match("plain", thread_id="thread-new", lookup=DictLookup())
+    result = match("plain", thread_id="thread-new", lookup=StoreLookup(MemoryStore(), {}))
 
     assert result.ticket_id is None
     assert result.signal is None
@@ -95,29 +98,29 @@ def test_unknown_tag_number_falls_through_to_thread_id():
 
     result = match_ticket(message, MAILBOX, "thread-a", lookup_with_ticket_12())
 
-    assert (result.ticket_id, result.signal) == ("T12", "thread_id")
+    assert (result.ticket_id, result.signal) == ("12", "thread_id")
 
 
 def test_cc_reply_by_header_updates_ticket():
     result = match("reply_cc")
 
-    assert (result.ticket_id, result.signal) == ("T12", "in_reply_to")
+    assert (result.ticket_id, result.signal) == ("12", "in_reply_to")
 
 
-def test_overlay_lookup_falls_back_to_the_store():
-    store = lookup_with_ticket_12()
-    overlay = DictLookup(fallback=store)
-    overlay.add_message("T13", "<created-in-batch@x>")
+def test_tickets_created_earlier_in_the_batch_are_found_before_the_store():
+    overlay = lookup_with_ticket_12(overlay={"new-1": ticket(13, ["<created-in-batch@x>"],
+                                                             thread_keys=[f"{MAILBOX}:thread-b"])})
 
-    assert overlay.by_message_ids(["<created-in-batch@x>"]) == "T13"
-    assert overlay.by_message_ids(["<plain-1@customer.example>"]) == "T12"
-    assert overlay.by_number(12)[0] == "T12"
-    assert overlay.by_thread(MAILBOX, "thread-a") == "T12"
+    assert overlay.by_message_ids(["<created-in-batch@x>"]) == "new-1"
+    assert overlay.by_message_ids(["<plain-1@customer.example>"]) == "12"
+    assert overlay.by_number(12)[0] == "12"
+    assert overlay.by_thread(MAILBOX, "thread-a") == "12"
+    assert overlay.by_thread(MAILBOX, "thread-b") == "new-1"
 
 
 def test_format_tag_default():
     assert format_tag(12) == "[#12]"
-    assert DEFAULT_TAG_FORMAT == "[#{number}]"
+    assert find_tag_numbers(f"Re: {format_tag(12)} Printer") == [12]
 
 
 def test_find_tag_numbers_default_and_custom_formats():

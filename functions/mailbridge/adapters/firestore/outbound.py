@@ -1,0 +1,164 @@
+"""Firestore repository of outgoing mail: outbound records, send budgets, acknowledgement
+limits and outgoing-mailbox overrides. Mixed into Store (adapters/firestore/store.py).
+
+Layout (collection/doc):
+  outbound/{key}                     a message we sent or will send, keyed by idempotency key
+  send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
+  ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient in an hour
+  overrides/{scope}~{key}            outgoing mailbox per ticket, ticket type, team or client
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import hashlib
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+UNSENT = ["pending", "sending", "failed"]
+
+
+class OutboundRepository:
+    db: firestore.Client
+    write_count: int
+
+    # -- outbound records ------------------------------------------------------------------
+    def outbound_ref(self, key: str):
+        return self.db.collection("outbound").document(key)
+
+    def get_outbound(self, key: str) -> dict | None:
+        snap = self.outbound_ref(key).get()
+        return snap.to_dict() if snap.exists else None
+
+    def update_outbound(self, key: str, changes: dict) -> None:
+        """Merge `changes`; dotted keys ("message.gmail_message_id") update nested fields."""
+        self.outbound_ref(key).update(changes)
+        self.write_count += 1
+
+    def create_outbound(self, key: str, record: dict) -> bool:
+        """Write a new record and put its Message-ID on its ticket, in one batch.
+        False when a record with this key already exists (nothing written)."""
+        batch = self.db.batch()
+        batch.create(self.outbound_ref(key), record)
+        batch.update(self.db.collection("tickets").document(str(record["ticket_id"])),
+                     {"message_ids": firestore.ArrayUnion([record["message_id"]])})
+        try:
+            batch.commit()
+        except gexc.AlreadyExists:
+            return False
+        self.write_count += 2
+        return True
+
+    def change_outbound(self, key: str, decide):
+        """Read-modify-write of one record in a transaction. `decide(record or None)` returns
+        (result, changes or None); the changes are written only if the record did not change
+        meanwhile. Returns (result, the record as read)."""
+        ref = self.outbound_ref(key)
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            data = snap.to_dict() if snap.exists else None
+            result, changes = decide(data)
+            if changes:
+                tx.update(ref, changes)
+            return result, bool(changes), data or {}
+
+        result, wrote, data = run(transaction)
+        if wrote:
+            self.write_count += 1
+        return result, data
+
+    def unsent_outbound(self, limit: int = 500) -> list[dict]:
+        """Records not sent yet (pending, sending or failed), any instance."""
+        query = self.db.collection("outbound").where(filter=FieldFilter("status", "in", UNSENT))
+        return [snap.to_dict() for snap in query.limit(limit).stream()]
+
+    def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
+                              updated_at: str) -> None:
+        """Add Message-IDs and thread keys to a ticket (set union: concurrent adds all stay)."""
+        changes = {"updated_at": updated_at, "message_ids": firestore.ArrayUnion(message_ids)}
+        if thread_keys:
+            changes["thread_keys"] = firestore.ArrayUnion(thread_keys)
+        self.db.collection("tickets").document(str(ticket_id)).update(changes)
+        self.write_count += 1
+
+    # -- send budgets ----------------------------------------------------------------------
+    def _budget_ref(self, mailbox: str, day: str):
+        return self.db.collection("send_budget").document(f"{mailbox}~{day}")
+
+    def send_budget_used(self, mailbox: str, day: str) -> int:
+        return int((self._budget_ref(mailbox, day).get().to_dict() or {}).get("count", 0))
+
+    def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]:
+        """Count one send if fewer than `budget` were counted today: (taken, count before)."""
+        ref = self._budget_ref(mailbox, day)
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
+            if used >= budget:
+                return False, used
+            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1})
+            return True, used
+
+        taken, used = run(transaction)
+        if taken:
+            self.write_count += 1
+        return taken, used
+
+    def release_send_budget(self, mailbox: str, day: str) -> None:
+        self._budget_ref(mailbox, day).update({"count": firestore.Increment(-1)})
+        self.write_count += 1
+
+    # -- acknowledgement limits --------------------------------------------------------------
+    def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool:
+        """Count one acknowledgement to `recipient` in `hour` if fewer than `limit` were."""
+        digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
+        ref = self.db.collection("ack_limits").document(f"{digest}~{hour}")
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
+            if used >= limit:
+                return False
+            expires = datetime.now(timezone.utc) + timedelta(hours=2)
+            tx.set(ref, {"recipient": recipient, "hour": hour, "count": used + 1, "expires_at": expires})
+            return True
+
+        taken = run(transaction)
+        if taken:
+            self.write_count += 1
+        return taken
+
+    # -- overrides ---------------------------------------------------------------------------
+    def put_override(self, row: dict) -> None:
+        self.db.collection("overrides").document(f"{row['scope']}~{row['key']}").set(row)
+        self.write_count += 1
+
+    def delete_override(self, override_id: str) -> bool:
+        """False when there is no such override."""
+        ref = self.db.collection("overrides").document(override_id)
+        if not ref.get().exists:
+            return False
+        ref.delete()
+        self.write_count += 1
+        return True
+
+    def list_override_rows(self) -> list[dict]:
+        return [snap.to_dict() for snap in self.db.collection("overrides").stream()]
+
+    def overrides_for(self, override_ids: list[str]) -> dict[tuple[str, str], str]:
+        """(scope, key) → mailbox of the overrides among `override_ids` that exist."""
+        refs = [self.db.collection("overrides").document(i) for i in override_ids]
+        found = {}
+        for snap in self.db.get_all(refs) if refs else []:
+            if snap.exists:
+                data = snap.to_dict()
+                found[(data["scope"], data["key"])] = data.get("mailbox")
+        return found

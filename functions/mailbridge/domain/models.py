@@ -1,0 +1,209 @@
+"""Mailbox defaults and validation of the values admins set (pure, no I/O)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+import hashlib
+import re
+
+from mailbridge.errors import InvalidInput
+
+MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CLIENT_ID_SUFFIX = ".apps.googleusercontent.com"
+INSTANCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
+AFTER_PROCESSING = ("leave", "mark_read", "archive", "delete")
+
+DEFAULT_INCOMING = {
+    "enabled": True,
+    # mark_read keeps mail visible in Gmail while showing it was handled; the
+    # other choices are an explicit admin decision.
+    "after_processing": "mark_read",
+    "deletion_label": None,
+    "deletion_label_name": None,
+    "remove_unread_on_delete": True,
+    "processed_label": "",
+    "accept_auto_replies": False,
+    "ignore_senders": [],
+    "ignore_subjects": [],
+    "max_message_bytes": 25 * 1024 * 1024,
+    "backfill_days": 0,
+}
+DEFAULT_OUTGOING = {
+    "enabled": True,
+    "send_as": "",
+    "display_name": "",
+    "acknowledge_new": True,
+    "acknowledgement_limit_per_hour": 3,
+    "acknowledgement_template": (
+        "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
+    ),
+    "daily_send_budget": 2000,
+}
+DEFAULT_SETTINGS = {
+    "use_incoming_service": True,
+    "use_scheduling_service": True,
+    "default_outgoing_mailbox": None,
+    "ticket_tag_format": "[#{number}]",
+}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def validate_mailbox_name(name: str) -> str:
+    if not MAILBOX_NAME.match(name or ""):
+        raise InvalidInput(
+            f"mailbox name {name!r} is invalid: use 1-63 letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def validate_address(address: str) -> str:
+    if not EMAIL.match(address or ""):
+        raise InvalidInput(f"address {address!r} is not an email address")
+    return address.strip().lower()
+
+
+def validate_instance(instance: str) -> str:
+    if not INSTANCE.match(instance or ""):
+        raise InvalidInput(f"instance {instance!r} is invalid: use lowercase letters, digits, '-' or '_'")
+    return instance
+
+
+def validate_client_id(client_id: str) -> str:
+    client_id = (client_id or "").strip()
+    if not client_id.endswith(CLIENT_ID_SUFFIX) or len(client_id) <= len(CLIENT_ID_SUFFIX):
+        raise InvalidInput(
+            f"client id must be the whole id ending in {CLIENT_ID_SUFFIX}; "
+            "copy it again from Google Cloud console > APIs & Services > Credentials"
+        )
+    if any(c.isspace() for c in client_id):
+        raise InvalidInput("client id must not contain spaces")
+    return client_id
+
+
+def validate_client_secret(secret: str) -> str:
+    secret = (secret or "").strip()
+    if not secret:
+        raise InvalidInput("client secret is empty")
+    return secret
+
+
+def new_mailbox(name: str, address: str) -> dict:
+    return {
+        "name": validate_mailbox_name(name),
+        "address": validate_address(address),
+        "type": "google",
+        "created_at": now_iso(),
+        "incoming": copy.deepcopy(DEFAULT_INCOMING),
+        "outgoing": copy.deepcopy(DEFAULT_OUTGOING),
+        "credentials": [],
+    }
+
+
+def _coerce(current, raw: str, key: str):
+    """Convert a CLI string to the type of the setting it replaces."""
+    if isinstance(current, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise InvalidInput(f"{key} must be true or false, got {raw!r}")
+    if isinstance(current, int):
+        try:
+            value = int(raw)
+        except ValueError as e:
+            raise InvalidInput(f"{key} must be a whole number, got {raw!r}") from e
+        if value < 0:
+            raise InvalidInput(f"{key} must not be negative")
+        return value
+    if isinstance(current, list):
+        if isinstance(raw, list):
+            return raw
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
+    """Validate `incoming.x` / `outgoing.x` and return (dotted key, typed value)."""
+    section, _, field = key.partition(".")
+    defaults = {"incoming": DEFAULT_INCOMING, "outgoing": DEFAULT_OUTGOING}.get(section)
+    if defaults is None or field not in defaults:
+        known = ", ".join(f"incoming.{k}" for k in DEFAULT_INCOMING) + ", " + ", ".join(
+            f"outgoing.{k}" for k in DEFAULT_OUTGOING
+        )
+        raise InvalidInput(f"unknown setting {key!r}; known: {known}")
+    if field in ("deletion_label", "deletion_label_name"):
+        raise InvalidInput("set the deletion label with `labels set-deletion MAILBOX LABEL`, which validates it")
+    current = mailbox.get(section, {}).get(field, defaults[field])
+    if current is None:
+        current = defaults[field]
+    value = _coerce(current, raw, key) if isinstance(raw, str) else raw
+    if field == "after_processing" and value not in AFTER_PROCESSING:
+        raise InvalidInput(f"incoming.after_processing must be one of {', '.join(AFTER_PROCESSING)}")
+    if field == "after_processing" and value == "delete" and not mailbox.get("incoming", {}).get("deletion_label"):
+        raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
+    if field == "send_as" and value:
+        validate_address(value)
+    return f"{section}.{field}", value
+
+
+def apply_global_setting(key: str, raw) -> object:
+    if key not in DEFAULT_SETTINGS:
+        raise InvalidInput(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
+    current = DEFAULT_SETTINGS[key]
+    if current is None:
+        return None if raw in ("", "none", "null") else raw
+    if key == "ticket_tag_format" and "{number}" not in raw:
+        raise InvalidInput("ticket_tag_format must contain {number}")
+    return _coerce(current, raw, key) if isinstance(raw, str) else raw
+
+
+def credential_secret_id(prefix: str, mailbox: str, instance: str, kind: str) -> str:
+    """Secret ids are [A-Za-z0-9_-]; hash the pair so any mailbox name fits and ids stay stable."""
+    digest = hashlib.sha256(f"{mailbox}\0{instance}".encode()).hexdigest()[:20]
+    return f"{prefix}-cred-{digest}-{kind}"
+
+
+def attempt_number(row: dict | None) -> int:
+    """The number of the attempt now under way on an inbound row: an unfinished row
+    (begin_attempt) already counted it."""
+    row = row or {}
+    return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
+
+
+def credential_of(mailbox: dict, instance: str) -> dict | None:
+    """The credential set of `instance` on a mailbox, or None."""
+    return next((c for c in mailbox.get("credentials", []) if c["instance"] == instance), None)
+
+
+def require_credential(mailbox: dict, instance: str) -> dict:
+    cred = credential_of(mailbox, instance)
+    if cred is None:
+        raise InvalidInput(f"mailbox {mailbox['name']!r} has no credential set for instance {instance!r}")
+    return cred
+
+
+def incoming_settings(mailbox: dict) -> dict:
+    """A mailbox's incoming settings with the defaults filled in."""
+    return {**DEFAULT_INCOMING, **(mailbox.get("incoming") or {})}
+
+
+def outgoing_settings(mailbox: dict) -> dict:
+    """A mailbox's outgoing settings with the defaults filled in."""
+    return {**DEFAULT_OUTGOING, **(mailbox.get("outgoing") or {})}
+
+
+def own_addresses(mailboxes: list[dict]) -> set[str]:
+    """Every address the deployment's mailboxes receive or send as (lower case)."""
+    addresses = set()
+    for mailbox in mailboxes:
+        addresses.add(mailbox["address"].lower())
+        send_as = (mailbox.get("outgoing") or {}).get("send_as")
+        if send_as:
+            addresses.add(send_as.lower())
+    return addresses

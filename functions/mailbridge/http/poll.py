@@ -1,0 +1,27 @@
+"""The `poll` function (Cloud Scheduler, OIDC): poll every connected mailbox of this instance, or one."""
+
+from __future__ import annotations
+
+from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.http.common import json_error, json_response, request_json, services
+from mailbridge.services import sync
+
+
+def poll(request):
+    if request.method not in ("POST", "GET"):
+        return json_response({"error": "use POST"}, 405)
+    try:
+        body = request_json(request)
+        mailbox = body.get("mailbox")
+        if mailbox is not None and not isinstance(mailbox, str):
+            raise InvalidInput("mailbox must be a string")
+        backfill_since = None
+        if body.get("since") is not None:
+            try:
+                backfill_since = float(body["since"])
+            except (TypeError, ValueError):
+                raise InvalidInput("since must be a Unix time in seconds") from None
+        result = sync.poll(services(), mailbox, backfill_since=backfill_since)
+    except MailbridgeError as e:
+        return json_error(e)
+    return json_response(result)

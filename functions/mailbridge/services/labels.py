@@ -1,0 +1,191 @@
+"""Labels: list/create, resolve a deletion label from any form an admin has, apply post-processing."""
+
+from __future__ import annotations
+
+import re
+
+from mailbridge.domain import models
+from mailbridge.errors import Conflict, GmailError, InvalidInput
+from mailbridge.logs import log_event
+from mailbridge.services import mailboxes
+
+NOT_FOR_DELETION = {"INBOX": "processed mail would stay in the inbox; pick the label it should move to"}
+UNAPPLIABLE = {"SENT": "Gmail sets SENT itself; it cannot be applied",
+               "DRAFT": "DRAFT marks drafts; it cannot be applied to received mail",
+               "CHAT": "CHAT belongs to chat history; it cannot be applied"}
+SYSTEM_IDS = {"INBOX", "SENT", "DRAFT", "TRASH", "SPAM", "UNREAD", "STARRED", "IMPORTANT", "CHAT",
+              "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS"}
+USER_ID = re.compile(r"^Label_\d+$")
+UI_ID = re.compile(r"^\^x_(\d+)$")
+DEFAULT_PROCESSED_LABEL = "mailbridge/processed"
+TRASH_WARNING = "TRASH empties itself after 30 days: processed mail will then be gone from Gmail"
+
+
+def _gmail(services, name: str):
+    mailbox = services.store.get_mailbox(name)
+    cred = mailboxes.own_credential(services, mailbox)
+    if not cred or cred.get("status") != "connected":
+        raise InvalidInput(f"mailbox {name!r} is not connected for instance {services.settings.instance!r}: sign in first")
+    return mailbox, services.gmail_for(mailbox, cred)
+
+
+def label_view(label: dict) -> dict:
+    return {"id": label["id"], "name": label.get("name", label["id"]), "type": label.get("type", "user"),
+            "visibility": label.get("labelListVisibility", "labelShow"),
+            "message_visibility": label.get("messageListVisibility", "show"),
+            "appliable": label["id"] not in UNAPPLIABLE}
+
+
+def list_labels(services, name: str) -> list[dict]:
+    _mailbox, gmail = _gmail(services, name)
+    labels = [label_view(l) for l in gmail.labels()]
+    labels.sort(key=lambda l: (l["type"] != "system", l["name"].lower()))
+    return labels
+
+
+def create_label(services, name: str, label_name: str) -> dict:
+    label_name = (label_name or "").strip()
+    if not label_name or len(label_name) > 225:
+        raise InvalidInput("label name must be 1-225 characters")
+    if label_name.upper() in SYSTEM_IDS:
+        raise InvalidInput(f"{label_name!r} is a reserved system label name")
+    _mailbox, gmail = _gmail(services, name)
+    try:
+        return label_view(gmail.create_label(label_name))
+    except GmailError as e:
+        if e.status == 409:
+            raise Conflict(f"a label named {label_name!r} already exists") from None
+        if e.status == 400:
+            raise InvalidInput(f"Gmail refused the label name {label_name!r}: {e}") from None
+        raise
+
+
+def normalize_label_input(value: str) -> tuple[str, str]:
+    """Return (kind, candidate id or name): kind is 'id' or 'name'."""
+    value = (value or "").strip()
+    if not value:
+        raise InvalidInput("label is empty")
+    match = UI_ID.match(value)
+    if match:
+        return "id", f"Label_{match.group(1)}"
+    if USER_ID.match(value):
+        return "id", value
+    if value.upper() in SYSTEM_IDS:
+        return "id", value.upper()
+    return "name", value
+
+
+def resolve_label(gmail, value: str) -> dict:
+    kind, candidate = normalize_label_input(value)
+    if kind == "id":
+        if candidate in UNAPPLIABLE:
+            raise InvalidInput(f"{candidate} cannot be used: {UNAPPLIABLE[candidate]}")
+        try:
+            return gmail.label(candidate)
+        except GmailError as e:
+            if e.status in (400, 404):
+                raise InvalidInput(f"no label with id {candidate!r} in this mailbox") from None
+            raise
+    labels = gmail.labels()
+    exact = [l for l in labels if l.get("name") == candidate]
+    folded = [l for l in labels if l.get("name", "").lower() == candidate.lower()]
+    found = exact or folded
+    if not found:
+        raise InvalidInput(f"no label named {candidate!r} in this mailbox (create it first with `labels create`)")
+    if len(found) > 1:
+        raise InvalidInput(f"several labels match {candidate!r}: use its id ({', '.join(l['id'] for l in found)})")
+    label = found[0]
+    if label["id"] in UNAPPLIABLE:
+        raise InvalidInput(f"{label['id']} cannot be used: {UNAPPLIABLE[label['id']]}")
+    return gmail.label(label["id"])  # validated against the live label
+
+
+def resolve(services, name: str, value: str) -> dict:
+    """The label a user's input names in mailbox `name` (id, display name or UI id)."""
+    return label_view(resolve_label(_gmail(services, name)[1], value))
+
+
+def set_deletion_label(services, name: str, value: str) -> dict:
+    _mailbox, gmail = _gmail(services, name)
+    label = resolve_label(gmail, value)
+    if label["id"] in NOT_FOR_DELETION:
+        raise InvalidInput(f"{label['id']} cannot be the deletion label: {NOT_FOR_DELETION[label['id']]}")
+    services.store.update_mailbox(name, {"incoming.deletion_label": label["id"],
+                                         "incoming.deletion_label_name": label.get("name", label["id"]),
+                                         "incoming.label_error": None})
+    result = {"mailbox": name, "id": label["id"], "name": label.get("name", label["id"]),
+              "type": label.get("type", "user"), "warning": None}
+    if label["id"] == "TRASH":
+        result["warning"] = TRASH_WARNING
+    return result
+
+
+def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str | None:
+    name = (incoming.get("processed_label") or "").strip()
+    if not name or name.lower() in ("false", "no", "off", "none"):
+        return None
+    if name.lower() in ("true", "yes", "on", "default"):
+        name = DEFAULT_PROCESSED_LABEL
+    if incoming.get("processed_label_id") and incoming.get("processed_label_resolved") == name:
+        return incoming["processed_label_id"]
+    existing = [l for l in gmail.labels() if l.get("name") == name]
+    if existing:
+        label = existing[0]
+    else:
+        try:
+            label = gmail.create_label(name)  # created on first use
+        except GmailError as e:
+            if e.status != 409:  # 409: another poll created it a moment ago
+                raise
+            label = next(l for l in gmail.labels() if l.get("name") == name)
+    services.store.update_mailbox(mailbox["name"], {"incoming.processed_label_id": label["id"],
+                                                    "incoming.processed_label_resolved": name})
+    return label["id"]
+
+
+def label_changes(incoming: dict) -> tuple[list[str], list[str]]:
+    action = incoming.get("after_processing", "mark_read")
+    add, remove = [], []
+    if action == "mark_read":
+        remove = ["UNREAD"]
+    elif action == "archive":
+        remove = ["INBOX"]
+    elif action == "delete":
+        label = incoming.get("deletion_label")
+        if label:
+            add = [label]
+            remove = ["INBOX"] + (["UNREAD"] if incoming.get("remove_unread_on_delete", True) else [])
+    return add, remove
+
+
+def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
+    incoming = models.incoming_settings(mailbox)
+    add, remove = label_changes(incoming)
+    processed = _processed_label_id(services, mailbox, gmail, incoming)
+    if processed:
+        add = add + [processed]
+    if not add and not remove:
+        return
+    try:
+        gmail.modify_many(ids, add, remove)
+    except GmailError as e:
+        if e.status not in (400, 404) or not add:
+            raise
+        missing = []
+        for label_id in add:
+            try:
+                gmail.label(label_id)
+            except GmailError as inner:
+                if inner.status in (400, 404):
+                    missing.append(label_id)
+                else:
+                    raise
+        if not missing:
+            raise
+        reason = (f"label {', '.join(missing)} no longer exists in Gmail; processed mail was left in place. "
+                  "Choose another with `labels set-deletion`")
+        services.store.update_sync(mailbox["name"], services.settings.instance, {"label_error": reason})
+        services.store.update_mailbox(mailbox["name"], {"incoming.label_error": reason})
+        log_event("WARNING", "label missing; mail left in place", mailbox=mailbox["name"], labels=missing)
+        return
+

@@ -1,0 +1,143 @@
+"""Mailbox and credential use cases shared by the CLI, the functions and the admin pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from mailbridge.domain import models, signing
+from mailbridge.errors import InvalidInput
+
+LINK_TTL_SECONDS = 15 * 60
+
+
+def add_mailbox(services, name: str, address: str) -> dict:
+    mailbox = models.new_mailbox(name, address)
+    services.store.add_mailbox(mailbox)
+    return mailbox
+
+
+def own_credential(services, mailbox: dict) -> dict | None:
+    """The credential set of this deployment's instance, or None."""
+    return models.credential_of(mailbox, services.settings.instance)
+
+
+def mailbox_status(services, mailbox: dict) -> str:
+    cred = own_credential(services, mailbox)
+    if cred is None:
+        return "no_credentials"
+    return cred.get("status", "not_connected")
+
+
+def view(services, mailbox: dict) -> dict:
+    """The `mailbox show --json` shape (README.md, CLI) (no secrets, no secret ids)."""
+    settings = services.settings
+    sync = services.store.get_sync(mailbox["name"], settings.instance)
+    redirect = settings.redirect_uri if settings.functions_url else None
+    credentials = [{
+        "instance": c["instance"], "client_id": c["client_id"], "redirect_uri": redirect,
+        "status": c.get("status", "not_connected"), "connected_email": c.get("connected_email"),
+        "last_error": c.get("last_error"), "connected_at": c.get("connected_at"),
+    } for c in mailbox.get("credentials", [])]
+    return {
+        "name": mailbox["name"], "address": mailbox["address"], "type": mailbox.get("type", "google"),
+        "status": mailbox_status(services, mailbox),
+        "incoming": models.incoming_settings(mailbox),
+        "outgoing": models.outgoing_settings(mailbox),
+        "credentials": credentials,
+        "instance": settings.instance,
+        "last_poll_at": sync.get("last_poll_at"),
+        "last_error": sync.get("last_error") or mailbox.get("incoming", {}).get("label_error"),
+        "backlog": sync.get("backlog", 0), "history_id": sync.get("history_id"),
+        "watch_expiration": sync.get("watch_expiration"),
+    }
+
+
+def add_credentials(services, name: str, instance: str, client_id: str, client_secret: str) -> dict:
+    instance = models.validate_instance(instance)
+    client_id = models.validate_client_id(client_id)
+    client_secret = models.validate_client_secret(client_secret)
+    mailbox = services.store.get_mailbox(name)
+    if models.credential_of(mailbox, instance) is not None:
+        raise InvalidInput(f"mailbox {name!r} already has a credential set for instance {instance!r}")
+    secret_id = models.credential_secret_id(services.settings.prefix, name, instance, "client")
+    services.secrets.put(secret_id, client_secret)
+    credential = {
+        "instance": instance, "client_id": client_id, "client_secret_secret": secret_id,
+        "refresh_token_secret": None, "status": "not_connected", "connected_email": None,
+        "connected_at": None, "last_error": None, "created_at": models.now_iso(),
+    }
+    services.store.add_credential(name, credential)
+    return credential
+
+
+def connect_url(services, name: str, instance: str | None = None) -> str:
+    settings = services.settings
+    instance = instance or settings.instance
+    if instance != settings.instance:
+        raise InvalidInput(
+            f"this deployment is instance {settings.instance!r}; a {instance!r} credential set can only "
+            f"be signed in from the {instance!r} deployment")
+    mailbox = services.store.get_mailbox(name)
+    if own_credential(services, mailbox) is None:
+        raise InvalidInput(f"mailbox {name!r} has no credential set for instance {instance!r}: "
+                           "add one with `credentials add`")
+    token = signing.sign(settings.signing_key, "oauth_start", {"m": name, "i": instance}, LINK_TTL_SECONDS)
+    return f"{settings.function_url('oauth_start')}?{urlencode({'t': token})}"
+
+
+def start_from_link(services, token: str) -> str:
+    """Verify a signed, single-use start link and return Google's consent URL."""
+    payload = signing.verify(services.settings.signing_key, "oauth_start", token)
+    services.store.use_nonce(payload["n"], payload["exp"])
+    mailbox = services.store.get_mailbox(payload["m"])
+    return services.google.consent_url(mailbox, payload["i"])
+
+
+def disconnect(services, name: str, instance: str | None = None) -> dict:
+    instance = instance or services.settings.instance
+    mailbox = services.store.get_mailbox(name)
+    if models.credential_of(mailbox, instance) is None:
+        raise InvalidInput(f"mailbox {name!r} has no credential set for instance {instance!r}")
+    if instance != services.settings.instance:
+        raise InvalidInput(f"this deployment is instance {services.settings.instance!r}; "
+                           f"disconnect the {instance!r} set from its own deployment")
+    _stop_watch(services, mailbox)
+    return services.google.disconnect(mailbox, instance)
+
+
+def _stop_watch(services, mailbox: dict) -> None:
+    cred = own_credential(services, mailbox)
+    if not cred or cred.get("status") != "connected" or not services.settings.pubsub_topic:
+        return
+    try:
+        services.gmail_for(mailbox, cred).stop()
+    except Exception:  # noqa: BLE001 - stopping a watch is best effort before revoking
+        pass
+    services.store.update_sync(mailbox["name"], services.settings.instance, {"watch_expiration": None})
+
+
+def set_mailbox_setting(services, name: str, key: str, value) -> tuple[str, object]:
+    mailbox = services.store.get_mailbox(name)
+    path, typed = models.apply_mailbox_setting(mailbox, key, value)
+    services.store.update_mailbox(name, {path: typed})
+    return path, typed
+
+
+def set_global_setting(services, key: str, value) -> object:
+    typed = models.apply_global_setting(key, value)
+    if key == "default_outgoing_mailbox" and typed:
+        services.store.get_mailbox(typed)  # must exist
+    services.store.set_setting(key, typed)
+    return typed
+
+
+def admin_url(services, ttl_seconds: int = LINK_TTL_SECONDS) -> str:
+    token = signing.sign(services.settings.signing_key, "admin_login", {}, ttl_seconds)
+    return f"{services.settings.function_url('admin')}/login?{urlencode({'t': token})}"
+
+
+def verify_link_once(services, purpose: str, token: str) -> dict:
+    payload = signing.verify(services.settings.signing_key, purpose, token)
+    services.store.use_nonce(payload["n"], payload["exp"])
+    return payload
+

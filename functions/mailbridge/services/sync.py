@@ -1,0 +1,564 @@
+"""Poll: synchronize connected mailboxes and turn each new Gmail message into exactly one
+inbound row (and a ticket or ticket update).
+
+Exactly once: each chunk of ≤50 messages commits in ONE Firestore batch whose inbound rows are
+`create`d (fail if present) and whose ticket updates carry a last-update-time precondition; a
+concurrent writer makes the batch fail and the chunk is re-read and retried. The history id is
+stored only after every message it covers has a row; post-processing (labels) runs after the
+commit and is re-applied when a crash left it undone.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+from datetime import datetime, timezone
+import time
+import uuid
+
+from mailbridge.domain import models, rules
+from mailbridge.domain.threads import match_ticket
+from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
+                               WriteConflict)
+from mailbridge.logs import log_event
+from mailbridge.parse import parse_message
+from mailbridge.services import labels, mailboxes, outgoing, watch
+
+FINAL = ("created", "updated", "ignored", "quarantined")
+CHUNK = 50
+MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
+BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
+UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
+
+
+@dataclasses.dataclass
+class Prepared:
+    gmail_id: str
+    thread_id: str | None
+    internal_date: str | None
+    parsed: object
+    verdict: object
+    stored_attachments: list
+
+
+def _iso_from_ms(ms) -> str | None:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    except (TypeError, ValueError):
+        return None
+
+
+def _address(addr) -> dict | None:
+    return {"email": addr.email, "name": addr.name} if addr else None
+
+
+def message_record(prepared: Prepared, mailbox_name: str) -> dict:
+    parsed = prepared.parsed
+    notes = list(parsed.defects)
+    text, full_text, html = parsed.text or "", parsed.full_text or "", parsed.html
+    if len(full_text) > MAX_TEXT or len(text) > MAX_TEXT or (html and len(html) > MAX_TEXT):
+        notes.append(f"body truncated to {MAX_TEXT} characters for storage")
+        text, full_text = text[:MAX_TEXT], full_text[:MAX_TEXT]
+        html = html[:MAX_TEXT] if html else html
+    return {
+        "id": f"{mailbox_name}~{prepared.gmail_id}", "direction": "in",
+        "gmail_message_id": prepared.gmail_id, "gmail_thread_id": prepared.thread_id,
+        "message_id": parsed.message_id, "in_reply_to": parsed.in_reply_to[:20],
+        "references": parsed.references[-50:],
+        "from": _address(parsed.from_) or {"email": "", "name": ""},
+        "to": [_address(a) for a in parsed.to], "cc": [_address(a) for a in parsed.cc],
+        "reply_to": [_address(a) for a in parsed.reply_to],
+        "subject": parsed.subject, "date": parsed.date or prepared.internal_date,
+        "received_at": prepared.internal_date or parsed.date,
+        "text": text, "full_text": full_text, "html": html,
+        "attachments": prepared.stored_attachments, "defects": notes, "size": parsed.size,
+    }
+
+
+class StoreLookup:
+    """threads.TicketLookup over Firestore plus the tickets touched earlier in this chunk."""
+
+    def __init__(self, store, overlay: dict):
+        self.store = store
+        self.overlay = overlay  # ticket id -> ticket dict
+
+    def by_message_ids(self, ids):
+        ids = list(ids)
+        stored = self.store.tickets_by_message_ids(ids)
+        for message_id in ids:  # the strongest signal (first id) wins, wherever it is held
+            for ticket_id, ticket in self.overlay.items():
+                if message_id in ticket.get("message_ids", []):
+                    return ticket_id
+            if message_id in stored:
+                return stored[message_id]
+        return None
+
+    def by_number(self, number):
+        ticket_id = str(number)
+        ticket = self.overlay.get(ticket_id)
+        if ticket is None:
+            ticket = self.store.find_ticket(ticket_id)
+            if ticket is None:
+                return None
+        return ticket_id, set(ticket.get("participants", [])) | {ticket.get("requester", {}).get("email", "")}
+
+    def by_thread(self, mailbox, thread_id):
+        key = f"{mailbox}:{thread_id}"
+        for ticket_id, ticket in self.overlay.items():
+            if key in ticket.get("thread_keys", []):
+                return ticket_id
+        return self.store.find_ticket_by_thread(key)
+
+
+class MailboxSync:
+    def __init__(self, services, mailbox: dict, credential: dict, deadline: float, progress=None):
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
+        self.mailbox = mailbox
+        self.name = mailbox["name"]
+        self.credential = credential
+        self.incoming = models.incoming_settings(mailbox)
+        self.deadline = deadline
+        self.progress = progress
+        self.counts = {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
+        self.new_tickets: list[tuple[dict, Prepared]] = []
+        self.gmail = None
+        self._own_addresses = None
+        # Gmail threads with a message that failed in this run: their later messages wait for the
+        # next run, so a reply never overtakes the message it answers (same tickets as a clean run).
+        self.failed_threads: set[str] = set()
+        self.deferred = 0
+        self.backfill_done = False
+        # After a poll of this mailbox died without a word (out of memory, killed), the next runs
+        # go one message at a time and count each attempt first, until one completes: a message
+        # that kills the process is then quarantined after max_attempts instead of blocking
+        # the mailbox for ever.
+        self.careful = False
+
+    # -- helpers ---------------------------------------------------------------------
+    def own_addresses(self) -> set[str]:
+        if self._own_addresses is None:
+            self._own_addresses = models.own_addresses(self.store.list_mailboxes())
+        return self._own_addresses
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self, backfill_since: float | None = None) -> dict:
+        started = time.time()
+        sync = self.store.get_sync(self.name, self.settings.instance)
+        self.careful = bool(sync.get("abandoned_runs"))
+        if self.careful:
+            log_event("WARNING", "an earlier poll died; ingesting one message at a time", mailbox=self.name,
+                      abandoned_runs=sync.get("abandoned_runs"))
+        self.gmail = self.services.gmail_for(self.mailbox, self.credential)
+        complete = True
+        mode = "incremental"
+        if backfill_since is not None or not sync.get("history_id"):
+            profile = self.gmail.profile()
+            new_history = profile.get("historyId")
+            if backfill_since is not None:
+                mode = "backfill"
+                complete = self.process(self._listed_ids(f"in:inbox after:{int(backfill_since)}"))
+            else:
+                mode = "first"  # by default nothing older than the connection is ingested
+        else:
+            ids: list[str] = []
+            try:
+                for page_ids, history_id, _last in self.gmail.history_ids(sync["history_id"]):
+                    ids.extend(page_ids)
+                    new_history = history_id
+            except HistoryExpired:
+                mode = "full"
+                profile = self.gmail.profile()
+                new_history = profile.get("historyId")
+                since = sync.get("last_success_at") or sync.get("connected_at") or models.now_iso()
+                epoch = int(datetime.fromisoformat(since).timestamp()) - 3600
+                ids = self._listed_ids(f"in:inbox after:{epoch}")
+                log_event("WARNING", "history expired; full sync", mailbox=self.name, since=since)
+            pending_backfill = sync.get("backfill_since")
+            if pending_backfill:
+                # The window chosen by incoming.backfill_days at connection: older inbox mail,
+                # taken once; rows make it idempotent if this run stops early.
+                mode = "backfill"
+                ids = self._listed_ids(f"in:inbox after:{int(pending_backfill)}") + ids
+            complete = self.process(ids)
+            if complete and pending_backfill:
+                self.backfill_done = True
+
+        watch.maybe_watch(self.services, self.mailbox, self.gmail, sync, force=mode == "first")
+        changes = {"last_poll_at": models.now_iso(), "last_error": None}
+        if complete:
+            changes.update(history_id=str(new_history), last_success_at=datetime.fromtimestamp(
+                started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
+            if self.backfill_done:
+                changes["backfill_since"] = None
+            if self.careful:
+                changes["abandoned_runs"] = 0
+        return {"mailbox": self.name, "mode": mode, "complete": complete, "changes": changes}
+
+    def _listed_ids(self, query: str) -> list[str]:
+        ids = []
+        for page in self.gmail.list_ids(query):
+            ids.extend(page)
+        ids.reverse()  # messages.list is newest first; tickets thread best oldest first
+        return ids
+
+    def process(self, ids: list[str]) -> bool:
+        """Ingest `ids`; return False when the time budget stopped us before the end."""
+        ids = list(dict.fromkeys(ids))
+        ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
+        existing = self.store.get_inbound_rows(self.name, ids)
+        post = [i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]]
+        todo = [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
+        self.backlog = len(todo)
+        complete = True
+        done = 0
+        size = 1 if self.careful else CHUNK
+        for start in range(0, len(todo), size):
+            if time.monotonic() > self.deadline:
+                complete = False
+                break
+            chunk = todo[start:start + size]
+            outcomes = self.ingest_chunk(chunk)
+            post.extend(gid for gid, outcome in outcomes.items() if outcome in FINAL[:3])
+            done += len(chunk)
+            self.backlog = len(todo) - done
+            if self.progress:
+                self.progress(done, len(todo))
+        self.post_process(post)
+        return complete and not self.deferred
+
+    def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        if self.careful:
+            for gmail_id in chunk:
+                if not self._begin_attempt(gmail_id, "processing this message never finished (the poll stopped)"):
+                    outcomes[gmail_id] = "quarantined"
+            chunk = [gmail_id for gmail_id in chunk if gmail_id not in outcomes]
+        fetched = self.gmail.get_raw_many(chunk) if chunk else {}
+        prepared: list[Prepared] = []
+        for gmail_id in chunk:
+            result = fetched.get(gmail_id)
+            if isinstance(result, dict) and result.get("threadId") in self.failed_threads:
+                self.deferred += 1  # no row yet; the history id stays, so the next run lists it again
+                continue
+            if isinstance(result, GmailError) or result is None:
+                if isinstance(result, GmailError) and result.status == 404:
+                    outcomes[gmail_id] = self._final_row(gmail_id, "ignored", "deleted from Gmail before it was fetched")
+                else:
+                    outcomes[gmail_id] = self._failure(gmail_id, f"fetch failed: {result}")
+                continue
+            raw = result.pop("raw")  # the chunk keeps parsed messages only, not every raw copy
+            if len(raw) >= BIG_MESSAGE_BYTES and not self.careful and not self._begin_attempt(
+                    gmail_id, f"processing this {len(raw)}-byte message never finished (the poll stopped)"):
+                outcomes[gmail_id] = "quarantined"
+                continue
+            try:
+                parsed = parse_message(raw)
+                del raw
+                self._apply_size_limit(parsed)
+                verdict = rules.classify(
+                    parsed, own_addresses=self.own_addresses(), loop_marker=rules.loop_marker(self.settings.prefix),
+                    ignore_senders=self.incoming.get("ignore_senders") or [],
+                    ignore_subjects=self.incoming.get("ignore_subjects") or [])
+                stored = self._store_attachments(parsed) if verdict.action == "accept" or verdict.automatic else []
+                prepared.append(Prepared(gmail_id, result.get("threadId"), _iso_from_ms(result.get("internalDate")),
+                                         parsed, verdict, stored))
+            except Exception as e:  # noqa: BLE001 - one bad message must never stop the poll
+                outcomes[gmail_id] = self._failure(gmail_id, f"{e.__class__.__name__}: {str(e)[:200]}")
+                if outcomes[gmail_id] == "failed" and result.get("threadId"):
+                    self.failed_threads.add(result["threadId"])
+        if prepared:
+            outcomes.update(self._commit(prepared))
+        for outcome in outcomes.values():
+            self.counts[outcome if outcome in self.counts else "failed"] += 1
+        return outcomes
+
+    def _apply_size_limit(self, parsed) -> None:
+        limit = int(self.incoming.get("max_message_bytes") or 0)
+        if not limit or parsed.size <= limit:
+            return
+        total = parsed.size
+        for attachment in sorted(parsed.attachments, key=lambda a: a.size, reverse=True):
+            if total <= limit:
+                break
+            if attachment.data:
+                total -= attachment.size
+                attachment.data = b""
+                attachment.omitted = f"message is larger than the {limit}-byte limit"
+        parsed.defects.append(f"message of {parsed.size} bytes exceeds the {limit}-byte limit; large attachments omitted")
+
+    def _store_attachments(self, parsed) -> list[dict]:
+        """Upload each distinct attachment once; a message with many parts uploads them in
+        parallel (Cloud Storage calls are I/O-bound). Any failed upload fails the message."""
+        blobs = self.services.blobs
+        distinct = {a.sha256: a for a in parsed.attachments if a.data}
+        if len(distinct) > 1:
+            with concurrent.futures.ThreadPoolExecutor(min(UPLOAD_WORKERS, len(distinct))) as pool:
+                futures = {sha: pool.submit(blobs.put, sha, a.data, a.content_type) for sha, a in distinct.items()}
+                try:
+                    keys = {sha: future.result() for sha, future in futures.items()}
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
+        else:
+            keys = {sha: blobs.put(sha, a.data, a.content_type) for sha, a in distinct.items()}
+        stored = [{
+            "filename": a.filename, "content_type": a.content_type, "size": a.size, "content_id": a.content_id,
+            "sha256": a.sha256, "inline": a.inline, "omitted": a.omitted,
+            "storage_key": keys[a.sha256] if a.data else None,
+        } for a in parsed.attachments]
+        for attachment in parsed.attachments:
+            attachment.data = b""  # stored; the chunk need not hold the bytes until its commit
+        return stored
+
+    def _begin_attempt(self, gmail_id: str, reason: str) -> bool:
+        """A big message could exhaust the function's memory: then the process dies, writes
+        nothing, and the same message would stop every later poll. So its attempt is counted
+        before the risky work; after max_attempts unfinished tries it is quarantined unparsed.
+        False when it is quarantined."""
+        row = self.store.begin_attempt(self.name, gmail_id, self.settings.max_attempts, reason)
+        if row.get("outcome") == "quarantined":
+            log_event("ERROR", "message quarantined", mailbox=self.name, gmail_message_id=gmail_id,
+                      attempts=row.get("attempts"), reason=row.get("reason", "")[:200])
+            return False
+        return True
+
+    def _failure(self, gmail_id: str, reason: str) -> str:
+        row = self.store.record_failure(self.name, gmail_id, reason, self.settings.max_attempts)
+        log_event("WARNING", "message failed", mailbox=self.name, gmail_message_id=gmail_id,
+                  outcome=row["outcome"], attempts=row.get("attempts"), reason=reason[:200])
+        return row["outcome"]
+
+    def _final_row(self, gmail_id: str, outcome: str, reason: str) -> str:
+        try:
+            self.store.put_inbound_row(self.name, gmail_id, {
+                "mailbox": self.name, "gmail_message_id": gmail_id, "message_id": None,
+                "outcome": outcome, "reason": reason, "ticket_id": None, "attempts": 1,
+                "processed_at": models.now_iso()})
+        except StoreUnavailable:
+            return self._failure(gmail_id, reason)
+        return outcome
+
+    # -- the commit ------------------------------------------------------------------------
+    def _commit(self, prepared: list[Prepared]) -> dict[str, str]:
+        for attempt in range(4):
+            try:
+                return self._try_commit(prepared)
+            except WriteConflict as e:
+                log_event("WARNING", "chunk commit conflict; re-reading", mailbox=self.name,
+                          attempt=attempt + 1, error=str(e))
+                time.sleep(0.2 * (attempt + 1))
+        raise MailbridgeError("chunk commit kept conflicting with another writer")
+
+    def _try_commit(self, prepared: list[Prepared]) -> dict[str, str]:
+        store = self.store
+        settings = store.settings()
+        tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
+        existing = store.get_inbound_rows(self.name, [p.gmail_id for p in prepared])
+        overlay: dict[str, dict] = {}
+        versions: dict[str, object] = {}
+        decisions = []
+        new_count = 0
+        outcomes: dict[str, str] = {}
+        lookup = StoreLookup(store, overlay)
+        for p in prepared:
+            row = existing.get(p.gmail_id)
+            if row and row.get("outcome") in FINAL:
+                outcomes[p.gmail_id] = row["outcome"]
+                continue
+            match = match_ticket(p.parsed, self.name, p.thread_id, lookup, tag_format=tag_format)
+            verdict = p.verdict
+            if verdict.action != "accept" and not (verdict.automatic and self.incoming.get("accept_auto_replies") and match.ticket_id):
+                decisions.append((p, "ignored", verdict.reason, None, match))
+                continue
+            message = message_record(p, self.name)
+            if match.ticket_id:
+                ticket_id = match.ticket_id
+                if ticket_id not in overlay:
+                    overlay[ticket_id], versions[ticket_id] = store.ticket_for_update(ticket_id)
+                self._update_ticket(overlay[ticket_id], p, message)
+                decisions.append((p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message))
+            else:
+                new_count += 1
+                temp_id = f"new-{new_count}"
+                overlay[temp_id] = self._new_ticket(p, message)
+                decisions.append((p, "created", "new conversation", temp_id, message))
+        numbers = store.reserve_ticket_numbers(new_count)
+        renames = {}
+        for index, number in enumerate(numbers, start=1):
+            ticket = overlay.pop(f"new-{index}")
+            ticket.update(id=str(number), number=number)
+            overlay[str(number)] = ticket
+            renames[f"new-{index}"] = str(number)
+        now = models.now_iso()
+        rows = []
+        for seq, (p, outcome, reason, ticket_id, extra) in enumerate(decisions):
+            ticket_id = renames.get(ticket_id, ticket_id)
+            parsed = p.parsed
+            row = {
+                "mailbox": self.name, "gmail_message_id": p.gmail_id, "gmail_thread_id": p.thread_id,
+                "message_id": parsed.message_id, "outcome": outcome, "reason": reason,
+                "ticket_id": ticket_id, "attempts": models.attempt_number(existing.get(p.gmail_id)),
+                "processed_at": now, "seq": seq, "subject": parsed.subject[:300],
+                "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
+            }
+            if outcome != "ignored":
+                extra["id"] = f"{self.name}~{p.gmail_id}"
+                row["message"] = extra
+            earlier = existing.get(p.gmail_id)
+            rows.append((p.gmail_id, row, earlier["_update_time"] if earlier else None))
+            outcomes[p.gmail_id] = outcome
+        store.commit_inbound_chunk(self.name, rows, [(ticket_id, ticket, versions.get(ticket_id))
+                                                     for ticket_id, ticket in overlay.items()])
+        for p, outcome, _reason, ticket_id, _extra in decisions:
+            if outcome == "created" and p.verdict.action == "accept":
+                self.new_tickets.append((overlay[renames.get(ticket_id, ticket_id)], p))
+        for p, outcome, reason, _t, _e in decisions:
+            if outcome == "ignored":
+                log_event("INFO", "message ignored", mailbox=self.name, gmail_message_id=p.gmail_id, reason=reason)
+        return outcomes
+
+    def _new_ticket(self, p: Prepared, message: dict) -> dict:
+        parsed = p.parsed
+        requester = message["from"]
+        participants = self._participants(parsed, [])
+        return {
+            "id": None, "number": None, "subject": parsed.subject or "(no subject)", "status": "open",
+            "mailbox": self.name, "requester": requester, "participants": participants,
+            "created_at": message["received_at"] or models.now_iso(), "updated_at": models.now_iso(),
+            "message_ids": [parsed.message_id], "thread_keys": [f"{self.name}:{p.thread_id}"] if p.thread_id else [],
+            "message_count": 1, "ticket_type": None, "team": None, "client": None,
+        }
+
+    def _participants(self, parsed, current: list[str]) -> list[str]:
+        own = self.own_addresses()
+        people = list(current)
+        candidates = [parsed.from_] + list(parsed.reply_to) + list(parsed.to) + list(parsed.cc)
+        for addr in candidates:
+            if addr and addr.email and addr.email not in own and addr.email not in people and len(people) < 100:
+                people.append(addr.email)
+        return people
+
+    def _update_ticket(self, ticket: dict, p: Prepared, message: dict) -> None:
+        parsed = p.parsed
+        if parsed.message_id not in ticket.setdefault("message_ids", []):
+            ticket["message_ids"].append(parsed.message_id)
+        if p.thread_id:
+            key = f"{self.name}:{p.thread_id}"
+            if key not in ticket.setdefault("thread_keys", []):
+                ticket["thread_keys"].append(key)
+        ticket["participants"] = self._participants(parsed, ticket.get("participants", []))
+        if ticket.get("status") == "closed":
+            ticket["status"] = "open"
+            ticket["reopened_at"] = models.now_iso()
+        ticket["updated_at"] = models.now_iso()
+        ticket["message_count"] = int(ticket.get("message_count", 0)) + 1
+
+    # -- after the commit -------------------------------------------------------------------
+    def post_process(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        try:
+            labels.apply_after_processing(self.services, self.mailbox, self.gmail, ids)
+        except GmailError as e:
+            # Mail stays where it is: nothing is lost; the admin sees why.
+            self.store.update_sync(self.name, self.settings.instance, {"post_processing_error": str(e)[:300]})
+            log_event("WARNING", "post-processing failed; mail left in place", mailbox=self.name, error=str(e)[:200])
+
+    def acknowledge(self) -> None:
+        if not self.new_tickets:
+            return
+        for ticket, p in self.new_tickets:
+            try:
+                outgoing.acknowledge(self.services, self.mailbox, ticket, p.parsed, p.verdict)
+            except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
+                log_event("WARNING", "acknowledgement failed", mailbox=self.name, ticket=ticket.get("id"),
+                          error=f"{e.__class__.__name__}: {str(e)[:200]}")
+        self.new_tickets = []
+
+
+def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
+                 progress=None, lease_wait_s: float = 0.0) -> dict:
+    settings = services.settings
+    store = services.store
+    started = time.monotonic()
+    budget = budget_s if budget_s is not None else settings.poll_time_budget_s
+    summary = {"mailbox": name, "outcome": "ok"}
+    mailbox = store.get_mailbox(name)
+    credential = mailboxes.own_credential(services, mailbox)
+    if credential is None:
+        return {**summary, "outcome": "skipped", "reason": f"no credential set for instance {settings.instance!r}"}
+    if credential.get("status") != "connected":
+        return {**summary, "outcome": "skipped", "reason": f"credential set is {credential.get('status', 'not_connected')}"}
+    if not mailbox.get("incoming", {}).get("enabled", True):
+        return {**summary, "outcome": "skipped", "reason": "incoming is disabled for this mailbox"}
+    owner = uuid.uuid4().hex
+    # A push-triggered sync of a few messages usually finishes within seconds: wait briefly
+    # for it rather than skip, so a scheduled poll does its own pass right after.
+    wait_until = time.monotonic() + max(0.0, lease_wait_s)
+    while not store.acquire_lease(name, settings.instance, owner, budget + settings.lease_margin_s):
+        if time.monotonic() >= wait_until:
+            return {**summary, "outcome": "skipped", "reason": "another poll or push of this mailbox is running"}
+        time.sleep(0.5)
+    sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    changes = {}
+    try:
+        result = sync.run(backfill_since)
+        changes = result["changes"]
+        changes["backlog"] = getattr(sync, "backlog", 0)
+        summary.update(mode=result["mode"], complete=result["complete"])
+    except TokenRevoked as e:
+        services.google.mark_revoked(name, settings.instance, str(e))
+        summary.update(outcome="error", error=str(e))
+        changes = {"last_poll_at": models.now_iso(), "last_error": str(e)}
+    except Exception as e:  # noqa: BLE001 - one broken mailbox never holds up the others
+        message = f"{e.__class__.__name__}: {str(e)[:300]}"
+        summary.update(outcome="error", error=message)
+        changes = {"last_poll_at": models.now_iso(), "last_error": message}
+    finally:
+        store.release_lease(name, settings.instance, owner, changes)
+    # Acknowledgements (idempotent per ticket) go out after the lease is released, so the next
+    # push or poll of this mailbox is not held up by sends.
+    sync.acknowledge()
+    summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
+                   quota_units=sync.gmail.pacer.used if sync.gmail else 0,
+                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
+    log_event("INFO" if summary["outcome"] != "error" else "ERROR", "mailbox polled", **summary)
+    return summary
+
+
+def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,
+         budget_s: float | None = None, progress=None, lease_wait_s: float = 10.0) -> dict:
+    """What Cloud Scheduler triggers: every connected mailbox of this instance, concurrently."""
+    settings = services.settings
+    switches = services.store.settings()
+    if not switches.get("use_incoming_service", True):
+        return {"status": "off", "reason": "the incoming service is switched off (use_incoming_service=false)", "mailboxes": []}
+    if scheduled and not switches.get("use_scheduling_service", True):
+        return {"status": "off", "reason": "the scheduling service is switched off (use_scheduling_service=false)", "mailboxes": []}
+    if mailbox:
+        names = [services.store.get_mailbox(mailbox)["name"]]
+    else:
+        names = [m["name"] for m in services.store.list_mailboxes()
+                 if (mailboxes.own_credential(services, m) or {}).get("status") == "connected"]
+    results = []
+    if names:
+        workers = max(1, min(settings.poll_concurrency, len(names)))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(sync_mailbox, services, n, budget_s=budget_s, backfill_since=backfill_since,
+                                   progress=progress, lease_wait_s=lease_wait_s) for n in names]
+            for future in futures:
+                results.append(future.result())
+    totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results)
+              for k in ("created", "updated", "ignored", "quarantined", "failed")}
+    _retry_outgoing(services, mailbox)
+    return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
+
+
+def _retry_outgoing(services, mailbox: str | None) -> None:
+    """Unsent replies and acknowledgements are retried with backoff by every poll; never fails it."""
+    try:
+        outgoing.retry_failed(services, mailbox)
+    except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
+        log_event("WARNING", "outgoing retry failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")

@@ -1,0 +1,31 @@
+"""Ticket use cases shared by the CLI and the admin pages: read views, change status."""
+
+from __future__ import annotations
+
+from mailbridge.domain import models
+from mailbridge.domain import tickets as ticket_views
+from mailbridge.errors import InvalidInput
+
+STATUSES = ("open", "closed")
+
+
+def view(services, ticket: dict) -> dict:
+    return ticket_views.ticket_view(ticket, services.store.ticket_messages(ticket["id"]))
+
+
+def show(services, ticket_id: str) -> dict:
+    return view(services, services.store.get_ticket(ticket_id))
+
+
+def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
+    store = services.store
+    return [view(services, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
+
+
+def set_status(services, ticket_id: str, status: str) -> dict:
+    """Open or close a ticket; returns the ticket as stored before the change."""
+    if status not in STATUSES:
+        raise InvalidInput("status must be open or closed")
+    ticket = services.store.get_ticket(ticket_id)
+    services.store.update_ticket(ticket["id"], {"status": status, "updated_at": models.now_iso()})
+    return ticket

@@ -1,0 +1,106 @@
+"""MemoryGmail: the Gmail port over a dict of mailboxes (history, threads, labels, sends)."""
+
+from __future__ import annotations
+
+import itertools
+import types
+import uuid
+
+from mailbridge.errors import GmailError, HistoryExpired
+
+
+class MemoryMailboxes:
+    """Every fake Gmail account of a test: deliver mail, see what was sent or relabelled."""
+
+    def __init__(self):
+        self.accounts: dict[str, dict] = {}
+        self._ids = itertools.count(1)
+
+    def account(self, address: str) -> dict:
+        return self.accounts.setdefault(address.lower(), {
+            "messages": {}, "history": [], "history_id": 100, "oldest_history": 100,
+            "labels": {"INBOX": {"id": "INBOX", "name": "INBOX", "type": "system"},
+                       "UNREAD": {"id": "UNREAD", "name": "UNREAD", "type": "system"},
+                       "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
+            "sent": [], "watching": None})
+
+    def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD")) -> str:
+        box = self.account(address)
+        gmail_id = f"m{next(self._ids):05d}"
+        box["messages"][gmail_id] = {"raw": raw, "threadId": thread_id or f"t{gmail_id}",
+                                     "labelIds": list(labels), "internalDate": "1764000000000"}
+        box["history_id"] += 1
+        box["history"].append((box["history_id"], gmail_id))
+        return gmail_id
+
+    def expire_history(self, address: str) -> None:
+        box = self.account(address)
+        box["oldest_history"] = box["history_id"] + 1
+
+    def gmail(self, address: str) -> "MemoryGmail":
+        return MemoryGmail(self, address)
+
+
+class MemoryGmail:
+    def __init__(self, mailboxes: MemoryMailboxes, address: str):
+        self.mailboxes, self.address = mailboxes, address.lower()
+        self.box = mailboxes.account(address)
+        self.fail_fetch: set[str] = set()  # ids whose messages.get answers 500
+        self.pacer = types.SimpleNamespace(used=0)  # quota units spent (none in memory)
+        self.retries = 0
+
+    def profile(self) -> dict:
+        return {"emailAddress": self.address, "historyId": str(self.box["history_id"])}
+
+    def history_ids(self, start_history_id: str, label_id: str = "INBOX"):
+        if int(start_history_id) < self.box["oldest_history"]:
+            raise HistoryExpired("history id expired", 404, "notFound")
+        ids = [gid for hid, gid in self.box["history"] if hid > int(start_history_id)
+               and label_id in self.box["messages"].get(gid, {}).get("labelIds", [])]
+        yield ids, str(self.box["history_id"]), True
+
+    def list_ids(self, query: str):
+        inbox = [gid for gid, m in self.box["messages"].items() if "INBOX" in m["labelIds"]]
+        yield list(reversed(inbox))  # newest first, like messages.list
+
+    def get_raw_many(self, ids: list[str]) -> dict:
+        results = {}
+        for gid in ids:
+            message = self.box["messages"].get(gid)
+            if gid in self.fail_fetch:
+                results[gid] = GmailError("messages.get failed: 500 backendError", 500, "backendError")
+            elif message is None:
+                results[gid] = GmailError("messages.get failed: 404 notFound", 404, "notFound")
+            else:
+                results[gid] = {k: v for k, v in message.items()}
+        return results
+
+    def modify_many(self, ids: list[str], add: list[str], remove: list[str]) -> None:
+        for gid in ids:
+            labels = self.box["messages"][gid]["labelIds"]
+            labels[:] = [label for label in labels if label not in remove] + [a for a in add if a not in labels]
+
+    def labels(self) -> list[dict]:
+        return list(self.box["labels"].values())
+
+    def label(self, label_id: str) -> dict:
+        if label_id not in self.box["labels"]:
+            raise GmailError(f"labels.get failed: 404 {label_id}", 404, "notFound")
+        return self.box["labels"][label_id]
+
+    def create_label(self, name: str) -> dict:
+        label = {"id": f"Label_{len(self.box['labels'])}", "name": name, "type": "user"}
+        self.box["labels"][label["id"]] = label
+        return label
+
+    def send(self, raw: bytes, thread_id: str | None = None) -> dict:
+        gmail_id = f"s{uuid.uuid4().hex[:8]}"
+        self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id})
+        return {"id": gmail_id, "threadId": thread_id or f"t{gmail_id}"}
+
+    def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
+        self.box["watching"] = topic
+        return {"historyId": str(self.box["history_id"]), "expiration": "1764600000000"}
+
+    def stop(self) -> None:
+        self.box["watching"] = None

@@ -1,0 +1,68 @@
+"""memory_services(): a bootstrap.Services for service tests — the same container, with the
+in-memory store, Gmail, secrets and blobs passed as overrides."""
+
+from __future__ import annotations
+
+from mailbridge import bootstrap
+from mailbridge.config import Settings
+from mailbridge.domain import models
+from tests.memory.gmail import MemoryMailboxes
+from tests.memory.store import MemoryStore
+
+
+class MemorySecrets:
+    def __init__(self):
+        self.values: dict[str, str] = {}
+
+    def put(self, secret_id: str, value: str) -> None:
+        self.values[secret_id] = value
+
+    def get(self, secret_id: str) -> str | None:
+        return self.values.get(secret_id)
+
+    def destroy_all_versions(self, secret_id: str) -> int:
+        return 1 if self.values.pop(secret_id, None) is not None else 0
+
+
+class MemoryBlobs:
+    def __init__(self):
+        self.blobs: dict[str, bytes] = {}
+
+    def put(self, sha256: str, data: bytes, content_type: str) -> str:
+        self.blobs[sha256] = bytes(data)
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        return self.blobs[sha256]
+
+
+class MemoryOAuth:
+    def __init__(self):
+        self.revoked: list[tuple[str, str, str]] = []
+
+    def mark_revoked(self, mailbox_name: str, instance: str, reason: str) -> None:
+        self.revoked.append((mailbox_name, instance, reason))
+
+
+def memory_services(**settings):
+    """(services, gmail accounts): a container whose ports are all in memory."""
+    accounts = MemoryMailboxes()
+    services = bootstrap.bootstrap(
+        Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
+        store=MemoryStore(), secrets=MemorySecrets(), blobs=MemoryBlobs(), google=MemoryOAuth(),
+        gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
+    return services, accounts
+
+
+def connected_mailbox(services, accounts, name: str = "help", address: str = "help@acme.example", **settings) -> dict:
+    """A mailbox connected for this instance, its history starting now."""
+    mailbox = models.new_mailbox(name, address)
+    for section, values in settings.items():
+        mailbox.setdefault(section, {}).update(values)
+    mailbox["credentials"] = [{"instance": services.settings.instance, "client_id": "id.apps.googleusercontent.com",
+                               "client_secret_secret": "s", "status": "connected", "connected_email": address,
+                               "refresh_token_secret": "r", "connected_at": models.now_iso()}]
+    services.store.add_mailbox(mailbox)
+    services.store.reset_sync(name, services.settings.instance, models.now_iso(),
+                              history_id=accounts.account(address)["history_id"])
+    return mailbox

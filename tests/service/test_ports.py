@@ -1,0 +1,33 @@
+"""The adapters and the in-memory fakes offer the same ports (services/ports.py), with the same
+parameter names: a service test on the fakes exercises the calls production makes."""
+
+import inspect
+
+import pytest
+
+from mailbridge.adapters.firestore.store import Store
+from mailbridge.adapters.gmail import Gmail
+from mailbridge.services import ports
+from tests.memory import MemoryGmail, MemoryStore
+
+
+def methods(protocol):
+    return sorted(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")) + sorted(
+        n for base in protocol.__mro__[1:] if base.__module__ == ports.__name__
+        for n, v in vars(base).items() if callable(v) and not n.startswith("_"))
+
+
+def parameters(cls, name):
+    return list(inspect.signature(getattr(cls, name)).parameters)
+
+
+@pytest.mark.parametrize("port,implementations", [(ports.Store, (Store, MemoryStore)), (ports.Gmail, (Gmail, MemoryGmail))],
+                         ids=["store", "gmail"])
+def test_every_port_method_exists_with_the_same_parameters(port, implementations):
+    names = set(methods(port))
+    assert len(names) > 10
+    for cls in implementations:
+        missing = sorted(n for n in names if not hasattr(cls, n))
+        assert not missing, (cls.__name__, missing)
+        for name in names:
+            assert parameters(cls, name) == parameters(port, name), (cls.__name__, name)

@@ -1,0 +1,105 @@
+"""Poll rules on in-memory ports (tests/memory): threading, exactly once, quarantine, loops.
+Milliseconds each; the emulator tests (tests/integration) keep checking the real adapters."""
+
+import pytest
+
+from mailbridge.errors import WriteConflict
+from mailbridge.services import sync
+from tests.helpers import make_mail
+from tests.memory.services import connected_mailbox, memory_services
+
+ADDRESS = "help@acme.example"
+
+
+@pytest.fixture
+def world():
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts)
+    return services, accounts
+
+
+def outcomes(services):
+    return sorted(r["outcome"] for r in services.store.inbound_log("help"))
+
+
+def test_new_mail_becomes_one_ticket_per_conversation(world):
+    services, accounts = world
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    accounts.deliver(ADDRESS, make_mail("bob@customer.example", ADDRESS, "VPN down"))
+    result = sync.poll(services, "help")
+    assert result["totals"]["created"] == 2
+    assert sorted(t["subject"] for t in services.store.list_tickets()) == ["Printer jammed", "VPN down"]
+
+
+def test_a_reply_with_in_reply_to_updates_the_ticket_of_the_first_message(world):
+    services, accounts = world
+    first = make_mail("ann@customer.example", ADDRESS, "Printer jammed", message_id="<first@customer.example>")
+    accounts.deliver(ADDRESS, first)
+    sync.poll(services, "help")
+    reply = make_mail("ann@customer.example", ADDRESS, "Re: Printer jammed", "still",
+                      In_Reply_To="<first@customer.example>", References="<first@customer.example>")
+    accounts.deliver(ADDRESS, reply)
+    sync.poll(services, "help")
+    (ticket,) = services.store.list_tickets()
+    assert ticket["message_count"] == 2
+    assert outcomes(services) == ["created", "updated"]
+
+
+def test_the_same_message_polled_twice_gives_one_row_and_one_ticket(world):
+    services, accounts = world
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    sync.poll(services, "help")
+    services.store.update_sync("help", services.settings.instance, {"history_id": "100"})  # history replayed
+    second = sync.poll(services, "help")
+    assert second["totals"]["created"] == 0
+    assert len(services.store.list_tickets()) == 1
+    assert outcomes(services) == ["created"]
+
+
+def test_a_chunk_whose_ticket_changed_meanwhile_is_reread_not_duplicated(world, monkeypatch):
+    services, accounts = world
+    store = services.store
+    original = store.commit_inbound_chunk
+    calls = []
+
+    def conflict_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise WriteConflict("tickets/1 changed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "commit_inbound_chunk", conflict_once)
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    sync.poll(services, "help")
+    assert len(calls) == 2
+    assert outcomes(services) == ["created"]
+
+
+def test_commit_refuses_a_row_someone_else_wrote_first(world):
+    services, _accounts = world
+    store = services.store
+    store.put_inbound_row("help", "m1", {"outcome": "created"})
+    with pytest.raises(WriteConflict):
+        store.commit_inbound_chunk("help", [("m1", {"outcome": "created"}, None)], [])
+
+
+def test_a_message_that_keeps_failing_is_quarantined_after_max_attempts(world):
+    services, accounts = world
+    gmail_id = accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Broken"))
+    gmail = accounts.gmail(ADDRESS)
+    services._overrides["gmail_factory"] = lambda mailbox, credential: gmail
+    gmail.fail_fetch.add(gmail_id)
+    seen = []
+    for _ in range(services.settings.max_attempts):
+        services.store.update_sync("help", services.settings.instance, {"history_id": "100"})
+        sync.poll(services, "help")
+        seen.append(services.store.get_inbound_rows("help", [gmail_id])[gmail_id]["outcome"])
+    assert seen == ["failed"] * (services.settings.max_attempts - 1) + ["quarantined"]
+
+
+def test_own_loop_marker_mail_is_ignored_not_ticketed(world):
+    services, accounts = world
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Auto: received", X_Loop="mailbridge@mailbridge"))
+    sync.poll(services, "help")
+    assert outcomes(services) == ["ignored"]
+    assert services.store.list_tickets() == []
