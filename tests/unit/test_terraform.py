@@ -638,8 +638,8 @@ def test_client_secret_condition_admits_client_secrets_and_not_refresh_tokens():
     suffix = re.search(r'endsWith\\?\("([^"\\]+)\\?"\)', expression) or re.search(r'endsWith\("([^"]+)"\)', expression)
     assert suffix.group(1) == "-client"
     assert '.extract("/secrets/{id}/versions/")' in expression
-    secrets_py = (REPO / "functions" / "mailbridge" / "secrets.py").read_text()
-    assert 'f"{prefix}-cred-{digest}-{kind}"' in secrets_py, "secret ids changed: update the conditions in main.tf"
+    models_py = (REPO / "functions" / "mailbridge" / "domain" / "models.py").read_text()
+    assert 'f"{prefix}-cred-{digest}-{kind}"' in models_py, "secret ids changed: update the conditions in main.tf"
 
 
 def test_secret_rights_match_what_each_function_does():
