@@ -594,7 +594,7 @@ def _find_message(ctx: Ctx, message_id: str) -> dict:
 
 
 def message_html(ctx: Ctx, message_id: str):
-    from mailbridge.parse import sanitize_html
+    from mailbridge.domain.parsing import sanitize_html
 
     message = _find_message(ctx, message_id)
     html = sanitize_html(message.get("html") or "")  # stored sanitized; cleaned again in depth

@@ -241,7 +241,7 @@ class MailboxSync:
         return complete and not self.deferred
 
     def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
-        from mailbridge.parse import parse_message
+        from mailbridge.domain.parsing import parse_message
         from mailbridge.rules import classify
 
         outcomes: dict[str, str] = {}

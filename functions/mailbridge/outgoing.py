@@ -504,7 +504,7 @@ def _message_record(draft: Draft, key: str, now: str) -> dict:
         defects.append(f"body truncated to {MAX_STORED_TEXT} characters for storage; the sent message is complete")
         text, html = text[:MAX_STORED_TEXT], html[:MAX_STORED_TEXT] if html else html
     if html:
-        from mailbridge.parse import sanitize_html
+        from mailbridge.domain.parsing import sanitize_html
 
         html = sanitize_html(html)
     return {

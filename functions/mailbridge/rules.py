@@ -29,7 +29,7 @@ import fnmatch
 import functools
 import re
 
-from mailbridge.parse import ParsedMessage
+from mailbridge.domain.parsing import ParsedMessage
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mailbridge import ingest, mailboxes
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from tests.conftest import ARTIFACTS
 from tests.helpers import connect_mailbox, make_services
 from tests.reliability.conftest import deliver_all

@@ -8,7 +8,7 @@ import pytest
 
 from mailbridge import outgoing
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 
 INSTANCE = "production"
 

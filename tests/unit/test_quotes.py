@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailbridge.quotes import strip_reply
+from mailbridge.domain.quotes import strip_reply
 
 
 def test_gmail_attribution_and_quote_are_removed():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.rules import classify, outgoing_auto_headers, sender_matches, subject_matches
 from tests.corpus import build_corpus, make_message
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.threads import (
     DEFAULT_TAG_FORMAT,
     DictLookup,

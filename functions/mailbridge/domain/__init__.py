@@ -1,0 +1,1 @@
+"""Domain logic of mailbridge: pure code (stdlib and a few pure libraries), no Google clients."""

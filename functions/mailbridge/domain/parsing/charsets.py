@@ -1,0 +1,186 @@
+"""Charsets: body bytes and RFC 2047 encoded-words to text, with fallbacks that never raise."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from email import policy
+from email.header import decode_header
+
+from .limits import MAX_HEADER_CHARS
+from .model import SURROGATES, Defects, clean_line, unfold
+
+
+# charset_normalizer only needs a sample to guess.
+CHARSET_SAMPLE_BYTES = 65_536
+
+
+# Below this many bytes a statistical guess is worse than assuming windows-1252.
+MIN_GUESS_BYTES = 64
+
+
+WESTERN_CHAOS_MARGIN = 0.05
+
+
+_CP1252_HOLES = re.compile(b"([\x81\x8d\x8f\x90\x9d]+)")
+
+
+# Declared names that Python does not know, or that are better read as a superset.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "utf8": "utf-8",
+    "unicode-1-1-utf-7": "utf-7",
+}
+
+
+def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tuple[str, str | None]:
+    """Decode body bytes. Returns (text, note) where note says which fallback was needed.
+
+    Order: the declared charset for 7-bit data (ISO-2022-JP is 7-bit), UTF-8 (strict; bytes
+    that pass are almost surely UTF-8 whatever the label says), the declared charset, a
+    charset_normalizer guess (only for data long enough to guess from), and finally
+    windows-1252, read leniently so it never fails.
+    """
+    declared_name = (declared or "").strip().strip('"').lower() or None
+    codec = None
+    unknown = False
+    if declared_name:
+        codec = _codec(declared_name)
+        unknown = codec is None
+    if not data:
+        return "", None
+    is_ascii = data.isascii()
+    if is_ascii and codec:
+        try:
+            return data.decode(codec), None
+        except (UnicodeDecodeError, LookupError):
+            pass
+    try:
+        text = data.decode("utf-8")
+        if is_ascii or codec in (None, "utf-8") or unknown:
+            note = f"unknown charset {declared_name!r}, read as utf-8" if unknown else None
+            if declared_name is None and not is_ascii:
+                note = "no charset declared, read as utf-8"
+            return text, note
+        return text, f"declared {declared_name} but content is utf-8"
+    except UnicodeDecodeError:
+        pass
+    if codec and codec != "utf-8":
+        try:
+            return data.decode(codec), None
+        except (UnicodeDecodeError, LookupError):
+            pass
+    else:
+        # UTF-8 with a stray broken byte (a cut sequence, a mangled quoted-printable soft break):
+        # guessing another charset for the whole text would turn every letter into mojibake.
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        if bad and sum(1 for ch in text if ch > "\x7f") >= 11 * bad:
+            what = "no charset declared" if declared_name is None else f"charset {declared_name}"
+            return text, f"{what}: {bad} invalid UTF-8 sequence(s) replaced"
+    what = "no charset declared" if declared_name is None else (
+        f"unknown charset {declared_name!r}" if unknown else f"declared {declared_name} is wrong")
+    guessed = _guess_charset(data) if guess and len(data) >= MIN_GUESS_BYTES else None
+    if guessed:
+        try:
+            return data.decode(guessed, errors="replace"), f"{what}, guessed {guessed}"
+        except (LookupError, ValueError):
+            pass
+    return _decode_cp1252(data), f"{what}, read as windows-1252"
+
+
+def _decode_cp1252(data: bytes) -> str:
+    """windows-1252 where defined, Latin-1 for its five holes: never fails, never replaces."""
+    return "".join(
+        chunk.decode("cp1252") if index % 2 == 0 else chunk.decode("latin-1")
+        for index, chunk in enumerate(_CP1252_HOLES.split(data))
+    )
+
+
+def _codec(name: str) -> str | None:
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except (LookupError, ValueError, TypeError):
+        return None
+
+
+def _guess_charset(data: bytes) -> str | None:
+    """charset_normalizer's guess, biased to windows-1252 when that reads about as well.
+
+    On short texts the detector often ranks a Baltic or Central European code page first for
+    what is, far more often in mail, windows-1252.
+    """
+    try:
+        from charset_normalizer import from_bytes
+
+        matches = list(from_bytes(data[:CHARSET_SAMPLE_BYTES]))
+    except Exception:  # noqa: BLE001
+        return None
+    usable = [
+        match for match in matches
+        if not (match.encoding.startswith(("utf_16", "utf_32")) and b"\x00" not in data)
+    ]
+    if not usable:
+        return None
+    best = usable[0]
+    for match in usable:
+        if match.encoding == "cp1252" and match.chaos <= best.chaos + WESTERN_CHAOS_MARGIN:
+            return "cp1252"
+    return best.encoding
+
+
+def unescape(value: str) -> str:
+    """Raw 8-bit header bytes arrive as surrogate escapes: read them as UTF-8, else cp1252."""
+    if not SURROGATES.search(value):
+        return value
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return SURROGATES.sub("\ufffd", value)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def decode_words(value: str, defects: Defects | None, name: str = "header") -> str:
+    """Decode RFC 2047 encoded-words; bad charsets and bad encodings fall back, never raise."""
+    value = unfold(unescape(value))[:MAX_HEADER_CHARS]
+    if "=?" not in value:
+        return clean_line(value)
+    try:
+        chunks = decode_header(value)
+        pieces = []
+        for chunk, charset in chunks:
+            if isinstance(chunk, str):
+                pieces.append(chunk)
+                continue
+            text, fallback = decode_text(chunk, charset, guess=False)
+            if fallback and defects is not None:
+                defects.add(f"{name}: {fallback}")
+            pieces.append(text)
+        return clean_line("".join(pieces))
+    except Exception:  # noqa: BLE001 - malformed encoded-words: let the lenient parser try
+        pass
+    try:
+        return clean_line(str(policy.default.header_factory("x-mailbridge-text", value)))
+    except Exception:  # noqa: BLE001
+        if defects is not None:
+            defects.add(f"{name}: undecodable encoded-words kept as is")
+        return clean_line(value)
