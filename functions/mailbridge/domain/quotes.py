@@ -1,73 +1,82 @@
-"""Reply stripping: keep what the sender wrote now, drop quoted history and signatures."""
+"""Reply stripping: keep what the sender wrote now, drop quoted history and signatures.
+
+The separators and attribution lines of the common clients (Outlook, Gmail, Apple Mail,
+Thunderbird, GMX/web.de, Yahoo, QQ, 163) in English, German, French, Spanish, Italian, Dutch,
+Portuguese, Polish, Russian, Japanese and Chinese are recognised (docs/parsing.md lists them).
+Every line is classified with string operations and bounded patterns, and every question about
+the lines after it is answered from tables built in one backward pass, so the work is linear
+in the length of the text whatever it holds.
+"""
 
 from __future__ import annotations
 
 import re
 
-# Lines longer than this are never attribution or header lines; skipping them keeps the
-# regexes cheap on hostile input.
+# Lines longer than this are never attribution or header lines.
 _MAX_MARKER_LINE = 400
 # A "-- " signature delimiter only counts when little follows it.
 _MAX_SIGNATURE_LINES = 20
+# An attribution may be wrapped over this many lines.
+_MAX_ATTRIBUTION_LINES = 3
+# How far apart the "From:" and "Sent:" lines of a quoted header block may be.
+_HEADER_WINDOW = 6
 
-# "On <date>, <name> wrote:" and its translations. Matched against a line joined with up to
-# two following lines, because clients wrap long attributions.
-_ATTRIBUTION = re.compile(
-    r"^\s*(?:-{1,3}\s*)?("  # Yahoo writes "--- On <date>, <name> wrote:"
-    r"on\b.{0,300}\bwrote\s*:"  # English (Gmail, Apple Mail, Thunderbird)
-    r"|am\b.{0,300}\bschrieb\b.{0,200}:"  # German
-    r"|le\b.{0,300}\ba\s+écrit\s*:"  # French
-    r"|el\b.{0,300}\bescribió\s*:"  # Spanish
-    r"|em\b.{0,300}\bescreveu\s*:"  # Portuguese
-    r"|il\b.{0,300}\bha\s+scritto\s*:"  # Italian
-    r"|op\b.{0,300}\bschreef\b.{0,200}:"  # Dutch
-    r"|den\b.{0,300}\bskrev\b.{0,200}:"  # Swedish, Danish, Norwegian
-    r"|w\s+dniu\b.{0,300}\bnapisał.{0,10}:"  # Polish
-    r"|.{0,300}\b(пишет|написал|написала|написал\(а\))\s*:"  # Russian
-    r"|.{0,300}(写道|寫道)\s*[:：]"  # Chinese
-    r"|.{0,300}(のメッセージ|さんは書きました)\s*[:：]"  # Japanese
-    r")\s*$",
-    re.IGNORECASE,
+# Attributions that start with a keyword ("On <date>, <name> wrote:"), as (start, verbs).
+_PREFIXED = (
+    ("on ", ("wrote", "writes")),  # English: Gmail, Apple Mail, Thunderbird, Yahoo
+    ("am ", ("schrieb", "geschrieben")),  # German: Gmail, Thunderbird, Apple Mail, Yahoo
+    ("le ", ("a écrit", "écrit")),  # French
+    ("el ", ("escribió",)),  # Spanish
+    ("em ", ("escreveu",)),  # Portuguese
+    ("il ", ("ha scritto", "scritto")),  # Italian
+    ("op ", ("schreef",)),  # Dutch
+    ("den ", ("skrev",)),  # Swedish, Danish, Norwegian
+    ("w dniu ", ("napisał", "pisze")),  # Polish (Thunderbird)
+    ("dnia ", ("napisał", "pisze")),  # Polish
+    ("在 ", ("写道", "寫道")),  # Chinese (163, QQ)
+    ("在", ("写道", "寫道")),
 )
+# Attributions recognised by how they end; they also need a date or an address in them.
+_SUFFIXES = (
+    "wrote", "schrieb", "geschrieben", "a écrit", "escribió", "escreveu", "ha scritto", "schreef",
+    "napisał", "napisała", "napisał(a)", "pisze", "пишет", "написал", "написала", "написал(а)",
+    "写道", "寫道", "のメッセージ", "さんは書きました", "は書きました",
+)
+_HAS_DATE_OR_ADDRESS = re.compile(r"[\d@]")
+_TIME = re.compile(r"\d:\d\d")
 
-_WRAPPED_START = re.compile(r"^\s*(on|am|le|el|em|il|op|den|w\s+dniu)\b", re.IGNORECASE)
+# "-----Original Message-----" and its translations; the dashes around are optional.
+_ORIGINAL_MESSAGE_PHRASES = frozenset({
+    "original message", "original-nachricht", "original nachricht", "ursprüngliche nachricht",
+    "message d'origine", "message original", "mensaje original", "messaggio originale",
+    "oorspronkelijk bericht", "origineel bericht", "originalmeddelande", "mensagem original",
+    "wiadomość oryginalna", "oryginalna wiadomość", "исходное сообщение", "原始邮件", "原始郵件",
+    "元のメッセージ", "reply message", "original email message",
+})
+_FORWARDED_PHRASES = frozenset({
+    "forwarded message", "weitergeleitete nachricht", "message transféré", "mensaje reenviado",
+    "messaggio inoltrato", "doorgestuurd bericht", "mensagem encaminhada", "wiadomość przekazana",
+    "пересылаемое сообщение", "转发邮件", "転送メッセージ", "begin forwarded message",
+})
 
-_ORIGINAL_MESSAGE = re.compile(
-    r"^\s*-{2,}\s*("
-    r"original message|ursprüngliche nachricht|message d'origine|mensaje original"
-    r"|messaggio originale|oorspronkelijk bericht|originalmeddelande|mensagem original"
-    r"|исходное сообщение"
-    r")\s*-{2,}\s*$",
-    re.IGNORECASE,
-)
-
-# Outlook's quoted header block: a "From:" line followed closely by a "Sent:"/"Date:" line.
-_HEADER_FROM = re.compile(
-    r"^\s*\*?(from|von|de|da|van|fra|från|od|от|差出人|发件人|寄件者)\s*\*?\s*[:：]\s*\*?\s*\S",
-    re.IGNORECASE,
-)
-_HEADER_SENT = re.compile(
-    r"^\s*\*?(sent|date|gesendet|datum|envoyé|date d'envoi|enviado|fecha|inviato|data"
-    r"|verzonden|skickat|sendt|wysłano|отправлено|送信日時|发送时间|日期|寄件日期)\s*\*?\s*[:：]",
-    re.IGNORECASE,
-)
-# Forwarded content is the point of a forward: nothing after this marker is stripped.
-_FORWARDED = re.compile(
-    r"^\s*-{2,}\s*(forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado"
-    r"|messaggio inoltrato|doorgestuurd bericht|begin forwarded message)\s*-*\s*:?\s*$"
-    r"|^\s*begin forwarded message\s*:\s*$",
-    re.IGNORECASE,
-)
-_UNDERSCORE_RULE = re.compile(r"^\s*_{10,}\s*$")
+# Outlook's (and GMX's, Yahoo's, QQ's) quoted header block: a "From:" line and a "Sent:"/"Date:"
+# line close together, in either order.
+_FROM_NAMES = frozenset({"from", "von", "de", "da", "van", "fra", "från", "od", "от", "差出人", "发件人", "寄件者", "發件人"})
+_SENT_NAMES = frozenset({
+    "sent", "date", "gesendet", "datum", "envoyé", "date d'envoi", "enviado", "enviada", "enviado em",
+    "fecha", "inviato", "data", "verzonden", "skickat", "sendt", "wysłano", "отправлено", "дата",
+    "送信日時", "日付", "发送时间", "时间", "日期", "寄件日期", "發送時間",
+})
+_FIELD_NAME = re.compile(r"\*?([^\W\d_][\w' ]{0,20}?)\*?\s{0,3}[:：]\s{0,3}\*?\s{0,3}\S")
 
 _MOBILE_SIGNATURE = re.compile(
-    r"^\s*("
+    r"\s*("
     r"sent from my .{1,40}|sent from mail for windows.{0,20}|sent from outlook.{0,30}"
     r"|get outlook for .{1,30}|sent via .{1,40}"
     r"|von meinem .{1,40} gesendet|envoyé de mon .{1,40}|enviado desde mi .{1,40}"
     r"|enviado do meu .{1,40}|inviato da(l mio)? .{1,40}|verzonden vanaf mijn .{1,40}"
-    r"|skickat från min .{1,40}|отправлено с .{1,40}"
-    r")\s*$",
+    r"|skickat från min .{1,40}|отправлено с .{1,40}|发自我的.{1,20}|iphoneから送信"
+    r")\s*",
     re.IGNORECASE,
 )
 
@@ -75,102 +84,200 @@ _MOBILE_SIGNATURE = re.compile(
 def strip_reply(text: str) -> str:
     """Return the new content of a reply: quoted history and signature removed.
 
-    Never returns an empty string for a message that had content: when everything looks
-    quoted, the original text is returned unchanged.
+    Never returns an empty string, or only a separator, for a message that had content: when
+    everything looks quoted, the original text is returned unchanged.
     """
     if not text or not text.strip():
         return text
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    start, resume = _history_span(lines)
+    start, resume = _Lines(lines).history_span()
     kept = lines[:start] + lines[resume:]
     kept = _drop_trailing_quotes(kept)
     kept = _drop_signature(kept)
     result = "\n".join(kept).strip("\n").rstrip()
-    return result if result.strip() else text
+    return result if _has_content(kept) else text
 
 
 def _is_quoted(line: str) -> bool:
     return line.lstrip().startswith(">")
 
 
-def _history_span(lines: list[str]) -> tuple[int, int]:
-    """(first line of quoted history, first line after it); (len, len) when there is none.
-    History runs to the end, except a bottom-posted reply: attribution, one quote block, then
-    the answer below it."""
-    for index, line in enumerate(lines):
-        if len(line) > _MAX_MARKER_LINE or not line.strip():
-            continue
-        if _FORWARDED.match(line):
-            break
-        if _ORIGINAL_MESSAGE.match(line):
-            return index, len(lines)
-        if _HEADER_FROM.match(line) and _followed_by_sent(lines, index):
-            return _include_rule_above(lines, index), len(lines)
-        end = _attribution_end(lines, index)
-        if end is None:
-            continue
-        if not _interleaved(lines, end):
-            return index, len(lines)
-        resume = _bottom_posted(lines, end)
-        if resume is not None:
-            return index, resume
-    return len(lines), len(lines)
+def _marker(line: str) -> str:
+    """A separator line's words: dashes, underscores and spaces around removed, lowercase."""
+    return line.strip().strip("-_=* \u00a0").strip().lower()
 
 
-def _attribution_end(lines: list[str], index: int) -> int | None:
-    """If an attribution starts at index (possibly wrapped over 3 lines), the line after it.
-    A wrapped one starts with its keyword ("On", "Am", …) or with a date or address: the
-    Russian and CJK forms end with the keyword, and "Hello" above them is the reply."""
-    joined = lines[index]
-    for used in range(1, 4):
-        if _ATTRIBUTION.match(joined):
-            if used > 1 and not (_WRAPPED_START.match(lines[index]) or re.search(r"[\d@]", lines[index])):
+def _is_separator(line: str, phrases: frozenset) -> bool:
+    stripped = line.strip()
+    if len(stripped) > 80:
+        return False
+    return _marker(stripped).rstrip(":").strip() in phrases
+
+
+def _is_rule(line: str) -> bool:
+    """A line of only dashes or underscores (at least 5), as clients draw above a quote."""
+    stripped = line.strip()
+    return len(stripped) >= 5 and not stripped.strip("-_")
+
+
+def _field(line: str) -> str | None:
+    """The name of a "Name: value" line, lowercase, or None."""
+    if ":" not in line and "：" not in line:
+        return None
+    stripped = line.strip()
+    if not stripped or len(stripped) > _MAX_MARKER_LINE:
+        return None
+    found = _FIELD_NAME.match(stripped)
+    return found.group(1).strip().lower() if found else None
+
+
+def is_attribution(joined: str, first_line: str) -> bool:
+    """Whether `joined` (one line, or a wrapped one joined) is an attribution line."""
+    text = joined.strip().lstrip("-").strip().lower()
+    if not text.endswith((":", "：")):
+        return False
+    body = text[:-1].rstrip()
+    for start, verbs in _PREFIXED:
+        if text.startswith(start) and any(verb in body for verb in verbs):
+            return True
+    if body.endswith(_SUFFIXES):
+        return bool(_HAS_DATE_OR_ADDRESS.search(text)) and _starts_like_attribution(first_line)
+    # Gmail in Russian, Japanese and others: "<date> <time> <name> <address>:" without a verb.
+    return body.endswith(">") and "@" in body and bool(_TIME.search(body))
+
+
+def _starts_like_attribution(first_line: str) -> bool:
+    """A suffix attribution wrapped over lines must start with a date or an address, so the
+    reply above it ("Hello") is not taken as its first line."""
+    return bool(_HAS_DATE_OR_ADDRESS.search(first_line))
+
+
+class _Lines:
+    """The lines of a text with the forward-looking facts precomputed in one backward pass."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        count = len(lines)
+        self.quoted = [_is_quoted(line) for line in lines]
+        self.blank = [not line.strip() for line in lines]
+        # Only a line with a colon, a dash or an underscore, or one of the two lines above a
+        # line with a colon (a wrapped attribution), can start a marker: the rest are skipped.
+        colon = [":" in line or "：" in line for line in lines] + [False, False]
+        self.candidate = [
+            colon[index] or colon[index + 1] or colon[index + 2] or "-" in line or "_" in line
+            for index, line in enumerate(lines)
+        ]
+        # first quoted line at or after i; first non-blank at or after i; end of the block of
+        # quoted and blank lines starting at i; last non-blank unquoted line; last quoted line
+        self.next_quote = [count] * (count + 1)
+        self.next_nonblank = [count] * (count + 1)
+        self.block_end = [count] * (count + 1)
+        for index in range(count - 1, -1, -1):
+            self.next_quote[index] = index if self.quoted[index] else self.next_quote[index + 1]
+            self.next_nonblank[index] = self.next_nonblank[index + 1] if self.blank[index] else index
+            self.block_end[index] = self.block_end[index + 1] if (self.quoted[index] or self.blank[index]) else index
+        self.last_answer = max((i for i in range(count) if not self.quoted[i] and not self.blank[i]), default=-1)
+        self.last_quote = max((i for i in range(count) if self.quoted[i]), default=-1)
+
+    def history_span(self) -> tuple[int, int]:
+        """(first line of quoted history, first line after it); (len, len) when there is none.
+        History runs to the end, except a bottom-posted reply: attribution, one quote block,
+        then the answer below it."""
+        lines = self.lines
+        count = len(lines)
+        for index, line in enumerate(lines):
+            if not self.candidate[index] or self.blank[index] or len(line) > _MAX_MARKER_LINE:
+                continue
+            if _is_separator(line, _FORWARDED_PHRASES):
+                break
+            if _is_separator(line, _ORIGINAL_MESSAGE_PHRASES):
+                return index, count
+            header_start = self._header_block_start(index)
+            if header_start is not None:
+                return header_start, count
+            end = self._attribution_end(index)
+            if end is None:
+                continue
+            if not self._interleaved(end):
+                return index, count
+            resume = self._bottom_posted(end)
+            if resume is not None:
+                return index, resume
+        return count, count
+
+    def _header_block_start(self, index: int) -> int | None:
+        """Where a quoted header block starting at index begins (a separator or rule line
+        just above it included), or None when index starts none."""
+        name = _field(self.lines[index])
+        if name in _FROM_NAMES:
+            partners = _SENT_NAMES
+        elif name in _SENT_NAMES:
+            partners = _FROM_NAMES
+        else:
+            return None
+        window = self.lines[index + 1 : index + 1 + _HEADER_WINDOW]
+        if not any(_field(line) in partners for line in window):
+            return None
+        above = index - 1
+        while above >= 0 and self.blank[above]:
+            above -= 1
+        if above >= 0 and (_is_rule(self.lines[above]) or _is_dashed_marker(self.lines[above])):
+            return above
+        return index
+
+    def _attribution_end(self, index: int) -> int | None:
+        """If an attribution starts at index (possibly wrapped), the line after it. Only a
+        line ending in a colon can end one, so only then are lines joined and checked."""
+        lines = self.lines
+        first = lines[index]
+        for used in range(1, _MAX_ATTRIBUTION_LINES + 1):
+            last = index + used - 1
+            if lines[last].rstrip().endswith((":", "：")):
+                joined = " ".join(line.strip() for line in lines[index : last + 1])
+                if is_attribution(joined, first) and (used == 1 or _wrapped_start(first)):
+                    return index + used
+            following = index + used
+            if following >= len(lines) or self.blank[following] or len(lines[following]) > _MAX_MARKER_LINE:
                 return None
-            return index + used
-        following = index + used
-        if following >= len(lines) or not lines[following].strip():
+        return None
+
+    def _interleaved(self, start: int) -> bool:
+        """True when the quote after an attribution is answered inline (keep it all then)."""
+        return self.next_quote[start] < len(self.lines) and self.last_answer > self.next_quote[start]
+
+    def _bottom_posted(self, start: int) -> int | None:
+        """After an attribution: one block of quoted lines and then only unquoted text (the
+        answer written below the quote) gives the answer's first line; anything else None."""
+        index = self.next_nonblank[start]
+        if index == len(self.lines) or not self.quoted[index]:
             return None
-        if len(lines[following]) > _MAX_MARKER_LINE:
-            return None
-        joined = joined.rstrip() + " " + lines[following].strip()
-    return None
+        index = self.block_end[index]
+        return None if self.last_quote >= index else index
 
 
-def _followed_by_sent(lines: list[str], index: int) -> bool:
-    return any(_HEADER_SENT.match(line) for line in lines[index + 1 : index + 7])
+def _wrapped_start(first_line: str) -> bool:
+    lowered = first_line.strip().lstrip("-").strip().lower()
+    return lowered.startswith(tuple(start for start, _ in _PREFIXED)) or bool(_HAS_DATE_OR_ADDRESS.search(first_line))
 
 
-def _include_rule_above(lines: list[str], index: int) -> int:
-    above = index - 1
-    while above >= 0 and not lines[above].strip():
-        above -= 1
-    return above if above >= 0 and _UNDERSCORE_RULE.match(lines[above]) else index
+def _is_dashed_marker(line: str) -> bool:
+    """A short line with dashes on both sides and words between ("----- Original Nachricht ----",
+    a client's own separator): it belongs to the quoted header block below it."""
+    stripped = line.strip()
+    return 0 < len(stripped) <= 80 and stripped.startswith("--") and stripped.endswith("--") and bool(_marker(stripped))
 
 
-def _interleaved(lines: list[str], start: int) -> bool:
-    """True when the quote after an attribution is answered inline (keep it all then)."""
-    seen_quote = False
-    for line in lines[start:]:
-        if _is_quoted(line):
-            seen_quote = True
-        elif line.strip() and seen_quote:
+def _has_content(lines: list[str]) -> bool:
+    """Whether any line has words and is more than a separator."""
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or _is_rule(stripped) or _is_dashed_marker(stripped):
+            continue
+        if _is_separator(stripped, _ORIGINAL_MESSAGE_PHRASES) or _is_separator(stripped, _FORWARDED_PHRASES):
+            continue
+        if any(char.isalnum() for char in stripped):
             return True
     return False
-
-
-def _bottom_posted(lines: list[str], start: int) -> int | None:
-    """After an attribution: one block of quoted lines and then only unquoted text (the answer
-    written below the quote) gives the answer's first line; anything else None."""
-    index = start
-    while index < len(lines) and not lines[index].strip():
-        index += 1
-    if index == len(lines) or not _is_quoted(lines[index]):
-        return None
-    while index < len(lines) and (_is_quoted(lines[index]) or not lines[index].strip()):
-        index += 1
-    if any(_is_quoted(line) for line in lines[index:]):
-        return None
-    return index
 
 
 def _drop_trailing_quotes(lines: list[str]) -> list[str]:
@@ -184,7 +291,7 @@ def _drop_signature(lines: list[str]) -> list[str]:
     end = len(lines)
     while end > 0 and not lines[end - 1].strip():
         end -= 1
-    if end > 0 and _MOBILE_SIGNATURE.match(lines[end - 1]):
+    if end > 0 and len(lines[end - 1]) <= _MAX_MARKER_LINE and _MOBILE_SIGNATURE.fullmatch(lines[end - 1]):
         end -= 1
     lines = lines[:end]
     for index in range(len(lines) - 1, max(-1, len(lines) - _MAX_SIGNATURE_LINES - 2), -1):

@@ -13,10 +13,10 @@ import email.parser
 
 from .bodies import read_body, read_body_fallback, repair_boundary, safe_filename
 from .charsets import decode_text, decode_words
-from .headers import generated_message_id, read_headers
+from .headers import generated_message_id, read_headers, repair_header_block
 from .html import cid_references, html_to_text, resolve_cid, sanitize_html
 from .limits import (
-    MAX_DEPTH, MAX_PARTS, MAX_RECIPIENTS, CappedPolicy, bound_structure, cap_part_headers,
+    MAX_DEPTH, MAX_PARTS, MAX_RECIPIENTS, Budget, CappedPolicy, bound_structure, cap_part_headers,
 )
 from .model import Address, Attachment, Defects, ParsedMessage
 
@@ -29,6 +29,7 @@ __all__ = [
 def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> ParsedMessage:
     """Parse one RFC 822 message. Never raises; problems end up in `defects`."""
     defects = Defects()
+    budget = Budget()
     try:
         raw = _as_bytes(raw)
     except Exception as e:  # noqa: BLE001 - the contract is "never raises"
@@ -36,7 +37,9 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         raw = b""
     result = ParsedMessage(size=len(raw))
     try:
-        bounded, notes = bound_structure(raw)
+        repaired_head, notes = repair_header_block(raw)
+        bounded, structure_notes = bound_structure(repaired_head)
+        notes += structure_notes
     except Exception as e:  # noqa: BLE001
         bounded, notes = raw, [f"structure pre-scan failed: {type(e).__name__}"]
     for note in notes:
@@ -57,7 +60,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         defects.add(note)
     if message is not None:
         try:
-            read_body(message, result, defects, max_attachment_bytes)
+            read_body(message, result, defects, max_attachment_bytes, budget)
         except Exception as e:  # noqa: BLE001
             defects.add(f"body could not be parsed: {type(e).__name__}")
             read_body_fallback(bounded, result, defects)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import email.utils
 import hashlib
 import io
@@ -15,8 +16,11 @@ from email.message import Message
 from mailbridge.domain import quotes
 
 from .charsets import decode_text, decode_words, unescape
-from .html import cid_references, html_to_text, sanitize_html
-from .limits import MAX_DEPTH, MAX_FILENAME_CHARS, MAX_HTML_TO_TEXT_CHARS, MAX_PARTS, cap_part_headers
+from .headers import declared_charset
+from .html import cid_references, html_text_without_markup, html_to_text, sanitize_html
+from .limits import (
+    MAX_DEPTH, MAX_FILENAME_CHARS, MAX_HTML_TO_TEXT_CHARS, MAX_PARTS, MAX_TEXT_OVER_BUDGET, Budget, cap_part_headers,
+)
 from .model import Attachment, Defects, ParsedMessage, clean_line, normalize_text
 
 _EXTENSIONS = {
@@ -76,7 +80,9 @@ def read_body_fallback(raw: bytes, result: ParsedMessage, defects: Defects) -> N
     result.text = quotes.strip_reply(result.full_text)
 
 
-def read_body(message: Message, result: ParsedMessage, defects: Defects, max_attachment_bytes) -> None:
+def read_body(message: Message, result: ParsedMessage, defects: Defects, max_attachment_bytes,
+              budget: Budget | None = None) -> None:
+    budget = budget or Budget()
     for defect in getattr(message, "defects", ()):
         defects.add(f"MIME: {type(defect).__name__}")
     plain: list[str] = []
@@ -113,9 +119,15 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
                 stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
             continue
         data = _payload_bytes(part, defects)
-        filename = _filename(part, defects)
+        filename = _filename(part, defects, message)
         disposition = _disposition(part)
+        if content_type.startswith("multipart/"):
+            # Declared multipart, but no delimiter splits it: a container is never an attachment.
+            defects.add(f"{content_type} without any part; its body was read as text")
+            content_type = "text/plain"
         if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+            if budget.exhausted("reading the text parts"):
+                continue
             text, fallback = decode_text(data, _charset(part))
             if fallback:
                 defects.add(f"{content_type} part: {fallback}")
@@ -128,19 +140,53 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
         delivery_report = True
     result.is_delivery_report = delivery_report
     if html_parts:
-        result.html = sanitize_html("\n".join(html_parts))
+        result.html = sanitize_html("\n".join(html_parts), defects)
         referenced = cid_references(result.html)
         for attachment in attachments:
             if attachment.content_id and (
                 attachment.content_id in referenced or attachment.content_id.lower() in referenced
             ):
                 attachment.inline = True
+    result.attachments = attachments
     full_text = "\n".join(plain)
-    if not full_text.strip() and result.html:
-        full_text = html_to_text(result.html, defects)
+    if result.html and not budget.exhausted("converting HTML to text"):
+        if not full_text.strip():
+            full_text = html_to_text(result.html, defects)
+        elif len(full_text.split()) <= STUB_MAX_WORDS:
+            html_text = html_to_text(result.html, defects)
+            if _is_stub(full_text, len(html_text.split())):
+                defects.add("the plain-text part is a stub of the HTML part; the HTML text was shown")
+                full_text = html_text
+    elif result.html and not full_text.strip():
+        full_text = html_text_without_markup(result.html[:MAX_TEXT_OVER_BUDGET])
+    if budget.exhausted("stripping quoted replies"):
+        defects.add(f"parsing took more than its CPU budget of {budget.seconds:g} s "
+                    f"(at {budget.spent_at}); the text was cut and not stripped of quotes")
+        result.full_text = normalize_text(full_text[:MAX_TEXT_OVER_BUDGET])
+        result.text = result.full_text
+        return
     result.full_text = normalize_text(full_text)
     result.text = quotes.strip_reply(result.full_text)
-    result.attachments = attachments
+
+
+# A plain part with at most this many words is a stub of the HTML part when it says so ("view
+# this message in your browser") or has next to nothing, and the HTML text has STUB_HTML_RATIO
+# times as many words (at least STUB_MIN_HTML_WORDS for a plain part of a few words).
+STUB_MAX_WORDS = 40
+STUB_HTML_RATIO = 4
+STUB_MIN_HTML_WORDS = 50
+_STUB_PHRASES = re.compile(
+    r"view (this|the|it) (message|e-?mail|newsletter|online)|in (a|your) (web )?browser|html[- ](version|e-?mail)"
+    r"|does not support html|im browser|dans (votre|un) navigateur|en (tu|su|el) navegador|no navegador",
+    re.IGNORECASE,
+)
+
+
+def _is_stub(plain: str, html_words: int) -> bool:
+    words = len(plain.split())
+    if html_words < STUB_HTML_RATIO * max(1, words):
+        return False
+    return bool(_STUB_PHRASES.search(plain)) or (words <= 3 and html_words >= STUB_MIN_HTML_WORDS)
 
 
 def _content_type(part: Message) -> str:
@@ -176,6 +222,12 @@ def _disposition(part: Message) -> str | None:
 
 
 def _payload_bytes(part: Message, defects: Defects) -> bytes:
+    encoding = raw_header(part, "content-transfer-encoding").strip().lower()
+    if encoding in _UUENCODINGS:
+        payload = part.get_payload()
+        if isinstance(payload, str) and not _UU_BEGIN.search(payload):
+            defects.add("uuencoded part without a begin line was decoded line by line")
+            return _uudecode_lines(payload)
     try:
         data = part.get_payload(decode=True)
     except Exception as e:  # noqa: BLE001
@@ -208,7 +260,37 @@ def _generate(message: Message) -> bytes:
     return buffer.getvalue()
 
 
-def _filename(part: Message, defects: Defects) -> str | None:
+_UUENCODINGS = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
+_UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ", re.MULTILINE)
+
+
+def _uudecode_lines(payload: str) -> bytes:
+    chunks = []
+    for line in payload.encode("ascii", "replace").splitlines():
+        line = line.rstrip(b"\r")
+        if not line or line in (b"`", b"end"):
+            continue
+        try:
+            chunks.append(binascii.a2b_uu(line))
+        except binascii.Error:
+            # Some encoders write lines one byte short (as the stdlib's uu handling allows).
+            nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
+            try:
+                chunks.append(binascii.a2b_uu(line[:nbytes]))
+            except binascii.Error:
+                continue
+    return b"".join(chunks)
+
+
+def raw_header(part: Message, name: str) -> str:
+    """A header's first value as written (no structured parse, which costs far more)."""
+    for header_name, value in part.raw_items():
+        if str(header_name).lower() == name:
+            return str(value)
+    return ""
+
+
+def _filename(part: Message, defects: Defects, message: Message | None = None) -> str | None:
     try:
         name = part.get_filename()
     except Exception:  # noqa: BLE001
@@ -216,15 +298,36 @@ def _filename(part: Message, defects: Defects) -> str | None:
         defects.add("unreadable attachment filename parameter")
     if not name:
         return None
-    return safe_filename(name, defects)
+    charset = None
+    if "\ufffd" in name:
+        # Raw 8-bit bytes: read them in the part's charset, else the message's.
+        name = _raw_filename(part) or name
+        charset = _charset(part) or (declared_charset(message) if message is not None else None)
+    return safe_filename(name, defects, charset)
 
 
-def safe_filename(name: str, defects: Defects | None = None) -> str | None:
+_RAW_FILENAME = re.compile(r'\b(?:file)?name[ \t]*=[ \t]*(?:"([^"\r\n]{1,1000})"|([^\s;"]{1,1000}))', re.IGNORECASE)
+
+
+def _raw_filename(part: Message) -> str | None:
+    """The filename parameter as the message wrote it (raw 8-bit bytes still surrogate
+    escapes, for unescape to read in the declared charset); the stdlib has already turned
+    them into U+FFFD."""
+    for header_name in ("content-disposition", "content-type"):
+        for name, value in part.raw_items():
+            if str(name).lower() == header_name:
+                found = _RAW_FILENAME.search(str(value))
+                if found:
+                    return found.group(1) or found.group(2)
+    return None
+
+
+def safe_filename(name: str, defects: Defects | None = None, charset: str | None = None) -> str | None:
     """A filename with no directories or control/format characters; None when nothing is left."""
     name = str(name)
     if "=?" in name:
         name = decode_words(name, defects, "filename")
-    name = unescape(name).replace("\\", "/").split("/")[-1]
+    name = unescape(name, charset, defects, "filename").replace("\\", "/").split("/")[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = name.strip().strip(".").strip()
     if not name:

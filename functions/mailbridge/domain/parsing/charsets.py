@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from email import policy
 from email.header import decode_header
 
@@ -70,6 +71,8 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
             return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
             pass
+    if is_ascii and b"\x1b$" in data and (codec is None or codec.startswith("iso2022_jp")):
+        return decode_iso2022jp_vendor(data), "ISO-2022-JP with vendor characters read as CP50220 (JIS to windows-31j)"
     try:
         text = data.decode("utf-8")
         if is_ascii or codec in (None, "utf-8") or unknown:
@@ -102,6 +105,43 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
         except (LookupError, ValueError):
             pass
     return _decode_cp1252(data), f"{what}, read as windows-1252"
+
+
+_ISO2022_ESCAPE = re.compile(rb"\x1b(\(B|\(J|\$@|\$B|\(I|\$\(D|\$\(Q|\$\(O)")
+
+
+def decode_iso2022jp_vendor(data: bytes) -> str:
+    """ISO-2022-JP as Japanese mailers write it (Microsoft's CP50220): JIS X 0208 rows with the
+    NEC and IBM extensions (①, ㈱, Roman numerals) that the strict codec refuses. Each two-byte
+    JIS run is mapped to Shift_JIS and read as windows-31j; one pass, never raises."""
+    out: list[str] = []
+    mode = b"(B"
+    position = 0
+    for match in _ISO2022_ESCAPE.finditer(data):
+        out.append(_iso2022_run(data[position : match.start()], mode))
+        mode, position = match.group(1), match.end()
+    out.append(_iso2022_run(data[position:], mode))
+    return "".join(out)
+
+
+def _iso2022_run(run: bytes, mode: bytes) -> str:
+    if mode in (b"(B", b"(J"):
+        return run.decode("ascii", errors="replace")
+    if mode == b"(I":
+        return bytes(byte | 0x80 for byte in run).decode("cp932", errors="replace")
+    sjis = bytearray()
+    for index in range(0, len(run) - 1, 2):
+        first, second = run[index], run[index + 1]
+        if not (0x21 <= first <= 0x7E and 0x21 <= second <= 0x7E):
+            sjis += b"?"
+            continue
+        if first % 2:
+            second += 0x1F if second < 0x60 else 0x20
+        else:
+            second += 0x7E
+        first = ((first + 1) >> 1) + (0x70 if first <= 0x5E else 0xB0)
+        sjis += bytes((first, second))
+    return sjis.decode("cp932", errors="replace")
 
 
 def _decode_cp1252(data: bytes) -> str:
@@ -145,8 +185,10 @@ def _guess_charset(data: bytes) -> str | None:
     return best.encoding
 
 
-def unescape(value: str) -> str:
-    """Raw 8-bit header bytes arrive as surrogate escapes: read them as UTF-8, else cp1252."""
+def unescape(value: str, charset: str | None = None, notes: Defects | None = None, label: str = "header") -> str:
+    """Raw 8-bit header bytes arrive as surrogate escapes. They are read as UTF-8 when they
+    are valid UTF-8, else in the charset the message declares, else in the charset that reads
+    them most plausibly (guess_short_charset); a note says which."""
     if not SURROGATES.search(value):
         return value
     try:
@@ -156,7 +198,84 @@ def unescape(value: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        pass
+    codec = _codec(charset) if charset else None
+    if codec and codec != "utf-8":
+        try:
+            text = data.decode(codec)
+            if notes is not None:
+                notes.add(f"{label}: raw 8-bit text read in the declared charset {charset}")
+            return text
+        except (UnicodeDecodeError, LookupError):
+            pass
+    codec = guess_short_charset(data)
+    if notes is not None:
+        notes.add(f"{label}: raw 8-bit text without a usable charset, read as {codec}")
+    return data.decode(codec, errors="replace")
+
+
+# Tried in this order; on a tie the earlier wins, so western text stays windows-1252.
+_SHORT_CANDIDATES = ("cp1252", "cp1250", "koi8_r", "cp1251", "iso8859_7", "gb18030", "cp932", "big5", "cp949")
+
+
+def guess_short_charset(data: bytes) -> str:
+    """The charset that reads a few undeclared 8-bit bytes (a subject, a name) most plausibly.
+
+    charset_normalizer needs far more text than a header holds (it reads a KOI8-R subject as
+    Shift_JIS). This scores each candidate by its non-ASCII characters: letters of one script
+    count for it; symbols, half-width kana, a script change inside a word and a capital after a
+    small letter count against it. Linear in the length.
+    """
+    best, best_score = "cp1252", None
+    for codec in _SHORT_CANDIDATES:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        score = _plausibility(text)
+        if best_score is None or score > best_score:
+            best, best_score = codec, score
+    return best
+
+
+def _plausibility(text: str) -> int:
+    scripts: dict[str, int] = {}
+    penalty = 0
+    previous = " "
+    previous_script = ""
+    accented_run = 0  # non-ASCII Latin letters in a row: western words have one or two
+    for char in text:
+        if char < "\x80":
+            script = "LATIN" if char.isalpha() else ""
+            accented_run = 0
+        elif not char.isalpha():
+            penalty += 1
+            script = ""
+            accented_run = 0
+        else:
+            script = unicodedata.name(char, "").split(" ", 1)[0]
+            weight = 1
+            if script == "HALFWIDTH":
+                penalty += 1
+            elif script in ("HIRAGANA", "KATAKANA"):
+                weight = 3  # kana only come from a Japanese charset
+            elif script in ("CJK", "HANGUL"):
+                weight = 2  # one character from two bytes
+            if script in _CJK_SCRIPTS:
+                script = "CJK"
+            scripts[script] = scripts.get(script, 0) + weight
+            if previous.islower() and char.isupper():
+                penalty += 1
+            accented_run = accented_run + 1 if script == "LATIN" else 0
+            if accented_run >= 3:
+                penalty += 1
+        if script and previous_script and script != previous_script:
+            penalty += 1
+        previous, previous_script = char, script
+    return (max(scripts.values()) if scripts else 0) - 2 * penalty
+
+
+_CJK_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "FULLWIDTH", "IDEOGRAPHIC"})
 
 
 def decode_words(value: str, defects: Defects | None, name: str = "header") -> str:

@@ -8,35 +8,65 @@ import hashlib
 import re
 from email.message import Message
 
-from .addresses import addresses
+from .addresses import addresses, has_domain
 from .charsets import decode_words, unescape
 from .limits import MAX_HEADER_NAMES, MAX_REFERENCES, MAX_STORED_HEADER_CHARS, MAX_VALUES_PER_HEADER
-from .model import Defects, ParsedMessage, clean_line, unfold
+from .model import SURROGATES, Defects, ParsedMessage, clean_line, unfold
+
+# How many parts declared_charset looks at for a charset.
+MAX_CHARSET_PARTS = 50
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,998})>")
 
 
-def raw_values(message: Message, name: str) -> list[str]:
+def raw_values(message: Message, name: str, charset: str | None = None, notes: Defects | None = None) -> list[str]:
     wanted = name.lower()
     values = []
     for header_name, value in message.raw_items():
         if str(header_name).lower() == wanted:
-            values.append(unfold(unescape(str(value))))
+            values.append(unfold(unescape(str(value), charset, notes, name.title())))
     return values
 
 
+def declared_charset(message: Message) -> str | None:
+    """The charset the message declares for its text: the top level's, else its first text
+    part's. Raw 8-bit header bytes are in that charset far more often than in any other."""
+    stack, seen = [message], 0
+    while stack and seen < MAX_CHARSET_PARTS:
+        part = stack.pop()
+        seen += 1
+        try:
+            charset = part.get_param("charset")
+            if isinstance(charset, tuple):
+                charset = email.utils.collapse_rfc2231_value(charset)
+            if isinstance(charset, str) and charset.strip() and SURROGATES.search(charset) is None:
+                return charset.strip().strip('"').lower()
+            payload = part.get_payload() if part.is_multipart() else None
+        except Exception:  # noqa: BLE001 - a broken part declares nothing
+            continue
+        if isinstance(payload, list):
+            stack.extend(reversed([child for child in payload if isinstance(child, Message)]))
+    return None
+
+
+# Where a message has no usable From, the requester comes from these, in this order.
+_SENDER_FALLBACKS = ("sender", "reply-to", "return-path")
+
+
 def read_headers(message: Message, result: ParsedMessage, defects: Defects) -> None:
-    result.headers = header_map(message)
-    subjects = raw_values(message, "subject")
+    # Looked up only when some header holds raw 8-bit bytes: it costs a Content-Type parse.
+    charset = declared_charset(message) if any(SURROGATES.search(str(value)) for _, value in message.raw_items()) else None
+    result.headers = header_map(message, charset)
+    subjects = raw_values(message, "subject", charset, defects)
     result.subject = decode_words(subjects[0], defects, "Subject") if subjects else ""
 
-    senders = addresses(raw_values(message, "from"), "from", defects, limit=1)
+    senders = addresses(raw_values(message, "from", charset, defects), "from", defects, limit=1)
     result.from_ = senders[0] if senders else None
-    if result.from_ is None:
-        defects.add("missing or unreadable From")
-    result.to = addresses(raw_values(message, "to"), "to", defects)
-    result.cc = addresses(raw_values(message, "cc"), "cc", defects)
-    result.reply_to = addresses(raw_values(message, "reply-to"), "reply-to", defects)
+    if result.from_ is None or not has_domain(result.from_.email):
+        _sender_fallback(message, result, defects, charset)
+    result.to = addresses(raw_values(message, "to", charset), "to", defects)
+    result.cc = addresses(raw_values(message, "cc", charset), "cc", defects)
+    result.reply_to = addresses(raw_values(message, "reply-to", charset), "reply-to", defects)
 
     dates = raw_values(message, "date")
     if dates:
@@ -58,7 +88,21 @@ def read_headers(message: Message, result: ParsedMessage, defects: Defects) -> N
         result.auto_submitted = auto[0].split(";")[0].strip().lower() or None
 
 
-def header_map(message: Message) -> dict[str, list[str]]:
+def _sender_fallback(message: Message, result: ParsedMessage, defects: Defects, charset: str | None) -> None:
+    """No From, or one without a domain: the requester is the first of Sender, Reply-To and
+    Return-Path that has a full address, with a note saying so."""
+    for name in _SENDER_FALLBACKS:
+        found = addresses(raw_values(message, name, charset), name, Defects(), limit=1)
+        if found and has_domain(found[0].email):
+            what = "no From" if result.from_ is None else "From without a domain"
+            defects.add(f"{what}; the requester was taken from {name.title()}")
+            result.from_ = found[0]
+            return
+    if result.from_ is None:
+        defects.add("missing or unreadable From")
+
+
+def header_map(message: Message, charset: str | None = None) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items():
         key = clean_line(str(name)).lower()[:100]
@@ -69,7 +113,7 @@ def header_map(message: Message) -> dict[str, list[str]]:
         values = headers[key]
         if len(values) >= MAX_VALUES_PER_HEADER:
             continue
-        text = unfold(unescape(str(value)))[:MAX_STORED_HEADER_CHARS]
+        text = unfold(unescape(str(value), charset))[:MAX_STORED_HEADER_CHARS]
         if "=?" in text:
             text = decode_words(text, None, key)
         values.append(clean_line(text))
@@ -106,3 +150,75 @@ def _ids(value: str) -> list[str]:
 def generated_message_id(raw: bytes) -> str:
     """The stable Message-ID given to a message that has none: a hash of its bytes."""
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@mailbridge.invalid>"
+
+
+# A field name (printable ASCII but the colon), then the colon; RFC 5322 §4.5 (obsolete syntax)
+# allows white space before the colon, and a parser must accept it.
+_FIELD = re.compile(rb"([!-9;-~]+)([ \t]*):")
+# How many lines without a field name in a row are taken as a broken header rather than as the
+# start of a body that lacks its blank separator line.
+MAX_NAMELESS_RUN = 3
+
+
+def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
+    """Make every header of the top-level block readable by the stdlib parser.
+
+    The stdlib ends the header block at the first line that is neither a field nor a
+    continuation, and every header after it is lost (no From, no Message-ID). Here, scanning
+    the block once: white space before a colon is removed; a short run of lines without a
+    field name between two fields is joined to the field above (a continuation that lost its
+    indent); such lines above the first field (a banner a forwarding tool put there) are
+    dropped. A long run still starts the body, as the stdlib would have it.
+    """
+    end = _header_end(raw)
+    block = raw[:end]
+    lines = block.splitlines(keepends=True)
+    if all(_plain_header_line(line, index) for index, line in enumerate(lines)):
+        return raw, []
+    notes: list[str] = []
+    fields = [index for index, line in enumerate(lines) if _FIELD.match(line) and line[:1] not in b" \t"]
+    last_field = fields[-1] if fields else -1
+    out: list[bytes] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line[:1] in (b" ", b"\t") or (index == 0 and line.startswith(b"From ") and not _FIELD.match(line)):
+            out.append(line)
+            index += 1
+            continue
+        field = _FIELD.match(line)
+        if field:
+            if field.group(2):
+                line = field.group(1) + b":" + line[field.end() :]
+                notes.append("white space before a header colon removed (obsolete syntax)")
+            out.append(line)
+            index += 1
+            continue
+        run_end = index
+        while run_end < len(lines) and not _FIELD.match(lines[run_end]) and lines[run_end][:1] not in b" \t":
+            run_end += 1
+        if index > last_field or run_end - index > MAX_NAMELESS_RUN:
+            out.extend(lines[index:])
+            break
+        if out:
+            out.extend(b" " + nameless.lstrip() for nameless in lines[index:run_end])
+            notes.append("header line without a field name joined to the header above")
+        else:
+            notes.append("lines above the first header that are not headers were dropped")
+        index = run_end
+    return b"".join(out) + raw[end:], notes
+
+
+def _header_end(raw: bytes) -> int:
+    """Offset just after the last header line (before the blank line), or len(raw)."""
+    ends = [found + 1 for found in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if found >= 0]
+    return min(ends) if ends else len(raw)
+
+
+def _plain_header_line(line: bytes, index: int) -> bool:
+    if line[:1] in (b" ", b"\t"):
+        return index > 0
+    if index == 0 and line.startswith(b"From ") and not _FIELD.match(line):
+        return True
+    field = _FIELD.match(line)
+    return field is not None and not field.group(2)

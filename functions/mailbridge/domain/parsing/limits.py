@@ -7,6 +7,7 @@ a ticket (docs/parsing.md).
 from __future__ import annotations
 
 import re
+import time
 from email import policy
 from email.message import Message
 
@@ -69,6 +70,8 @@ _STRUCTURE = re.compile(
     rb'^--([^\r\n]{1,200})|boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
     re.IGNORECASE | re.MULTILINE,
 )
+# RFC 2045 tspecials other than the quote (which the bare form above cannot hold).
+_TSPECIALS = re.compile(rb'[()<>@,:\\/\[\]?=]')
 
 
 class CappedPolicy(policy.EmailPolicy):
@@ -107,19 +110,21 @@ def header_limit(lowered_name: str) -> int:
 
 
 def bound_structure(raw: bytes) -> tuple[bytes, list[str]]:
-    """Keep the parser's work bounded before it starts.
+    """Keep the parser's work bounded before it starts, and make boundaries readable.
 
     The stdlib parser checks every line against every open boundary, so a message nested
     thousands of levels deep costs quadratic time (and ends in RecursionError). Boundaries
     declared deeper than MAX_DEPTH are renamed (the part becomes an unsplit body) and the
-    message is cut after MAX_PARTS part delimiters. Ordinary mail passes through untouched.
+    message is cut after MAX_PARTS part delimiters. An unquoted boundary holding a character
+    RFC 2045 reserves (Outlook's `boundary=----=_NextPart_…`) is quoted, because the stdlib
+    reads it only up to the `=`. Ordinary mail passes through untouched.
     """
     notes: list[str] = []
     if b"oundary" not in raw and b"OUNDARY" not in raw:
         return raw, notes
     stack: list[bytes] = []
     delimiters = 0
-    mutable: bytearray | None = None
+    edits: list[tuple[int, int, bytes]] = []
     for match in _STRUCTURE.finditer(raw):
         line, quoted, bare = match.groups()
         if line is None:
@@ -127,13 +132,13 @@ def bound_structure(raw: bytes) -> tuple[bytes, list[str]]:
             if not boundary:
                 continue
             if len(stack) >= MAX_DEPTH + 1:
-                if mutable is None:
-                    mutable = bytearray(raw)
-                start = match.start()
-                mutable[start : start + 8] = b"nobounds"
+                edits.append((match.start(), match.start() + 8, b"nobounds"))
                 if not notes:
                     notes.append(f"MIME nesting deeper than {MAX_DEPTH}; inner parts kept unsplit")
                 continue
+            if bare is not None and _TSPECIALS.search(bare):
+                edits.append((match.start(3), match.end(3), b'"' + bare + b'"'))
+                notes.append("unquoted MIME boundary with reserved characters was read whole")
             stack.append(boundary)
             continue
         for index in range(len(stack) - 1, -1, -1):
@@ -148,9 +153,20 @@ def bound_structure(raw: bytes) -> tuple[bytes, list[str]]:
             break
         if delimiters > MAX_PARTS:
             notes.append(f"more than {MAX_PARTS} MIME parts; the message was cut after part {MAX_PARTS}")
-            data = bytes(mutable) if mutable is not None else raw
-            return data[: match.start()], notes
-    return (bytes(mutable) if mutable is not None else raw), notes
+            return _apply(raw[: match.start()], edits), notes
+    return _apply(raw, edits), notes
+
+
+def _apply(raw: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    """raw with the (start, end, replacement) edits, given in order, applied in one pass."""
+    if not edits:
+        return raw
+    pieces, position = [], 0
+    for start, end, replacement in edits:
+        pieces += [raw[position:start], replacement]
+        position = end
+    pieces.append(raw[position:])
+    return b"".join(pieces)
 
 
 def cap_part_headers(part: Message, defects: Defects) -> None:
@@ -159,3 +175,26 @@ def cap_part_headers(part: Message, defects: Defects) -> None:
     if isinstance(headers, list) and len(headers) > MAX_HEADERS_PER_PART:
         defects.add(f"more than {MAX_HEADERS_PER_PART} header fields; the rest were dropped")
         del headers[MAX_HEADERS_PER_PART:]
+
+
+# CPU seconds one message may cost the parser (docs/parsing.md). Past it the remaining
+# expensive steps (HTML to text, quote stripping) are skipped and the text is cut, so one
+# hostile message can never use up a poll's time.
+CPU_BUDGET_SECONDS = 3.0
+MAX_TEXT_OVER_BUDGET = 100_000
+
+
+class Budget:
+    """The CPU time one parse may use, read from this thread's CPU clock at checkpoints."""
+
+    def __init__(self, seconds: float | None = None, clock=time.thread_time):
+        self.seconds = CPU_BUDGET_SECONDS if seconds is None else seconds
+        self.clock = clock
+        self.deadline = clock() + self.seconds
+        self.spent_at: str | None = None
+
+    def exhausted(self, step: str) -> bool:
+        """True once the budget is spent; the first step that found it so is kept."""
+        if self.spent_at is None and self.clock() > self.deadline:
+            self.spent_at = step
+        return self.spent_at is not None
