@@ -10,6 +10,8 @@ from .charsets import decode_words, unescape
 from .limits import MAX_ADDRESS_ITEM_CHARS, MAX_RECIPIENTS
 from .model import Address, Defects, clean_line
 
+# Items read per header, readable or not: junk items never count towards MAX_RECIPIENTS.
+MAX_ADDRESS_ITEMS = 2 * MAX_RECIPIENTS
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,75}\?[bBqQ]\?[^?\s]{0,998}\?=")
 # An addr-spec as mail really has it: no white space or list punctuation, one "@" (a dot at
 # the end of the domain is removed afterwards).
@@ -20,8 +22,13 @@ def addresses(values: list[str], name: str, defects: Defects, limit: int = MAX_R
     found: list[Address] = []
     seen: set[str] = set()
     label = name.title()
+    tried = 0
     for value in values:
         for item in split_address_list(value):
+            tried += 1
+            if tried > MAX_ADDRESS_ITEMS:
+                defects.add(f"more than {MAX_ADDRESS_ITEMS} {label} items; the rest were not read")
+                return found
             for address in parse_address_item(name, item, defects, label):
                 if address.email in seen:
                     continue

@@ -126,9 +126,10 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
             defects.add(f"{content_type} without any part; its body was read as text")
             content_type = "text/plain"
         if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            if budget.exhausted("reading the text parts"):
-                continue
-            text, fallback = decode_text(data, _charset(part))
+            over_budget = budget.exhausted("reading the text parts")
+            if over_budget:
+                data = data[:MAX_TEXT_OVER_BUDGET]
+            text, fallback = decode_text(data, _charset(part), guess=not over_budget)
             if fallback:
                 defects.add(f"{content_type} part: {fallback}")
             (plain if content_type == "text/plain" else html_parts).append(text)
