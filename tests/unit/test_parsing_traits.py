@@ -244,3 +244,36 @@ def test_short_plain_answer_is_not_a_stub():
                                    'Content-Type: multipart/alternative; boundary="b"', body=body))
 
     assert parsed.text == "Thanks"
+
+
+def test_declared_multipart_with_a_binary_body_is_kept_as_a_file():
+    raw = (b"From: a@customer.example\r\nMessage-ID: <m@x>\r\nContent-Type: multipart/form-data\r\n\r\n"
+           b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01")
+
+    parsed = parse_message(raw)
+
+    assert [a.content_type for a in parsed.attachments] == ["application/octet-stream"]
+    assert "multipart/form-data without any part; its binary body was kept as a file" in parsed.defects
+
+
+def test_eight_bit_body_under_an_ascii_label_is_read_as_undeclared():
+    raw = raw_header_message(b"x", b'text/plain; charset="us-ascii"', "Это сообщение".encode("cp1251") + b"\r\n")
+
+    parsed = parse_message(raw)
+
+    assert parsed.text == "Это сообщение"
+    assert "text/plain part: declared us-ascii is wrong, read as cp1251" in parsed.defects
+
+
+def test_list_archive_address_form_is_read_and_noted():
+    parsed = parse_message(message("From: vondruch at redhat.com (=?ISO-8859-2?Q?V=EDt_Ondruch?=)", *STANDARD))
+
+    assert parsed.from_ == Address("vondruch@redhat.com", "Vít Ondruch")
+    assert "From: address written as 'user at host' read as vondruch@redhat.com" in parsed.defects
+
+
+def test_name_only_from_is_no_requester_and_noted():
+    parsed = parse_message(message("From: =?koi8-r?B?8sXL0sXB1MnXzs/FIMHHxc7U09TXzw==?=", *STANDARD))
+
+    assert parsed.from_ is None
+    assert "missing or unreadable From" in parsed.defects

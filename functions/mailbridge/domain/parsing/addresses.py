@@ -15,6 +15,7 @@ MAX_ADDRESS_ITEMS = 2 * MAX_RECIPIENTS
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,75}\?[bBqQ]\?[^?\s]{0,998}\?=")
 # An addr-spec as mail really has it: no white space or list punctuation, one "@" (a dot at
 # the end of the domain is removed afterwards).
+_ARCHIVED = re.compile(r"[^\s@<>()]{1,64} at [a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){1,5}", re.IGNORECASE)
 _ADDR_SPEC = re.compile(r'[^\s<>"(),;:\\@]+@[^\s<>"(),;:\\@]+')
 
 
@@ -112,6 +113,8 @@ def parse_address_item(name: str, item: str, defects: Defects, label: str) -> li
     parsed = _common_form(item)
     if parsed is None:
         parsed = _stdlib_form(name, item)
+    elif " at " in item and "@" not in item and parsed:
+        defects.add(f"{label}: address written as 'user at host' read as {parsed[0][1][:80]}")
     addresses = []
     for display_name, addr_spec in parsed:
         address = clean_line(unescape(addr_spec)).strip().strip("<>").lower()[:320]
@@ -123,6 +126,9 @@ def parse_address_item(name: str, item: str, defects: Defects, label: str) -> li
         if not has_domain(address):
             if name != "from":
                 defects.add(f"{label}: address without domain ignored")
+                continue
+            if any(char.isspace() or char == '"' for char in address):
+                defects.add(f"From: {address[:80]!r} is a name without an address")
                 continue
             defects.add(f"From: {address[:80]!r} is not an address with a domain")
         display = decode_words(display_name, defects, label) if display_name else ""
@@ -164,6 +170,8 @@ def _common_form(item: str) -> list[tuple[str, str]] | None:
             return None
     else:
         address, name = item, ""
+    if " at " in address and _ARCHIVED.fullmatch(address):
+        address = address.replace(" at ", "@")  # list archives (pipermail) write "user at host"
     return [(name, address)] if _ADDR_SPEC.fullmatch(address) else None
 
 

@@ -121,10 +121,16 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
         data = _payload_bytes(part, defects)
         filename = _filename(part, defects, message)
         disposition = _disposition(part)
+        if content_type == "application/plain":
+            content_type = "text/plain"  # a type some mailers invent for plain text
         if content_type.startswith("multipart/"):
             # Declared multipart, but no delimiter splits it: a container is never an attachment.
-            defects.add(f"{content_type} without any part; its body was read as text")
-            content_type = "text/plain"
+            if _looks_binary(data):
+                defects.add(f"{content_type} without any part; its binary body was kept as a file")
+                content_type = "application/octet-stream"
+            else:
+                defects.add(f"{content_type} without any part; its body was read as text")
+                content_type = "text/plain"
         if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
             over_budget = budget.exhausted("reading the text parts")
             if over_budget:
@@ -259,6 +265,13 @@ def _generate(message: Message) -> bytes:
     buffer = io.BytesIO()
     BytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(message)
     return buffer.getvalue()
+
+
+def _looks_binary(data: bytes) -> bool:
+    """NUL bytes, or many control bytes, in the first 4 KB: not text in any charset mail uses."""
+    sample = data[:4096]
+    controls = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
+    return b"\x00" in sample or controls * 20 > len(sample)
 
 
 _UUENCODINGS = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})

@@ -66,6 +66,8 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
     if not data:
         return "", None
     is_ascii = data.isascii()
+    if codec and not is_ascii and declared_name in ("us-ascii", "ascii", "ansi_x3.4-1968"):
+        codec = None  # 8-bit bytes under an ASCII label: the label says nothing about them
     if is_ascii and codec:
         try:
             return data.decode(codec), None
@@ -79,6 +81,8 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
             note = f"unknown charset {declared_name!r}, read as utf-8" if unknown else None
             if declared_name is None and not is_ascii:
                 note = "no charset declared, read as utf-8"
+            elif declared_name and not unknown and not is_ascii and codec is None:
+                note = f"declared {declared_name} but content is utf-8"
             return text, note
         return text, f"declared {declared_name} but content is utf-8"
     except UnicodeDecodeError:
@@ -104,6 +108,11 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
             return data.decode(guessed, errors="replace"), f"{what}, guessed {guessed}"
         except (LookupError, ValueError):
             pass
+    if guess and len(data) < MIN_GUESS_BYTES:
+        # Too short for charset_normalizer: the scorer made for header text reads it better.
+        short = guess_short_charset(data)
+        if short != "cp1252":
+            return data.decode(short, errors="replace"), f"{what}, read as {short}"
     return _decode_cp1252(data), f"{what}, read as windows-1252"
 
 
