@@ -277,3 +277,12 @@ def test_name_only_from_is_no_requester_and_noted():
 
     assert parsed.from_ is None
     assert "missing or unreadable From" in parsed.defects
+
+
+def test_body_without_blank_separator_is_not_joined_to_the_headers():
+    raw = b"From: alice@customer.example\r\nSubject: Printer\r\nHello there,\r\nNote: the toner is empty.\r\n"
+
+    parsed = parse_message(raw)
+
+    assert parsed.subject == "Printer"
+    assert "Hello there," in parsed.text

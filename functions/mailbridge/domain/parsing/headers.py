@@ -197,7 +197,7 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
         run_end = index
         while run_end < len(lines) and not _FIELD.match(lines[run_end]) and lines[run_end][:1] not in b" \t":
             run_end += 1
-        if index > last_field or run_end - index > MAX_NAMELESS_RUN:
+        if index > last_field or run_end - index > MAX_NAMELESS_RUN or not _known_field(lines[run_end]):
             out.extend(lines[index:])
             break
         if out:
@@ -207,6 +207,26 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             notes.append("lines above the first header that are not headers were dropped")
         index = run_end
     return b"".join(out) + raw[end:], notes
+
+
+# A nameless run is a broken header only when a header that mail really has follows it; a
+# body that lacks its blank separator line ("Hello\nNote: …") stays the body.
+_KNOWN_FIELDS = frozenset({
+    b"from", b"to", b"cc", b"bcc", b"subject", b"date", b"message-id", b"mime-version", b"received",
+    b"return-path", b"reply-to", b"sender", b"in-reply-to", b"references", b"delivered-to",
+    b"precedence", b"auto-submitted", b"importance", b"priority", b"organization", b"user-agent",
+    b"authentication-results", b"received-spf", b"thread-topic", b"thread-index", b"keywords",
+    b"comments", b"errors-to", b"envelope-to", b"disposition-notification-to",
+})
+_KNOWN_PREFIXES = (b"x-", b"content-", b"list-", b"arc-", b"resent-", b"dkim-", b"domainkey-")
+
+
+def _known_field(line: bytes) -> bool:
+    field = _FIELD.match(line)
+    if field is None:
+        return False
+    name = field.group(1).lower()
+    return name in _KNOWN_FIELDS or name.startswith(_KNOWN_PREFIXES)
 
 
 def _header_end(raw: bytes) -> int:
