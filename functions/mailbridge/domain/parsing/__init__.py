@@ -26,6 +26,7 @@ __all__ = [
     "safe_filename", "sanitize_html",
 ]
 
+
 def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> ParsedMessage:
     """Parse one RFC 822 message. Never raises; problems end up in `defects`."""
     defects = Defects()

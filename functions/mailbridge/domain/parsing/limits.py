@@ -14,49 +14,27 @@ from email.message import Message
 from .model import MAX_DEFECTS, Defects
 
 MAX_PARTS = 1000
-
-
 MAX_DEPTH = 20
-
-
 MAX_RECIPIENTS = 1000
-
-
 MAX_REFERENCES = 200
-
 
 # Header values are cut before the stdlib parses them: its structured-header parser is
 # superlinear, and a 1 MB header line must not cost seconds.
 MAX_HEADER_CHARS = 16_384
-
-
 MAX_ADDRESS_HEADER_CHARS = 1_048_576
-
 
 # Content-Type and friends are parsed several times per part; real ones are well under 1 KB.
 MAX_MIME_HEADER_CHARS = 4_096
-
-
 MAX_ADDRESS_ITEM_CHARS = 2_048
-
-
 MAX_HEADERS_PER_PART = 1_000
-
 
 # The `headers` mapping handed to rules and storage.
 MAX_HEADER_NAMES = 200
-
-
 MAX_VALUES_PER_HEADER = 50
-
-
 MAX_STORED_HEADER_CHARS = 4_096
-
 
 # HTML → text runs in pure Python; bigger HTML bodies are cut first.
 MAX_HTML_TO_TEXT_CHARS = 2_000_000
-
-
 MAX_FILENAME_CHARS = 200
 
 

@@ -7,6 +7,7 @@ import re
 
 MAX_DEFECTS = 50
 
+
 @dataclasses.dataclass(frozen=True)
 class Address:
     email: str
@@ -66,11 +67,7 @@ class Defects(list):
 
 
 SURROGATES = re.compile("[\ud800-\udfff]")
-
-
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
-
-
 _FOLDING = re.compile(r"\r?\n(?=[ \t])")
 
 
@@ -91,4 +88,3 @@ def clean_text(value: str) -> str:
 
 def normalize_text(value: str) -> str:
     return clean_text(value).strip()
-
