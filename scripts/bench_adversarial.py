@@ -31,7 +31,7 @@ def attribution_lines(size: int) -> bytes:
 
 
 def attribution_lines_cjk(size: int) -> bytes:
-    body = "你好\r\n" + _repeat("张三 <a@b.c> 于2026年1月1日 10:00写道：\r\n> 引用\r\n回复\r\n", size)
+    body = "你好\r\n" + _repeat("张三写道：\r\n", size // 2) + _repeat("张三 <a@b.c> 于2026年1月1日 10:00写道：\r\n> 引用\r\n回复\r\n", size // 2)
     return (HEAD + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body).encode("utf-8")
 
 

@@ -10,6 +10,7 @@ in the length of the text whatever it holds.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Lines longer than this are never attribution or header lines.
@@ -20,6 +21,10 @@ _MAX_SIGNATURE_LINES = 20
 _MAX_ATTRIBUTION_LINES = 3
 # How far apart the "From:" and "Sent:" lines of a quoted header block may be.
 _HEADER_WINDOW = 6
+# Lines examined in detail for a marker. Real replies reach their quote long before; a text
+# made of thousands of colon lines stops being examined here, so it costs a bounded amount
+# per line (its quotes are then kept).
+MAX_EXAMINED_LINES = 3000
 
 # Attributions that start with a keyword ("On <date>, <name> wrote:"), as (start, verbs).
 _PREFIXED = (
@@ -153,12 +158,12 @@ def _starts_like_attribution(first_line: str) -> bool:
 
 
 class _Lines:
-    """The lines of a text with the forward-looking facts precomputed in one backward pass."""
+    """The lines of a text with the forward-looking facts computed in one backward pass, the
+    first time an attribution needs them."""
 
     def __init__(self, lines: list[str]):
         self.lines = lines
-        count = len(lines)
-        self.quoted = [_is_quoted(line) for line in lines]
+        self.quoted = [line.lstrip().startswith(">") for line in lines]
         self.blank = [not line.strip() for line in lines]
         # Only a line with a colon, a dash or an underscore, or one of the two lines above a
         # line with a colon (a wrapped attribution), can start a marker: the rest are skipped.
@@ -167,17 +172,27 @@ class _Lines:
             colon[index] or colon[index + 1] or colon[index + 2] or "-" in line or "_" in line
             for index, line in enumerate(lines)
         ]
-        # first quoted line at or after i; first non-blank at or after i; end of the block of
-        # quoted and blank lines starting at i; last non-blank unquoted line; last quoted line
-        self.next_quote = [count] * (count + 1)
-        self.next_nonblank = [count] * (count + 1)
-        self.block_end = [count] * (count + 1)
+
+    @functools.cached_property
+    def tables(self) -> tuple[list[int], list[int], list[int], int, int]:
+        """For each line i: the first quoted line at or after i, the first non-blank one, the
+        end of the block of quoted and blank lines starting at i; then the last non-blank
+        unquoted line and the last quoted line."""
+        count = len(self.lines)
+        next_quote = [count] * (count + 1)
+        next_nonblank = [count] * (count + 1)
+        block_end = [count] * (count + 1)
+        last_answer = last_quote = -1
         for index in range(count - 1, -1, -1):
-            self.next_quote[index] = index if self.quoted[index] else self.next_quote[index + 1]
-            self.next_nonblank[index] = self.next_nonblank[index + 1] if self.blank[index] else index
-            self.block_end[index] = self.block_end[index + 1] if (self.quoted[index] or self.blank[index]) else index
-        self.last_answer = max((i for i in range(count) if not self.quoted[i] and not self.blank[i]), default=-1)
-        self.last_quote = max((i for i in range(count) if self.quoted[i]), default=-1)
+            quoted, blank = self.quoted[index], self.blank[index]
+            next_quote[index] = index if quoted else next_quote[index + 1]
+            next_nonblank[index] = next_nonblank[index + 1] if blank else index
+            block_end[index] = block_end[index + 1] if (quoted or blank) else index
+            if last_answer < 0 and not quoted and not blank:
+                last_answer = index
+            if last_quote < 0 and quoted:
+                last_quote = index
+        return next_quote, next_nonblank, block_end, last_answer, last_quote
 
     def history_span(self) -> tuple[int, int]:
         """(first line of quoted history, first line after it); (len, len) when there is none.
@@ -185,9 +200,13 @@ class _Lines:
         then the answer below it."""
         lines = self.lines
         count = len(lines)
+        examined = 0
         for index, line in enumerate(lines):
             if not self.candidate[index] or self.blank[index] or len(line) > _MAX_MARKER_LINE:
                 continue
+            examined += 1
+            if examined > MAX_EXAMINED_LINES:
+                break
             if _is_separator(line, _FORWARDED_PHRASES):
                 break
             if _is_separator(line, _ORIGINAL_MESSAGE_PHRASES):
@@ -243,16 +262,18 @@ class _Lines:
 
     def _interleaved(self, start: int) -> bool:
         """True when the quote after an attribution is answered inline (keep it all then)."""
-        return self.next_quote[start] < len(self.lines) and self.last_answer > self.next_quote[start]
+        next_quote, _, _, last_answer, _ = self.tables
+        return next_quote[start] < len(self.lines) and last_answer > next_quote[start]
 
     def _bottom_posted(self, start: int) -> int | None:
         """After an attribution: one block of quoted lines and then only unquoted text (the
         answer written below the quote) gives the answer's first line; anything else None."""
-        index = self.next_nonblank[start]
+        _, next_nonblank, block_end, _, last_quote = self.tables
+        index = next_nonblank[start]
         if index == len(self.lines) or not self.quoted[index]:
             return None
-        index = self.block_end[index]
-        return None if self.last_quote >= index else index
+        index = block_end[index]
+        return None if last_quote >= index else index
 
 
 def _wrapped_start(first_line: str) -> bool:

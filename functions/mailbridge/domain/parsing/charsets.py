@@ -15,7 +15,7 @@ from .model import SURROGATES, Defects, clean_line, unfold
 # charset_normalizer only needs a sample to guess.
 CHARSET_SAMPLE_BYTES = 65_536
 
-# Below this many bytes a statistical guess is worse than assuming windows-1252.
+# Below this many bytes charset_normalizer guesses worse than the short-text scorer.
 MIN_GUESS_BYTES = 64
 WESTERN_CHAOS_MARGIN = 0.05
 _CP1252_HOLES = re.compile(b"([\x81\x8d\x8f\x90\x9d]+)")
