@@ -9,7 +9,6 @@ most 10x the CPU), never as a time threshold.
 import importlib.util
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,16 +53,6 @@ def test_hostile_family_costs_linear_work(family):
     assert large <= LINEAR_WITH_SLACK * small, (family, small, large)
 
 
-def cpu_seconds(raw: bytes) -> float:
-    best = None
-    for _ in range(3):
-        start = time.process_time()
-        parse_message(raw)
-        spent = time.process_time() - start
-        best = spent if best is None else min(best, spent)
-    return best
-
-
 @pytest.mark.parametrize("family", sorted(bench_adversarial.FAMILIES))
 def test_hostile_family_cpu_grows_linearly_including_c_code(family):
     # Lines executed miss work done in C (regular expressions, nh3): the CPU time of 4x the
@@ -72,7 +61,7 @@ def test_hostile_family_cpu_grows_linearly_including_c_code(family):
     small_raw, large_raw = build(4 * SMALL), build(16 * SMALL)
     parse_message(small_raw)
 
-    small, large = cpu_seconds(small_raw), cpu_seconds(large_raw)
+    small, large = bench_adversarial.cpu_seconds(small_raw, 3), bench_adversarial.cpu_seconds(large_raw, 3)
 
     assert large <= 10 * max(small, 0.005), (family, small, large)
 
