@@ -7,13 +7,6 @@ import pytest
 
 from tests.realworld import compare, sources
 
-# (message, field) pairs where mailbridge is still wrong; docs/parsing.md explains each.
-KNOWN_WRONG = {
-    # Two nested multiparts share one boundary: the zip after the inner part's end is read as the
-    # outer part's epilogue (the stdlib does the same; mail-parser finds it).
-    ("mail-parser/tests/mails/mail_malformed_1", "attachments"),
-}
-
 
 @pytest.fixture(scope="module")
 def corpus():
@@ -40,14 +33,7 @@ def test_mailbridge_reads_each_field_as_the_manifest_says(corpus, manifest, fiel
     wrong = []
     for key, expected in sorted(manifest.items()):
         got = compare.mailbridge_fields(corpus[key])
-        if not compare.agrees(field, expected[field], got[field]) and (key, field) not in KNOWN_WRONG:
+        if not compare.agrees(field, expected[field], got[field]):
             wrong.append((key, expected[field], str(got[field])[:120]))
 
     assert wrong == []
-
-
-def test_known_wrong_cases_are_still_wrong(corpus, manifest):
-    # When one is fixed, it leaves KNOWN_WRONG and docs/parsing.md.
-    for key, field in KNOWN_WRONG:
-        got = compare.mailbridge_fields(corpus[key])
-        assert not compare.agrees(field, manifest[key][field], got[field]), (key, field)

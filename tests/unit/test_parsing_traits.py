@@ -198,6 +198,18 @@ def test_unquoted_boundary_with_equals_sign_is_read_whole():
     assert "unquoted MIME boundary with reserved characters was read whole" in parsed.defects
 
 
+def test_nested_multipart_reusing_its_parents_boundary_keeps_the_parts_after_it():
+    body = ("--B\nContent-Type: multipart/alternative; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nHello\n"
+            "--B\nContent-Type: text/html\n\n<p>Hello</p>\n--B--\n\n--B\nContent-Type: application/zip; name=\"a.zip\"\n\n"
+            "PK\n--B--\n")
+    parsed = parse_message(message("From: a@customer.example", "Message-ID: <m@x>",
+                                   'Content-Type: multipart/mixed; boundary="B"', body=body))
+
+    assert parsed.text == "Hello"
+    assert [a.filename for a in parsed.attachments] == ["a.zip"]
+    assert "a nested multipart reused its parent's boundary; it was given its own" in parsed.defects
+
+
 def test_truncated_multipart_keeps_its_text():
     body = "--xx\nContent-Type: text/plain\n\nHello truncated\n--xx\nContent-Type: application/pdf\n\n%PDF"
     parsed = parse_message(message("From: a@customer.example", "Message-ID: <m@x>",

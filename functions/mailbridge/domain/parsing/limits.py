@@ -100,7 +100,7 @@ def bound_structure(raw: bytes) -> tuple[bytes, list[str]]:
     notes: list[str] = []
     if b"oundary" not in raw and b"OUNDARY" not in raw:
         return raw, notes
-    stack: list[bytes] = []
+    stack: list[tuple[bytes, bytes | None]] = []  # (boundary, the new name it was given or None)
     delimiters = 0
     edits: list[tuple[int, int, bytes]] = []
     for match in _STRUCTURE.finditer(raw):
@@ -114,19 +114,32 @@ def bound_structure(raw: bytes) -> tuple[bytes, list[str]]:
                 if not notes:
                     notes.append(f"MIME nesting deeper than {MAX_DEPTH}; inner parts kept unsplit")
                 continue
-            if bare is not None and _TSPECIALS.search(bare):
-                edits.append((match.start(3), match.end(3), b'"' + bare + b'"'))
-                notes.append("unquoted MIME boundary with reserved characters was read whole")
-            stack.append(boundary)
+            alias = None
+            if any(open_boundary == boundary for open_boundary, _ in stack):
+                # A part inside a multipart declares its parent's boundary (RFC 2046 forbids
+                # it): the stdlib then ends the parent at the child's first delimiter. The
+                # child's delimiters, up to its closing one, get a name of their own.
+                alias = boundary + b"_mb" + str(len(stack)).encode()
+                notes.append("a nested multipart reused its parent's boundary; it was given its own")
+            name = alias or boundary
+            if bare is not None and (alias or _TSPECIALS.search(bare)):
+                edits.append((match.start(3), match.end(3), b'"' + name + b'"'))
+                if _TSPECIALS.search(bare):
+                    notes.append("unquoted MIME boundary with reserved characters was read whole")
+            elif alias:
+                edits.append((match.start(2), match.start(2) + len(boundary), alias))
+            stack.append((boundary, alias))
             continue
         for index in range(len(stack) - 1, -1, -1):
-            boundary = stack[index]
+            boundary, alias = stack[index]
             if not line.startswith(boundary):
                 continue
             rest = line[len(boundary) :].rstrip()
             if rest not in (b"", b"--"):
                 continue
             delimiters += 1
+            if alias:
+                edits.append((match.start(1), match.start(1) + len(boundary), alias))
             del stack[index + (0 if rest == b"--" else 1) :]
             break
         if delimiters > MAX_PARTS:
