@@ -118,3 +118,42 @@ def test_any_bytes_parse_without_an_exception(raw):
     parsed = parse_message(raw)
 
     assert parsed.message_id
+
+
+# Quoted-history blocks as clients write them, to put between a reply and the old text.
+HISTORY_BLOCKS = (
+    ["On Mon, 1 Jan 2026 at 10:00, Bob <bob@example.com> wrote:"],
+    ["-----Original Message-----", "From: Bob <bob@example.com>", "Sent: Monday, 1 January 2026 10:00"],
+    ["----- Original Nachricht ----", "Von: Bob <bob@example.com>", "Datum: 01.01.2026 10:00"],
+    ["Gesendet: Montag, 1. Januar 2026 um 10:00 Uhr", "Von: Bob <bob@example.com>"],
+    ["________________________________", "From: Bob <bob@example.com>", "Sent: Monday"],
+    ["------------------ 原始邮件 ------------------", "发件人: Bob <bob@example.com>", "发送时间: 2026年1月1日"],
+    ["张三 <a@b.c> 于2026年1月1日 10:00写道："],
+)
+SEPARATORS = {"-----Original Message-----", "----- Original Nachricht ----", "________________________________",
+              "------------------ 原始邮件 ------------------"}
+
+
+@st.composite
+def replies(draw):
+    reply = draw(st.lists(sentences, max_size=3))
+    block = draw(st.sampled_from(HISTORY_BLOCKS))
+    quoted = draw(st.booleans())
+    old = [("> " if quoted else "") + line for line in draw(st.lists(sentences, min_size=1, max_size=3))]
+    return "\n".join(reply + [""] + block + [""] + old), bool(reply)
+
+
+@SETTINGS
+@given(replies())
+def test_stripping_keeps_the_reply_or_returns_the_text_never_only_a_separator(case):
+    from mailbridge.domain.quotes import strip_reply
+
+    text, has_reply = case
+
+    result = strip_reply(text)
+
+    kept = {line.strip() for line in result.splitlines() if line.strip()}
+    assert any(any(char.isalnum() for char in line) for line in kept), (text, result)
+    assert not kept <= SEPARATORS, (text, result)
+    if not has_reply:
+        assert result == text
