@@ -379,3 +379,23 @@ def test_cli_reply_dry_run_and_overrides(services, fake, tmp_path, capsys):
     code, out, _err = run_cli(["reply", ticket["id"], "--body-file", str(body), "--json"], capsys)
     assert code == 0 and cli_json(out)["status"] == "sent"
     assert len(sent(fake)) == 1
+
+
+# -- send_as is checked against Gmail's sendAs list when it is saved ------------------------------
+@pytest.mark.parametrize("alias, status, refusal", [("sales@acme.example", "pending", "not verified"),
+                                                    ("other@acme.example", None, "not a \"Send mail as\" address")])
+def test_send_as_that_gmail_would_rewrite_is_refused_with_the_reason(services, fake, alias, status, refusal):
+    if status:
+        fake.post(f"/_fake/users/{ADDRESS}/send-as", json={"sendAsEmail": alias, "verificationStatus": status})
+    with pytest.raises(InvalidInput, match=refusal):
+        mailboxes.set_mailbox_setting(services, "help", "outgoing.send_as", alias)
+    assert not services.store.get_mailbox("help")["outgoing"].get("send_as")
+
+
+def test_verified_send_as_is_saved_and_replies_go_out_from_it(services, fake):
+    fake.post(f"/_fake/users/{ADDRESS}/send-as", json={"sendAsEmail": "sales@acme.example"})
+    mailboxes.set_mailbox_setting(services, "help", "outgoing.send_as", "Sales@acme.example")
+    ticket, _ = new_ticket(services, fake)
+    outgoing.send_reply(services, ticket["id"], "Hello", idempotency_key="alias")
+    [row] = sent(fake)
+    assert row["message"]["From"].addresses[0].addr_spec == "sales@acme.example"

@@ -22,7 +22,7 @@ class MemoryMailboxes:
             "labels": {"INBOX": {"id": "INBOX", "name": "INBOX", "type": "system"},
                        "UNREAD": {"id": "UNREAD", "name": "UNREAD", "type": "system"},
                        "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
-            "sent": [], "watching": None})
+            "sent": [], "watching": None, "send_as": []})
 
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD")) -> str:
         box = self.account(address)
@@ -92,6 +92,20 @@ class MemoryGmail:
         label = {"id": f"Label_{len(self.box['labels'])}", "name": name, "type": "user"}
         self.box["labels"][label["id"]] = label
         return label
+
+    def send_as_list(self) -> list[dict]:
+        primary = {"sendAsEmail": self.address, "isPrimary": True, "isDefault": True}
+        return [primary] + [dict(alias) for alias in self.box["send_as"]]
+
+    def message_headers(self, message_id: str, names: list[str]) -> dict[str, str]:
+        import email
+        from email import policy
+
+        found = next((m for m in self.box["sent"] if m["id"] == message_id), None) or self.box["messages"].get(message_id)
+        if found is None:
+            return {}
+        parsed = email.message_from_bytes(found["raw"], policy=policy.compat32)
+        return {name: str(parsed[name]) for name in names if parsed[name] is not None}
 
     def send(self, raw: bytes, thread_id: str | None = None) -> dict:
         gmail_id = f"s{uuid.uuid4().hex[:8]}"

@@ -334,6 +334,10 @@ class Gmail:
                 headers[name] = str(header.get("value", ""))
         return headers
 
+    def send_as_list(self) -> list[dict]:
+        """settings.sendAs.list: the primary address first, then the custom "from" aliases."""
+        return self._execute("settings.sendAs.list", self.users.settings().sendAs().list(userId="me")).get("sendAs", [])
+
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
         return self._execute("watch", self.users.watch(userId="me", body={
             "topicName": topic, "labelIds": list(label_ids), "labelFilterBehavior": "include"}))
