@@ -316,15 +316,16 @@ class Gmail:
                       reason=e.reason, error=str(e)[:200])
             return self._send_once(raw, None)
 
-    def message_headers(self, message_id: str, names: list[str]) -> dict[str, str]:
-        """Headers of one message as Gmail stores it (format=metadata, 5 units); {} if it is gone.
-        Names are matched case-insensitively; the first value of each wins."""
+    def message_metadata(self, message_id: str, names: list[str]) -> dict | None:
+        """{"id", "threadId", "headers": {name: value}} of one message as Gmail stores it
+        (format=metadata, 5 units), None if it is gone. Header names match case-insensitively;
+        the first value of each wins."""
         try:
             response = self._execute("messages.get", self.users.messages().get(
                 userId="me", id=message_id, format="metadata", metadataHeaders=list(names)))
         except GmailError as e:
             if e.status == 404:
-                return {}
+                return None
             raise
         wanted = {n.lower(): n for n in names}
         headers: dict[str, str] = {}
@@ -332,7 +333,7 @@ class Gmail:
             name = wanted.get(str(header.get("name", "")).lower())
             if name and name not in headers:
                 headers[name] = str(header.get("value", ""))
-        return headers
+        return {"id": response.get("id", message_id), "threadId": response.get("threadId"), "headers": headers}
 
     def send_as_list(self) -> list[dict]:
         """settings.sendAs.list: the primary address first, then the custom "from" aliases."""
