@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailbridge.domain import labels as label_rules
 from mailbridge.domain import models
-from mailbridge.errors import Conflict, GmailError, InvalidInput, MailbridgeError
+from mailbridge.errors import Conflict, GmailError, InvalidInput
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes
 
@@ -110,6 +110,9 @@ def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str |
     return label["id"]
 
 
+DATA_ERRORS = (LookupError, StopIteration, TypeError, ValueError, AttributeError)
+
+
 def _label_named(labels: list[dict], name: str) -> dict | None:
     """The label called `name`, as Gmail's uniqueness sees names: case-insensitively (an exact
     match first)."""
@@ -119,13 +122,12 @@ def _label_named(labels: list[dict], name: str) -> dict | None:
 
 
 def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
-    """Label processed mail. Only domain errors leave: anything else (a malformed Gmail answer)
-    becomes a GmailError, which the poll records without stopping (the history id still advances)."""
+    """Label processed mail. A malformed Gmail answer or a missing label (StopIteration, KeyError,
+    TypeError…) leaves as a GmailError, which the poll records without stopping (the history id
+    still advances); a crash of the process stays a crash."""
     try:
         _apply_after_processing(services, mailbox, gmail, ids)
-    except MailbridgeError:
-        raise
-    except Exception as e:  # noqa: BLE001 - see the docstring
+    except DATA_ERRORS as e:
         raise GmailError(f"post-processing failed: {e.__class__.__name__}: {str(e)[:200]}") from None
 
 
