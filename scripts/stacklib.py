@@ -349,7 +349,7 @@ class Stack:
             "FAKE_GOOGLE_URL": fake,
             "MAILBRIDGE_INSTANCE": self.instance,
             "MAILBRIDGE_GMAIL_API_URL": fake,
-            "MAILBRIDGE_OAUTH_AUTH_URL": f"{fake}/o/oauth2/auth",
+            "MAILBRIDGE_OAUTH_AUTH_URL": f"{fake}/o/oauth2/v2/auth",
             "MAILBRIDGE_OAUTH_TOKEN_URL": f"{fake}/token",
             "MAILBRIDGE_OAUTH_REVOKE_URL": f"{fake}/revoke",
             "MAILBRIDGE_USERINFO_URL": f"{fake}/oauth2/v3/userinfo",

@@ -21,7 +21,6 @@ class Settings:
     oauth_auth_url: str = ""
     oauth_token_url: str = ""
     oauth_revoke_url: str = ""
-    userinfo_url: str = ""
     secret_manager_url: str = ""
     storage_url: str = ""
     pubsub_topic: str = ""
@@ -50,7 +49,6 @@ class Settings:
             oauth_auth_url=env.get("MAILBRIDGE_OAUTH_AUTH_URL", ""),
             oauth_token_url=env.get("MAILBRIDGE_OAUTH_TOKEN_URL", ""),
             oauth_revoke_url=env.get("MAILBRIDGE_OAUTH_REVOKE_URL", ""),
-            userinfo_url=env.get("MAILBRIDGE_USERINFO_URL", ""),
             secret_manager_url=env.get("MAILBRIDGE_SECRET_MANAGER_URL", "").rstrip("/"),
             storage_url=env.get("STORAGE_EMULATOR_HOST", "").rstrip("/"),
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),

@@ -181,3 +181,20 @@ def test_switched_off_poll_says_why(services):
     mailboxes.set_global_setting(services, "use_incoming_service", "true")
     mailboxes.set_global_setting(services, "use_scheduling_service", "off")
     assert "use_scheduling_service" in ingest.poll(services)["reason"]
+
+
+def test_reconnecting_keeps_only_the_new_token_version_and_the_new_token_works(services, fake):
+    from tests.helpers import follow_consent
+    from mailbridge.services import sync as ingest
+
+    mailbox = connect_mailbox(services, fake.url, "help", "help@acme.example")
+    secret_id = mailbox["credentials"][0]["refresh_token_secret"]
+    first = services.secrets.get(secret_id)
+    params = follow_consent(services, fake.url, "help")
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    name = services.secrets._name(secret_id)
+    states = sorted(v.state.name for v in services.secrets.client.list_secret_versions(request={"parent": name}))
+    assert states == ["DESTROYED", "ENABLED"]
+    assert services.secrets.get(secret_id) not in (None, first)
+    services.google._cache.clear()
+    assert [m["outcome"] for m in ingest.poll(services, "help")["mailboxes"]] == ["ok"]

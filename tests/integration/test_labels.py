@@ -338,3 +338,15 @@ def test_labels_function_answers_bad_requests_with_json_reasons(box, functions_u
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     assert reason in response.json()["error"]
+
+
+def test_processed_label_differing_only_in_case_is_reused_and_the_poll_goes_on(box, fake):
+    services, name, address = box
+    existing = labels.create_label(services, name, "MailBridge/Processed")  # Gmail: names unique ignoring case
+    mailboxes.set_mailbox_setting(services, name, "incoming.processed_label", "mailbridge/processed")
+    deliver(fake.url, address, make_mail("c1@customer.example", address, "One"))
+    result = ingest.poll(services, name)
+    assert result["totals"]["created"] == 1
+    [message] = inbox_messages(fake, address)
+    assert existing["id"] in message["labelIds"]
+    assert services.store.get_sync(name, services.settings.instance).get("post_processing_error") is None

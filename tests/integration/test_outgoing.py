@@ -75,10 +75,13 @@ def test_reply_is_sent_threaded_and_the_customers_answer_threads_back(services, 
     assert message["From"].addresses[0].addr_spec == ADDRESS
     assert message["To"] == CUSTOMER
     assert message["Cc"] == "boss@customer.example"
-    assert message["Subject"] == f"Re: [#{ticket['number']}] Printer jammed"
+    # the subject policy (README.md): joining the customer's Gmail thread takes its subject
+    assert message["Subject"] == "Re: Printer jammed"
     assert message["In-Reply-To"] == "<m1@customer.example>"
     assert "<m1@customer.example>" in message["References"]
-    assert message["Message-ID"] == result["message_id"]
+    # ours is kept beside the one Gmail really sent (equal unless Gmail replaced it)
+    assert message["Message-ID"] == result["sent_message_id"]
+    assert message["X-Mailbridge-Outbound"].strip() == result["message_id"]
     assert result["message_id"].endswith("@mailbridge.acme.example>")
     assert row["threadId"] == delivered["threadId"] == result["thread_id"]
     assert row["id"] == result["gmail_message_id"]
@@ -87,7 +90,7 @@ def test_reply_is_sent_threaded_and_the_customers_answer_threads_back(services, 
 
     time.sleep(1.1)  # messages are ordered by their second-resolution timestamps
     deliver(fake.url, ADDRESS, make_mail(f'"Dana" <{CUSTOMER}>', ADDRESS, "Re: Printer jammed", "Thanks!",
-                                         In_Reply_To=result["message_id"], References=result["message_id"]))
+                                         In_Reply_To=message["Message-ID"], References=message["Message-ID"]))
     assert ingest.poll(services, "help")["totals"]["updated"] == 1
     view = tickets.show(services, ticket["id"])
     assert [m["direction"] for m in view["messages"]] == ["in", "out", "in"]
@@ -108,7 +111,7 @@ def test_dry_run_explains_and_sends_nothing(services, fake):
     ticket, _ = new_ticket(services, fake)
     preview = outgoing.send_reply(services, ticket["id"], "Hello", dry_run=True)
     assert preview["status"] == "dry_run" and preview["rule"] == "arrival_mailbox"
-    assert preview["to"] == [CUSTOMER] and preview["headers"]["Subject"].startswith("Re: [#")
+    assert preview["to"] == [CUSTOMER] and preview["headers"]["Subject"] == "Re: Printer jammed"
     assert sent(fake) == []
     assert services.store.db.collection("outbound").get() == []
 
@@ -150,10 +153,11 @@ def test_reply_through_an_override_leaves_from_that_mailbox_in_a_new_thread(serv
     assert "customer.example" in result["explanation"]
     [row] = sent(fake, "team@acme.example")
     assert row["message"]["From"].addresses[0].addr_spec == "team@acme.example"
+    assert row["message"]["Subject"] == f"Re: [#{ticket['number']}] Printer jammed"  # a new thread: tagged
     assert sent(fake) == []
     # the customer answers the team mailbox: it threads by Message-ID into the same ticket
     deliver(fake.url, "team@acme.example", make_mail(CUSTOMER, "team@acme.example", "Re: Printer jammed", "ok",
-                                                     In_Reply_To=result["message_id"]))
+                                                     In_Reply_To=row["message"]["Message-ID"]))
     assert ingest.poll(services, "team")["totals"]["updated"] == 1
     assert len(services.store.list_tickets()) == 1
 
@@ -379,3 +383,77 @@ def test_cli_reply_dry_run_and_overrides(services, fake, tmp_path, capsys):
     code, out, _err = run_cli(["reply", ticket["id"], "--body-file", str(body), "--json"], capsys)
     assert code == 0 and cli_json(out)["status"] == "sent"
     assert len(sent(fake)) == 1
+
+
+# -- send_as is checked against Gmail's sendAs list when it is saved ------------------------------
+@pytest.mark.parametrize("alias, status, refusal", [("sales@acme.example", "pending", "not verified"),
+                                                    ("other@acme.example", None, "not a \"Send mail as\" address")])
+def test_send_as_that_gmail_would_rewrite_is_refused_with_the_reason(services, fake, alias, status, refusal):
+    if status:
+        fake.post(f"/_fake/users/{ADDRESS}/send-as", json={"sendAsEmail": alias, "verificationStatus": status})
+    with pytest.raises(InvalidInput, match=refusal):
+        mailboxes.set_mailbox_setting(services, "help", "outgoing.send_as", alias)
+    assert not services.store.get_mailbox("help")["outgoing"].get("send_as")
+
+
+def test_verified_send_as_is_saved_and_replies_go_out_from_it(services, fake):
+    fake.post(f"/_fake/users/{ADDRESS}/send-as", json={"sendAsEmail": "sales@acme.example"})
+    mailboxes.set_mailbox_setting(services, "help", "outgoing.send_as", "Sales@acme.example")
+    ticket, _ = new_ticket(services, fake)
+    outgoing.send_reply(services, ticket["id"], "Hello", idempotency_key="alias")
+    [row] = sent(fake)
+    assert row["message"]["From"].addresses[0].addr_spec == "sales@acme.example"
+
+
+# -- Gmail as it really is (tests/fakes/README.md, "Strict Gmail behaviours") -------------------------
+@pytest.mark.parametrize("status", [400, 404])
+def test_a_deleted_gmail_thread_is_retried_once_without_it_and_the_new_thread_recorded(services, fake, status):
+    fake.post("/_fake/behaviour", json={"deleted_thread_status": status})
+    ticket, delivered = new_ticket(services, fake)
+    fake.post(f"/_fake/users/{ADDRESS}/threads/{delivered['threadId']}/delete")
+
+    result = outgoing.send_reply(services, ticket["id"], "Still here", idempotency_key="gone")
+
+    assert result["status"] == "sent"
+    [row] = sent(fake)
+    assert result["thread_id"] == row["threadId"] != delivered["threadId"]
+    record = services.store.outbound_ref("gone").get().to_dict()
+    assert record["requested_thread_id"] == delivered["threadId"]
+    assert send_calls(fake) == 2  # the refused one and the one without threadId
+    time.sleep(1.1)
+    deliver(fake.url, ADDRESS, make_mail(CUSTOMER, ADDRESS, row["message"]["Subject"], "ok",
+                                         In_Reply_To=row["message"]["Message-ID"]))
+    assert ingest.poll(services, "help")["totals"]["updated"] == 1
+
+
+def test_a_reply_over_the_simple_request_limit_goes_through_the_upload_route(services, fake):
+    ticket, delivered = new_ticket(services, fake)
+    big = bytes(range(256)) * (24 * 1024)  # 6 MiB: the JSON body would be refused with 413
+
+    result = outgoing.send_reply(services, ticket["id"], "The log", attachments=[("log.bin", "application/octet-stream", big)],
+                                 idempotency_key="big")
+
+    assert result["status"] == "sent"
+    [row] = sent(fake)
+    [attachment] = row["message"].iter_attachments()
+    assert attachment.get_content() == big
+    assert row["threadId"] == delivered["threadId"]
+
+
+def test_when_gmail_replaces_the_message_id_both_ids_thread_and_a_crash_still_sends_once(services, fake):
+    fake.post("/_fake/behaviour", json={"replace_message_id": True})
+    ticket, _ = new_ticket(services, fake)
+    with pytest.raises(SimulatedCrash):
+        outgoing.send_reply(crashing_services(services), ticket["id"], "Exactly once", idempotency_key="swap")
+
+    result = outgoing.send_reply(services, ticket["id"], "Exactly once", idempotency_key="swap")
+
+    [row] = sent(fake)
+    assert send_calls(fake) == 1 and result["gmail_message_id"] == row["id"]
+    assert result["sent_message_id"] == row["message"]["Message-ID"] != result["message_id"]
+    for n, answered in enumerate([result["sent_message_id"], result["message_id"]]):
+        time.sleep(1.1)
+        deliver(fake.url, ADDRESS, make_mail(CUSTOMER, ADDRESS, "Re: Printer jammed", f"answer {n}",
+                                             In_Reply_To=answered, References=answered))
+        assert ingest.poll(services, "help")["totals"]["updated"] == 1
+    assert len(services.store.list_tickets()) == 1

@@ -22,7 +22,7 @@ class MemoryMailboxes:
             "labels": {"INBOX": {"id": "INBOX", "name": "INBOX", "type": "system"},
                        "UNREAD": {"id": "UNREAD", "name": "UNREAD", "type": "system"},
                        "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
-            "sent": [], "watching": None})
+            "sent": [], "watching": None, "send_as": []})
 
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD")) -> str:
         box = self.account(address)
@@ -60,6 +60,9 @@ class MemoryGmail:
         yield ids, str(self.box["history_id"]), True
 
     def list_ids(self, query: str):
+        if "rfc822msgid:" in query or "in:sent" in query:
+            yield self._search_sent(query)
+            return
         inbox = [gid for gid, m in self.box["messages"].items() if "INBOX" in m["labelIds"]]
         yield list(reversed(inbox))  # newest first, like messages.list
 
@@ -93,9 +96,39 @@ class MemoryGmail:
         self.box["labels"][label["id"]] = label
         return label
 
+    def _search_sent(self, query: str) -> list[str]:
+        """The two searches the send path makes: rfc822msgid:ID (any message) and in:sent."""
+        import email
+
+        found = []
+        wanted = query.split("rfc822msgid:", 1)[1].split()[0].strip("<>") if "rfc822msgid:" in query else None
+        pool = [(m["id"], m) for m in self.box["sent"]]
+        if wanted is not None:
+            pool += list(self.box["messages"].items())
+        for gid, message in pool:
+            message_id = (email.message_from_bytes(message["raw"]).get("Message-ID") or "").strip().strip("<>")
+            if wanted is None or message_id == wanted:
+                found.append(gid)
+        return list(reversed(found))
+
+    def send_as_list(self) -> list[dict]:
+        primary = {"sendAsEmail": self.address, "isPrimary": True, "isDefault": True}
+        return [primary] + [dict(alias) for alias in self.box["send_as"]]
+
+    def message_metadata(self, message_id: str, names: list[str]) -> dict | None:
+        import email
+        from email import policy
+
+        found = next((m for m in self.box["sent"] if m["id"] == message_id), None) or self.box["messages"].get(message_id)
+        if found is None:
+            return None
+        parsed = email.message_from_bytes(found["raw"], policy=policy.compat32)
+        return {"id": message_id, "threadId": found.get("threadId"),
+                "headers": {name: str(parsed[name]) for name in names if parsed[name] is not None}}
+
     def send(self, raw: bytes, thread_id: str | None = None) -> dict:
         gmail_id = f"s{uuid.uuid4().hex[:8]}"
-        self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id})
+        self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id or f"t{gmail_id}"})
         return {"id": gmail_id, "threadId": thread_id or f"t{gmail_id}"}
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:

@@ -23,6 +23,9 @@ class MemorySecrets:
     def destroy_all_versions(self, secret_id: str) -> int:
         return 1 if self.values.pop(secret_id, None) is not None else 0
 
+    def destroy_old_versions(self, secret_id: str) -> int:
+        return 0  # one value per secret: there are no older versions
+
 
 class MemoryBlobs:
     def __init__(self):

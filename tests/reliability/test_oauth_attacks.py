@@ -173,7 +173,7 @@ def test_scope_downgrade_is_refused(services, fake, functions_url):
 def test_no_url_parameter_turns_a_function_into_an_open_redirect(services, fake, functions_url, param):
     prepare(services, fake)
     consent, state = start(services, **{param: EVIL})
-    assert consent.startswith(fake.url + "/o/oauth2/auth")
+    assert consent.startswith(fake.url + "/o/oauth2/v2/auth")
     assert parse_qs(urlparse(consent).query)["redirect_uri"] == [services.settings.redirect_uri]
     assert "evil.example" not in consent
     params = consent_as(fake, consent, "help@acme.example")

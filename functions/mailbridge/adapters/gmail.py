@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import functools
 import json
 import os
@@ -31,6 +32,12 @@ UNITS = {
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 MAX_BATCH = 50
 MAX_TRIES = 7
+# Google's front end refuses simple (non-upload) requests over 5 MiB with 413; {"raw": …} is
+# base64 (4/3 of the message), so anything over 3 MiB goes through the upload route, which takes
+# up to the discovery document's maxSize (35 MiB). See docs/gmail-differences.md.
+SIMPLE_SEND_MAX_RAW = 3 * 1024 * 1024
+UPLOAD_MAX_BYTES = 36_700_160
+RESUMABLE_OVER = 5 * 1024 * 1024
 
 
 class QuotaPacer:
@@ -91,6 +98,22 @@ def gmail_discovery_document() -> dict:
         return json.load(handle)
 
 
+def discovery_document_for(api_url: str) -> dict:
+    """A local copy of the discovery document pointed at `api_url` (empty: Google's own).
+
+    googleapiclient sends media uploads to the document's rootUrl, not to `api_endpoint`, so the
+    copy's rootUrl/baseUrl are what makes uploads reach MAILBRIDGE_GMAIL_API_URL (tests/fakes/README.md)."""
+    document = gmail_discovery_document()
+    if not api_url:
+        return document
+    document = copy.deepcopy(document)
+    root = api_url.rstrip("/") + "/"
+    document["rootUrl"] = root
+    document["baseUrl"] = root + document.get("servicePath", "")
+    document.pop("mtlsRootUrl", None)
+    return document
+
+
 class Gmail:
     def __init__(self, settings, credentials, pacer: QuotaPacer | None = None, sleep=time.sleep):
         import google_auth_httplib2
@@ -99,8 +122,7 @@ class Gmail:
 
         self.settings = settings
         self.http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=60))
-        options = {"api_endpoint": settings.gmail_api_url + "/"} if settings.gmail_api_url else None
-        self.service = build_from_document(gmail_discovery_document(), http=self.http, client_options=options)
+        self.service = build_from_document(discovery_document_for(settings.gmail_api_url), http=self.http)
         base = settings.gmail_api_url or "https://gmail.googleapis.com"
         self.batch_uri = f"{base}/batch/gmail/v1"
         self.pacer = pacer or QuotaPacer(settings.gmail_quota_per_minute)
@@ -258,20 +280,64 @@ class Gmail:
         return self._execute("labels.create", self.users.labels().create(userId="me", body={
             "name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}))
 
-    def send(self, raw: bytes, thread_id: str | None = None) -> dict:
-        body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
-        if thread_id:
-            body["threadId"] = thread_id
-        # Not retried blindly: the caller owns idempotency for sends.
+    def _send_once(self, raw: bytes, thread_id: str | None) -> dict:
+        """One messages.send: a JSON body up to SIMPLE_SEND_MAX_RAW, the upload route above."""
         from googleapiclient.errors import HttpError
+        from googleapiclient.http import MediaInMemoryUpload
 
+        if len(raw) > UPLOAD_MAX_BYTES:
+            raise GmailError(f"Gmail send refused: {len(raw)} bytes is over the upload limit of {UPLOAD_MAX_BYTES}", 413, "uploadTooLarge")
+        body = {"threadId": thread_id} if thread_id else {}
         self.pacer.spend(UNITS["messages.send"])
         self.calls["messages.send"] += 1
         try:
-            return self.users.messages().send(userId="me", body=body).execute(http=self.http)
+            if len(raw) <= SIMPLE_SEND_MAX_RAW:
+                body["raw"] = base64.urlsafe_b64encode(raw).decode("ascii")
+                return self.users.messages().send(userId="me", body=body).execute(http=self.http)
+            self.calls["messages.send.upload"] += 1
+            media = MediaInMemoryUpload(raw, mimetype="message/rfc822", resumable=len(raw) > RESUMABLE_OVER)
+            return self.users.messages().send(userId="me", body=body or None, media_body=media).execute(http=self.http)
         except HttpError as e:
             status, reason, message = _error_details(e)
             raise GmailError(f"Gmail send failed: {status} {reason or message}"[:300], status, reason) from None
+
+    def send(self, raw: bytes, thread_id: str | None = None) -> dict:
+        """Send once (not retried blindly: the caller owns idempotency for sends).
+
+        A `threadId` Gmail no longer has (deleted, or TRASH emptied) is refused with 400 (or 404)
+        before anything is sent; the message then goes once more without it and starts a new
+        Gmail thread. The response's `threadId` is the thread it really joined."""
+        try:
+            return self._send_once(raw, thread_id)
+        except GmailError as e:
+            if not thread_id or e.status not in (400, 404):
+                raise
+            log_event("WARNING", "gmail thread refused; sending without threadId", status=e.status,
+                      reason=e.reason, error=str(e)[:200])
+            return self._send_once(raw, None)
+
+    def message_metadata(self, message_id: str, names: list[str]) -> dict | None:
+        """{"id", "threadId", "headers": {name: value}} of one message as Gmail stores it
+        (format=metadata, 5 units), None if it is gone. Header names match case-insensitively;
+        the first value of each wins."""
+        try:
+            response = self._execute("messages.get", self.users.messages().get(
+                userId="me", id=message_id, format="metadata", metadataHeaders=list(names)))
+        except GmailError as e:
+            if e.status == 404:
+                return None
+            raise
+        wanted = {n.lower(): n for n in names}
+        headers: dict[str, str] = {}
+        for header in (response.get("payload") or {}).get("headers") or []:
+            name = wanted.get(str(header.get("name", "")).lower())
+            if name and name not in headers:
+                headers[name] = str(header.get("value", ""))
+        return {"id": response.get("id", message_id), "threadId": response.get("threadId"), "headers": headers}
+
+    def send_as_list(self) -> list[dict]:
+        """settings.sendAs.list: the primary address first, then the custom "from" aliases."""
+        return self._execute("settings.sendAs.list", self.users.settings().sendAs().list(userId="me")).get("sendAs", [])
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
         return self._execute("watch", self.users.watch(userId="me", body={

@@ -19,7 +19,7 @@ MAIL_SCOPE = "https://mail.google.com/"
 # openid + email ride along so that unticking Gmail on Google's granular consent screen
 # still completes, and we can tell the admin exactly what went wrong.
 SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email", MAIL_SCOPE]
-DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
+DEFAULT_AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 DEFAULT_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 STATE_TTL_SECONDS = 600

@@ -53,3 +53,19 @@ class Secrets:
                 self.client.destroy_secret_version(request={"name": version.name})
                 destroyed += 1
         return destroyed
+
+    def destroy_old_versions(self, secret_id: str) -> int:
+        """Destroy every version but the newest (a reconnection's older refresh tokens)."""
+        try:
+            versions = list(self.client.list_secret_versions(request={"parent": self._name(secret_id)}))
+        except gexc.NotFound:
+            return 0
+
+        def number(version) -> int:
+            tail = version.name.rsplit("/", 1)[-1]
+            return int(tail) if tail.isdigit() else -1
+
+        live = sorted((v for v in versions if v.state.name in ("ENABLED", "DISABLED")), key=number)
+        for version in live[:-1]:
+            self.client.destroy_secret_version(request={"name": version.name})
+        return max(0, len(live) - 1)

@@ -76,6 +76,25 @@ def reply_subject(subject: str, number, fmt: str) -> str:
     return subject_with_tag((subject or "").strip() or "(no subject)", number, fmt, reply=True)
 
 
+def thread_reply_subject(thread_subject: str | None, subject: str, number, fmt: str) -> str:
+    """The subject policy (README.md, "Replies and Gmail threads"): a reply that joins a Gmail
+    thread takes that thread's subject ("Re: " in front unless it is there already), because Gmail
+    files a sent message into `threadId` only when the subjects match; the ticket tag stays when
+    the thread's subject carries it. A reply that starts a thread carries the tag:
+    "Re: [#N] subject"."""
+    thread_subject = (thread_subject or "").strip()
+    if not thread_subject:
+        return reply_subject(subject, number, fmt)
+    return thread_subject if _RE_PREFIX.match(thread_subject) else f"Re: {thread_subject}"
+
+
+_RE_PREFIX = re.compile(r"^re\s*:", re.IGNORECASE)
+# Every message we send carries its own Message-ID here too: Gmail may replace the Message-ID
+# header on send, custom headers survive (docs/gmail-differences.md), so crash recovery finds
+# the sent message by this header.
+OUTBOUND_HEADER = "X-Mailbridge-Outbound"
+
+
 def new_message_id(mailbox_address: str) -> str:
     domain = mailbox_address.rsplit("@", 1)[-1].lower() or "localhost"
     return f"<{uuid.uuid4().hex}@mailbridge.{domain}>"
@@ -120,6 +139,7 @@ class Outgoing:
             headers["Cc"] = ", ".join(self.cc)
         headers["Subject"] = self.subject
         headers["Message-ID"] = self.message_id
+        headers[OUTBOUND_HEADER] = self.message_id
         if self.in_reply_to:
             headers["In-Reply-To"] = self.in_reply_to
         if self.references:
@@ -154,6 +174,7 @@ def build_mime(out: Outgoing, now: datetime | None = None) -> bytes:
     message["Subject"] = out.subject
     message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     message["Message-ID"] = out.message_id
+    message[OUTBOUND_HEADER] = out.message_id
     if out.in_reply_to:
         message["In-Reply-To"] = out.in_reply_to
     if out.references:

@@ -20,6 +20,21 @@ def _refuse(store, mailbox: dict, instance: str, reason: str):
     raise AuthError(reason)
 
 
+def _retire_old_token(services, previous: dict, secret_id: str, old_token: str | None, new_token: str,
+                      email: str) -> None:
+    """After a reconnection only the new refresh token stays stored: older secret versions are
+    destroyed. The old token is revoked only when it belongs to another grant (another client or
+    account): Google's revocation removes the app's whole grant for the account, which would take
+    the new token with it (docs/gmail-differences.md)."""
+    services.secrets.destroy_old_versions(secret_id)
+    if previous.get("refresh_token_secret") and previous["refresh_token_secret"] != secret_id:
+        services.secrets.destroy_all_versions(previous["refresh_token_secret"])
+    same_grant = (previous.get("connected_client_id") or previous["client_id"]) == previous["client_id"] and (
+        (previous.get("connected_email") or email) == email)
+    if old_token and old_token != new_token and not same_grant:
+        services.google.revoke(old_token)
+
+
 def complete(services, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
     """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput."""
     store, google = services.store, services.google
@@ -53,11 +68,14 @@ def complete(services, state: str, code: str | None, error: str | None, granted_
                 f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
                 "sign in with the mailbox's own Google account")
     secret_id = models.credential_secret_id(services.settings.prefix, mailbox["name"], instance, "refresh")
+    old_token = services.secrets.get(previous["refresh_token_secret"]) if previous.get("refresh_token_secret") else None
     services.secrets.put(secret_id, refresh_token)
+    _retire_old_token(services, previous, secret_id, old_token, refresh_token, email)
     now = models.now_iso()
     updated = store.update_credential(mailbox["name"], instance, {
         "status": "connected", "connected_email": email, "connected_at": now,
         "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
+        "connected_client_id": previous["client_id"],
     })
     sync = store.get_sync(mailbox["name"], instance)
     if (previous.get("status") == "disconnected" and previous.get("connected_email") == email

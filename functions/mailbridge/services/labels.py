@@ -94,22 +94,44 @@ def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str |
         name = label_rules.DEFAULT_PROCESSED_LABEL
     if incoming.get("processed_label_id") and incoming.get("processed_label_resolved") == name:
         return incoming["processed_label_id"]
-    existing = [l for l in gmail.labels() if l.get("name") == name]
-    if existing:
-        label = existing[0]
-    else:
+    label = _label_named(gmail.labels(), name)
+    if label is None:
         try:
             label = gmail.create_label(name)  # created on first use
         except GmailError as e:
-            if e.status != 409:  # 409: another poll created it a moment ago
+            if e.status != 409:  # 409: another poll created it, or one differing only in case exists
                 raise
-            label = next(l for l in gmail.labels() if l.get("name") == name)
+            label = _label_named(gmail.labels(), name)
+            if label is None:
+                raise GmailError(f"Gmail says a label like {name!r} exists (409) but lists none by that name",
+                                 409, e.reason) from None
     services.store.update_mailbox(mailbox["name"], {"incoming.processed_label_id": label["id"],
                                                     "incoming.processed_label_resolved": name})
     return label["id"]
 
 
+DATA_ERRORS = (LookupError, StopIteration, TypeError, ValueError, AttributeError)
+
+
+def _label_named(labels: list[dict], name: str) -> dict | None:
+    """The label called `name`, as Gmail's uniqueness sees names: case-insensitively (an exact
+    match first)."""
+    exact = [l for l in labels if l.get("name") == name and l.get("id")]
+    folded = [l for l in labels if str(l.get("name", "")).casefold() == name.casefold() and l.get("id")]
+    return (exact or folded or [None])[0]
+
+
 def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
+    """Label processed mail. A malformed Gmail answer or a missing label (StopIteration, KeyError,
+    TypeError…) leaves as a GmailError, which the poll records without stopping (the history id
+    still advances); a crash of the process stays a crash."""
+    try:
+        _apply_after_processing(services, mailbox, gmail, ids)
+    except DATA_ERRORS as e:
+        raise GmailError(f"post-processing failed: {e.__class__.__name__}: {str(e)[:200]}") from None
+
+
+def _apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
     incoming = models.incoming_settings(mailbox)
     add, remove = label_rules.label_changes(incoming)
     processed = _processed_label_id(services, mailbox, gmail, incoming)

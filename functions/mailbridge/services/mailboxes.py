@@ -116,9 +116,34 @@ def _stop_watch(services, mailbox: dict) -> None:
     services.store.update_sync(mailbox["name"], services.settings.instance, {"watch_expiration": None})
 
 
+def check_send_as(services, mailbox: dict, address: str) -> None:
+    """A send_as address must be one Gmail lets this account send as (settings.sendAs.list: the
+    primary address or a verified alias); any other From is silently rewritten by Gmail
+    (docs/gmail-differences.md). InvalidInput with the reason otherwise."""
+    address = (address or "").strip().lower()
+    if not address or address == mailbox["address"].lower():
+        return
+    cred = own_credential(services, mailbox)
+    if not cred or cred.get("status") != "connected":
+        raise InvalidInput(f"cannot check send_as {address!r}: mailbox {mailbox['name']!r} is not connected for "
+                           f"instance {services.settings.instance!r}; sign in first, then set it")
+    aliases = services.gmail_for(mailbox, cred).send_as_list()
+    alias = next((a for a in aliases if str(a.get("sendAsEmail", "")).lower() == address), None)
+    if alias is None:
+        raise InvalidInput(f"{address} is not a \"Send mail as\" address of {mailbox['address']} in Gmail; add and "
+                           "verify it in Gmail (Settings → Accounts) first, or Gmail sends from "
+                           f"{mailbox['address']} instead")
+    status = alias.get("verificationStatus") or ("accepted" if alias.get("isPrimary") else "")
+    if status != "accepted":
+        raise InvalidInput(f"{address} is a \"Send mail as\" address of {mailbox['address']} but Gmail has not verified "
+                           f"it (verificationStatus {status or 'unknown'!r}); confirm the verification email first")
+
+
 def set_mailbox_setting(services, name: str, key: str, value) -> tuple[str, object]:
     mailbox = services.store.get_mailbox(name)
     path, typed = models.apply_mailbox_setting(mailbox, key, value)
+    if path == "outgoing.send_as" and typed != models.outgoing_settings(mailbox).get("send_as"):
+        check_send_as(services, mailbox, typed)
     services.store.update_mailbox(name, {path: typed})
     return path, typed
 

@@ -2,8 +2,10 @@
 
 Exactly once: every message gets an `outbound/{idempotency key}` record (with its Message-ID and
 the exact MIME bytes) BEFORE Gmail is called. A send claims the record with a short lease; a
-record that was tried before is first looked up in Gmail by its Message-ID (`rfc822msgid:`), so
-a crash between Gmail's answer and our record update never sends twice. Failures stay on the
+record that was tried before is first looked up in Gmail (`rfc822msgid:`, then the sent mail's
+X-Mailbridge-Outbound marker, which survives Gmail replacing the Message-ID), so a crash between
+Gmail's answer and our record update never sends twice. The Message-ID Gmail really sent is
+read back and kept beside ours (docs/gmail-differences.md). Failures stay on the
 record (shown on the ticket) and `retry_failed` (run at the end of every poll) retries them
 with backoff.
 
@@ -32,6 +34,8 @@ LEASE_SECONDS = 120                      # > Gmail client timeout (60 s): one se
 PENDING_GRACE_SECONDS = 60               # a pending record older than this lost its sender
 MAX_SEND_ATTEMPTS = 5
 RETRY_BATCH = 20
+RECOVERY_SKEW_SECONDS = 600              # `after:` margin for clocks when looking for an earlier send
+RECOVERY_CANDIDATES = 50                 # sent messages read for the marker after a crash (5 units each)
 
 
 # ============================================================ overrides
@@ -79,8 +83,20 @@ def _delivered_messages(store, ticket_id: str) -> list[dict]:
         message = row["message"]
         if message.get("direction") == "out" and row.get("status") != "sent":
             continue  # never delivered: the customer cannot refer to it
-        rows.append(dict(message, _mailbox=row.get("mailbox")))
+        # Customers answer the Message-ID Gmail really sent (it may have replaced ours).
+        rows.append(dict(message, _mailbox=row.get("mailbox"),
+                         message_id=message.get("sent_message_id") or message.get("message_id")))
     return rows
+
+
+def _thread_subject(ticket: dict, mailbox_name: str, thread_id: str | None, messages: list[dict]) -> str | None:
+    """The subject of the Gmail thread a reply joins: its first message's (what Gmail compares)."""
+    if not thread_id:
+        return None
+    for message in messages:
+        if message.get("_mailbox") == mailbox_name and message.get("gmail_thread_id") == thread_id:
+            return message.get("subject") or ticket.get("subject")
+    return ticket.get("subject")
 
 
 def _thread_for(ticket: dict, mailbox_name: str, messages: list[dict]) -> str | None:
@@ -128,16 +144,19 @@ def compose(services, ticket: dict, text: str, html: str | None = None, attachme
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     messages = _delivered_messages(store, ticket["id"])
     in_reply_to, references = mime.reference_chain(messages) if in_reply_to_latest else (None, [])
+    thread_id = _thread_for(ticket, mailbox["name"], messages)
+    subject = mime.thread_reply_subject(_thread_subject(ticket, mailbox["name"], thread_id, messages),
+                                        ticket.get("subject", ""), ticket.get("number"), fmt)
     out = mime.Outgoing(
         from_email=mime.check_address(outgoing.get("send_as") or mailbox["address"], "From address"),
         from_name=mime.check_header_value("display name", outgoing.get("display_name") or ""),
-        to=to, cc=cc, subject=mime.reply_subject(ticket.get("subject", ""), ticket.get("number"), fmt),
+        to=to, cc=cc, subject=subject,
         text=text, html=html, in_reply_to=in_reply_to, references=references,
         message_id=mime.new_message_id(mailbox["address"]),
         attachments=[(str(f), str(t or ""), bytes(d)) for f, t, d in attachments],
         extra_headers=list(extra_headers))
     raw = mime.build_mime(out)
-    return Draft(ticket, resolution, mailbox, out, _thread_for(ticket, mailbox["name"], messages), raw, kind)
+    return Draft(ticket, resolution, mailbox, out, thread_id, raw, kind)
 
 
 def _message_record(draft: Draft, key: str, now: str) -> dict:
@@ -186,7 +205,7 @@ def _result(data: dict) -> dict:
     result = {
         "ticket": data.get("ticket_id"), "mailbox": data.get("mailbox"), "rule": data.get("rule"),
         "explanation": data.get("explanation"), "message_id": data.get("message_id"),
-        "gmail_message_id": data.get("gmail_message_id"), "thread_id": data.get("gmail_thread_id"),
+        "sent_message_id": data.get("sent_message_id"), "gmail_message_id": data.get("gmail_message_id"), "thread_id": data.get("gmail_thread_id"),
         "status": data.get("status"), "idempotency_key": data.get("key"), "attempts": data.get("attempts", 0),
     }
     if data.get("status") != "sent" and data.get("last_error"):
@@ -272,21 +291,49 @@ def _claim(services, key: str) -> tuple[str, dict]:
     return services.store.change_outbound(key, lambda data: claim_decision(data, time.time()))
 
 
-def _find_sent(gmail, message_id: str) -> str | None:
-    """The Gmail id of a message already carrying this Message-ID (5 quota units)."""
-    query = f"rfc822msgid:{message_id.strip().strip('<>')}"
+def _find_sent(gmail, data: dict) -> dict | None:
+    """{"id", "threadId", "headers"} of the message this record already sent, or None.
+
+    rfc822msgid: finds it while Gmail keeps our Message-ID (5 units); Gmail may replace it, so
+    then the sent mail to its first recipient since the record was created is read for our
+    OUTBOUND_HEADER marker (5 units per candidate). See docs/gmail-differences.md."""
+    names = ["Message-ID", mime.OUTBOUND_HEADER]
+    ours = data["message_id"]
+    for page in gmail.list_ids(f"rfc822msgid:{ours.strip().strip('<>')}"):
+        for gmail_id in page[:1]:
+            found = gmail.message_metadata(gmail_id, names)
+            if found:
+                return found
+        break
+    recipient = ((data.get("message") or {}).get("to") or [{}])[0].get("email")
+    try:
+        since = int(datetime.fromisoformat(data["created_at"]).timestamp()) - RECOVERY_SKEW_SECONDS
+    except (KeyError, TypeError, ValueError):
+        since = 0
+    query = "in:sent" + (f" to:{recipient}" if recipient else "") + (f" after:{since}" if since > 0 else "")
     for page in gmail.list_ids(query):
-        if page:
-            return page[0]
+        for gmail_id in page[:RECOVERY_CANDIDATES]:
+            found = gmail.message_metadata(gmail_id, names)
+            if found and found["headers"].get(mime.OUTBOUND_HEADER, "").strip() == ours:
+                return found
         break
     return None
 
 
-def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | None) -> dict:
+def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | None,
+               sent_message_id: str | None) -> dict:
     now = models.now_iso()
     changes = {"status": "sent", "gmail_message_id": gmail_id, "gmail_thread_id": thread_id,
+               "sent_message_id": sent_message_id,
                "message.gmail_message_id": gmail_id, "message.gmail_thread_id": thread_id,
+               "message.sent_message_id": sent_message_id,
                "sent_at": now, "updated_at": now, "lease_until": 0, "last_error": None, "next_attempt_at": 0}
+    requested = data.get("gmail_thread_id")
+    if requested and thread_id and thread_id != requested:
+        # Gmail filed it elsewhere (thread gone, or a subject it would not match): record both.
+        changes["requested_thread_id"] = requested
+        log_event("WARNING", "gmail put the message in another thread", key=key, requested_thread_id=requested,
+                  gmail_thread_id=thread_id)
     services.store.update_outbound(key, changes)  # the record update a crash can lose
     data = {**data, **{k: v for k, v in changes.items() if not k.startswith("message.")}}
     _touch_ticket(services, data)
@@ -295,11 +342,25 @@ def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | N
 
 def _touch_ticket(services, data: dict) -> None:
     thread_keys = [f"{data['mailbox']}:{data['gmail_thread_id']}"] if data.get("gmail_thread_id") else []
+    # Both ids thread the customer's answer: ours, and the one Gmail sent if it replaced ours.
+    message_ids = list(dict.fromkeys(filter(None, [data["message_id"], data.get("sent_message_id")])))
     try:
-        services.store.add_ticket_references(data["ticket_id"], [data["message_id"]], thread_keys, models.now_iso())
+        services.store.add_ticket_references(data["ticket_id"], message_ids, thread_keys, models.now_iso())
     except Exception as e:  # noqa: BLE001 - the message went out; the ticket already has its Message-ID
         log_event("WARNING", "ticket update after send failed", ticket=data.get("ticket_id"),
                   error=f"{e.__class__.__name__}: {str(e)[:200]}")
+
+
+def _sent_message_id(gmail, gmail_id: str | None) -> str | None:
+    """The Message-ID Gmail really sent (it may replace ours): read back, 5 units."""
+    if not gmail_id:
+        return None
+    try:
+        found = gmail.message_metadata(gmail_id, ["Message-ID"])
+    except (GmailError, TokenRevoked) as e:
+        log_event("WARNING", "could not read back the sent Message-ID", gmail_message_id=gmail_id, error=str(e)[:200])
+        return None
+    return ((found or {}).get("headers") or {}).get("Message-ID", "").strip() or None
 
 
 def _record_failure(services, key: str, data: dict, error: str, permanent: bool = False) -> dict:
@@ -339,10 +400,12 @@ def deliver(services, key: str) -> dict:
     try:
         gmail = services.gmail_for(mailbox, cred)
         if int(data.get("attempts", 0)) > 0 or state == "busy":
-            found = _find_sent(gmail, data["message_id"])
+            found = _find_sent(gmail, data)
             if found:
-                log_event("INFO", "outgoing message was already sent; recording it", key=key, gmail_message_id=found)
-                return _result(_mark_sent(services, key, data, found, data.get("gmail_thread_id")))
+                log_event("INFO", "outgoing message was already sent; recording it", key=key,
+                          gmail_message_id=found["id"])
+                return _result(_mark_sent(services, key, data, found["id"], found.get("threadId"),
+                                          found["headers"].get("Message-ID", "").strip() or None))
         if state == "busy":
             raise Conflict(f"message {key!r} is being sent by another process; try again in {LEASE_SECONDS} s")
     except TokenRevoked as e:
@@ -371,13 +434,14 @@ def deliver(services, key: str) -> dict:
         return _result(_record_failure(services, key, data, str(e), permanent=e.status == 400))
     except Exception as e:  # noqa: BLE001 - network errors: maybe sent; the retry looks it up first
         return _result(_record_failure(services, key, data, f"{e.__class__.__name__}: {str(e)[:200]}"))
+    sent_message_id = _sent_message_id(gmail, response.get("id"))
     try:
-        sent = _mark_sent(services, key, data, response.get("id"), response.get("threadId"))
+        sent = _mark_sent(services, key, data, response.get("id"), response.get("threadId"), sent_message_id)
     except Exception as e:  # noqa: BLE001 - it WAS sent: say so; the next retry records it from Gmail
         log_event("ERROR", "sent but not recorded; the retry will record it", key=key,
                   gmail_message_id=response.get("id"), error=f"{e.__class__.__name__}: {str(e)[:200]}")
         sent = {**data, "status": "sent", "gmail_message_id": response.get("id"),
-                "gmail_thread_id": response.get("threadId")}
+                "gmail_thread_id": response.get("threadId"), "sent_message_id": sent_message_id}
     log_event("INFO", "outgoing message sent", key=key, ticket=data.get("ticket_id"), mailbox=mailbox["name"],
               gmail_message_id=response.get("id"), kind=data.get("kind"))
     return _result(sent)

@@ -316,6 +316,8 @@ def _save_section(ctx: Ctx, name: str, values: dict) -> int:
     updates = {}
     for key, raw in values.items():
         path, typed = models.apply_mailbox_setting(mailbox, key, raw)
+        if path == "outgoing.send_as" and typed != models.outgoing_settings(mailbox).get("send_as"):
+            mailboxes.check_send_as(ctx.services, mailbox, typed)
         updates[path] = typed
     ctx.services.store.update_mailbox(name, updates)
     return len(updates)
