@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailbridge.domain import models
+from mailbridge.domain import models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput
 
@@ -29,3 +29,21 @@ def set_status(services, ticket_id: str, status: str) -> dict:
     ticket = services.store.get_ticket(ticket_id)
     services.store.update_ticket(ticket["id"], {"status": status, "updated_at": models.now_iso()})
     return ticket
+
+
+def participants(services, ticket_id: str) -> dict:
+    """Who receives replies to a ticket, and who waits for an agent's confirmation."""
+    ticket = services.store.get_ticket(ticket_id)
+    return {"ticket": ticket["id"], "number": ticket.get("number"),
+            "requester": (ticket.get("requester") or {}).get("email", ""),
+            "participants": list(ticket.get("participants", [])),
+            "suggested_participants": list(ticket.get("suggested_participants") or [])}
+
+
+def confirm_participant(services, ticket_id: str, email: str) -> dict:
+    """An agent confirms a suggested participant: from now on they receive replies."""
+    ticket = services.store.get_ticket(ticket_id)
+    people, suggested = threads.confirm_participant(ticket, email)
+    services.store.update_ticket(ticket["id"], {"participants": people, "suggested_participants": suggested,
+                                                "updated_at": models.now_iso()})
+    return participants(services, ticket["id"])
