@@ -5,6 +5,9 @@ delivery there, like the fake Google server's, puts Google's Authentication-Resu
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from mailbridge.services import sync
@@ -90,3 +93,103 @@ def test_the_inbound_row_records_googles_verdict(world):
 
     assert inbound_rows(services)[-1]["authentication"]["verdict"] == "fail"
     assert inbound_rows(services)[0]["authentication"]["verdict"] == "pass"
+
+
+# ---- 7. push and poll check the caller's Google-signed OIDC token ---------------------------------
+INVOKER = "scheduler@mailbridge-test.iam.gserviceaccount.com"
+FUNCTIONS = "https://functions.example"
+
+
+@pytest.fixture
+def invoker_env(fake, monkeypatch):
+    """poll/push with the invoker check on, Google's certificates served by the fake."""
+    from mailbridge import bootstrap
+
+    for key, value in {"GOOGLE_CLOUD_PROJECT": "mailbridge-test", "MAILBRIDGE_VERIFY_INVOKER": "true",
+                       "MAILBRIDGE_INVOKER_SERVICE_ACCOUNT": INVOKER, "MAILBRIDGE_FUNCTIONS_URL": "",
+                       "MAILBRIDGE_FUNCTION_URLS": f'{{"poll": "{FUNCTIONS}/poll", "push": "{FUNCTIONS}/push"}}',
+                       "MAILBRIDGE_OIDC_CERTS_URL": fake.url + "/oauth2/v1/certs"}.items():
+        monkeypatch.setenv(key, value)
+    bootstrap.reset()
+    yield fake
+    bootstrap.reset()
+
+
+def oidc_token(fake, account=INVOKER, audience=f"{FUNCTIONS}/push") -> str:
+    return fake.post("/_fake/oidc/token", {"service_account": account, "audience": audience})["token"]
+
+
+def call_push(token: str | None, body=b"{}"):
+    import flask
+
+    from mailbridge.http import push
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    with flask.Flask(__name__).test_request_context("/", method="POST", data=body, headers=headers):
+        answer, status, _headers = push.handle(flask.request)
+    return status, json.loads(answer)
+
+
+def test_push_accepts_the_invoker_token_for_its_own_url(invoker_env):
+    status, body = call_push(oidc_token(invoker_env))
+    assert (status, body["status"]) == (200, "acknowledged")  # reached the handler: malformed envelope
+
+
+def test_push_without_a_token_is_401_with_a_reason(invoker_env):
+    status, body = call_push(None)
+    assert (status, body["error"]) == (401, "missing bearer token: callers need a Google-signed OIDC token")
+
+
+def test_push_refuses_a_token_for_another_audience(invoker_env):
+    status, body = call_push(oidc_token(invoker_env, audience=f"{FUNCTIONS}/poll"))
+    assert (status, body["error"]) == (401, "token refused: wrong audience")
+
+
+def test_push_refuses_another_service_account_with_403(invoker_env):
+    status, body = call_push(oidc_token(invoker_env, account="intruder@other.iam.gserviceaccount.com"))
+    assert status == 403
+    assert "is not the invoker service account" in body["error"]
+
+
+def test_push_refuses_an_expired_token(invoker_env, monkeypatch):
+    import datetime
+
+    import google.auth._helpers
+
+    token = oidc_token(invoker_env)
+    later = google.auth._helpers.utcnow() + datetime.timedelta(hours=2)
+    monkeypatch.setattr(google.auth._helpers, "utcnow", lambda: later)  # the clock, at the library's boundary
+    assert call_push(token) == (401, {"error": "token refused: token expired"})
+
+
+def test_push_refuses_an_unsigned_token(invoker_env):
+    header, payload, _signature = oidc_token(invoker_env).split(".")
+    unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode() + f".{payload}."
+    status, body = call_push(unsigned)
+    assert status == 401
+    assert body["error"].startswith("token refused")
+
+
+def test_push_refuses_a_token_signed_with_anyone_elses_key(invoker_env):
+    import time
+
+    from tests.fakes.oauth import SigningKey  # another key, as anyone could make one
+
+    now = int(time.time())
+    forged = SigningKey().sign({"iss": "https://evil.example", "aud": f"{FUNCTIONS}/push", "email": INVOKER,
+                                "email_verified": True, "iat": now, "exp": now + 600})
+    status, body = call_push(forged)
+    assert status == 401
+    assert body["error"].startswith("token refused")
+
+
+def test_poll_refuses_a_call_without_a_token(invoker_env):
+    import flask
+
+    from mailbridge.http import poll
+
+    with flask.Flask(__name__).test_request_context("/", method="POST", json={}):
+        answer, status, _headers = poll.poll(flask.request)
+    assert (status, json.loads(answer)["error"]) == (401, "missing bearer token: callers need a Google-signed OIDC token")
