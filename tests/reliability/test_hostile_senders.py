@@ -193,3 +193,27 @@ def test_poll_refuses_a_call_without_a_token(invoker_env):
     with flask.Flask(__name__).test_request_context("/", method="POST", json={}):
         answer, status, _headers = poll.poll(flask.request)
     assert (status, json.loads(answer)["error"]) == (401, "missing bearer token: callers need a Google-signed OIDC token")
+
+
+# ---- 1 (rules part). Admin /regex/ ignore rules run on RE2 ----------------------------------------
+def test_a_regex_rule_runs_on_re2_not_on_backtracking_re():
+    from mailbridge.domain import rules
+
+    compiled = rules._compile_subject_pattern("/(a+)+$/")
+    assert type(compiled).__module__.startswith("re2")
+    assert rules.subject_matches("/(a+)+$/", "a" * 5000 + "!") is False  # exponential on Python's re
+
+
+def test_a_regex_rule_re2_cannot_run_is_refused_when_saved(world):
+    from mailbridge.errors import InvalidInput
+    from mailbridge.services import mailboxes
+
+    services, _accounts, _ticket = world
+    with pytest.raises(InvalidInput, match="rules run on RE2"):
+        mailboxes.set_mailbox_setting(services, "help", "incoming.ignore_subjects", r"/(spam)\1/")
+
+
+def test_a_regex_rule_is_still_case_insensitive():
+    from mailbridge.domain import rules
+
+    assert rules.subject_matches("/^newsletter \\d+/", "NEWSLETTER 42: offers")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import hashlib
 import re
 
+from mailbridge.domain import patterns
 from mailbridge.errors import InvalidInput
 
 MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -149,6 +150,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
     if field == "send_as" and value:
         validate_address(value)
+    if field == "ignore_subjects":
+        patterns.check_subject_patterns(value)
     return f"{section}.{field}", value
 
 

@@ -17,9 +17,11 @@ Admin rules:
 - sender: "user@example.com" (that address), "@example.com" or "example.com" (that domain),
   "*.example.com" (any subdomain, not example.com itself), or any other glob with * and ?
   matched against the whole address. Case-insensitive.
-- subject: "/regex/" is a case-insensitive regular-expression search; anything else is a
-  case-insensitive glob matched against the whole subject (use "*word*" to match anywhere).
-  A pattern that does not compile matches nothing.
+- subject: "/regex/" is a case-insensitive regular-expression search run on RE2
+  (domain/patterns.py: linear time, no backreferences or lookaround; saving a pattern RE2
+  refuses fails with the reason); anything else is a case-insensitive glob matched against the
+  whole subject (use "*word*" to match anywhere). A stored pattern that does not compile
+  matches nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import fnmatch
 import functools
 import re
 
+from mailbridge.domain import patterns
 from mailbridge.domain.models import EMAIL
+from mailbridge.errors import InvalidInput
 from mailbridge.parse import ParsedMessage
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
@@ -200,16 +204,16 @@ def subject_matches(pattern: str, subject: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compile_subject_pattern(pattern: str) -> re.Pattern | None:
+def _compile_subject_pattern(pattern: str):
     pattern = pattern.strip()
     if not pattern:
         return None
     try:
-        if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-            return re.compile(pattern[1:-1], re.IGNORECASE)
+        if patterns.is_regex_rule(pattern):
+            return patterns.compile_regex_rule(pattern)
         # translate() anchors only the end; \A anchors the start so search() is a full match.
         return re.compile(r"\A" + fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
-    except re.error:
+    except (re.error, InvalidInput):
         return None
 
 
