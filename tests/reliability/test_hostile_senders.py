@@ -217,3 +217,48 @@ def test_a_regex_rule_is_still_case_insensitive():
     from mailbridge.domain import rules
 
     assert rules.subject_matches("/^newsletter \\d+/", "NEWSLETTER 42: offers")
+
+
+# ---- 2 (pages). The reply form names every recipient; an agent confirms suggestions there ----------
+@pytest.fixture
+def served_ticket(mb_env, fake, firestore, storage_emulator, functions_url):
+    """A ticket on the served stack with a participant added by an authenticated Cc and a stranger's
+    Cc waiting as a suggestion."""
+    import requests as http
+
+    from mailbridge.services import mailboxes
+    from tests.helpers import connect_mailbox, deliver, make_services
+
+    services = make_services()
+    connect_mailbox(services, fake.url, "help", ADDRESS)
+    mailboxes.set_mailbox_setting(services, "help", "outgoing.acknowledge_new", "false")
+    sync.poll(services, "help", scheduled=False)
+    deliver(fake.url, ADDRESS, make_mail(DANA, ADDRESS, "Invoice question", message_id="<q1@customer.example>"))
+    sync.poll(services, "help", scheduled=False)
+    deliver(fake.url, ADDRESS, make_mail(DANA, ADDRESS, "Re: Invoice question", "cc my boss",
+                                         In_Reply_To="<q1@customer.example>", Cc="boss@customer.example"))
+    deliver(fake.url, ADDRESS, make_mail("mallory@evil.test", ADDRESS, "Re: Invoice question", "me too",
+                                         In_Reply_To="<q1@customer.example>"), authentication="fail")
+    sync.poll(services, "help", scheduled=False)
+    session = http.Session()
+    assert session.get(mailboxes.admin_url(services), allow_redirects=False, timeout=30).status_code == 303
+    return services, session, f"{functions_url}/admin/tickets/{only_ticket(services)['id']}"
+
+
+def test_the_reply_form_names_every_recipient(served_ticket):
+    _services, session, page = served_ticket
+    html = session.get(page, timeout=30).text
+    assert f"Your reply to {DANA}, cc boss@customer.example</label>" in html
+
+
+def test_an_agent_confirms_a_suggested_participant_on_the_ticket_page(served_ticket):
+    import re
+
+    services, session, page = served_ticket
+    html = session.get(page, timeout=30).text
+    assert "Confirm mallory@evil.test" in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    response = session.post(page + "/participants", data={"csrf": csrf, "email": "mallory@evil.test"},
+                            allow_redirects=False, timeout=30)
+    assert response.status_code == 303
+    assert only_ticket(services)["participants"] == [DANA, "boss@customer.example", "mallory@evil.test"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mailbridge.domain import models, threads
 from mailbridge.domain import tickets as ticket_views
-from mailbridge.errors import InvalidInput
+from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.services import outgoing
 
 STATUSES = ("open", "closed")
 
@@ -47,3 +48,14 @@ def confirm_participant(services, ticket_id: str, email: str) -> dict:
     services.store.update_ticket(ticket["id"], {"participants": people, "suggested_participants": suggested,
                                                 "updated_at": models.now_iso()})
     return participants(services, ticket["id"])
+
+
+def reply_recipients(services, ticket: dict) -> dict:
+    """Everyone a reply to this ticket goes to (reply-all: requester, then the participants),
+    for the reply form; {"to", "cc", "error"}."""
+    own = models.own_addresses(services.store.list_mailboxes())
+    try:
+        to, cc = outgoing.recipients(ticket, own)
+    except MailbridgeError as e:
+        return {"to": [], "cc": [], "error": str(e)}
+    return {"to": to, "cc": cc, "error": None}
