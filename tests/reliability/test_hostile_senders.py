@@ -262,3 +262,117 @@ def test_an_agent_confirms_a_suggested_participant_on_the_ticket_page(served_tic
                             allow_redirects=False, timeout=30)
     assert response.status_code == 303
     assert only_ticket(services)["participants"] == [DANA, "boss@customer.example", "mallory@evil.test"]
+
+
+# ---- 3. make us send their mail ------------------------------------------------------------------
+@pytest.fixture
+def acking():
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts, outgoing={"acknowledge_new": True})
+    return services, accounts
+
+
+def sent_messages(accounts):
+    import email
+    from email import policy
+
+    return [email.message_from_bytes(m["raw"], policy=policy.default) for m in accounts.account(ADDRESS)["sent"]]
+
+
+def test_a_spoofed_sender_gets_no_acknowledgement(acking):
+    services, accounts = acking
+    accounts.deliver(ADDRESS, make_mail("victim@bank.example", ADDRESS, "Hello"), authentication="fail")
+    accounts.deliver(ADDRESS, make_mail("other@shop.example", ADDRESS, "Hello"), authentication="none")
+    sync.poll(services, "help")
+
+    assert len(services.store.list_tickets()) == 2
+    assert sent_messages(accounts) == []
+
+
+def test_an_authenticated_sender_is_acknowledged(acking):
+    services, accounts = acking
+    accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, "Printer jammed"))
+    sync.poll(services, "help")
+
+    (ack,) = sent_messages(accounts)
+    assert (ack["To"], ack["Subject"]) == (DANA, "Re: [#1] Printer jammed")
+
+
+@pytest.mark.parametrize("subject", [
+    "URGENT: your account is suspended, verify at https://evil.example/login",
+    "Verify at evil.example/login now",
+    "Call +1 (555) 010-9999 to keep your account",
+    "Write to refunds@evil.example",
+    "Invoice \u202egnp.exe",
+])
+def test_an_acknowledgement_never_repeats_bait_from_the_subject(acking, subject):
+    services, accounts = acking
+    accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, subject, message_id="<bait@customer.example>"))
+    sync.poll(services, "help")
+
+    (ack,) = sent_messages(accounts)
+    assert ack["Subject"] == "Re: [#1] your message"
+    assert "evil" not in ack.get_body(("plain",)).get_content()
+
+
+def test_acknowledgements_per_sender_domain_are_limited(acking):
+    services, accounts = acking
+    for n in range(25):
+        accounts.deliver(ADDRESS, make_mail(f"throwaway{n}@spam.example", ADDRESS, f"Hello {n}"))
+    sync.poll(services, "help")
+
+    assert len(services.store.list_tickets()) == 25
+    assert len(sent_messages(accounts)) == 20  # outgoing.acknowledgement_limit_per_domain_per_hour
+
+
+# ---- 4. make a ticket unanswerable -----------------------------------------------------------------
+SEPARATORS = ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+def encoded_subject(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+@pytest.mark.parametrize("separator", SEPARATORS, ids=[hex(ord(s)) for s in SEPARATORS])
+def test_a_line_separator_in_the_subject_leaves_the_ticket_answerable(acking, separator):
+    from mailbridge.services import outgoing
+
+    services, accounts = acking
+    accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, encoded_subject(f"Help{separator}Bcc: x@evil.example")))
+    sync.poll(services, "help")
+    (ticket,) = services.store.list_tickets()
+
+    result = outgoing.send_reply(services, ticket["id"], "We are on it")
+
+    assert result["status"] == "sent"
+    reply = sent_messages(accounts)[-1]
+    assert reply["Subject"].startswith("Re: [#1] Help")
+    assert not any(c in reply["Subject"] for c in SEPARATORS)
+    assert all(m["Bcc"] is None for m in sent_messages(accounts))  # the text stayed in one header
+
+
+def test_an_error_while_building_a_message_is_invalid_input():
+    from mailbridge.domain import compose
+    from mailbridge.errors import InvalidInput
+
+    out = compose.Outgoing("help@acme.example", "Acme\u2028Support", [DANA], [], "Re: x", "text", message_id="<a@b>")
+    with pytest.raises(InvalidInput, match="display name contains a line break"):
+        compose.build_mime(out)
+
+
+def test_cli_reply_dry_run_names_every_recipient_and_survives_a_separator(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from mailbridge import bootstrap
+    from mailbridge.cli.app import cli
+
+    services, accounts, ticket = world
+    services.store.update_ticket(ticket["id"], {"subject": "Invoice\u2028question", "participants": [DANA, "boss@customer.example"]})
+    monkeypatch.setattr(bootstrap, "_services", services)
+    result = CliRunner().invoke(cli, ["reply", ticket["id"], "--body-file", "-", "--dry-run", "--json"], input="Hello")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {k: data[k] for k in ("mailbox", "from", "to", "cc", "subject")} == {
+        "mailbox": "help", "from": ADDRESS, "to": [DANA], "cc": ["boss@customer.example"],
+        "subject": "Re: [#1] Invoice question"}

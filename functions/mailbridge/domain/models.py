@@ -37,6 +37,8 @@ DEFAULT_OUTGOING = {
     "display_name": "",
     "acknowledge_new": True,
     "acknowledgement_limit_per_hour": 3,
+    # per recipient domain: throwaway senders of one domain cannot make us mail in bulk
+    "acknowledgement_limit_per_domain_per_hour": 20,
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),

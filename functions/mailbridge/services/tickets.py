@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from mailbridge.domain import models, threads
+from mailbridge.domain import compose, models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError
-from mailbridge.services import outgoing
 
 STATUSES = ("open", "closed")
 
@@ -55,7 +54,7 @@ def reply_recipients(services, ticket: dict) -> dict:
     for the reply form; {"to", "cc", "error"}."""
     own = models.own_addresses(services.store.list_mailboxes())
     try:
-        to, cc = outgoing.recipients(ticket, own)
+        to, cc = compose.recipients(ticket, own)
     except MailbridgeError as e:
         return {"to": [], "cc": [], "error": str(e)}
     return {"to": to, "cc": cc, "error": None}
