@@ -376,3 +376,50 @@ def test_cli_reply_dry_run_names_every_recipient_and_survives_a_separator(world,
     assert {k: data[k] for k in ("mailbox", "from", "to", "cc", "subject")} == {
         "mailbox": "help", "from": ADDRESS, "to": [DANA], "cc": ["boss@customer.example"],
         "subject": "Re: [#1] Invoice question"}
+
+
+def test_the_admin_reply_to_a_ticket_with_a_separator_in_its_subject_is_not_a_500(served_ticket):
+    import re
+
+    services, session, page = served_ticket
+    services.store.update_ticket(only_ticket(services)["id"], {"subject": "Invoice\u2028question"})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', session.get(page, timeout=30).text).group(1)
+    key = re.search(r'name="reply_key" value="([^"]+)"', session.get(page, timeout=30).text).group(1)
+    response = session.post(page + "/reply", data={"csrf": csrf, "reply_key": key, "body": "On it"},
+                            allow_redirects=False, timeout=30)
+    assert response.status_code == 303
+
+
+def test_cli_lists_participants_and_suggestions_as_json(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from mailbridge import bootstrap
+    from mailbridge.cli.app import cli
+
+    services, accounts, ticket = world
+    accounts.deliver(ADDRESS, make_mail("mallory@evil.test", ADDRESS, "Re: Invoice question", "x",
+                                        In_Reply_To="<q1@customer.example>"))
+    sync.poll(services, "help")
+    monkeypatch.setattr(bootstrap, "_services", services)
+    result = CliRunner().invoke(cli, ["tickets", "participants", ticket["id"], "--json"])
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["participants"], [s["email"] for s in data["suggested_participants"]]) == ([DANA], ["mallory@evil.test"])
+
+
+def test_confirming_an_address_nobody_suggested_is_refused(world):
+    from mailbridge.errors import InvalidInput
+
+    services, _accounts, ticket = world
+    with pytest.raises(InvalidInput, match="is not a suggested participant"):
+        ticket_service.confirm_participant(services, ticket["id"], "spy@evil.test")
+
+
+# ---- 8. short-lived documents ------------------------------------------------------------------------
+def test_a_used_oauth_state_keeps_no_pkce_verifier(world):
+    services, _accounts, _ticket = world
+    services.store.put_oauth_state("s" * 40, {"mailbox": "help", "code_verifier": "v" * 50}, 600)
+    services.store.consume_oauth_state("s" * 40)
+
+    assert set(services.store.collection("oauth_states")["s" * 40]) == {"used", "expires_at"}
