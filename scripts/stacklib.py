@@ -357,6 +357,7 @@ class Stack:
             "STORAGE_EMULATOR_HOST": s["storage"].url,
             "MAILBRIDGE_ATTACHMENTS_BUCKET": self.bucket,
             "MAILBRIDGE_SIGNING_KEY": self.signing_key,
+            "MAILBRIDGE_VERIFY_INVOKER": "false",  # no OIDC tokens locally; poll/push log a warning per call
         }
         if push and self.pubsub_available:
             env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"

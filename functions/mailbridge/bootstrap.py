@@ -73,6 +73,17 @@ class Services:
 
         return self._get("google", make)
 
+    @property
+    def invoker_verifier(self):
+        """Checks Google-signed OIDC tokens on poll and push (http/invoker.py)."""
+
+        def make():
+            from mailbridge.adapters.oidc import OidcVerifier
+
+            return OidcVerifier(self.settings.oidc_certs_url)
+
+        return self._get("invoker_verifier", make)
+
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""
         from mailbridge.adapters import functions_client

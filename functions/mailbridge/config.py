@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from mailbridge.errors import ConfigError
@@ -31,6 +32,13 @@ class Settings:
     poll_concurrency: int = 8
     max_attempts: int = 3
     gmail_quota_per_minute: int = 6000
+    # poll and push check the caller's Google-signed OIDC token (http/invoker.py): on unless the
+    # local stack turns it off (scripts/stacklib.py); the token's email must be this account.
+    verify_invoker: bool = True
+    invoker_service_account: str = ""
+    oidc_certs_url: str = ""  # empty: Google's (the library default); the fake serves its own
+    # A deployment gives every function its own URL ({function: url}); locally they share one base.
+    function_urls: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -52,6 +60,10 @@ class Settings:
             secret_manager_url=env.get("MAILBRIDGE_SECRET_MANAGER_URL", "").rstrip("/"),
             storage_url=env.get("STORAGE_EMULATOR_HOST", "").rstrip("/"),
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
+            verify_invoker=_flag(env, "MAILBRIDGE_VERIFY_INVOKER", True),
+            invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
+            oidc_certs_url=env.get("MAILBRIDGE_OIDC_CERTS_URL", ""),
+            function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
@@ -69,6 +81,9 @@ class Settings:
         return cls(**values)
 
     def function_url(self, name: str) -> str:
+        for function, url in self.function_urls:
+            if function == name:
+                return url
         if not self.functions_url:
             raise ConfigError("MAILBRIDGE_FUNCTIONS_URL is not set")
         return f"{self.functions_url}/{name}"
@@ -76,3 +91,27 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         return self.function_url("oauth_callback")
+
+
+def _flag(env, key: str, default: bool) -> bool:
+    value = env.get(key, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be true or false, got {env[key]!r}")
+
+
+def _function_urls(value: str) -> tuple[tuple[str, str], ...]:
+    """MAILBRIDGE_FUNCTION_URLS: a JSON object {function: URL} (Terraform writes it)."""
+    if not value.strip():
+        return ()
+    try:
+        urls = json.loads(value)
+    except ValueError as e:
+        raise ConfigError("MAILBRIDGE_FUNCTION_URLS must be a JSON object {function: URL}") from e
+    if not isinstance(urls, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in urls.items()):
+        raise ConfigError("MAILBRIDGE_FUNCTION_URLS must be a JSON object {function: URL}")
+    return tuple((name, url.rstrip("/")) for name, url in sorted(urls.items()))

@@ -24,7 +24,15 @@ class MemoryMailboxes:
                        "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
             "sent": [], "watching": None, "send_as": []})
 
-    def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD")) -> str:
+    def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD"),
+                authentication: str = "pass") -> str:
+        """Deliver `raw`; like the fake's delivery route, Google's Authentication-Results for the
+        From domain goes on top (pass|fail), or nothing (none)."""
+        if authentication != "none":
+            from tests.fakes.control import authentication_results
+            from tests.fakes.mime import prepend_header
+
+            raw = prepend_header(raw, "Authentication-Results", authentication_results(raw, authentication))
         box = self.account(address)
         gmail_id = f"m{next(self._ids):05d}"
         box["messages"][gmail_id] = {"raw": raw, "threadId": thread_id or f"t{gmail_id}",

@@ -134,7 +134,7 @@ class MemoryStore:
             raise AuthError("unknown sign-in state: start again from the mailbox page")
         if data.get("used"):
             raise AuthError("this sign-in link was already used: start again from the mailbox page")
-        self._merge("oauth_states", state, {"used": True})
+        self._put("oauth_states", state, {"used": True, "expires_at": data["expires_at"]})
         if data["expires_at"] < datetime.now(timezone.utc):
             raise AuthError("sign-in took too long and expired: start again from the mailbox page")
         return data
@@ -142,7 +142,7 @@ class MemoryStore:
     def use_nonce(self, nonce: str, expires_epoch: int) -> None:
         if self._get("nonces", nonce) is not None:
             raise AuthError("this link was already used: ask for a new one")
-        self._put("nonces", nonce, {"expires_at": expires_epoch})
+        self._put("nonces", nonce, {"expires_at": datetime.fromtimestamp(expires_epoch, timezone.utc)})
 
     # -- tickets ---------------------------------------------------------------------------------
     def reserve_ticket_numbers(self, count: int) -> list[int]:
@@ -297,7 +297,9 @@ class MemoryStore:
         used = self.send_budget_used(mailbox, day)
         if used >= budget:
             return False, used
-        self._put("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1})
+        self._put("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1,
+                                                     "expires_at": datetime.strptime(day, "%Y-%m-%d").replace(
+                                                         tzinfo=timezone.utc) + timedelta(days=2)})
         return True, used
 
     def release_send_budget(self, mailbox: str, day: str) -> None:
@@ -307,8 +309,19 @@ class MemoryStore:
         used = int((self._get("ack_limits", f"{recipient}~{hour}") or {}).get("count", 0))
         if used >= limit:
             return False
-        self._put("ack_limits", f"{recipient}~{hour}", {"recipient": recipient, "hour": hour, "count": used + 1})
+        self._put("ack_limits", f"{recipient}~{hour}", {"recipient": recipient, "hour": hour, "count": used + 1,
+                                                        "expires_at": datetime.now(timezone.utc) + timedelta(hours=2)})
         return True
+
+    def take_acknowledgement_slots(self, counters: list[tuple[str, int]], hour: str) -> str | None:
+        used = [int((self._get("ack_limits", f"{key}~{hour}") or {}).get("count", 0)) for key, _limit in counters]
+        for (key, limit), count in zip(counters, used):
+            if count >= limit:
+                return key
+        for (key, _limit), count in zip(counters, used):
+            self._put("ack_limits", f"{key}~{hour}", {"recipient": key, "hour": hour, "count": count + 1,
+                                                      "expires_at": datetime.now(timezone.utc) + timedelta(hours=2)})
+        return None
 
     # -- overrides ---------------------------------------------------------------------------------------
     def put_override(self, row: dict) -> None:

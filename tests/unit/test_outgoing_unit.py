@@ -170,7 +170,9 @@ def parsed_mail(sender="dana@customer.example", **headers):
 
 
 @pytest.mark.parametrize("headers, sender, expected", [
-    ({}, "dana@customer.example", None),
+    ({"Authentication_Results": "mx.google.com; dmarc=pass header.from=customer.example"}, "dana@customer.example",
+     None),
+    ({}, "dana@customer.example", "not authenticated"),
     ({"Auto_Submitted": "auto-replied"}, "dana@customer.example", "automatic"),
     ({"Precedence": "bulk"}, "dana@customer.example", "automatic"),
     ({"X_Loop": "mailbridge@mailbridge"}, "dana@customer.example", "not accepted"),

@@ -1,4 +1,4 @@
-"""Ticket commands: tickets list|show|close."""
+"""Ticket commands: tickets list|show|close|participants|confirm-participant."""
 
 from __future__ import annotations
 
@@ -59,6 +59,33 @@ def tickets_show(ticket_id, as_json):
 def tickets_close(ticket_id):
     ticket = ticket_service.set_status(common.services(), ticket_id, "closed")
     click.echo(f"ticket #{ticket['number']} closed")
+
+
+@tickets.command("participants")
+@click.argument("ticket_id", metavar="TICKET")
+@click.option("--json", "as_json", is_flag=True)
+def tickets_participants(ticket_id, as_json):
+    """Who receives replies, and the suggested participants waiting for confirmation."""
+    data = ticket_service.participants(common.services(), ticket_id)
+
+    def render(d):
+        click.echo(f"#{d['number']} participants (receive replies): {', '.join(d['participants']) or '(none)'}")
+        if not d["suggested_participants"]:
+            click.echo("no suggested participants")
+        for s in d["suggested_participants"]:
+            click.echo(f"suggested {s['email']}  (by {s.get('suggested_by') or '?'} at {s.get('suggested_at') or '?'}); "
+                       f"confirm: scripts/mailbridge tickets confirm-participant {d['ticket']} {s['email']}")
+
+    common.emit(data, as_json, render)
+
+
+@tickets.command("confirm-participant")
+@click.argument("ticket_id", metavar="TICKET")
+@click.argument("email")
+def tickets_confirm_participant(ticket_id, email):
+    """Make a suggested participant a participant: they receive every later reply."""
+    data = ticket_service.confirm_participant(common.services(), ticket_id, email)
+    click.echo(f"ticket #{data['number']}: {email.strip().lower()} is now a participant")
 
 
 COMMANDS = [tickets]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
+from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -26,13 +27,27 @@ MAX_REFERENCES = 20
 CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 
 
+# Every character that ends a line somewhere: CR, LF, VT, FF, the file/group/record separators,
+# NEL, LINE and PARAGRAPH SEPARATOR (what str.splitlines() splits on, and so the email package's
+# folding), plus NUL. Values we check (addresses, ids, names) refuse them; header text that
+# came in with the mail (a ticket subject) is cleaned of them (docs/reliability.md).
+LINE_SEPARATORS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_header_value(name: str, value: str) -> str:
     if value is None:
         return ""
     value = str(value)
-    if any(c in value for c in ("\r", "\n", "\x00")):
+    if any(c in LINE_SEPARATORS for c in value):
         raise InvalidInput(f"{name} contains a line break: header injection refused")
     return value
+
+
+def clean_header_text(value) -> str:
+    """Text for a header: every line separator and control character becomes a space, and runs
+    of whitespace one space."""
+    return " ".join(_CONTROL.sub(" ", str(value or "")).split())
 
 
 def check_address(email: str, what: str = "address") -> str:
@@ -73,7 +88,7 @@ def format_tag(number, fmt: str) -> str:
 def reply_subject(subject: str, number, fmt: str) -> str:
     """"Re: " + the ticket's subject carrying its tag once (the tag the threading code looks for)."""
 
-    return subject_with_tag((subject or "").strip() or "(no subject)", number, fmt, reply=True)
+    return subject_with_tag(clean_header_text(subject) or "(no subject)", number, fmt, reply=True)
 
 
 def thread_reply_subject(thread_subject: str | None, subject: str, number, fmt: str) -> str:
@@ -150,7 +165,17 @@ class Outgoing:
 
 
 def build_mime(out: Outgoing, now: datetime | None = None) -> bytes:
-    """Render with the stdlib (policy SMTP); refuses CR/LF in every header value."""
+    """Render with the stdlib (policy SMTP); refuses line breaks in every header value, and any
+    error of the email package is an InvalidInput saying so, never a traceback or a 500."""
+    try:
+        return _build_mime(out, now)
+    except InvalidInput:
+        raise
+    except (ValueError, TypeError, LookupError, UnicodeError, email_errors.MessageError) as e:
+        raise InvalidInput(f"the message could not be built: {e.__class__.__name__}: {str(e)[:200]}") from None
+
+
+def _build_mime(out: Outgoing, now: datetime | None) -> bytes:
     check_address(out.from_email, "From address")
     check_header_value("display name", out.from_name)
     check_header_value("Subject", out.subject)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import hashlib
 import re
 
+from mailbridge.domain import patterns
 from mailbridge.errors import InvalidInput
 
 MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -36,6 +37,8 @@ DEFAULT_OUTGOING = {
     "display_name": "",
     "acknowledge_new": True,
     "acknowledgement_limit_per_hour": 3,
+    # per recipient domain: throwaway senders of one domain cannot make us mail in bulk
+    "acknowledgement_limit_per_domain_per_hour": 20,
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
@@ -149,6 +152,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
     if field == "send_as" and value:
         validate_address(value)
+    if field == "ignore_subjects":
+        patterns.check_subject_patterns(value)
     return f"{section}.{field}", value
 
 

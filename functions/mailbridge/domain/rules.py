@@ -17,9 +17,11 @@ Admin rules:
 - sender: "user@example.com" (that address), "@example.com" or "example.com" (that domain),
   "*.example.com" (any subdomain, not example.com itself), or any other glob with * and ?
   matched against the whole address. Case-insensitive.
-- subject: "/regex/" is a case-insensitive regular-expression search; anything else is a
-  case-insensitive glob matched against the whole subject (use "*word*" to match anywhere).
-  A pattern that does not compile matches nothing.
+- subject: "/regex/" is a case-insensitive regular-expression search run on RE2
+  (domain/patterns.py: linear time, no backreferences or lookaround; saving a pattern RE2
+  refuses fails with the reason); anything else is a case-insensitive glob matched against the
+  whole subject (use "*word*" to match anywhere). A stored pattern that does not compile
+  matches nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ import fnmatch
 import functools
 import re
 
+from mailbridge.domain import patterns
+from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.models import EMAIL
 from mailbridge.domain.parsing import ParsedMessage
+from mailbridge.errors import InvalidInput
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
@@ -143,8 +148,9 @@ def acknowledgement_refusal(msg: ParsedMessage, verdict: Verdict, recipient: str
     """Why the sender of a new ticket must not get an automatic acknowledgement (RFC 3834), or
     None. One policy with classify(): whatever it ignores or marks automatic is refused here
     (its verdict); on top, an acknowledgement never goes to list mail (even list mail classify
-    accepts, e.g. relayed by a Google Group), to no-reply or bounce addresses, or to a sender
-    that asked for no automatic replies."""
+    accepts, e.g. relayed by a Google Group), to no-reply or bounce addresses, to a sender
+    that asked for no automatic replies, or to a sender Gmail did not authenticate
+    (domain/authentication.py): a forged From must not make us mail a third party."""
     if verdict.automatic:
         return f"automatic mail ({verdict.reason or 'auto-submitted'})"
     if verdict.action != "accept":
@@ -160,7 +166,32 @@ def acknowledgement_refusal(msg: ParsedMessage, verdict: Verdict, recipient: str
         return "mailing-list mail"
     if any(_first(msg, h) is not None for h in ("x-auto-response-suppress", "x-autoreply", "x-autorespond")):
         return "sender asked for no automatic replies"
+    authentication = authenticate(msg.headers, recipient)
+    if not authentication.passed:
+        return f"sender not authenticated by Gmail (dmarc={authentication.dmarc}, verdict={authentication.verdict})"
     return None
+
+
+# What an acknowledgement must not repeat from a subject: anything a reader could follow or
+# call. Links (scheme, www., host.tld), email addresses, phone-like digit runs, and invisible
+# or direction-changing characters; a long subject is not repeated either. Chosen wide: the
+# cost of a false alarm is a neutral subject (docs/reliability.md, "Hostile senders").
+MAX_REPEATED_SUBJECT = 100
+NEUTRAL_SUBJECT = "your message"
+_BAIT = re.compile(
+    r"[a-z][a-z0-9+.-]*:/|www\.|@|[\w-]\.[a-z]{2,}\b|"            # link, address, host.tld
+    r"\+?\d[\d\s().\-/]{5,}\d|"                                  # phone-like: 7+ digits with separators
+    r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]",             # zero-width, bidi overrides
+    re.IGNORECASE)
+
+
+def repeatable_subject(subject: str) -> str:
+    """The subject an acknowledgement may repeat (body {subject} and Subject line): the
+    sender's own when it holds no bait, else a neutral one."""
+    subject = " ".join((subject or "").split())
+    if not subject or len(subject) > MAX_REPEATED_SUBJECT or _BAIT.search(subject):
+        return NEUTRAL_SUBJECT
+    return subject
 
 
 LOOP_MARKER_DOMAIN = "mailbridge"
@@ -200,16 +231,16 @@ def subject_matches(pattern: str, subject: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _compile_subject_pattern(pattern: str) -> re.Pattern | None:
+def _compile_subject_pattern(pattern: str):
     pattern = pattern.strip()
     if not pattern:
         return None
     try:
-        if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-            return re.compile(pattern[1:-1], re.IGNORECASE)
+        if patterns.is_regex_rule(pattern):
+            return patterns.compile_regex_rule(pattern)
         # translate() anchors only the end; \A anchors the start so search() is a full match.
         return re.compile(r"\A" + fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
-    except re.error:
+    except (re.error, InvalidInput):
         return None
 
 

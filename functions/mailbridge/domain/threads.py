@@ -136,3 +136,43 @@ def _tag_pattern(fmt: str) -> re.Pattern:
     if not after.strip():
         pattern += r"(?!\d)"
     return re.compile(pattern, re.IGNORECASE)
+
+
+# -- who may add participants (docs/reliability.md, "Hostile senders") ---------------------------
+MAX_SUGGESTED_PARTICIPANTS = 50
+
+
+def may_add_participants(ticket: dict, sender: str, authenticated: bool) -> bool:
+    """Whether the Cc/To/Reply-To of a message from `sender` become participants of `ticket` at
+    once: only when Gmail authenticated the sender (domain/authentication.py) and the sender
+    already takes part. A From is trivial to forge and a Message-ID is quoted to everyone in a
+    thread, so anything less only suggests them."""
+    sender = (sender or "").strip().lower()
+    if not authenticated or not sender:
+        return False
+    people = {str(p).lower() for p in ticket.get("participants", [])}
+    people.add(((ticket.get("requester") or {}).get("email") or "").lower())
+    return sender in people
+
+
+def suggest_participants(suggested: list[dict], emails: list[str], suggested_by: str, at: str) -> list[dict]:
+    """`suggested` with each new email added once ({"email", "suggested_by", "suggested_at"})."""
+    result = [dict(s) for s in suggested]
+    known = {s.get("email") for s in result}
+    for email in emails:
+        if email and email not in known and len(result) < MAX_SUGGESTED_PARTICIPANTS:
+            result.append({"email": email, "suggested_by": (suggested_by or "").lower(), "suggested_at": at})
+            known.add(email)
+    return result
+
+
+def confirm_participant(ticket: dict, email: str) -> tuple[list[str], list[dict]]:
+    """(participants, suggested_participants) after an agent confirms a suggested `email`."""
+    email = (email or "").strip().lower()
+    suggested = ticket.get("suggested_participants") or []
+    if email not in {s.get("email") for s in suggested}:
+        raise InvalidInput(f"{email or '(empty)'} is not a suggested participant of ticket #{ticket.get('number')}")
+    participants = list(ticket.get("participants", []))
+    if email not in participants:
+        participants.append(email)
+    return participants, [s for s in suggested if s.get("email") != email]

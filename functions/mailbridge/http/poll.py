@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.http import invoker
 from mailbridge.http.common import json_error, json_response, request_json, services
 from mailbridge.services import sync
 
@@ -10,6 +11,8 @@ from mailbridge.services import sync
 def poll(request):
     if request.method not in ("POST", "GET"):
         return json_response({"error": "use POST"}, 405)
+    if (refused := invoker.refusal(request, "poll")) is not None:
+        return refused
     try:
         body = request_json(request)
         mailbox = body.get("mailbox")

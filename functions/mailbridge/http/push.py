@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 
+from mailbridge.http import invoker
 from mailbridge.http.common import services
 from mailbridge.logs import log_event
 from mailbridge.services import push as push_service
@@ -43,6 +44,8 @@ def decode(body) -> tuple[str, int]:
 def handle(request):
     if request.method != "POST":
         return _ack("use POST", 405)
+    if (refused := invoker.refusal(request, "push")) is not None:
+        return refused
     try:
         address, history_id = decode(request.get_json(silent=True))
     except ValueError as e:

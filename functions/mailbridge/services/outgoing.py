@@ -187,7 +187,8 @@ def preview(draft: Draft) -> dict:
     return {
         "ticket": draft.ticket["id"], "mailbox": draft.mailbox["name"], "rule": draft.resolution["rule"],
         "explanation": draft.resolution["explanation"], "skipped": draft.resolution.get("skipped", []),
-        "to": draft.out.to, "cc": draft.out.cc, "headers": draft.out.headers(), "thread_id": draft.thread_id,
+        "from": draft.out.from_email, "to": draft.out.to, "cc": draft.out.cc, "subject": draft.out.subject,
+        "headers": draft.out.headers(), "thread_id": draft.thread_id,
         "size": len(draft.raw), "message_id": draft.out.message_id, "gmail_message_id": None,
         "status": "dry_run",
     }
@@ -482,7 +483,9 @@ def _hour_key(now: float | None = None) -> str:
 
 
 def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
-    """Acknowledge a new ticket (RFC 3834 auto-reply), at most N per recipient per hour."""
+    """Acknowledge a new ticket (RFC 3834 auto-reply) to an authenticated sender, at most N per
+    recipient and M per recipient domain per hour, repeating its subject only when harmless
+    (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md)."""
 
     outgoing = models.outgoing_settings(mailbox)
     recipient = ((ticket.get("requester") or {}).get("email") or "").strip().lower()
@@ -503,14 +506,21 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     if existing is not None:
         return _resume(services, key, existing)
     limit = int(outgoing.get("acknowledgement_limit_per_hour") or 0)
-    if not store.take_acknowledgement_slot(recipient, _hour_key(), limit):
-        return skip(f"{recipient} already got {limit} acknowledgements this hour")
+    domain_limit = int(outgoing.get("acknowledgement_limit_per_domain_per_hour") or 0)
+    domain = "@" + recipient.rpartition("@")[2]
+    full = store.take_acknowledgement_slots([(recipient, limit), (domain, domain_limit)], _hour_key())
+    if full is not None:
+        return skip(f"{full} already got {limit if full == recipient else domain_limit} acknowledgements this hour")
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
+    subject = rules.repeatable_subject(ticket.get("subject", ""))
     text = mime.acknowledgement_text(outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING[
-        "acknowledgement_template"], mime.format_tag(ticket["number"], fmt), ticket["number"], ticket.get("subject", ""))
-    draft = compose(services, ticket, text, extra_headers=mime.auto_headers(marker), only_to=recipient,
-                    kind="acknowledgement")
+        "acknowledgement_template"], mime.format_tag(ticket["number"], fmt), ticket["number"], subject)
+    try:
+        draft = compose(services, {**ticket, "subject": subject}, text, extra_headers=mime.auto_headers(marker),
+                        only_to=recipient, kind="acknowledgement")
+    except InvalidInput as e:
+        return skip(f"acknowledgement could not be composed: {e}")
     try:
         check_budget(services, draft.mailbox)
     except InvalidInput as e:

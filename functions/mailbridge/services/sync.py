@@ -17,6 +17,9 @@ import time
 import uuid
 
 from mailbridge.domain import models, rules
+from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
+from mailbridge.domain.authentication import authenticate
+from mailbridge.domain import threads
 from mailbridge.domain.threads import match_ticket
 from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
                                WriteConflict)
@@ -39,6 +42,7 @@ class Prepared:
     parsed: object
     verdict: object
     stored_attachments: list
+    authentication: object = UNAUTHENTICATED  # domain.authentication.Authentication
 
 
 def _iso_from_ms(ms) -> str | None:
@@ -263,7 +267,8 @@ class MailboxSync:
                     ignore_subjects=self.incoming.get("ignore_subjects") or [])
                 stored = self._store_attachments(parsed) if verdict.action == "accept" or verdict.automatic else []
                 prepared.append(Prepared(gmail_id, result.get("threadId"), _iso_from_ms(result.get("internalDate")),
-                                         parsed, verdict, stored))
+                                         parsed, verdict, stored,
+                                         authenticate(parsed.headers, parsed.from_.email if parsed.from_ else "")))
             except Exception as e:  # noqa: BLE001 - one bad message must never stop the poll
                 outcomes[gmail_id] = self._failure(gmail_id, f"{e.__class__.__name__}: {str(e)[:200]}")
                 if outcomes[gmail_id] == "failed" and result.get("threadId"):
@@ -402,6 +407,7 @@ class MailboxSync:
                 "ticket_id": ticket_id, "attempts": models.attempt_number(existing.get(p.gmail_id)),
                 "processed_at": now, "seq": seq, "subject": parsed.subject[:300],
                 "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
+                "authentication": p.authentication.record(),
             }
             if outcome != "ignored":
                 extra["id"] = f"{self.name}~{p.gmail_id}"
@@ -440,6 +446,23 @@ class MailboxSync:
                 people.append(addr.email)
         return people
 
+    def _add_participants(self, ticket: dict, p: Prepared) -> None:
+        """Only an existing participant whose mail Gmail authenticated adds people to a ticket;
+        anyone else's new addresses (a spoofed From, a stranger quoting our Message-ID) wait in
+        suggested_participants until an agent confirms them (docs/reliability.md)."""
+        current = ticket.get("participants", [])
+        found = self._participants(p.parsed, current)
+        new = found[len(current):]
+        if not new:
+            return
+        if threads.may_add_participants(ticket, p.parsed.from_.email if p.parsed.from_ else "",
+                                        p.authentication.passed):
+            ticket["participants"] = found
+            return
+        ticket["suggested_participants"] = threads.suggest_participants(
+            ticket.get("suggested_participants", []), new, p.parsed.from_.email if p.parsed.from_ else "",
+            models.now_iso())
+
     def _update_ticket(self, ticket: dict, p: Prepared, message: dict) -> None:
         parsed = p.parsed
         if parsed.message_id not in ticket.setdefault("message_ids", []):
@@ -448,7 +471,7 @@ class MailboxSync:
             key = f"{self.name}:{p.thread_id}"
             if key not in ticket.setdefault("thread_keys", []):
                 ticket["thread_keys"].append(key)
-        ticket["participants"] = self._participants(parsed, ticket.get("participants", []))
+        self._add_participants(ticket, p)
         if ticket.get("status") == "closed":
             ticket["status"] = "open"
             ticket["reopened_at"] = models.now_iso()

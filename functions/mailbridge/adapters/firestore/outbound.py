@@ -4,7 +4,8 @@ limits and outgoing-mailbox overrides. Mixed into Store (adapters/firestore/stor
 Layout (collection/doc):
   outbound/{key}                     a message we sent or will send, keyed by idempotency key
   send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
-  ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient in an hour
+  ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
+Counters carry `expires_at`: Firestore's TTL policy on that field deletes them (terraform/README.md).
   overrides/{scope}~{key}            outgoing mailbox per ticket, ticket type, team or client
 """
 
@@ -103,7 +104,7 @@ class OutboundRepository:
             used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
             if used >= budget:
                 return False, used
-            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1})
+            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1, "expires_at": _day_end(day, 2)})
             return True, used
 
         taken, used = run(transaction)
@@ -136,6 +137,29 @@ class OutboundRepository:
             self.write_count += 1
         return taken
 
+    def take_acknowledgement_slots(self, counters: list[tuple[str, int]], hour: str) -> str | None:
+        """Count one acknowledgement on every (key, limit) counter of `hour` (an address, "@domain"),
+        all or none, in one transaction: None when counted, else the first key at its limit."""
+        refs = [(key, limit, self.db.collection("ack_limits").document(
+            f"{hashlib.sha256(key.encode()).hexdigest()[:32]}~{hour}")) for key, limit in counters]
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            used = [int((ref.get(transaction=tx).to_dict() or {}).get("count", 0)) for _key, _limit, ref in refs]
+            for (key, limit, _ref), count in zip(refs, used):
+                if count >= limit:
+                    return key
+            expires = datetime.now(timezone.utc) + timedelta(hours=2)
+            for (key, _limit, ref), count in zip(refs, used):
+                tx.set(ref, {"recipient": key, "hour": hour, "count": count + 1, "expires_at": expires})
+            return None
+
+        full = run(transaction)
+        if full is None:
+            self.write_count += len(refs)
+        return full
+
     # -- overrides ---------------------------------------------------------------------------
     def put_override(self, row: dict) -> None:
         self.db.collection("overrides").document(f"{row['scope']}~{row['key']}").set(row)
@@ -162,3 +186,8 @@ class OutboundRepository:
                 data = snap.to_dict()
                 found[(data["scope"], data["key"])] = data.get("mailbox")
         return found
+
+
+def _day_end(day: str, days_after: int) -> datetime:
+    """Midnight UTC `days_after` days after the UTC day `day` (YYYY-MM-DD): when a counter may go."""
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=days_after)

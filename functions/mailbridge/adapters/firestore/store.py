@@ -4,7 +4,8 @@ Layout (collection/doc):
   settings/global            backend switches and global defaults
   mailboxes/{name}           mailbox, its settings and credential sets (no secrets)
   sync/{name}~{instance}     history id, lease and poll status of one credential set
-  oauth_states/{state}       PKCE verifier bound to mailbox + set, single use, expiring
+  oauth_states/{state}       PKCE verifier bound to mailbox + set, single use, expiring; once used
+                             only a marker {used, expires_at} stays (the TTL policy deletes it)
   nonces/{nonce}             used signed links (single use)
   counters/tickets           ticket numbers, reserved in blocks (never one write per ticket)
   tickets/{number}           ticket header: subject, status, participants, Message-IDs, threads
@@ -186,7 +187,8 @@ class Store(OutboundRepository, AdminRepository):
         self.write_count += 1
 
     def consume_oauth_state(self, state: str) -> dict:
-        """Mark the state used and return it; unknown, used or expired state is refused."""
+        """Return the state and replace it by a used-marker, so the PKCE verifier and the
+        mailbox binding are gone once used; unknown, used or expired state is refused."""
         if not state or "/" in state or len(state) > 200:
             raise AuthError("unknown sign-in state")
         ref = self.db.collection("oauth_states").document(state)
@@ -200,7 +202,7 @@ class Store(OutboundRepository, AdminRepository):
             data = snap.to_dict()
             if data.get("used"):
                 raise AuthError("this sign-in link was already used: start again from the mailbox page")
-            tx.update(ref, {"used": True})
+            tx.set(ref, {"used": True, "expires_at": data.get("expires_at") or datetime.now(timezone.utc)})
             return data
 
         data = run(transaction)

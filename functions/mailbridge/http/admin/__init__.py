@@ -471,7 +471,20 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body=""):
     # One key per rendered form: a double click or a re-sent POST resumes the same send, never a second one.
     reply_key = f"reply-admin-{secrets.token_urlsafe(18)}"
     return render(ctx, "ticket.html", status, t=view, resolution=_resolution(ctx, ticket), error=error, body=body,
-                  reply_key=reply_key)
+                  reply_key=reply_key, recipients=tickets.reply_recipients(ctx.services, ticket),
+                  suggested=ticket.get("suggested_participants") or [])
+
+
+def participant_confirm(ctx: Ctx, ticket_id: str):
+    """An agent confirms a suggested participant (docs/reliability.md, "Hostile senders")."""
+    email = ctx.form("email").strip()
+    try:
+        if not TICKET_ID.match(ticket_id):
+            raise NotFound(f"no ticket {ticket_id!r}")
+        tickets.confirm_participant(ctx.services, ticket_id, email)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
+    return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"{email.lower()} now receives replies to this ticket.")
 
 
 def ticket_reply(ctx: Ctx, ticket_id: str):
@@ -588,6 +601,7 @@ PAGES = [
     ("GET", "/tickets/<ticket_id>", ticket_page, True),
     ("POST", "/tickets/<ticket_id>/reply", ticket_reply, True),
     ("POST", "/tickets/<ticket_id>/status", ticket_status, True),
+    ("POST", "/tickets/<ticket_id>/participants", participant_confirm, True),
     ("GET", "/messages/<message_id>/html", message_html, True),
     ("GET", "/messages/<message_id>/attachments/<index>", attachment, True),
 ]
