@@ -73,6 +73,18 @@ class Services:
 
         return self._get("google", make)
 
+    @property
+    def work_queue(self):
+        """The managed queue of "send" tasks (adapters/pubsub.py, issue 21) when one is wired;
+        otherwise the task runs in the caller (services/outbox.InlineQueue)."""
+
+        def make():
+            from mailbridge.services.outbox import InlineQueue
+
+            return InlineQueue(self)
+
+        return self._get("work_queue", make)
+
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""
         from mailbridge.adapters import functions_client

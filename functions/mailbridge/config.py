@@ -32,6 +32,10 @@ class Settings:
     poll_concurrency: int = 8
     max_attempts: int = 3
     gmail_quota_per_minute: int = 6000
+    # One "send" task drains a mailbox's outbox this long, then queues its continuation (docs/outbox.md).
+    outbox_time_budget_s: float = 60.0
+    # `reply` waits this long for its send before answering "still queued".
+    reply_wait_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -61,6 +65,8 @@ class Settings:
             ("poll_concurrency", "MAILBRIDGE_POLL_CONCURRENCY", int),
             ("max_attempts", "MAILBRIDGE_MAX_ATTEMPTS", int),
             ("gmail_quota_per_minute", "MAILBRIDGE_GMAIL_QUOTA_PER_MINUTE", int),
+            ("outbox_time_budget_s", "MAILBRIDGE_OUTBOX_TIME_BUDGET_S", float),
+            ("reply_wait_s", "MAILBRIDGE_REPLY_WAIT_S", float),
         ):
             if env.get(key):
                 try:

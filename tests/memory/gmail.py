@@ -15,6 +15,8 @@ class MemoryMailboxes:
     def __init__(self):
         self.accounts: dict[str, dict] = {}
         self._ids = itertools.count(1)
+        self.fail_send: list[GmailError] = []
+        self.send_calls = 0
 
     def account(self, address: str) -> dict:
         return self.accounts.setdefault(address.lower(), {
@@ -46,6 +48,7 @@ class MemoryGmail:
         self.mailboxes, self.address = mailboxes, address.lower()
         self.box = mailboxes.account(address)
         self.fail_fetch: set[str] = set()  # ids whose messages.get answers 500
+        self.fail_send = mailboxes.fail_send  # errors the next sends raise, in order (nothing is sent)
         self.pacer = types.SimpleNamespace(used=0)  # quota units spent (none in memory)
         self.retries = 0
 
@@ -60,6 +63,10 @@ class MemoryGmail:
         yield ids, str(self.box["history_id"]), True
 
     def list_ids(self, query: str):
+        if query.startswith("rfc822msgid:"):  # a sent message looked up by its Message-ID
+            wanted = f"<{query.split(':', 1)[1]}>".encode()
+            yield [m["id"] for m in self.box["sent"] if b"Message-ID: " + wanted in m["raw"]]
+            return
         inbox = [gid for gid, m in self.box["messages"].items() if "INBOX" in m["labelIds"]]
         yield list(reversed(inbox))  # newest first, like messages.list
 
@@ -94,6 +101,9 @@ class MemoryGmail:
         return label
 
     def send(self, raw: bytes, thread_id: str | None = None) -> dict:
+        self.mailboxes.send_calls += 1
+        if self.fail_send:
+            raise self.fail_send.pop(0)
         gmail_id = f"s{uuid.uuid4().hex[:8]}"
         self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id})
         return {"id": gmail_id, "threadId": thread_id or f"t{gmail_id}"}

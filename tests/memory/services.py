@@ -44,13 +44,15 @@ class MemoryOAuth:
         self.revoked.append((mailbox_name, instance, reason))
 
 
-def memory_services(**settings):
-    """(services, gmail accounts): a container whose ports are all in memory."""
+def memory_services(work_queue=None, **settings):
+    """(services, gmail accounts): a container whose ports are all in memory. Without a
+    `work_queue`, "send" tasks run in the caller (services/outbox.InlineQueue)."""
     accounts = MemoryMailboxes()
+    queue = {"work_queue": work_queue} if work_queue is not None else {}
     services = bootstrap.bootstrap(
         Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
         store=MemoryStore(), secrets=MemorySecrets(), blobs=MemoryBlobs(), google=MemoryOAuth(),
-        gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
+        gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]), **queue)
     return services, accounts
 
 

@@ -288,7 +288,21 @@ class MemoryStore:
         return result, data or {}
 
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
-        return [r for r in self._all("outbound") if r.get("status") in ("pending", "sending", "failed")][:limit]
+        return [r for r in self._all("outbound") if r.get("status") in ("queued", "pending", "sending", "failed")][:limit]
+
+    def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,
+                       statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]:
+        return [r for r in self._all("outbound") if r.get("mailbox") == mailbox and r.get("instance") == instance
+                and r.get("status") in statuses and (kind is None or r.get("kind") == kind)]
+
+    def get_send_pacing(self, key: str) -> dict | None:
+        return self._get("send_pacing", key)
+
+    def change_send_pacing(self, key: str, decide):
+        result, changes = decide(self._get("send_pacing", key))
+        if changes:
+            self._merge("send_pacing", key, changes)
+        return result
 
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._get("send_budget", f"{mailbox}~{day}") or {}).get("count", 0))
@@ -297,7 +311,9 @@ class MemoryStore:
         used = self.send_budget_used(mailbox, day)
         if used >= budget:
             return False, used
-        self._put("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1})
+        self._put("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1,
+                                                       "expires_at": datetime.strptime(day, "%Y-%m-%d")
+                                                       .replace(tzinfo=timezone.utc) + timedelta(days=3)})
         return True, used
 
     def release_send_budget(self, mailbox: str, day: str) -> None:

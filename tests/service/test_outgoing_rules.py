@@ -2,7 +2,6 @@
 
 import pytest
 
-from mailbridge.errors import InvalidInput
 from mailbridge.services import outgoing, sync
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
@@ -50,10 +49,10 @@ def test_a_reply_with_the_same_key_is_sent_once(world):
     assert len(accounts.account(ADDRESS)["sent"]) == 1
 
 
-def test_the_daily_send_budget_refuses_the_next_send_and_sends_nothing(world):
+def test_a_reply_past_the_daily_send_budget_stays_queued_with_the_reason_and_sends_nothing(world):
     services, accounts, ticket = world
     services.store.update_mailbox("help", {"outgoing.daily_send_budget": 1})
     outgoing.send_reply(services, ticket["id"], "First.", idempotency_key="reply-b1")
-    with pytest.raises(InvalidInput, match="daily send budget"):
-        outgoing.send_reply(services, ticket["id"], "Second.", idempotency_key="reply-b2")
+    second = outgoing.send_reply(services, ticket["id"], "Second.", idempotency_key="reply-b2")
+    assert second["status"] == "queued" and "daily send budget reached" in second["error"]
     assert len(accounts.account(ADDRESS)["sent"]) == 1

@@ -22,7 +22,7 @@ from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, Stor
                                WriteConflict)
 from mailbridge.logs import log_event
 from mailbridge.parse import parse_message
-from mailbridge.services import labels, mailboxes, outgoing, watch
+from mailbridge.services import labels, mailboxes, outbox, outgoing, watch
 
 FINAL = ("created", "updated", "ignored", "quarantined")
 CHUNK = 50
@@ -467,15 +467,23 @@ class MailboxSync:
             log_event("WARNING", "post-processing failed; mail left in place", mailbox=self.name, error=str(e)[:200])
 
     def acknowledge(self) -> None:
+        """Queue the acknowledgements in the outbox and ask for one send task (docs/outbox.md)."""
         if not self.new_tickets:
             return
+        queued = 0
         for ticket, p in self.new_tickets:
             try:
-                outgoing.acknowledge(self.services, self.mailbox, ticket, p.parsed, p.verdict)
+                queued += outgoing.acknowledge(self.services, self.mailbox, ticket, p.parsed, p.verdict)["status"] == "queued"
             except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
                 log_event("WARNING", "acknowledgement failed", mailbox=self.name, ticket=ticket.get("id"),
                           error=f"{e.__class__.__name__}: {str(e)[:200]}")
         self.new_tickets = []
+        if queued:
+            try:
+                outbox.publish(self.services, self.name, "acknowledgements")
+            except Exception as e:  # noqa: BLE001 - the records are durable; the next poll wakes the outbox
+                self.store.update_mailbox(self.name, {"outbox_wake_at": time.time()})
+                log_event("WARNING", "send task not queued", mailbox=self.name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
@@ -518,8 +526,13 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
         changes = {"last_poll_at": models.now_iso(), "last_error": message}
     finally:
         store.release_lease(name, settings.instance, owner, changes)
-    # Acknowledgements (idempotent per ticket) go out after the lease is released, so the next
-    # push or poll of this mailbox is not held up by sends.
+    if sync.gmail is not None and sync.gmail.pacer.used > 2:
+        # ingestion draws on the mailbox's quota bucket first; the outbox's sends use what is left
+        try:
+            outbox.record_ingestion(services, mailbox, sync.gmail.pacer.used)
+        except Exception as e:  # noqa: BLE001 - pacing is advisory: never fail ingestion over it
+            log_event("WARNING", "quota bucket not updated", mailbox=name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
+    # Acknowledgements are only queued here (after the lease is released): the outbox sends them.
     sync.acknowledge()
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
@@ -538,10 +551,11 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
     if scheduled and not switches.get("use_scheduling_service", True):
         return {"status": "off", "reason": "the scheduling service is switched off (use_scheduling_service=false)", "mailboxes": []}
     if mailbox:
-        names = [services.store.get_mailbox(mailbox)["name"]]
+        boxes = [services.store.get_mailbox(mailbox)]
     else:
-        names = [m["name"] for m in services.store.list_mailboxes()
+        boxes = [m for m in services.store.list_mailboxes()
                  if (mailboxes.own_credential(services, m) or {}).get("status") == "connected"]
+    names = [m["name"] for m in boxes]
     results = []
     if names:
         workers = max(1, min(settings.poll_concurrency, len(names)))
@@ -552,13 +566,15 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
                 results.append(future.result())
     totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results)
               for k in ("created", "updated", "ignored", "quarantined", "failed")}
-    _retry_outgoing(services, mailbox)
+    _wake_outboxes(services, boxes)
     return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
 
 
-def _retry_outgoing(services, mailbox: str | None) -> None:
-    """Unsent replies and acknowledgements are retried with backoff by every poll; never fails it."""
-    try:
-        outgoing.retry_failed(services, mailbox)
-    except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
-        log_event("WARNING", "outgoing retry failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")
+def _wake_outboxes(services, boxes: list[dict]) -> None:
+    """Outboxes that asked to be woken (backoff passed, next day, mailbox reconnected) get a send
+    task; the mailbox documents were read anyway, so an idle mailbox costs nothing more."""
+    for box in boxes:
+        try:
+            outbox.kick_if_waiting(services, box)
+        except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
+            log_event("WARNING", "outbox wake failed", mailbox=box["name"], error=f"{e.__class__.__name__}: {str(e)[:200]}")
