@@ -706,6 +706,10 @@ def wait_for_send(services, key: str, wait_s: float, poll_s: float = 0.5) -> dic
 def _resume(services, key: str, data: dict, wait_s: float = 0.0) -> dict:
     if data.get("status") in ("sent", "skipped", "dropped"):
         return _result(data)
+    if data.get("status") == "sending":
+        # a sender holds it (or died holding it): deliver only looks it up in Gmail, never sends;
+        # Conflict while it is not found there
+        return deliver(services, key)
     if data.get("status") == "given_up":
         # an explicit retry by a person gets one more attempt (earlier ones are still looked up in Gmail)
         services.store.update_outbound(key, {"status": "queued", "next_attempt_at": 0})

@@ -24,7 +24,7 @@ from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services, templates
 from mailbridge.logs import log_event
 from mailbridge.parse import safe_filename, sanitize_html
-from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
+from mailbridge.services import labels, mailboxes, outbox, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -232,6 +232,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
+    view["outbox"] = outbox.status(services, mailbox)
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.functions_url else ""
