@@ -73,6 +73,16 @@ class Services:
 
         return self._get("google", make)
 
+    @property
+    def queue(self):
+        """The work queue (services/ports.WorkQueue): Pub/Sub when MAILBRIDGE_WORK_TOPIC is set."""
+        def make():
+            from mailbridge.adapters.pubsub import PubSubQueue
+
+            return PubSubQueue(self.settings)
+
+        return self._get("queue", make)
+
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""
         from mailbridge.adapters import functions_client
