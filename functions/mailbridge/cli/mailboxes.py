@@ -53,6 +53,9 @@ def mailbox_show(name, as_json):
     def render(d):
         click.echo(f"{d['name']} <{d['address']}>  type {d['type']}  status {d['status']}  (this instance: {d['instance']})")
         click.echo(f"  last poll {d['last_poll_at'] or '-'}  last error {d['last_error'] or '-'}  backlog {d['backlog']}")
+        lease = d.get("lease")
+        if lease:
+            click.echo(f"  syncing now: lease held by {lease['owner']} since {lease['since']} until {lease['until']}")
         for c in d["credentials"]:
             click.echo(f"  credentials [{c['instance']}] {c['client_id']}  {c['status']}"
                        f"{' as ' + c['connected_email'] if c['connected_email'] else ''}")
