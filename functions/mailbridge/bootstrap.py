@@ -74,16 +74,19 @@ class Services:
         return self._get("google", make)
 
     @property
-    def work_queue(self):
-        """The managed queue of "send" tasks (adapters/pubsub.py, issue 21) when one is wired;
-        otherwise the task runs in the caller (services/outbox.InlineQueue)."""
-
+    def queue(self):
+        """The work queue (services/ports.WorkQueue): Pub/Sub when MAILBRIDGE_WORK_TOPIC is set;
+        otherwise "send" tasks run in the caller (services/outbox.InlineQueue, docs/outbox.md)."""
         def make():
-            from mailbridge.services.outbox import InlineQueue
+            if not self.settings.work_topic:
+                from mailbridge.services.outbox import InlineQueue
 
-            return InlineQueue(self)
+                return InlineQueue(self)
+            from mailbridge.adapters.pubsub import PubSubQueue
 
-        return self._get("work_queue", make)
+            return PubSubQueue(self.settings)
+
+        return self._get("queue", make)
 
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""

@@ -31,9 +31,16 @@ class Settings:
     lease_margin_s: float = 120.0
     poll_concurrency: int = 8
     max_attempts: int = 3
+    # The work queue (docs/architecture.md, "Queue"): topic of the fan-out; empty = no queue,
+    # the scheduled tick then syncs inline as before. A short name means projects/{project}/topics/{name}.
+    work_topic: str = ""
+    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib.py)
+    # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
+    # dead sync's mailbox is taken over within one lease period.
+    lease_ttl_s: float = 30.0
+    # What one `push` delivery may spend; Terraform keeps it under the push timeout (= ack deadline).
+    push_time_budget_s: float = 60.0
     gmail_quota_per_minute: int = 6000
-    # One "send" task drains a mailbox's outbox this long, then queues its continuation (docs/outbox.md).
-    outbox_time_budget_s: float = 60.0
     # `reply` waits this long for its send before answering "still queued".
     reply_wait_s: float = 60.0
 
@@ -58,6 +65,8 @@ class Settings:
             secret_manager_url=env.get("MAILBRIDGE_SECRET_MANAGER_URL", "").rstrip("/"),
             storage_url=env.get("STORAGE_EMULATOR_HOST", "").rstrip("/"),
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
+            work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
+            pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
@@ -65,8 +74,9 @@ class Settings:
             ("poll_concurrency", "MAILBRIDGE_POLL_CONCURRENCY", int),
             ("max_attempts", "MAILBRIDGE_MAX_ATTEMPTS", int),
             ("gmail_quota_per_minute", "MAILBRIDGE_GMAIL_QUOTA_PER_MINUTE", int),
-            ("outbox_time_budget_s", "MAILBRIDGE_OUTBOX_TIME_BUDGET_S", float),
             ("reply_wait_s", "MAILBRIDGE_REPLY_WAIT_S", float),
+            ("lease_ttl_s", "MAILBRIDGE_LEASE_TTL_S", float),
+            ("push_time_budget_s", "MAILBRIDGE_PUSH_TIME_BUDGET_S", float),
         ):
             if env.get(key):
                 try:
@@ -80,6 +90,12 @@ class Settings:
         if not self.functions_url:
             raise ConfigError("MAILBRIDGE_FUNCTIONS_URL is not set")
         return f"{self.functions_url}/{name}"
+
+    @property
+    def work_topic_path(self) -> str:
+        if not self.work_topic or "/" in self.work_topic:
+            return self.work_topic
+        return f"projects/{self.project}/topics/{self.work_topic}"
 
     @property
     def redirect_uri(self) -> str:

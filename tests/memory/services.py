@@ -7,6 +7,7 @@ from mailbridge import bootstrap
 from mailbridge.config import Settings
 from mailbridge.domain import models
 from tests.memory.gmail import MemoryMailboxes
+from tests.memory.queue import MemoryQueue
 from tests.memory.store import MemoryStore
 
 
@@ -44,15 +45,15 @@ class MemoryOAuth:
         self.revoked.append((mailbox_name, instance, reason))
 
 
-def memory_services(work_queue=None, **settings):
-    """(services, gmail accounts): a container whose ports are all in memory. Without a
-    `work_queue`, "send" tasks run in the caller (services/outbox.InlineQueue)."""
+def memory_services(**settings):
+    """(services, gmail accounts): a container whose ports are all in memory; tasks wait in the
+    MemoryQueue until a test delivers them (`services.queue.deliver(services, kinds=...)`)."""
     accounts = MemoryMailboxes()
-    queue = {"work_queue": work_queue} if work_queue is not None else {}
     services = bootstrap.bootstrap(
         Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
         store=MemoryStore(), secrets=MemorySecrets(), blobs=MemoryBlobs(), google=MemoryOAuth(),
-        gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]), **queue)
+        queue=MemoryQueue(settings.get("instance", "production")),
+        gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
     return services, accounts
 
 

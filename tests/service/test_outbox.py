@@ -9,7 +9,6 @@ import pytest
 from mailbridge.errors import GmailError, InvalidInput, NotFound
 from mailbridge.services import outbox, outgoing, sync
 from tests.helpers import make_mail
-from tests.memory.recording_queue import RecordingQueue
 from tests.memory.services import connected_mailbox, memory_services
 
 ADDRESS = "help@acme.example"
@@ -18,10 +17,9 @@ FAST = {"gmail_quota_units_per_minute": 15000}  # a full bucket holds 15 sends: 
 
 @pytest.fixture
 def world():
-    queue = RecordingQueue()
-    services, accounts = memory_services(work_queue=queue)
+    services, accounts = memory_services()
     connected_mailbox(services, accounts, outgoing=dict(FAST))
-    return services, accounts, queue
+    return services, accounts, services.queue
 
 
 def burst(services, accounts, count: int) -> list[dict]:
@@ -36,14 +34,14 @@ def sent(accounts) -> list[bytes]:
 
 
 def run_tasks(services, queue) -> list[dict]:
-    return [outbox.handle_send_task(services, mailbox, attrs) for kind, mailbox, attrs in queue.take() if kind == "send"]
+    return [outbox.handle_send_task(services, task["mailbox"], task) for task in queue.take() if task["kind"] == "send"]
 
 
 def test_ingestion_only_queues_acknowledgements_and_asks_for_one_send_task(world):
     services, accounts, queue = world
     burst(services, accounts, 3)
     assert sent(accounts) == []
-    assert [(k, m) for k, m, _a in queue.published] == [("send", "help")]
+    assert [(t["kind"], t["mailbox"]) for t in queue.pending] == [("send", "help")]
     assert {r["status"] for r in services.store.collection("outbound").values()} == {"queued"}
 
 
@@ -58,8 +56,8 @@ def test_a_redelivered_send_task_sends_nothing_twice(world):
     services, accounts, queue = world
     burst(services, accounts, 2)
     tasks = queue.take()
-    for _kind, mailbox, attrs in tasks + tasks:
-        outbox.handle_send_task(services, mailbox, attrs)
+    for task in tasks + tasks:
+        outbox.handle_send_task(services, task["mailbox"], task)
     assert len(sent(accounts)) == 2
 
 
@@ -78,7 +76,7 @@ def test_reply_without_waiting_answers_queued_with_its_id_and_sends_nothing(worl
     queue.take()
     result = outgoing.send_reply(services, ticket["id"], "Later", wait=False, idempotency_key="reply-nw")
     assert (result["status"], result["idempotency_key"]) == ("queued", "reply-nw")
-    assert sent(accounts) == [] and queue.published[0][:2] == ("send", "help")
+    assert sent(accounts) == [] and (queue.pending[0]["kind"], queue.pending[0]["mailbox"]) == ("send", "help")
 
 
 def test_a_send_whose_record_update_was_lost_is_found_in_gmail_not_sent_again(world):

@@ -58,6 +58,9 @@ def mailbox_show(name, as_json):
         age = f", oldest {o['oldest_queued_age_s']} s" if o["oldest_queued_age_s"] is not None else ""
         click.echo(f"  outbox: {o['queued']} queued{age}; sent today {o['sent_today']}/{o['daily_budget']}"
                    f"; last send error {o['last_error'] or '-'}")
+        lease = d.get("lease")
+        if lease:
+            click.echo(f"  syncing now: lease held by {lease['owner']} since {lease['since']} until {lease['until']}")
         for c in d["credentials"]:
             click.echo(f"  credentials [{c['instance']}] {c['client_id']}  {c['status']}"
                        f"{' as ' + c['connected_email'] if c['connected_email'] else ''}")

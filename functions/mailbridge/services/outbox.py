@@ -136,7 +136,7 @@ def _pacing_key(services, mailbox_name: str) -> str:
 # ============================================================ the queue
 def publish(services, mailbox_name: str, reason: str) -> None:
     """Ask the managed queue for a "send" task of this mailbox (one drains all its records)."""
-    services.work_queue.publish("send", mailbox_name, {"reason": reason})
+    services.queue.publish("send", mailbox_name, {"reason": reason})
 
 
 def record_ingestion(services, mailbox: dict, units: int) -> None:
@@ -194,7 +194,7 @@ class Drainer:
         self.name = mailbox["name"]
         self.owner = uuid.uuid4().hex
         self.key = _pacing_key(services, self.name)
-        self.deadline = time.monotonic() + services.settings.outbox_time_budget_s
+        self.deadline = time.monotonic() + services.settings.push_time_budget_s
         self.counts = {"sent": 0, "skipped": 0, "failed": 0, "waiting": 0}
         self.gmail = None
         self.batch: list[dict] = []
@@ -265,7 +265,7 @@ class Drainer:
                 self.key, lambda bucket: take_decision(bucket, now, quota, share, record.get("kind")))
             if wait > 0:
                 if time.monotonic() + wait > self.deadline:
-                    if wait > self.services.settings.outbox_time_budget_s:
+                    if wait > self.services.settings.push_time_budget_s:
                         return "blocked", f"Gmail asked to wait {round(wait)} s (429)"
                     return "deadline", "waiting for quota; a continuation task was queued"
                 time.sleep(min(wait, WAIT_STEP_SECONDS))
@@ -446,15 +446,21 @@ def drop(services, record_id: str) -> dict:
 
 
 class InlineQueue:
-    """The "send" task run in the caller, where no managed queue is wired (a process without
-    MAILBRIDGE_PUBSUB_TOPIC, the in-memory service tests): the same path, not deferred."""
+    """Where no work queue is wired (MAILBRIDGE_WORK_TOPIC unset: a CLI against a project without
+    the queue, the in-process integration tests) a "send" task runs in the caller, after the
+    caller's own work; "sync" tasks are left to the next scheduled poll."""
 
     def __init__(self, services):
         self.services = services
 
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None:
-        if kind == "send":
-            try:
-                handle_send_task(self.services, mailbox, attributes)
-            except RetryLater as e:
-                log_event("WARNING", "outbox send deferred", mailbox=mailbox, reason=str(e))
+        if kind != "send":
+            return
+        try:
+            handle_send_task(self.services, mailbox, attributes)
+        except RetryLater as e:
+            log_event("WARNING", "outbox send deferred", mailbox=mailbox, reason=str(e))
+
+    def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None:
+        for mailbox, attributes in tasks:
+            self.publish(kind, mailbox, attributes)

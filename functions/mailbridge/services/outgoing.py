@@ -683,7 +683,7 @@ def deliver(services, key: str, gmail=None) -> dict:
 
 
 def _enqueue(services, mailbox_name: str, reason: str) -> None:
-    services.work_queue.publish("send", mailbox_name, {"reason": reason})
+    services.queue.publish("send", mailbox_name, {"reason": reason})
 
 
 FINAL = ("sent", "given_up", "skipped", "dropped")
