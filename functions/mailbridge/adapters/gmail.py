@@ -271,7 +271,9 @@ class Gmail:
             return self.users.messages().send(userId="me", body=body).execute(http=self.http)
         except HttpError as e:
             status, reason, message = _error_details(e)
-            raise GmailError(f"Gmail send failed: {status} {reason or message}"[:300], status, reason) from None
+            # the message keeps Gmail's "Retry after <time>" for the outbox (docs/outbox.md)
+            raise GmailError(f"Gmail send failed: {status} {' '.join(filter(None, (reason, message)))}"[:300],
+                             status, reason) from None
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
         return self._execute("watch", self.users.watch(userId="me", body={

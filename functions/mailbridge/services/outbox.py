@@ -136,7 +136,7 @@ def _pacing_key(services, mailbox_name: str) -> str:
 # ============================================================ the queue
 def publish(services, mailbox_name: str, reason: str) -> None:
     """Ask the managed queue for a "send" task of this mailbox (one drains all its records)."""
-    services.queue.publish("send", mailbox_name, {"reason": reason})
+    outgoing.enqueue_send(services, mailbox_name, reason, new_records=False)
 
 
 def record_ingestion(services, mailbox: dict, units: int) -> None:
@@ -216,8 +216,8 @@ class Drainer:
             return None, (changes if (bucket or {}).get("drain_owner") == self.owner else None)
 
         self.store.change_send_pacing(self.key, decide)
-        if self.wake_at is not None:
-            self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
+        # the safety net the scheduled tick reads: when to look again (None: nothing waits)
+        self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
 
     def summary(self, outcome: str, reason: str | None) -> dict:
         return {"mailbox": self.name, "status": outcome, "reason": reason, **self.counts}

@@ -682,7 +682,15 @@ def deliver(services, key: str, gmail=None) -> dict:
     return _result(sent)
 
 
-def _enqueue(services, mailbox_name: str, reason: str) -> None:
+WAKE_FALLBACK_SECONDS = 120.0  # new records: the scheduled tick sends them if their task was lost
+
+
+def enqueue_send(services, mailbox_name: str, reason: str, new_records: bool = True) -> None:
+    """Ask the work queue for a "send" task of this mailbox (services/outbox.py drains all its
+    records). After new records, first the tick's safety net: a process killed before its publish
+    still gets them sent by a tick after WAKE_FALLBACK_SECONDS."""
+    if new_records:
+        services.store.update_mailbox(mailbox_name, {"outbox_wake_at": time.time() + WAKE_FALLBACK_SECONDS})
     services.queue.publish("send", mailbox_name, {"reason": reason})
 
 
@@ -715,7 +723,7 @@ def _resume(services, key: str, data: dict, wait_s: float = 0.0) -> dict:
         services.store.update_outbound(key, {"status": "queued", "next_attempt_at": 0})
     elif data.get("status") == "failed":
         services.store.update_outbound(key, {"next_attempt_at": 0})
-    _enqueue(services, data["mailbox"], "resume")
+    enqueue_send(services, data["mailbox"], "resume", new_records=False)
     return wait_for_send(services, key, wait_s) if wait_s else _result(services.store.get_outbound(key))
 
 
@@ -740,7 +748,7 @@ def send_reply(services, ticket_id: str, text: str, html: str | None = None, att
     if not _create_record(services, key, draft):
         return _resume(services, key, store.get_outbound(key), wait_s)
     log_event("INFO", "reply queued", key=key, ticket=ticket_id, mailbox=draft.mailbox["name"])
-    _enqueue(services, draft.mailbox["name"], "reply")
+    enqueue_send(services, draft.mailbox["name"], "reply")
     return wait_for_send(services, key, wait_s) if wait_s else _result(store.get_outbound(key))
 
 

@@ -492,7 +492,7 @@ class MailboxSync:
         self.new_tickets = []
         if queued:
             try:
-                outbox.publish(self.services, self.name, "acknowledgements")
+                outgoing.enqueue_send(self.services, self.name, "acknowledgements")
             except Exception as e:  # noqa: BLE001 - the records are durable; the next poll wakes the outbox
                 self.store.update_mailbox(self.name, {"outbox_wake_at": time.time()})
                 log_event("WARNING", "send task not queued", mailbox=self.name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
