@@ -186,3 +186,32 @@ def test_a_disconnected_mailbox_keeps_its_full_outbox_and_mailbox_show_says_why(
     ingest.poll(services, "help")  # the tick wakes the outbox
     run_send_tasks(services)
     assert len(sent(fake)) == 3
+
+
+def run_cli(args, capsys):
+    from mailbridge import bootstrap as bootstrap_module
+    from mailbridge.cli import main
+
+    capsys.readouterr()
+    bootstrap_module.reset()
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_outbox_cli_lists_drops_and_refuses_with_one_line(services, fake, capsys):
+    burst(services, fake, 2)
+    code, out, _err = run_cli(["outbox", "list", "help", "--json"], capsys)
+    lines = out.splitlines()
+    rows = json.loads("\n".join(lines[lines.index("["):]))
+    assert code == 0 and [r["status"] for r in rows] == ["queued", "queued"]
+    assert all(r["reason"] is None and r["kind"] == "acknowledgement" for r in rows)
+    code, _out, err = run_cli(["outbox", "drop", rows[0]["id"]], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--yes" in err
+    code, _out, _err = run_cli(["outbox", "drop", rows[0]["id"], "--yes"], capsys)
+    assert code == 0 and services.store.get_outbound(rows[0]["id"])["status"] == "dropped"
+    code, _out, err = run_cli(["outbox", "retry", "no-such-id"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no outbox record" in err
+    code, out, _err = run_cli(["outbox", "list", "--limit", "1", "--json"], capsys)
+    lines = out.splitlines()
+    assert [r["id"] for r in json.loads("\n".join(lines[lines.index("["):]))] == [rows[1]["id"]]
