@@ -13,7 +13,7 @@ from mailbridge.bootstrap import bootstrap
 from mailbridge.config import Settings
 from mailbridge.services import mailboxes, outbox, outgoing
 from mailbridge.services import sync as ingest
-from tests.helpers import connect_mailbox, deliver, make_mail
+from tests.helpers import connect_mailbox, deliver, make_mail, run_cli
 from tests.memory.queue import MemoryQueue
 
 ADDRESS = "help@acme.example"
@@ -188,15 +188,6 @@ def test_a_disconnected_mailbox_keeps_its_full_outbox_and_mailbox_show_says_why(
     assert len(sent(fake)) == 3
 
 
-def run_cli(args, capsys):
-    from mailbridge import bootstrap as bootstrap_module
-    from mailbridge.cli import main
-
-    capsys.readouterr()
-    bootstrap_module.reset()
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_outbox_cli_lists_drops_and_refuses_with_one_line(services, fake, capsys):

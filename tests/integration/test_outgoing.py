@@ -18,7 +18,7 @@ from mailbridge.errors import Conflict, InvalidInput
 from mailbridge.services import mailboxes, outbox, outgoing
 from mailbridge.services import sync as ingest
 from mailbridge.services import tickets
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
 
 ADDRESS = "help@acme.example"
 CUSTOMER = "dana@customer.example"
@@ -337,15 +337,6 @@ def test_concurrent_sender_holding_the_lease_is_not_doubled(services, fake):
 
 
 # -- CLI --------------------------------------------------------------------------------------------
-def run_cli(args, capsys):
-    from mailbridge import bootstrap as bootstrap_module
-    from mailbridge.cli import main
-
-    capsys.readouterr()
-    bootstrap_module.reset()
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def cli_json(out: str):
