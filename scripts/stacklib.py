@@ -32,6 +32,13 @@ LOCAL_PROJECT = "mailbridge-local"
 ATTACHMENTS_BUCKET = "mailbridge-local-attachments"
 PUSH_TOPIC = "gmail-push"
 PUSH_SUBSCRIPTION = "gmail-push-sub"
+# The work queue (docs/architecture.md, "Queue"): topic {prefix}-work, pushed to the same `push`.
+WORK_TOPIC = "mailbridge-work"
+WORK_SUBSCRIPTION = "mailbridge-work-push"
+# The local push subscription's ack deadline (= how long the emulator waits for `push`); the
+# functions' push budget stays below it, as Terraform keeps it below the push timeout.
+WORK_ACK_DEADLINE_S = 120
+WORK_PUSH_BUDGET_S = 60
 HOST = "127.0.0.1"
 
 # Order matters only for display and for startup: functions come last.
@@ -362,11 +369,17 @@ class Stack:
         if push and self.pubsub_available:
             env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"
             env["MAILBRIDGE_PUBSUB_TOPIC"] = self.topic
+            env["MAILBRIDGE_WORK_TOPIC"] = self.work_topic
+            env["MAILBRIDGE_PUSH_TIME_BUDGET_S"] = str(WORK_PUSH_BUDGET_S)
         return env
 
     @property
     def topic(self) -> str:
         return f"projects/{self.project}/topics/{PUSH_TOPIC}"
+
+    @property
+    def work_topic(self) -> str:
+        return f"projects/{self.project}/topics/{WORK_TOPIC}"
 
     def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ)
@@ -519,10 +532,12 @@ class Stack:
             def pubsub_setup():
                 host = f"{HOST}:{self.services['pubsub'].port}"
                 create_topic(host, self.topic)
+                create_topic(host, self.work_topic)
                 if self.functions_push and self.services["functions"].process is not None:
                     # Pub/Sub retries pushes, so the functions need not answer yet.
                     create_push_subscription(host, self.topic, self.project, PUSH_SUBSCRIPTION,
                                              self.services["functions"].url + "/push")
+                    create_work_subscription(host, self.project, self.services["functions"].url + "/push")
             return pubsub_setup
         return None
 
@@ -693,7 +708,20 @@ def create_topic(host: str, topic: str) -> None:
         raise StackError(f"pubsub: could not create topic {topic}: {e}") from e
 
 
-def create_push_subscription(host: str, topic: str, project: str, name: str, endpoint: str) -> str:
+def create_work_subscription(host: str, project: str, endpoint: str) -> str:
+    """The work queue's push subscription (terraform/pubsub.tf is the deployed twin): tasks to
+    `push`, redelivered with backoff when it answers 429/5xx or does not answer in time."""
+    from google.pubsub_v1 import types
+
+    create_topic(host, f"projects/{project}/topics/{WORK_TOPIC}")
+    return create_push_subscription(
+        host, f"projects/{project}/topics/{WORK_TOPIC}", project, WORK_SUBSCRIPTION, endpoint,
+        ack_deadline_s=WORK_ACK_DEADLINE_S,
+        retry_policy=types.RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 10}))
+
+
+def create_push_subscription(host: str, topic: str, project: str, name: str, endpoint: str, *,
+                             ack_deadline_s: int = 30, retry_policy=None) -> str:
     """Create (or repoint) the push subscription that delivers Gmail notifications to `push`."""
     from google.api_core import exceptions
     from google.pubsub_v1 import types
@@ -701,9 +729,9 @@ def create_push_subscription(host: str, topic: str, project: str, name: str, end
     _, subscriber = _pubsub_clients(host)
     path = f"projects/{project}/subscriptions/{name}"
     try:
-        subscriber.create_subscription(
+        subscriber.create_subscription(request=types.Subscription(
             name=path, topic=topic, push_config=types.PushConfig(push_endpoint=endpoint),
-            ack_deadline_seconds=30, timeout=10)
+            ack_deadline_seconds=ack_deadline_s, retry_policy=retry_policy), timeout=10)
     except exceptions.AlreadyExists:
         subscriber.modify_push_config(subscription=path,
                                       push_config=types.PushConfig(push_endpoint=endpoint), timeout=10)

@@ -246,11 +246,11 @@ resource "google_cloud_run_v2_service_iam_member" "labels_invoker" {
   member   = each.value
 }
 
-# The Pub/Sub service agent mints the push subscription's OIDC tokens for the invoker account
+# The Pub/Sub service agent mints the push subscriptions' OIDC tokens for the invoker account
 # (needed in projects created before April 2021) and moves undeliverable messages to the
-# dead-letter topic (pubsub.tf).
+# dead-letter topics (pubsub.tf, queue.tf). The work queue always pushes, so this always exists.
 resource "google_service_account_iam_member" "pubsub_mints_invoker_tokens" {
-  count = local.push_subscription ? 1 : 0
+  count = 1
 
   service_account_id = google_service_account.invoker.name
   role               = "roles/iam.serviceAccountTokenCreator"

@@ -120,6 +120,7 @@ locals {
     MAILBRIDGE_INVOKER_SERVICE_ACCOUNT = google_service_account.invoker.email
     MAILBRIDGE_PREFIX                  = var.prefix
     MAILBRIDGE_PUBSUB_TOPIC            = local.push_enabled ? google_pubsub_topic.gmail_push[0].id : ""
+    MAILBRIDGE_WORK_TOPIC              = google_pubsub_topic.work.id
   }
 
   # Settings one function needs on top of the shared ones.

@@ -265,7 +265,7 @@ def pubsub_emulator(_stack) -> str:
 
 
 def _apply(monkeypatch, env: dict[str, str]) -> dict[str, str]:
-    for key in ("PUBSUB_EMULATOR_HOST", "MAILBRIDGE_PUBSUB_TOPIC", "OAUTHLIB_INSECURE_TRANSPORT"):
+    for key in ("PUBSUB_EMULATOR_HOST", "MAILBRIDGE_PUBSUB_TOPIC", "MAILBRIDGE_WORK_TOPIC", "OAUTHLIB_INSECURE_TRANSPORT"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -297,6 +297,7 @@ def functions_url_push(_stack, pubsub_emulator) -> str:
         service = _stack.stack.start_functions("functions_push", push=True)
         stacklib.create_push_subscription(pubsub_emulator, _stack.stack.topic, TEST_PROJECT,
                                           stacklib.PUSH_SUBSCRIPTION, service.url + "/push")
+        stacklib.create_work_subscription(pubsub_emulator, TEST_PROJECT, service.url + "/push")
     except stacklib.StackError as e:
         pytest.fail(f"local stack: {e}", pytrace=False)
     return service.url

@@ -103,3 +103,15 @@ def export_all(db) -> list[dict]:
     for collection in db.collections():
         walk(collection)
     return out
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process on fresh services: (exit code, stdout, stderr)."""
+    from mailbridge import bootstrap as bootstrap_module
+    from mailbridge.cli import main
+
+    capsys.readouterr()
+    bootstrap_module.reset()
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -84,6 +84,21 @@ class Services:
 
         return self._get("invoker_verifier", make)
 
+    @property
+    def queue(self):
+        """The work queue (services/ports.WorkQueue): Pub/Sub when MAILBRIDGE_WORK_TOPIC is set;
+        otherwise "send" tasks run in the caller (services/outbox.InlineQueue, docs/outbox.md)."""
+        def make():
+            if not self.settings.work_topic:
+                from mailbridge.services.outbox import InlineQueue
+
+                return InlineQueue(self)
+            from mailbridge.adapters.pubsub import PubSubQueue
+
+            return PubSubQueue(self.settings)
+
+        return self._get("queue", make)
+
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""
         from mailbridge.adapters import functions_client

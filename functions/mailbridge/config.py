@@ -31,6 +31,15 @@ class Settings:
     lease_margin_s: float = 120.0
     poll_concurrency: int = 8
     max_attempts: int = 3
+    # The work queue (docs/architecture.md, "Queue"): topic of the fan-out; empty = no queue,
+    # the scheduled tick then syncs inline as before. A short name means projects/{project}/topics/{name}.
+    work_topic: str = ""
+    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib.py)
+    # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
+    # dead sync's mailbox is taken over within one lease period.
+    lease_ttl_s: float = 30.0
+    # What one `push` delivery may spend; Terraform keeps it under the push timeout (= ack deadline).
+    push_time_budget_s: float = 60.0
     gmail_quota_per_minute: int = 6000
     # poll and push check the caller's Google-signed OIDC token (http/invoker.py): on unless the
     # local stack turns it off (scripts/stacklib.py); the token's email must be this account.
@@ -39,6 +48,8 @@ class Settings:
     oidc_certs_url: str = ""  # empty: Google's (the library default); the fake serves its own
     # A deployment gives every function its own URL ({function: url}); locally they share one base.
     function_urls: tuple[tuple[str, str], ...] = ()
+    # `reply` waits this long for its send before answering "still queued".
+    reply_wait_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -64,6 +75,8 @@ class Settings:
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
             oidc_certs_url=env.get("MAILBRIDGE_OIDC_CERTS_URL", ""),
             function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
+            work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
+            pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
@@ -71,6 +84,9 @@ class Settings:
             ("poll_concurrency", "MAILBRIDGE_POLL_CONCURRENCY", int),
             ("max_attempts", "MAILBRIDGE_MAX_ATTEMPTS", int),
             ("gmail_quota_per_minute", "MAILBRIDGE_GMAIL_QUOTA_PER_MINUTE", int),
+            ("reply_wait_s", "MAILBRIDGE_REPLY_WAIT_S", float),
+            ("lease_ttl_s", "MAILBRIDGE_LEASE_TTL_S", float),
+            ("push_time_budget_s", "MAILBRIDGE_PUSH_TIME_BUDGET_S", float),
         ):
             if env.get(key):
                 try:
@@ -87,6 +103,12 @@ class Settings:
         if not self.functions_url:
             raise ConfigError("MAILBRIDGE_FUNCTIONS_URL is not set")
         return f"{self.functions_url}/{name}"
+
+    @property
+    def work_topic_path(self) -> str:
+        if not self.work_topic or "/" in self.work_topic:
+            return self.work_topic
+        return f"projects/{self.project}/topics/{self.work_topic}"
 
     @property
     def redirect_uri(self) -> str:

@@ -15,10 +15,10 @@ from mailbridge.bootstrap import bootstrap
 from mailbridge.config import Settings
 from mailbridge.domain import rules
 from mailbridge.errors import Conflict, InvalidInput
-from mailbridge.services import mailboxes, outgoing
+from mailbridge.services import mailboxes, outbox, outgoing
 from mailbridge.services import sync as ingest
 from mailbridge.services import tickets
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
 
 ADDRESS = "help@acme.example"
 CUSTOMER = "dana@customer.example"
@@ -237,13 +237,13 @@ def test_header_injection_is_refused_and_nothing_is_recorded_or_sent(services, f
     assert services.store.db.collection("outbound").get() == []
 
 
-def test_daily_budget_is_refused_before_google(services, fake):
+def test_a_reply_past_the_daily_budget_stays_queued_before_google(services, fake):
     mailboxes.set_mailbox_setting(services, "help", "outgoing.daily_send_budget", "2")
     ticket, _ = new_ticket(services, fake)
     for i in range(2):
         assert outgoing.send_reply(services, ticket["id"], f"Reply {i}")["status"] == "sent"
-    with pytest.raises(InvalidInput, match="daily send budget"):
-        outgoing.send_reply(services, ticket["id"], "One too many")
+    result = outgoing.send_reply(services, ticket["id"], "One too many")
+    assert result["status"] == "queued" and "daily send budget reached" in result["error"]
     assert send_calls(fake) == 2
     assert len(sent(fake)) == 2
 
@@ -292,22 +292,22 @@ def test_crash_after_send_before_the_record_does_not_send_twice_on_retry(service
     assert send_calls(fake) == 1
 
 
-def test_crash_after_send_is_recorded_by_the_next_poll_once_the_lease_expires(services, fake):
+def test_crash_after_send_is_recorded_by_the_next_send_task_once_the_lease_expires(services, fake):
     ticket, _ = new_ticket(services, fake)
     with pytest.raises(SimulatedCrash):
         outgoing.send_reply(crashing_services(services), ticket["id"], "Exactly once", idempotency_key="crash-2")
-    ingest.poll(services)  # the lease is still held: nothing happens
+    outbox.handle_send_task(services, "help")  # the send lease is still held: nothing happens
     assert services.store.outbound_ref("crash-2").get().get("status") == "sending"
     services.store.outbound_ref("crash-2").update({"lease_until": 0})
 
-    ingest.poll(services)
+    outbox.handle_send_task(services, "help")
 
     record = services.store.outbound_ref("crash-2").get().to_dict()
     assert record["status"] == "sent" and record["gmail_message_id"] == sent(fake)[0]["id"]
     assert send_calls(fake) == 1
 
 
-def test_a_failed_send_is_recorded_and_retried_by_the_poll(services, fake):
+def test_a_failed_send_is_recorded_and_retried_by_the_outbox_after_its_backoff(services, fake):
     ticket, _ = new_ticket(services, fake)
     requests.post(f"{fake.url}/_fake/faults", json={"error_rate": 1.0, "statuses": [500], "seed": 1, "methods": ["messages.send"]},
                   timeout=10).raise_for_status()
@@ -320,10 +320,10 @@ def test_a_failed_send_is_recorded_and_retried_by_the_poll(services, fake):
     assert view["messages"][-1]["direction"] == "out" and view["messages"][-1]["status"] == "failed"
     assert sent(fake) == []
 
-    ingest.poll(services)  # backoff not over yet
+    outbox.handle_send_task(services, "help")  # backoff not over yet
     assert sent(fake) == []
     services.store.outbound_ref("flaky").update({"next_attempt_at": 0})
-    ingest.poll(services)
+    outbox.handle_send_task(services, "help")
 
     record = services.store.outbound_ref("flaky").get().to_dict()
     assert record["status"] == "sent" and record["attempts"] == 2
@@ -341,15 +341,6 @@ def test_concurrent_sender_holding_the_lease_is_not_doubled(services, fake):
 
 
 # -- CLI --------------------------------------------------------------------------------------------
-def run_cli(args, capsys):
-    from mailbridge import bootstrap as bootstrap_module
-    from mailbridge.cli import main
-
-    capsys.readouterr()
-    bootstrap_module.reset()
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def cli_json(out: str):

@@ -109,30 +109,44 @@ def test_burst_of_200_with_push_and_a_concurrent_poll_makes_exactly_200_tickets(
     total = 200
     marker = len(_push_log(_stack))
     done = threading.Event()
+    polled_during_burst = threading.Event()
     poll_results = []
 
     def poller():
         poll_services = make_services()  # its own clients, like a separate scheduler run
         while not done.is_set():
-            poll_results.append(ingest.poll(poll_services, name))
+            result = ingest.poll(poll_services, name)
+            poll_results.append(result)
+            if any(m["outcome"] == "ok" for m in result["mailboxes"]):
+                polled_during_burst.set()
             time.sleep(0.3)
         poll_results.append(ingest.poll(poll_services, name))
 
     thread = threading.Thread(target=poller)
-    thread.start()
+    session = requests.Session()
+
+    def one(i):
+        raw = make_mail(f'"Customer {i}" <c{i}@burst.example>', address, f"Burst request {i}")
+        session.post(f"{fake.url}/_fake/users/{address}/messages", params={"labelIds": "INBOX,UNREAD"},
+                     data=raw, headers={"Content-Type": "message/rfc822"}, timeout=30).raise_for_status()
+
+    # The burst comes in three parts, each waiting for a state instead of a time, so a loaded
+    # machine cannot leave one side without work: push alone ingests the start, the poller joins
+    # while mail keeps arriving and both compete for the lease, and the tail only comes once a
+    # poll has won the lease in the middle of the burst ("push and poll share one mailbox").
+    head, tail = 40, 20
     try:
-        session = requests.Session()
-
-        def one(i):
-            raw = make_mail(f'"Customer {i}" <c{i}@burst.example>', address, f"Burst request {i}")
-            session.post(f"{fake.url}/_fake/users/{address}/messages", params={"labelIds": "INBOX,UNREAD"},
-                         data=raw, headers={"Content-Type": "message/rfc822"}, timeout=30).raise_for_status()
-
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(one, range(total)))
+            list(pool.map(one, range(head)))
+            wait_for(lambda: inbound_count(services, name) > 0, 120, message="push ingesting the burst")
+            thread.start()
+            list(pool.map(one, range(head, total - tail)))
+            assert polled_during_burst.wait(timeout=180), "no poll won the lease during the burst"
+            list(pool.map(one, range(total - tail, total)))
     finally:
         done.set()
-        thread.join(timeout=120)
+        if thread.is_alive():
+            thread.join(timeout=120)
     assert not thread.is_alive()
     assert all(m["outcome"] in ("ok", "skipped") for r in poll_results for m in r["mailboxes"]), poll_results
     wait_for(lambda: inbound_count(services, name) >= total, 60, message="200 inbound rows")
@@ -149,7 +163,7 @@ def test_burst_of_200_with_push_and_a_concurrent_poll_makes_exactly_200_tickets(
     by_poll = sum(m.get("counts", {}).get("created", 0) for r in poll_results for m in r["mailboxes"])
     assert by_push > 0, (by_push, by_poll)
     assert by_push + by_poll == total
-    assert any(m["outcome"] == "ok" for r in poll_results[:-1] for m in r["mailboxes"]), \
+    assert polled_during_burst.is_set() and any(m["outcome"] == "ok" for r in poll_results[:-1] for m in r["mailboxes"]), \
         "no poll ran during the burst"
 
 

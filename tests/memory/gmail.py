@@ -15,6 +15,8 @@ class MemoryMailboxes:
     def __init__(self):
         self.accounts: dict[str, dict] = {}
         self._ids = itertools.count(1)
+        self.fail_send: list[GmailError] = []
+        self.send_calls = 0
 
     def account(self, address: str) -> dict:
         return self.accounts.setdefault(address.lower(), {
@@ -54,6 +56,7 @@ class MemoryGmail:
         self.mailboxes, self.address = mailboxes, address.lower()
         self.box = mailboxes.account(address)
         self.fail_fetch: set[str] = set()  # ids whose messages.get answers 500
+        self.fail_send = mailboxes.fail_send  # errors the next sends raise, in order (nothing is sent)
         self.pacer = types.SimpleNamespace(used=0)  # quota units spent (none in memory)
         self.retries = 0
 
@@ -135,6 +138,9 @@ class MemoryGmail:
                 "headers": {name: str(parsed[name]) for name in names if parsed[name] is not None}}
 
     def send(self, raw: bytes, thread_id: str | None = None) -> dict:
+        self.mailboxes.send_calls += 1
+        if self.fail_send:
+            raise self.fail_send.pop(0)
         gmail_id = f"s{uuid.uuid4().hex[:8]}"
         self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id or f"t{gmail_id}"})
         return {"id": gmail_id, "threadId": thread_id or f"t{gmail_id}"}

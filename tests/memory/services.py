@@ -7,6 +7,7 @@ from mailbridge import bootstrap
 from mailbridge.config import Settings
 from mailbridge.domain import models
 from tests.memory.gmail import MemoryMailboxes
+from tests.memory.queue import MemoryQueue
 from tests.memory.store import MemoryStore
 
 
@@ -48,11 +49,13 @@ class MemoryOAuth:
 
 
 def memory_services(**settings):
-    """(services, gmail accounts): a container whose ports are all in memory."""
+    """(services, gmail accounts): a container whose ports are all in memory; tasks wait in the
+    MemoryQueue until a test delivers them (`services.queue.deliver(services, kinds=...)`)."""
     accounts = MemoryMailboxes()
     services = bootstrap.bootstrap(
         Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
         store=MemoryStore(), secrets=MemorySecrets(), blobs=MemoryBlobs(), google=MemoryOAuth(),
+        queue=MemoryQueue(settings.get("instance", "production")),
         gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
     return services, accounts
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import datetime, timedelta, timezone
 import time
 
@@ -20,6 +21,7 @@ class MemoryStore:
         self._clock = 0
         self.write_count = 0
         self.ticket_counter = 0
+        self._lease_lock = threading.RLock()  # the heartbeat renews from its own thread
 
     # -- plumbing -------------------------------------------------------------------------
     def _get(self, collection: str, key: str) -> dict | None:
@@ -107,21 +109,31 @@ class MemoryStore:
             "last_success_at": None, "last_error": None, "lease_owner": None, "lease_expires_at": 0})
 
     def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
-        data = self.get_sync(mailbox, instance)
-        if data.get("lease_owner") and data.get("lease_expires_at", 0) > time.time():
-            return False
-        lease = {"lease_owner": owner, "lease_expires_at": time.time() + ttl_seconds}
-        if data.get("lease_owner"):
-            lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
-        self.update_sync(mailbox, instance, lease)
-        return True
+        with self._lease_lock:
+            data = self.get_sync(mailbox, instance)
+            now = time.time()
+            if data.get("lease_owner") and data.get("lease_expires_at", 0) > now:
+                return False
+            lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
+            if data.get("lease_owner"):
+                lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
+            self.update_sync(mailbox, instance, lease)
+            return True
+
+    def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+        with self._lease_lock:
+            if self.get_sync(mailbox, instance).get("lease_owner") != owner:
+                return False
+            self.update_sync(mailbox, instance, {"lease_expires_at": time.time() + ttl_seconds})
+            return True
 
     def release_lease(self, mailbox: str, instance: str, owner: str, changes: dict | None = None) -> None:
-        update = dict(changes or {})
-        if self.get_sync(mailbox, instance).get("lease_owner") == owner:
-            update.update({"lease_owner": None, "lease_expires_at": 0})
-        if update:
-            self.update_sync(mailbox, instance, update)
+        with self._lease_lock:
+            update = dict(changes or {})
+            if self.get_sync(mailbox, instance).get("lease_owner") == owner:
+                update.update({"lease_owner": None, "lease_expires_at": 0, "lease_since": None})
+            if update:
+                self.update_sync(mailbox, instance, update)
 
     # -- single-use things ------------------------------------------------------------------------
     def put_oauth_state(self, state: str, data: dict, ttl_seconds: int) -> None:
@@ -288,7 +300,21 @@ class MemoryStore:
         return result, data or {}
 
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
-        return [r for r in self._all("outbound") if r.get("status") in ("pending", "sending", "failed")][:limit]
+        return [r for r in self._all("outbound") if r.get("status") in ("queued", "pending", "sending", "failed")][:limit]
+
+    def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,
+                       statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]:
+        return [r for r in self._all("outbound") if r.get("mailbox") == mailbox and r.get("instance") == instance
+                and r.get("status") in statuses and (kind is None or r.get("kind") == kind)]
+
+    def get_send_pacing(self, key: str) -> dict | None:
+        return self._get("send_pacing", key)
+
+    def change_send_pacing(self, key: str, decide):
+        result, changes = decide(self._get("send_pacing", key))
+        if changes:
+            self._merge("send_pacing", key, changes)
+        return result
 
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._get("send_budget", f"{mailbox}~{day}") or {}).get("count", 0))
@@ -298,8 +324,8 @@ class MemoryStore:
         if used >= budget:
             return False, used
         self._put("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1,
-                                                     "expires_at": datetime.strptime(day, "%Y-%m-%d").replace(
-                                                         tzinfo=timezone.utc) + timedelta(days=2)})
+                                                       "expires_at": datetime.strptime(day, "%Y-%m-%d")
+                                                       .replace(tzinfo=timezone.utc) + timedelta(days=2)})
         return True, used
 
     def release_send_budget(self, mailbox: str, day: str) -> None:

@@ -2,7 +2,6 @@
 
 import pytest
 
-from mailbridge.errors import InvalidInput
 from mailbridge.services import outgoing, sync
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
@@ -42,18 +41,25 @@ def test_an_override_to_a_disconnected_mailbox_is_skipped_with_a_reason(world):
     assert [s["mailbox"] for s in resolution["skipped"]] == ["sales"]
 
 
+def reply_and_deliver(services, ticket, text, key):
+    """A reply queued in the outbox, then the queue's "send" tasks delivered (services/push.py)."""
+    outgoing.send_reply(services, ticket["id"], text, idempotency_key=key, wait=False)
+    services.queue.deliver(services, kinds=("send",))
+    return services.store.get_outbound(key)
+
+
 def test_a_reply_with_the_same_key_is_sent_once(world):
     services, accounts, ticket = world
-    first = outgoing.send_reply(services, ticket["id"], "On it.", idempotency_key="reply-k1")
-    again = outgoing.send_reply(services, ticket["id"], "On it.", idempotency_key="reply-k1")
+    first = reply_and_deliver(services, ticket, "On it.", "reply-k1")
+    again = reply_and_deliver(services, ticket, "On it.", "reply-k1")
     assert (first["status"], again["status"]) == ("sent", "sent")
     assert len(accounts.account(ADDRESS)["sent"]) == 1
 
 
-def test_the_daily_send_budget_refuses_the_next_send_and_sends_nothing(world):
+def test_a_reply_past_the_daily_send_budget_stays_queued_with_the_reason_and_sends_nothing(world):
     services, accounts, ticket = world
     services.store.update_mailbox("help", {"outgoing.daily_send_budget": 1})
-    outgoing.send_reply(services, ticket["id"], "First.", idempotency_key="reply-b1")
-    with pytest.raises(InvalidInput, match="daily send budget"):
-        outgoing.send_reply(services, ticket["id"], "Second.", idempotency_key="reply-b2")
+    reply_and_deliver(services, ticket, "First.", "reply-b1")
+    second = reply_and_deliver(services, ticket, "Second.", "reply-b2")
+    assert second["status"] == "queued" and "daily send budget reached" in second["last_error"]
     assert len(accounts.account(ADDRESS)["sent"]) == 1

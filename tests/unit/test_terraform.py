@@ -218,6 +218,7 @@ def test_environment_gives_the_functions_every_setting_they_read():
         "MAILBRIDGE_ATTACHMENTS_BUCKET",
         "MAILBRIDGE_PUBSUB_TOPIC",
         "MAILBRIDGE_INVOKER_SERVICE_ACCOUNT",
+        "MAILBRIDGE_WORK_TOPIC",
     ):
         assert key in environment, key
     assert environment["MAILBRIDGE_FUNCTION_URLS"] == "${jsonencode(local.function_urls)}"
@@ -395,6 +396,8 @@ def test_push_is_a_switch_and_everything_gmail_push_needs_follows_it():
     assert locals_()["push_enabled"] == "${var.enable_push}"
     for kind in ("google_pubsub_topic", "google_pubsub_topic_iam_member"):
         for name, body in resources(kind).items():
+            if name.startswith("work"):
+                continue  # the work queue (queue.tf) is not part of Gmail push
             assert body["count"] == "${local.push_enabled ? 1 : 0}", f"{kind}.{name}"
     assert resources("google_pubsub_subscription")["gmail_push"]["count"] == "${local.push_subscription ? 1 : 0}"
 
@@ -404,6 +407,38 @@ def test_without_push_polling_alone_runs_on_a_shorter_schedule():
     schedule = locals_()["poll_schedule"]
     assert schedule == '${var.schedule != "" ? var.schedule : (local.push_enabled ? "*/5 * * * *" : "* * * * *")}'
     assert resources("google_cloud_scheduler_job")["poll"]["schedule"] == "${local.poll_schedule}"
+
+
+def test_work_queue_pushes_tasks_to_push_with_oidc_retries_and_dead_letters():
+    subscription = resources("google_pubsub_subscription")["work_push"]
+    push_config = one(subscription["push_config"])
+    token = one(push_config["oidc_token"])
+    assert subscription["topic"] == "${google_pubsub_topic.work.id}"
+    assert resources("google_pubsub_topic")["work"]["name"] == "${var.prefix}-work"
+    assert push_config["push_endpoint"] == '${local.function_urls["push"]}'
+    assert token["audience"] == push_config["push_endpoint"]
+    assert token["service_account_email"] == "${google_service_account.invoker.email}"
+    assert subscription["ack_deadline_seconds"] == "${local.timeouts.push_ack_deadline_s}"
+    assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.work_dead_letter.id}"
+    assert one(subscription["retry_policy"])["minimum_backoff"]
+    assert "count" not in subscription  # tasks flow whether or not Gmail push is on
+    assert locals_()["function_environment"]["MAILBRIDGE_WORK_TOPIC"] == "${google_pubsub_topic.work.id}"
+
+
+def test_the_functions_that_queue_work_may_publish_to_the_work_topic_and_nobody_else():
+    grants = {name: body for name, body in resources("google_pubsub_topic_iam_member").items()
+              if body["topic"] == "${google_pubsub_topic.work.name}"}
+    assert list(grants) == ["work_publishers"]
+    grant = grants["work_publishers"]
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert grant["member"] == "${google_service_account.function[each.key].member}"
+    assert resolve_name_set(grant["for_each"]) == {"admin", "poll", "push"}
+
+
+def test_pubsub_may_mint_oidc_tokens_for_the_work_queue_even_without_gmail_push():
+    grant = resources("google_service_account_iam_member")["pubsub_mints_invoker_tokens"]
+    assert grant["count"] == 1
+    assert grant["role"] == "roles/iam.serviceAccountTokenCreator"
 
 
 def test_gmail_may_publish_to_the_push_topic():

@@ -299,7 +299,9 @@ class Gmail:
             return self.users.messages().send(userId="me", body=body or None, media_body=media).execute(http=self.http)
         except HttpError as e:
             status, reason, message = _error_details(e)
-            raise GmailError(f"Gmail send failed: {status} {reason or message}"[:300], status, reason) from None
+            # the message keeps Gmail's "Retry after <time>" for the outbox (docs/outbox.md)
+            raise GmailError(f"Gmail send failed: {status} {' '.join(filter(None, (reason, message)))}"[:300],
+                             status, reason) from None
 
     def send(self, raw: bytes, thread_id: str | None = None) -> dict:
         """Send once (not retried blindly: the caller owns idempotency for sends).

@@ -9,7 +9,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput
-from mailbridge.services import mailboxes
+from mailbridge.services import mailboxes, outbox
 
 
 # -- mailboxes ----------------------------------------------------------------------------------
@@ -48,11 +48,19 @@ def mailbox_list(as_json):
 @click.option("--json", "as_json", is_flag=True)
 def mailbox_show(name, as_json):
     services = common.services()
-    data = mailboxes.view(services, services.store.get_mailbox(name))
+    box = services.store.get_mailbox(name)
+    data = {**mailboxes.view(services, box), "outbox": outbox.status(services, box)}
 
     def render(d):
         click.echo(f"{d['name']} <{d['address']}>  type {d['type']}  status {d['status']}  (this instance: {d['instance']})")
         click.echo(f"  last poll {d['last_poll_at'] or '-'}  last error {d['last_error'] or '-'}  backlog {d['backlog']}")
+        o = d["outbox"]
+        age = f", oldest {o['oldest_queued_age_s']} s" if o["oldest_queued_age_s"] is not None else ""
+        click.echo(f"  outbox: {o['queued']} queued{age}; sent today {o['sent_today']}/{o['daily_budget']}"
+                   f"; last send error {o['last_error'] or '-'}")
+        lease = d.get("lease")
+        if lease:
+            click.echo(f"  syncing now: lease held by {lease['owner']} since {lease['since']} until {lease['until']}")
         for c in d["credentials"]:
             click.echo(f"  credentials [{c['instance']}] {c['client_id']}  {c['status']}"
                        f"{' as ' + c['connected_email'] if c['connected_email'] else ''}")

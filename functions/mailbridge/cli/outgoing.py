@@ -1,4 +1,5 @@
-"""CLI commands for outgoing mail: `reply` and `overrides set|list|remove` (assembled by cli.app)."""
+"""CLI commands for outgoing mail: `reply`, `outbox list|retry|drop` and `overrides set|list|remove`
+(assembled by cli.app)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput, MailbridgeError
-from mailbridge.services import outgoing
+from mailbridge.services import outbox, outgoing
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -63,28 +64,86 @@ def _print_preview(result: dict) -> None:
 @click.option("--idempotency-key", default=None,
               help="Retrying with the same key never sends twice (default: a new key per call).")
 @click.option("--dry-run", is_flag=True, help="Show mailbox, rule, recipients and headers; send nothing.")
+@click.option("--no-wait", "no_wait", is_flag=True,
+              help="Return once the reply is queued in the outbox (prints its id); the outbox sends it.")
 @click.option("--json", "as_json", is_flag=True)
-def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, as_json):
-    """Reply to TICKET through its resolved outgoing mailbox."""
+def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, no_wait, as_json):
+    """Reply to TICKET through its resolved outgoing mailbox (waits for the send, up to
+    MAILBRIDGE_REPLY_WAIT_S seconds)."""
 
     text = _read_text(body_file, "body file")
     html = _read_text(html_file, "HTML file") if html_file else None
     attachments = [_read_attachment(path) for path in attach]
     result = outgoing.send_reply(common.services(), ticket_id, text, html=html, attachments=attachments,
-                                 dry_run=dry_run, idempotency_key=idempotency_key)
+                                 dry_run=dry_run, idempotency_key=idempotency_key, wait=not no_wait)
     if as_json:
-        click.echo(json.dumps(result, indent=2, default=str))
+        click.echo(json.dumps({**result, "id": result.get("idempotency_key")} if not dry_run else result,
+                              indent=2, default=str))
     elif dry_run:
         _print_preview(result)
+    elif no_wait:
+        click.echo(f"{result['idempotency_key']} {result['status']}: ticket #{result['ticket']} via "
+                   f"{result['mailbox']}; `scripts/mailbridge outbox list {result['mailbox']}` shows it")
+        if result.get("error"):
+            click.echo(f"  waiting: {result['error']}", err=True)
+        return
     else:
         click.echo(f"ticket #{result['ticket']}: {result['status']} via {result['mailbox']} "
                    f"({result['rule']}); Message-ID {result['message_id']}")
         click.echo(f"  {result['explanation']}")
+        if result.get("gmail_message_id"):
+            click.echo(f"  Gmail id {result['gmail_message_id']}")
         if result.get("error"):
             click.echo(f"  error: {result['error']}"
                        + (" (will be retried automatically)" if result["status"] == "failed" else ""), err=True)
-    if not dry_run and result.get("status") not in ("sent", "dry_run"):
-        raise MailbridgeError(f"reply not sent yet ({result.get('status')}): {result.get('error') or ''}".strip())
+    if not dry_run and not no_wait and result.get("status") not in ("sent", "dry_run"):
+        waited = "" if result.get("error") else f"not sent within {common.services().settings.reply_wait_s:g} s; "
+        raise MailbridgeError(f"reply not sent yet ({result.get('status')}, outbox id {result.get('idempotency_key')}): "
+                              f"{waited}{result.get('error') or 'the outbox will send it'}")
+
+
+@click.group("outbox")
+def outbox_group():
+    """Sends waiting in the outbox (queued, failed, given up), with their reasons."""
+
+
+@outbox_group.command("list")
+@click.argument("mailbox_name", metavar="[MAILBOX]", required=False)
+@click.option("--limit", type=int, default=50, show_default=True, help="0 lists all.")
+@click.option("--json", "as_json", is_flag=True)
+def outbox_list(mailbox_name, limit, as_json):
+    rows = outbox.list_records(common.services(), mailbox_name, limit)
+
+    def render(rows):
+        if not rows:
+            click.echo("the outbox is empty: nothing waits to be sent")
+        for row in rows:
+            click.echo(f"{row['id']:<40} {row['status']:<9} {row['kind']:<15} {row['mailbox']:<16} "
+                       f"ticket {row['ticket']}  attempts {row['attempts']}")
+            if row["reason"]:
+                click.echo(f"  reason: {row['reason']}")
+
+    common.emit(rows, as_json, render)
+
+
+@outbox_group.command("retry")
+@click.argument("record_id", metavar="ID")
+def outbox_retry(record_id):
+    """Queue ID again now (a send that gave up or waits); it is never sent twice."""
+    row = outbox.retry(common.services(), record_id)
+    click.echo(f"{row['id']} queued again in {row['mailbox']}'s outbox")
+
+
+@outbox_group.command("drop")
+@click.argument("record_id", metavar="ID")
+@click.option("--yes", is_flag=True, help="Confirm: the message will never be sent.")
+def outbox_drop(record_id, yes):
+    """Never send ID (the record stays, marked dropped, on its ticket)."""
+    if not yes:
+        raise InvalidInput(f"dropping {record_id} means it is never sent: add --yes to confirm")
+    row = outbox.drop(common.services(), record_id)
+    click.echo(f"{row['id']} dropped: it will not be sent")
+
 
 @click.group("overrides")
 def overrides():
@@ -120,4 +179,4 @@ def overrides_remove(scope, key):
     click.echo(f"{scope} override for {key} removed")
 
 
-COMMANDS = [reply, overrides]
+COMMANDS = [reply, outbox_group, overrides]

@@ -43,6 +43,12 @@ DEFAULT_OUTGOING = {
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
     "daily_send_budget": 2000,
+    # The outbox (docs/outbox.md): acknowledgements may use this share of the daily budget, so the
+    # rest always remains for agents' replies; sends use at most send_share_percent of the mailbox's
+    # Gmail quota (6,000 units/min for projects created since May 2026, 15,000 for older ones).
+    "acknowledgement_share_percent": 80,
+    "send_share_percent": 70,
+    "gmail_quota_units_per_minute": 6000,
 }
 DEFAULT_SETTINGS = {
     "use_incoming_service": True,
@@ -154,6 +160,10 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         validate_address(value)
     if field == "ignore_subjects":
         patterns.check_subject_patterns(value)
+    if field in ("acknowledgement_share_percent", "send_share_percent") and not 1 <= value <= 100:
+        raise InvalidInput(f"{key} must be a percentage between 1 and 100")
+    if field == "gmail_quota_units_per_minute" and not 100 <= value <= 15000:
+        raise InvalidInput(f"{key} must be between 100 and 15000 (Gmail's per-user limit)")
     return f"{section}.{field}", value
 
 

@@ -24,7 +24,10 @@ def poll(request):
                 backfill_since = float(body["since"])
             except (TypeError, ValueError):
                 raise InvalidInput("since must be a Unix time in seconds") from None
-        result = sync.poll(services(), mailbox, backfill_since=backfill_since)
+        # Cloud Scheduler names the run it retries: the same tick id, so a retried tick's tasks
+        # are skipped where the first one's already ran (docs/architecture.md, "Queue").
+        tick = request.headers.get("X-CloudScheduler-ScheduleTime") or None
+        result = sync.poll(services(), mailbox, backfill_since=backfill_since, tick=tick)
     except MailbridgeError as e:
         return json_error(e)
     return json_response(result)

@@ -1,5 +1,8 @@
 """The `push` function: decode a Pub/Sub push envelope and acknowledge it.
 
+Two subscriptions push here: Gmail watch notifications (no attributes) and work-queue tasks
+(attribute `kind`: "sync" or "send"; docs/architecture.md, "Queue").
+
 In production the push subscription carries an OIDC token and the function is private, so
 Cloud Run has authenticated the caller before this code runs.
 """
@@ -41,13 +44,29 @@ def decode(body) -> tuple[str, int]:
     return payload["emailAddress"].lower(), history_id
 
 
+def task_attributes(body) -> dict | None:
+    """The work-queue task in a push envelope (its string attributes), or None for a Gmail
+    notification (Gmail's messages carry no `kind` attribute)."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+        return None
+    attributes = body["message"].get("attributes")
+    if not isinstance(attributes, dict) or "kind" not in attributes:
+        return None
+    return {str(k): v for k, v in attributes.items() if isinstance(v, str)}
+
+
 def handle(request):
     if request.method != "POST":
         return _ack("use POST", 405)
     if (refused := invoker.refusal(request, "push")) is not None:
         return refused
+    body = request.get_json(silent=True)
+    task = task_attributes(body)
+    if task is not None:
+        outcome = push_service.on_task(services(), task)
+        return _ack(outcome.reason, outcome.status, **{"kind": task.get("kind"), **outcome.fields})
     try:
-        address, history_id = decode(request.get_json(silent=True))
+        address, history_id = decode(body)
     except ValueError as e:
         return _ack(f"malformed notification ({e})")
     outcome = push_service.on_notification(services(), address, history_id)

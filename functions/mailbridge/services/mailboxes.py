@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+import time
 from urllib.parse import urlencode
 
 from mailbridge.domain import models, signing
@@ -49,7 +51,21 @@ def view(services, mailbox: dict) -> dict:
         "last_error": sync.get("last_error") or mailbox.get("incoming", {}).get("label_error"),
         "backlog": sync.get("backlog", 0), "history_id": sync.get("history_id"),
         "watch_expiration": sync.get("watch_expiration"),
+        "lease": lease_view(sync),
     }
+
+
+def lease_view(sync: dict) -> dict | None:
+    """Who holds the mailbox's sync lease, since and until when (UTC ISO); None when free or
+    run out (a dead holder's lease is taken over by the next task: docs/architecture.md, "Queue")."""
+    until = float(sync.get("lease_expires_at") or 0)
+    if not sync.get("lease_owner") or until <= time.time():
+        return None
+
+    def iso(epoch):
+        return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds") if epoch else None
+
+    return {"owner": sync["lease_owner"], "since": iso(float(sync.get("lease_since") or 0)), "until": iso(until)}
 
 
 def add_credentials(services, name: str, instance: str, client_id: str, client_secret: str) -> dict:

@@ -5,9 +5,9 @@ the exact MIME bytes) BEFORE Gmail is called. A send claims the record with a sh
 record that was tried before is first looked up in Gmail (`rfc822msgid:`, then the sent mail's
 X-Mailbridge-Outbound marker, which survives Gmail replacing the Message-ID), so a crash between
 Gmail's answer and our record update never sends twice. The Message-ID Gmail really sent is
-read back and kept beside ours (docs/gmail-differences.md). Failures stay on the
-record (shown on the ticket) and `retry_failed` (run at the end of every poll) retries them
-with backoff.
+read back and kept beside ours (docs/gmail-differences.md). The record is queued; the outbox's
+"send" task (services/outbox.py, docs/outbox.md) sends it. Failures stay on the record (shown on
+the ticket and by `outbox list`) and are retried with backoff by the outbox.
 
 The pure rules live in domain/routing.py (which mailbox) and domain/compose.py (the message);
 this module talks to the store and Gmail through `services`.
@@ -31,9 +31,8 @@ from mailbridge.services import mailboxes
 INLINE_RAW_BYTES = 256 * 1024            # larger MIME goes to Cloud Storage, not the record
 MAX_STORED_TEXT = 60_000                 # keeps an outbound record well under Firestore's 1 MiB
 LEASE_SECONDS = 120                      # > Gmail client timeout (60 s): one sender at a time
-PENDING_GRACE_SECONDS = 60               # a pending record older than this lost its sender
 MAX_SEND_ATTEMPTS = 5
-RETRY_BATCH = 20
+RATE_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
 RECOVERY_SKEW_SECONDS = 600              # `after:` margin for clocks when looking for an earlier send
 RECOVERY_CANDIDATES = 50                 # sent messages read for the marker after a crash (5 units each)
 
@@ -230,14 +229,6 @@ def _budget_error(mailbox: dict, used: int, budget: int) -> InvalidInput:
         "nothing was sent. Raise outgoing.daily_send_budget or wait until tomorrow")
 
 
-def check_budget(services, mailbox: dict) -> None:
-    """Refuse early (no write) when today's budget is already spent."""
-    budget = _budget_of(mailbox)
-    used = services.store.send_budget_used(mailbox["name"], _today())
-    if used >= budget:
-        raise _budget_error(mailbox, used, budget)
-
-
 def _reserve_budget(services, mailbox: dict) -> str:
     budget = _budget_of(mailbox)
     day = _today()
@@ -264,7 +255,7 @@ def _create_record(services, key: str, draft: Draft) -> bool:
         services.blobs.put(digest, draft.raw, "message/rfc822")
         raw_field = {"raw": None, "raw_sha256": digest}
     record = {
-        "key": key, "kind": draft.kind, "status": "pending", "ticket_id": draft.ticket["id"],
+        "key": key, "kind": draft.kind, "status": "queued", "ticket_id": draft.ticket["id"],
         "mailbox": draft.mailbox["name"], "instance": services.settings.instance,
         "rule": draft.resolution["rule"], "explanation": draft.resolution["explanation"],
         "message_id": draft.out.message_id, "gmail_thread_id": draft.thread_id, "gmail_message_id": None,
@@ -382,8 +373,21 @@ def _load_raw(services, data: dict) -> bytes:
     return services.blobs.get(data["raw_sha256"])
 
 
-def deliver(services, key: str) -> dict:
-    """Send the record `key` once: claim it, look for an earlier send, call Gmail, record."""
+class RateLimited(GmailError):
+    """Gmail answered 429 (or a rate-limit 403) to a send: nothing was sent; the record is queued
+    again and the outbox waits for the retry time in the message."""
+
+    http_status = 429
+
+
+def _unclaim_rate_limited(services, key: str, data: dict, error: GmailError) -> None:
+    services.store.update_outbound(key, {"status": "queued", "lease_until": 0, "attempts": int(data.get("attempts", 0)),
+                                         "last_error": str(error)[:500], "updated_at": models.now_iso()})
+
+
+def deliver(services, key: str, gmail=None) -> dict:
+    """Send the record `key` once: claim it, look for an earlier send, call Gmail, record.
+    The outbox passes its Gmail client so one drain refreshes one token."""
 
     store = services.store
     state, data = _claim(services, key)
@@ -399,7 +403,7 @@ def deliver(services, key: str) -> dict:
             raise Conflict(f"message {key!r} is being sent by another process")
         return _result(_record_failure(services, key, data, f"cannot send: {reason}"))
     try:
-        gmail = services.gmail_for(mailbox, cred)
+        gmail = gmail or services.gmail_for(mailbox, cred)
         if int(data.get("attempts", 0)) > 0 or state == "busy":
             found = _find_sent(gmail, data)
             if found:
@@ -432,6 +436,9 @@ def deliver(services, key: str) -> dict:
     except GmailError as e:
         if e.status and 400 <= e.status < 500:
             _release_budget(services, mailbox["name"], day)
+        if e.status == 429 or (e.status == 403 and e.reason in RATE_REASONS):
+            _unclaim_rate_limited(services, key, data, e)  # refused before sending: not an attempt
+            raise RateLimited(str(e), e.status, e.reason) from None
         return _result(_record_failure(services, key, data, str(e), permanent=e.status == 400))
     except Exception as e:  # noqa: BLE001 - network errors: maybe sent; the retry looks it up first
         return _result(_record_failure(services, key, data, f"{e.__class__.__name__}: {str(e)[:200]}"))
@@ -448,34 +455,74 @@ def deliver(services, key: str) -> dict:
     return _result(sent)
 
 
-def _resume(services, key: str, data: dict) -> dict:
-    if data.get("status") == "sent":
+WAKE_FALLBACK_SECONDS = 120.0  # new records: the scheduled tick sends them if their task was lost
+
+
+def enqueue_send(services, mailbox_name: str, reason: str, new_records: bool = True) -> None:
+    """Ask the work queue for a "send" task of this mailbox (services/outbox.py drains all its
+    records). After new records, first the tick's safety net: a process killed before its publish
+    still gets them sent by a tick after WAKE_FALLBACK_SECONDS."""
+    if new_records:
+        services.store.update_mailbox(mailbox_name, {"outbox_wake_at": time.time() + WAKE_FALLBACK_SECONDS})
+    services.queue.publish("send", mailbox_name, {"reason": reason})
+
+
+FINAL = ("sent", "given_up", "skipped", "dropped")
+
+
+def wait_for_send(services, key: str, wait_s: float, poll_s: float = 0.5) -> dict:
+    """The record once the outbox has sent it, failed it, or said why it waits; or, after `wait_s`,
+    as it is (still queued)."""
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        data = services.store.get_outbound(key) or {}
+        status = data.get("status")
+        if status in FINAL or status == "failed" or (status == "queued" and data.get("last_error")):
+            return _result(data)
+        if time.monotonic() >= deadline:
+            return _result(data)
+        time.sleep(poll_s)
+
+
+def _resume(services, key: str, data: dict, wait_s: float = 0.0) -> dict:
+    if data.get("status") in ("sent", "skipped", "dropped"):
         return _result(data)
+    if data.get("status") == "sending":
+        # a sender holds it (or died holding it): deliver only looks it up in Gmail, never sends;
+        # Conflict while it is not found there
+        return deliver(services, key)
     if data.get("status") == "given_up":
         # an explicit retry by a person gets one more attempt (earlier ones are still looked up in Gmail)
-        services.store.update_outbound(key, {"status": "failed", "next_attempt_at": 0})
-    return deliver(services, key)
+        services.store.update_outbound(key, {"status": "queued", "next_attempt_at": 0})
+    elif data.get("status") == "failed":
+        services.store.update_outbound(key, {"next_attempt_at": 0})
+    enqueue_send(services, data["mailbox"], "resume", new_records=False)
+    return wait_for_send(services, key, wait_s) if wait_s else _result(services.store.get_outbound(key))
 
 
 # ============================================================ use cases
 def send_reply(services, ticket_id: str, text: str, html: str | None = None, attachments=(),
-               dry_run: bool = False, idempotency_key: str | None = None) -> dict:
-    """Reply-all to a ticket through its resolved outgoing mailbox, exactly once per key."""
+               dry_run: bool = False, idempotency_key: str | None = None, wait: bool = True) -> dict:
+    """Reply-all to a ticket through its resolved outgoing mailbox, exactly once per key: the
+    record is queued in the outbox; with `wait`, answer once it is sent (or why not), up to
+    `settings.reply_wait_s`; without, once it is durable (status queued)."""
     store = services.store
+    wait_s = services.settings.reply_wait_s if wait else 0.0
     key = _check_key(idempotency_key) if idempotency_key is not None else None
     if key and not dry_run:
         existing = store.get_outbound(key)
         if existing is not None:
-            return _resume(services, key, existing)
+            return _resume(services, key, existing, wait_s)
     ticket = store.get_ticket(ticket_id)
     draft = compose(services, ticket, text, html, attachments)
     if dry_run:
         return preview(draft)
-    check_budget(services, draft.mailbox)
     key = key or f"reply-{uuid.uuid4().hex}"
     if not _create_record(services, key, draft):
-        return _resume(services, key, store.get_outbound(key))
-    return deliver(services, key)
+        return _resume(services, key, store.get_outbound(key), wait_s)
+    log_event("INFO", "reply queued", key=key, ticket=ticket_id, mailbox=draft.mailbox["name"])
+    enqueue_send(services, draft.mailbox["name"], "reply")
+    return wait_for_send(services, key, wait_s) if wait_s else _result(store.get_outbound(key))
 
 
 def _hour_key(now: float | None = None) -> str:
@@ -483,9 +530,10 @@ def _hour_key(now: float | None = None) -> str:
 
 
 def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
-    """Acknowledge a new ticket (RFC 3834 auto-reply) to an authenticated sender, at most N per
-    recipient and M per recipient domain per hour, repeating its subject only when harmless
-    (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md)."""
+    """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender,
+    at most N per recipient and M per recipient domain per hour, repeating its subject only when
+    harmless (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md); the
+    outbox sends it after any queued reply. Nothing is sent here."""
 
     outgoing = models.outgoing_settings(mailbox)
     recipient = ((ticket.get("requester") or {}).get("email") or "").strip().lower()
@@ -504,7 +552,7 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     key = f"ack-{ticket['id']}"
     existing = store.get_outbound(key)
     if existing is not None:
-        return _resume(services, key, existing)
+        return _result(existing)
     limit = int(outgoing.get("acknowledgement_limit_per_hour") or 0)
     domain_limit = int(outgoing.get("acknowledgement_limit_per_domain_per_hour") or 0)
     domain = "@" + recipient.rpartition("@")[2]
@@ -521,51 +569,16 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
                         only_to=recipient, kind="acknowledgement")
     except InvalidInput as e:
         return skip(f"acknowledgement could not be composed: {e}")
-    try:
-        check_budget(services, draft.mailbox)
-    except InvalidInput as e:
-        return skip(str(e))
+    budget = _budget_of(draft.mailbox)
+    ack_budget = budget * int(outgoing.get("acknowledgement_share_percent") or 0) // 100
+    used = store.send_budget_used(draft.mailbox["name"], _today())
+    if used >= ack_budget:
+        return skip(f"daily send budget: acknowledgements may use {ack_budget} of {budget} messages a day "
+                    f"(outgoing.acknowledgement_share_percent); {used} sent today, the rest is kept for replies")
     if not _create_record(services, key, draft):
-        return _resume(services, key, store.get_outbound(key))
-    return deliver(services, key)
+        return _result(store.get_outbound(key))
+    return _result(store.get_outbound(key))  # queued: the caller publishes one send task per sync
 
 
-def retry_failed(services, mailbox: str | None = None, limit: int = RETRY_BATCH) -> dict:
-    """Retry this instance's unsent messages whose backoff has passed (called by every poll)."""
-    now = time.time()
-    due = []
-    for data in services.store.unsent_outbound(500):
-        if data.get("instance", services.settings.instance) != services.settings.instance:
-            continue
-        if mailbox and data.get("mailbox") != mailbox:
-            continue
-        status = data.get("status")
-        if status == "failed" and float(data.get("next_attempt_at") or 0) > now:
-            continue
-        if status == "sending" and float(data.get("lease_until") or 0) > now:
-            continue
-        if status == "pending":
-            try:
-                created = datetime.fromisoformat(data.get("created_at")).timestamp()
-            except (TypeError, ValueError):
-                created = 0
-            if now - created < PENDING_GRACE_SECONDS:
-                continue
-        due.append(data)
-    due.sort(key=lambda d: float(d.get("next_attempt_at") or 0))
-    summary = {"due": len(due), "sent": 0, "failed": 0}
-    for data in due[:limit]:
-        try:
-            result = deliver(services, data["key"])
-        except MailbridgeError as e:
-            log_event("WARNING", "outgoing retry did not send", key=data["key"], error=str(e)[:200])
-            summary["failed"] += 1
-            continue
-        summary["sent" if result.get("status") == "sent" else "failed"] += 1
-    if due:
-        log_event("INFO", "outgoing retries", **summary)
-    return summary
-
-
-__all__ = ["acknowledge", "resolve_outgoing", "send_reply", "retry_failed", "set_override", "list_overrides",
+__all__ = ["acknowledge", "resolve_outgoing", "send_reply", "set_override", "list_overrides",
            "remove_override"]

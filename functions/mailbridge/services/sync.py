@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import threading
 from datetime import datetime, timezone
 import time
 import uuid
@@ -25,7 +26,7 @@ from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, Stor
                                WriteConflict)
 from mailbridge.logs import log_event
 from mailbridge.domain.parsing import parse_message
-from mailbridge.services import labels, mailboxes, outgoing, watch
+from mailbridge.services import labels, mailboxes, outbox, outgoing, watch
 
 FINAL = ("created", "updated", "ignored", "quarantined")
 CHUNK = 50
@@ -139,6 +140,8 @@ class MailboxSync:
         # that kills the process is then quarantined after max_attempts instead of blocking
         # the mailbox for ever.
         self.careful = False
+        self.out_of_time = False  # the budget ran out mid-chunk: the rest waits for a continuation
+        self.lease = None  # the Heartbeat holding this mailbox; lost → stop before the next message
 
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
@@ -219,7 +222,7 @@ class MailboxSync:
         done = 0
         size = 1 if self.careful else CHUNK
         for start in range(0, len(todo), size):
-            if time.monotonic() > self.deadline:
+            if self._must_stop():
                 complete = False
                 break
             chunk = todo[start:start + size]
@@ -230,7 +233,14 @@ class MailboxSync:
             if self.progress:
                 self.progress(done, len(todo))
         self.post_process(post)
-        return complete and not self.deferred
+        return complete and not self.deferred and not self.out_of_time
+
+    def _must_stop(self) -> bool:
+        """Checked before every message: the push budget is below the push timeout, so a sync
+        stops in time instead of being cut off mid-chunk (docs/architecture.md, "Queue")."""
+        if self.out_of_time or time.monotonic() > self.deadline or (self.lease and self.lease.lost):
+            self.out_of_time = True
+        return self.out_of_time
 
     def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
         outcomes: dict[str, str] = {}
@@ -242,6 +252,8 @@ class MailboxSync:
         fetched = self.gmail.get_raw_many(chunk) if chunk else {}
         prepared: list[Prepared] = []
         for gmail_id in chunk:
+            if self._must_stop():
+                break  # no row: the continuation lists it again
             result = fetched.get(gmail_id)
             if isinstance(result, dict) and result.get("threadId") in self.failed_threads:
                 self.deferred += 1  # no row yet; the history id stays, so the next run lists it again
@@ -490,19 +502,93 @@ class MailboxSync:
             log_event("WARNING", "post-processing failed; mail left in place", mailbox=self.name, error=str(e)[:200])
 
     def acknowledge(self) -> None:
+        """Queue the acknowledgements in the outbox and ask for one send task (docs/outbox.md)."""
         if not self.new_tickets:
             return
+        queued = 0
         for ticket, p in self.new_tickets:
             try:
-                outgoing.acknowledge(self.services, self.mailbox, ticket, p.parsed, p.verdict)
+                queued += outgoing.acknowledge(self.services, self.mailbox, ticket, p.parsed, p.verdict)["status"] == "queued"
             except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
                 log_event("WARNING", "acknowledgement failed", mailbox=self.name, ticket=ticket.get("id"),
                           error=f"{e.__class__.__name__}: {str(e)[:200]}")
         self.new_tickets = []
+        if queued:
+            try:
+                outgoing.enqueue_send(self.services, self.name, "acknowledgements")
+            except Exception as e:  # noqa: BLE001 - the records are durable; the next poll wakes the outbox
+                self.store.update_mailbox(self.name, {"outbox_wake_at": time.time()})
+                log_event("WARNING", "send task not queued", mailbox=self.name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
+
+
+class Heartbeat:
+    """Holds a mailbox's short lease (settings.lease_ttl_s) while a sync works: renews it every
+    third of its life from a daemon thread. If the process dies the renewals stop and the next
+    task takes the mailbox over within one lease period; if a renewal finds the lease gone (this
+    process stalled past it and another sync took over), `lost` turns true and the sync stops
+    before its next message and writes no history id (docs/architecture.md, "Queue")."""
+
+    def __init__(self, store, mailbox: str, instance: str, owner: str, ttl_s: float):
+        self.store, self.mailbox, self.instance, self.owner, self.ttl_s = store, mailbox, instance, owner, ttl_s
+        self.lost = False
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{mailbox}", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def beat(self) -> bool:
+        """One renewal (the thread calls it; tests call it directly)."""
+        try:
+            ok = self.store.renew_lease(self.mailbox, self.instance, self.owner, self.ttl_s)
+        except Exception as e:  # noqa: BLE001 - a transient store error: the next beat retries
+            log_event("WARNING", "lease renewal failed", mailbox=self.mailbox, error=f"{e.__class__.__name__}")
+            return True
+        self.renewals += 1
+        if not ok:
+            self.lost = True
+            log_event("WARNING", "lease lost to another sync; stopping", mailbox=self.mailbox)
+        return ok
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            if not self.beat():
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def _idle(services, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
+    """The scheduled tick's cheap check (docs/benchmarks.md, idle_mailbox_cost): with nothing
+    pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
+    that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
+    if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
+            or state.get("backlog") or state.get("last_failed") or state.get("lease_owner")
+            or (services.settings.pubsub_topic
+                and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
+        return None
+    gmail = services.gmail_for(mailbox, credential)
+    try:
+        for page_ids, _history_id, _last in gmail.history_ids(state["history_id"]):
+            if page_ids:
+                return None
+    except GmailError:
+        return None  # expired history and the like: the full sync handles it
+    return {"mailbox": name, "outcome": "ok", "mode": "idle", "complete": True,
+            "counts": {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")},
+            "quota_units": gmail.pacer.used, "retries": gmail.retries, "backlog": 0}
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
-                 progress=None, lease_wait_s: float = 0.0) -> dict:
+                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None) -> dict:
+    """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
+    (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
+    sync that runs out of budget with work left publishes a continuation task."""
     settings = services.settings
     store = services.store
     started = time.monotonic()
@@ -516,20 +602,38 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
         return {**summary, "outcome": "skipped", "reason": f"credential set is {credential.get('status', 'not_connected')}"}
     if not mailbox.get("incoming", {}).get("enabled", True):
         return {**summary, "outcome": "skipped", "reason": "incoming is disabled for this mailbox"}
+    tick = (task or {}).get("tick")
+    if tick and backfill_since is None:
+        state = store.get_sync(name, settings.instance)
+        if state.get("last_tick") == tick:
+            return {**summary, "outcome": "skipped", "reason": "this tick's sync already ran"}
+        try:
+            idle = _idle(services, name, mailbox, credential, state)
+        except TokenRevoked:
+            idle = None  # the full path below records it
+        if idle:
+            idle["duration_s"] = round(time.monotonic() - started, 3)
+            return idle
     owner = uuid.uuid4().hex
+    ttl = settings.lease_ttl_s
     # A push-triggered sync of a few messages usually finishes within seconds: wait briefly
     # for it rather than skip, so a scheduled poll does its own pass right after.
     wait_until = time.monotonic() + max(0.0, lease_wait_s)
-    while not store.acquire_lease(name, settings.instance, owner, budget + settings.lease_margin_s):
+    while not store.acquire_lease(name, settings.instance, owner, ttl):
         if time.monotonic() >= wait_until:
             return {**summary, "outcome": "skipped", "reason": "another poll or push of this mailbox is running"}
         time.sleep(0.5)
+    heartbeat = Heartbeat(store, name, settings.instance, owner, ttl).start()
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    sync.lease = heartbeat
     changes = {}
     try:
         result = sync.run(backfill_since)
         changes = result["changes"]
         changes["backlog"] = getattr(sync, "backlog", 0)
+        changes["last_failed"] = sync.counts["failed"]
+        if tick:
+            changes["last_tick"] = tick
         summary.update(mode=result["mode"], complete=result["complete"])
     except TokenRevoked as e:
         services.google.mark_revoked(name, settings.instance, str(e))
@@ -540,20 +644,50 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
         summary.update(outcome="error", error=message)
         changes = {"last_poll_at": models.now_iso(), "last_error": message}
     finally:
+        heartbeat.stop()
+        if heartbeat.lost:
+            # Another sync holds the mailbox now: its history id and status win.
+            changes = {}
+            summary.update(complete=False, lease="lost")
         store.release_lease(name, settings.instance, owner, changes)
-    # Acknowledgements (idempotent per ticket) go out after the lease is released, so the next
-    # push or poll of this mailbox is not held up by sends.
+    if sync.gmail is not None and sync.gmail.pacer.used > 2:
+        # ingestion draws on the mailbox's quota bucket first; the outbox's sends use what is left
+        try:
+            outbox.record_ingestion(services, mailbox, sync.gmail.pacer.used)
+        except Exception as e:  # noqa: BLE001 - pacing is advisory: never fail ingestion over it
+            log_event("WARNING", "quota bucket not updated", mailbox=name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
+    # Acknowledgements are only queued here (after the lease is released): the outbox sends them.
     sync.acknowledge()
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
                    retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
+    if summary.get("complete") is False and summary["outcome"] == "ok" and settings.work_topic and not heartbeat.lost:
+        _continue(services, name, task)
+        summary["continued"] = True
     log_event("INFO" if summary["outcome"] != "error" else "ERROR", "mailbox polled", **summary)
     return summary
 
 
+def _continue(services, name: str, task: dict | None) -> None:
+    """Work left after the budget: a continuation task picks it up in a fresh invocation (a
+    duplicate of it only costs a history.list)."""
+    step = int((task or {}).get("continuation") or 0) + 1
+    try:
+        services.queue.publish("sync", name, {"continuation": str(step)})
+    except Exception as e:  # noqa: BLE001 - the next tick or notification continues instead
+        log_event("WARNING", "continuation not queued", mailbox=name, error=f"{e.__class__.__name__}: {str(e)[:200]}")
+
+
+def _zero_totals() -> dict:
+    return {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
+
+
 def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,
-         budget_s: float | None = None, progress=None, lease_wait_s: float = 10.0) -> dict:
-    """What Cloud Scheduler triggers: every connected mailbox of this instance, concurrently."""
+         budget_s: float | None = None, progress=None, lease_wait_s: float = 10.0, tick: str | None = None,
+         fanout: bool | None = None) -> dict:
+    """What Cloud Scheduler triggers. With a work queue (settings.work_topic) the tick only
+    enqueues one "sync" task per connected mailbox, each synced in its own `push` invocation
+    (docs/architecture.md, "Queue"); one named mailbox, or no queue, is synced here, concurrently."""
     settings = services.settings
     switches = services.store.settings()
     if not switches.get("use_incoming_service", True):
@@ -561,10 +695,15 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
     if scheduled and not switches.get("use_scheduling_service", True):
         return {"status": "off", "reason": "the scheduling service is switched off (use_scheduling_service=false)", "mailboxes": []}
     if mailbox:
-        names = [services.store.get_mailbox(mailbox)["name"]]
+        boxes = [services.store.get_mailbox(mailbox)]
     else:
-        names = [m["name"] for m in services.store.list_mailboxes()
+        boxes = [m for m in services.store.list_mailboxes()
                  if (mailboxes.own_credential(services, m) or {}).get("status") == "connected"]
+    names = [m["name"] for m in boxes]
+    if fanout is None:
+        fanout = bool(settings.work_topic) and not mailbox and backfill_since is None
+    if fanout:
+        return _fan_out(services, boxes, tick or uuid.uuid4().hex)
     results = []
     if names:
         workers = max(1, min(settings.poll_concurrency, len(names)))
@@ -573,15 +712,29 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
                                    progress=progress, lease_wait_s=lease_wait_s) for n in names]
             for future in futures:
                 results.append(future.result())
-    totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results)
-              for k in ("created", "updated", "ignored", "quarantined", "failed")}
-    _retry_outgoing(services, mailbox)
+    totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results) for k in _zero_totals()}
+    _wake_outboxes(services, boxes)
     return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
 
 
-def _retry_outgoing(services, mailbox: str | None) -> None:
-    """Unsent replies and acknowledgements are retried with backoff by every poll; never fails it."""
-    try:
-        outgoing.retry_failed(services, mailbox)
-    except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
-        log_event("WARNING", "outgoing retry failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")
+def _fan_out(services, boxes: list[dict], tick: str) -> dict:
+    """One "sync" task per mailbox, all carrying the tick id: a redelivered or re-published task
+    of the same tick is skipped once the tick is recorded (services/push.py)."""
+    names = [m["name"] for m in boxes]
+    if names:
+        services.queue.publish_many("sync", [(n, {"tick": tick}) for n in names])
+    log_event("INFO", "tick queued", tick=tick, mailboxes=len(names))
+    _wake_outboxes(services, boxes)
+    return {"status": "ok", "instance": services.settings.instance, "tick": tick, "queued": len(names),
+            "mailboxes": [{"mailbox": n, "outcome": "queued", "reason": f"queued for sync (tick {tick})"}
+                          for n in names], "totals": _zero_totals()}
+
+
+def _wake_outboxes(services, boxes: list[dict]) -> None:
+    """Outboxes that asked to be woken (backoff passed, next day, mailbox reconnected) get a send
+    task; the mailbox documents were read anyway, so an idle mailbox costs nothing more."""
+    for box in boxes:
+        try:
+            outbox.kick_if_waiting(services, box)
+        except Exception as e:  # noqa: BLE001 - outgoing trouble must not fail ingestion
+            log_event("WARNING", "outbox wake failed", mailbox=box["name"], error=f"{e.__class__.__name__}: {str(e)[:200]}")

@@ -4,6 +4,7 @@ limits and outgoing-mailbox overrides. Mixed into Store (adapters/firestore/stor
 Layout (collection/doc):
   outbound/{key}                     a message we sent or will send, keyed by idempotency key
   send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
+  send_pacing/{mailbox}~{instance}   the outbox's quota bucket, drain lease and last error
   ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
 Counters carry `expires_at`: Firestore's TTL policy on that field deletes them (terraform/README.md).
   overrides/{scope}~{key}            outgoing mailbox per ticket, ticket type, team or client
@@ -18,7 +19,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-UNSENT = ["pending", "sending", "failed"]
+UNSENT = ["queued", "pending", "sending", "failed"]
+BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
 
 
 class OutboundRepository:
@@ -104,7 +106,8 @@ class OutboundRepository:
             used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
             if used >= budget:
                 return False, used
-            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1, "expires_at": _day_end(day, 2)})
+            expires = _day_end(day, BUDGET_KEPT.days)
+            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1, "expires_at": expires})
             return True, used
 
         taken, used = run(transaction)
@@ -115,6 +118,39 @@ class OutboundRepository:
     def release_send_budget(self, mailbox: str, day: str) -> None:
         self._budget_ref(mailbox, day).update({"count": firestore.Increment(-1)})
         self.write_count += 1
+
+    # -- the outbox ------------------------------------------------------------------------
+    def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,
+                       statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]:
+        """One mailbox's records in `statuses` (equality filters only: no composite index)."""
+        query = (self.db.collection("outbound").where(filter=FieldFilter("mailbox", "==", mailbox))
+                 .where(filter=FieldFilter("instance", "==", instance))
+                 .where(filter=FieldFilter("status", "in", list(statuses))))
+        if kind:
+            query = query.where(filter=FieldFilter("kind", "==", kind))
+        return [snap.to_dict() for snap in query.stream()]
+
+    def get_send_pacing(self, key: str) -> dict | None:
+        snap = self.db.collection("send_pacing").document(key).get()
+        return snap.to_dict() if snap.exists else None
+
+    def change_send_pacing(self, key: str, decide):
+        """Read-modify-write of one pacing document in a transaction; returns decide's result."""
+        ref = self.db.collection("send_pacing").document(key)
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            result, changes = decide(snap.to_dict() if snap.exists else None)
+            if changes:
+                tx.set(ref, changes, merge=True)
+            return result, bool(changes)
+
+        result, wrote = run(transaction)
+        if wrote:
+            self.write_count += 1
+        return result
 
     # -- acknowledgement limits --------------------------------------------------------------
     def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool:

@@ -146,7 +146,8 @@ class Store(OutboundRepository, AdminRepository):
             data = ref.get(transaction=tx).to_dict() or {}
             if data.get("lease_owner") and data.get("lease_expires_at", 0) > time.time():
                 return False
-            lease = {"lease_owner": owner, "lease_expires_at": time.time() + ttl_seconds}
+            now = time.time()
+            lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
             if data.get("lease_owner"):  # its holder died (killed, out of memory) before releasing it
                 lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
             tx.set(ref, lease, merge=True)
@@ -162,6 +163,27 @@ class Store(OutboundRepository, AdminRepository):
             self.write_count += 1
         return acquired
 
+    def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+        """The heartbeat (services/sync.py): False once the lease is no longer ours."""
+        ref = self.db.collection("sync").document(sync_key(mailbox, instance))
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("lease_owner") != owner:
+                return False
+            tx.update(ref, {"lease_expires_at": time.time() + ttl_seconds})
+            return True
+
+        try:
+            renewed = run(transaction)
+        except (gexc.Aborted, ValueError):
+            renewed = (ref.get().to_dict() or {}).get("lease_owner") == owner
+        if renewed:
+            self.write_count += 1
+        return renewed
+
     def release_lease(self, mailbox: str, instance: str, owner: str, changes: dict | None = None) -> None:
         ref = self.db.collection("sync").document(sync_key(mailbox, instance))
         transaction = self.db.transaction()
@@ -171,7 +193,7 @@ class Store(OutboundRepository, AdminRepository):
             data = ref.get(transaction=tx).to_dict() or {}
             update = dict(changes or {})
             if data.get("lease_owner") == owner:
-                update.update({"lease_owner": None, "lease_expires_at": 0})
+                update.update({"lease_owner": None, "lease_expires_at": 0, "lease_since": None})
             if update:
                 tx.set(ref, update, merge=True)
 

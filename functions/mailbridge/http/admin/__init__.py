@@ -19,12 +19,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BaseConverter, Map, Rule
 
 from mailbridge import errors
-from mailbridge.domain import models
+from mailbridge.domain import models, routing
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services, templates
 from mailbridge.logs import log_event
 from mailbridge.domain.parsing import safe_filename, sanitize_html
-from mailbridge.services import labels, mailboxes, outgoing, sync, tickets
+from mailbridge.services import labels, mailboxes, outbox, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -232,6 +232,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
+    view["outbox"] = outbox.status(services, mailbox)
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.functions_url else ""
@@ -398,7 +399,7 @@ def settings_page(ctx: Ctx, error=None, status=200):
     services = ctx.services
     current = services.store.settings()
     names = [m["name"] for m in services.store.list_mailboxes()]
-    scopes = list(outgoing.SCOPES)
+    scopes = list(routing.SCOPES)
     return render(ctx, "settings.html", status, s=current, mailbox_names=names, error=error,
                   overrides=_overrides(ctx), override_scopes=scopes)
 

@@ -1,0 +1,466 @@
+"""The outbox: every outgoing message is a durable outbound record first, then sent by the "send"
+task of the managed queue (docs/outbox.md) — never by ingestion or a push notification's sync.
+
+One drainer per mailbox at a time (a short lease on the mailbox's pacing document) sends the
+queued records in priority order: agents' replies, then acknowledgements, oldest first. Before
+each send it takes 100 units from the mailbox's quota bucket, a document shared with ingestion
+(which draws on it first and never waits), honours a 429's retry time, and checks the daily
+budget (acknowledgements only up to their share, so the rest always remains for replies).
+
+The first part of this module is pure (the bucket arithmetic); the rest talks to the store, the
+queue and Gmail through `services`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import re
+import time
+import uuid
+
+from mailbridge.domain import models, routing
+from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked
+from mailbridge.logs import log_event
+from mailbridge.services import mailboxes, outgoing
+
+SEND_UNITS = 100                 # messages.send
+SAFETY = 0.95                    # of the per-user quota: what the bucket refills per minute
+BURST_SECONDS = 10.0             # bucket capacity in seconds of refill: no 60 s window exceeds the quota
+DRAIN_LEASE_SECONDS = 30.0       # renewed before every send: a dead drainer is replaced within it
+WAIT_STEP_SECONDS = 2.0          # longest sleep between looks for a newly queued reply
+RATE_LIMIT_DEFAULT_SECONDS = 5.0  # a 429 without a retry time: Gmail's backoff starts at 1 s
+PRIORITY = {"reply": 0, "acknowledgement": 1}
+WAITING = ("queued", "pending", "failed", "sending")  # records the outbox still owes a send
+LISTED = WAITING + ("given_up",)
+
+
+class RetryLater(MailbridgeError):
+    """The send task should be redelivered later (the HTTP edge answers 429)."""
+
+    http_status = 429
+
+
+# ============================================================ pure: the quota bucket
+def _rates(quota_per_minute: int, share: float) -> tuple[float, float]:
+    rate = max(1, quota_per_minute) * SAFETY / 60.0
+    capacity = max(rate * BURST_SECONDS, 2 * SEND_UNITS / share + 1)
+    return rate, capacity
+
+
+def refill(bucket: dict | None, now: float, quota_per_minute: int, share: float) -> dict:
+    """The bucket's levels at `now`: `level` is the whole quota (ingestion debits it, even below
+    zero), `send_level` the sends' share of it. A new bucket starts full."""
+    bucket = bucket or {}
+    rate, capacity = _rates(quota_per_minute, share)
+    elapsed = max(0.0, now - float(bucket.get("refilled_at", now)))
+    level = min(capacity, float(bucket.get("level", capacity)) + elapsed * rate)
+    send_level = min(capacity * share, float(bucket.get("send_level", capacity * share)) + elapsed * rate * share)
+    return {"level": level, "send_level": send_level, "refilled_at": now}
+
+
+def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, kind: str):
+    """(seconds to wait, changes): 0 and the new levels when one send may go now. An
+    acknowledgement also leaves one send's worth in the bucket, so a reply never waits behind it."""
+    blocked = float((bucket or {}).get("blocked_until") or 0)
+    if blocked > now:
+        return blocked - now, None
+    state = refill(bucket, now, quota_per_minute, share)
+    need = SEND_UNITS if kind == "reply" else 2 * SEND_UNITS
+    if state["level"] >= need and state["send_level"] >= need:
+        state["level"] -= SEND_UNITS
+        state["send_level"] -= SEND_UNITS
+        return 0.0, state
+    rate, _capacity = _rates(quota_per_minute, share)
+    wait = max((need - state["level"]) / rate, (need - state["send_level"]) / (rate * share))
+    return max(wait, 0.05), None
+
+
+def spend_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, units: int):
+    """Ingestion's units come off the bucket first, whatever its level (ingestion never waits)."""
+    state = refill(bucket, now, quota_per_minute, share)
+    state["level"] = max(state["level"] - units, -float(quota_per_minute))
+    return units, state
+
+
+def lease_decision(bucket: dict | None, now: float, owner: str, ttl: float):
+    bucket = bucket or {}
+    if bucket.get("drain_owner") not in (None, owner) and float(bucket.get("drain_until") or 0) > now:
+        return False, None
+    return True, {"drain_owner": owner, "drain_until": now + ttl}
+
+
+def retry_at(error_text: str, now: float) -> float:
+    """When Gmail said to come back ("… Retry after 2026-12-02T10:15:01.123Z"), else soon."""
+    match = re.search(r"Retry after (\d{4}-\d\d-\d\dT[0-9:.]+)Z?", error_text or "")
+    if match:
+        try:
+            return datetime.fromisoformat(match.group(1)).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            pass
+    return now + RATE_LIMIT_DEFAULT_SECONDS
+
+
+def next_utc_midnight(now: float) -> float:
+    day = datetime.fromtimestamp(now, timezone.utc).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+def send_order(record: dict) -> tuple:
+    return (PRIORITY.get(record.get("kind"), 1), record.get("created_at") or "", record.get("key") or "")
+
+
+def is_due(record: dict, now: float) -> bool:
+    status = record.get("status")
+    if status == "sending":
+        return float(record.get("lease_until") or 0) <= now  # its sender died: the claim looks it up
+    return status in ("queued", "pending", "failed") and float(record.get("next_attempt_at") or 0) <= now
+
+
+# ============================================================ settings of a mailbox
+def quota_of(mailbox: dict) -> tuple[int, float]:
+    settings = models.outgoing_settings(mailbox)
+    return int(settings["gmail_quota_units_per_minute"]), int(settings["send_share_percent"]) / 100.0
+
+
+def daily_limits(mailbox: dict) -> tuple[int, int]:
+    """(daily budget, the part of it acknowledgements may use)."""
+    settings = models.outgoing_settings(mailbox)
+    budget = int(settings.get("daily_send_budget") or 0)
+    return budget, budget * int(settings["acknowledgement_share_percent"]) // 100
+
+
+def _pacing_key(services, mailbox_name: str) -> str:
+    return f"{mailbox_name}~{services.settings.instance}"
+
+
+# ============================================================ the queue
+def publish(services, mailbox_name: str, reason: str) -> None:
+    """Ask the managed queue for a "send" task of this mailbox (one drains all its records)."""
+    outgoing.enqueue_send(services, mailbox_name, reason, new_records=False)
+
+
+def record_ingestion(services, mailbox: dict, units: int) -> None:
+    """Ingestion's Gmail units, taken from the mailbox's bucket so sends leave them room."""
+    if units <= 0:
+        return
+    quota, share = quota_of(mailbox)
+    now = time.time()
+    services.store.change_send_pacing(_pacing_key(services, mailbox["name"]),
+                                      lambda bucket: spend_decision(bucket, now, quota, share, units))
+
+
+def kick_if_waiting(services, mailbox: dict) -> bool:
+    """The scheduled poll's safety net: publish a send task when the outbox asked to be woken."""
+    wake_at = mailbox.get("outbox_wake_at")
+    if wake_at is None or float(wake_at) > time.time():
+        return False
+    services.store.update_mailbox(mailbox["name"], {"outbox_wake_at": None})
+    publish(services, mailbox["name"], "wake")
+    return True
+
+
+# ============================================================ the send task
+def handle_send_task(services, mailbox: str, attributes: dict | None = None) -> dict:
+    """Drain one mailbox's outbox within the time budget. Returns a summary (the HTTP edge answers
+    2xx); raises RetryLater when Pub/Sub should redeliver (a 429 block longer than the budget)."""
+    store = services.store
+    try:
+        box = store.get_mailbox(mailbox)
+    except NotFound:
+        return {"mailbox": mailbox, "status": "done", "reason": "the mailbox no longer exists"}
+    drainer = Drainer(services, box)
+    while True:
+        if not drainer.lease():
+            return drainer.summary("busy", "another send task is draining this mailbox; it sees new records")
+        try:
+            outcome, reason = drainer.run()
+        finally:
+            drainer.release()
+        if outcome == "empty" and drainer.due_now():
+            continue  # a record arrived while the lease was being released
+        break
+    if outcome == "deadline":
+        publish(services, mailbox, "continue")
+    elif outcome == "blocked":
+        raise RetryLater(reason)
+    return drainer.summary(outcome, reason)
+
+
+class Drainer:
+    """Sends one mailbox's due records, one at a time, in priority order."""
+
+    def __init__(self, services, mailbox: dict):
+        self.services, self.store, self.mailbox = services, services.store, mailbox
+        self.name = mailbox["name"]
+        self.owner = uuid.uuid4().hex
+        self.key = _pacing_key(services, self.name)
+        self.deadline = time.monotonic() + services.settings.push_time_budget_s
+        self.counts = {"sent": 0, "skipped": 0, "failed": 0, "waiting": 0}
+        self.gmail = None
+        self.batch: list[dict] = []
+        self.wake_at: float | None = None
+        self.last_error: str | None = None
+
+    # -- lease ------------------------------------------------------------------------------
+    def lease(self) -> bool:
+        now = time.time()
+        taken = self.store.change_send_pacing(
+            self.key, lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS))
+        return bool(taken)
+
+    def release(self) -> None:
+        changes = {"drain_owner": None, "drain_until": 0, "last_error": self.last_error,
+                   "last_drain_at": models.now_iso()}
+
+        def decide(bucket):
+            return None, (changes if (bucket or {}).get("drain_owner") == self.owner else None)
+
+        self.store.change_send_pacing(self.key, decide)
+        # the safety net the scheduled tick reads: when to look again (None: nothing waits)
+        self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
+
+    def summary(self, outcome: str, reason: str | None) -> dict:
+        return {"mailbox": self.name, "status": outcome, "reason": reason, **self.counts}
+
+    # -- which record next ---------------------------------------------------------------
+    def _records(self, kind: str | None = None) -> list[dict]:
+        return self.store.outbox_records(self.name, self.services.settings.instance, kind=kind)
+
+    def due_now(self) -> bool:
+        now = time.time()
+        return any(is_due(r, now) for r in self._records())
+
+    def _next(self) -> dict | None:
+        now = time.time()
+        replies = sorted((r for r in self._records("reply") if is_due(r, now)), key=send_order)
+        if replies:
+            return replies[0]
+        if not self.batch:
+            records = self._records()
+            self.batch = sorted((r for r in records if is_due(r, now)), key=send_order)
+            later = [float(r.get("next_attempt_at") or 0) for r in records if not is_due(r, now)
+                     and r.get("status") != "sending"]
+            if later:
+                self.wake_at = min(later)
+        return self.batch.pop(0) if self.batch else None
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> tuple[str, str | None]:
+        quota, share = quota_of(self.mailbox)
+        record = None
+        while True:
+            if time.monotonic() >= self.deadline:
+                return "deadline", "time budget spent; a continuation task was queued"
+            record = record or self._next()
+            if record is None:
+                return "empty", None
+            stop = self._refuse(record)
+            if stop:
+                return stop
+            if self._settled(record):
+                record = None
+                continue
+            now = time.time()
+            wait = self.store.change_send_pacing(
+                self.key, lambda bucket: take_decision(bucket, now, quota, share, record.get("kind")))
+            if wait > 0:
+                if time.monotonic() + wait > self.deadline:
+                    if wait > self.services.settings.push_time_budget_s:
+                        return "blocked", f"Gmail asked to wait {round(wait)} s (429)"
+                    return "deadline", "waiting for quota; a continuation task was queued"
+                time.sleep(min(wait, WAIT_STEP_SECONDS))
+                if record.get("kind") != "reply":
+                    self.batch.insert(0, record)
+                    record = None  # look again: a reply may have been queued meanwhile
+                continue
+            self._renew()
+            self._send(record)
+            record = None
+
+    def _renew(self) -> None:
+        now = time.time()
+        self.store.change_send_pacing(
+            self.key, lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS))
+
+    def _refuse(self, record: dict):
+        """Stop draining when the mailbox cannot send at all (nothing is lost: records wait)."""
+        try:
+            self.mailbox = self.store.get_mailbox(self.name)
+        except NotFound:
+            return "empty", "the mailbox no longer exists"
+        reason = routing.unusable_reason(self.mailbox, self.name, self.services.settings.instance)
+        if reason:
+            self.last_error = f"sends wait: {reason}"
+            self.wake_at = time.time()  # the next poll of a connected mailbox wakes the outbox
+            self.counts["waiting"] += 1
+            log_event("WARNING", "outbox waiting", mailbox=self.name, reason=reason)
+            return "waiting", self.last_error
+        return None
+
+    def _settled(self, record: dict) -> bool:
+        """Apply the daily budget: an acknowledgement past its share is skipped, a reply past the
+        whole budget waits for the next UTC day. True when the record is not to be sent now."""
+        budget, ack_budget = daily_limits(self.mailbox)
+        used = self.store.send_budget_used(self.name, outgoing._today())
+        kind = record.get("kind")
+        if kind == "acknowledgement" and used >= ack_budget:
+            reason = (f"daily send budget: acknowledgements may use {ack_budget} of {budget} messages a day "
+                      f"(outgoing.acknowledgement_share_percent); {used} sent today, the rest is kept for replies")
+            self.store.update_outbound(record["key"], {"status": "skipped", "last_error": reason,
+                                                       "updated_at": models.now_iso()})
+            self.counts["skipped"] += 1
+            log_event("INFO", "acknowledgement skipped", mailbox=self.name, key=record["key"], reason=reason)
+            return True
+        if kind != "acknowledgement" and used >= budget:
+            tomorrow = next_utc_midnight(time.time())
+            reason = (f"daily send budget reached ({used}/{budget} messages today, UTC): queued until "
+                      f"{datetime.fromtimestamp(tomorrow, timezone.utc):%Y-%m-%d %H:%M} UTC, not dropped; "
+                      "raise outgoing.daily_send_budget to send sooner")
+            self.store.update_outbound(record["key"], {"status": "queued", "next_attempt_at": tomorrow,
+                                                       "last_error": reason, "updated_at": models.now_iso()})
+            self.last_error = reason
+            self.wake_at = min(self.wake_at or tomorrow, tomorrow)
+            self.counts["waiting"] += 1
+            return True
+        return False
+
+    def _send(self, record: dict) -> None:
+        try:
+            if self.gmail is None:
+                credential = mailboxes.own_credential(self.services, self.mailbox)
+                self.gmail = self.services.gmail_for(self.mailbox, credential)
+            result = outgoing.deliver(self.services, record["key"], gmail=self.gmail)
+        except outgoing.RateLimited as e:
+            until = retry_at(str(e), time.time())
+            self.store.change_send_pacing(self.key, lambda bucket: (None, {"blocked_until": until}))
+            self.last_error = str(e)[:300]
+            log_event("WARNING", "outbox rate limited", mailbox=self.name, retry_in_s=round(until - time.time(), 1))
+            return
+        except TokenRevoked as e:
+            self.services.google.mark_revoked(self.name, self.services.settings.instance, str(e))
+            self.last_error = str(e)
+            return
+        except (InvalidInput, MailbridgeError) as e:
+            self.counts["failed"] += 1
+            self.last_error = str(e)[:300]
+            return
+        if result.get("status") == "sent":
+            self.counts["sent"] += 1
+            self.last_error = None
+        else:
+            self.counts["failed"] += 1
+            self.last_error = result.get("error")
+            if result.get("next_attempt_at"):
+                self.wake_at = min(self.wake_at or result["next_attempt_at"], result["next_attempt_at"])
+
+
+# ============================================================ visibility and operator actions
+def status(services, mailbox: dict) -> dict:
+    """What `mailbox show` and the admin page say about the outbox."""
+    store = services.store
+    records = store.outbox_records(mailbox["name"], services.settings.instance)
+    queued = [r for r in records if r.get("status") in WAITING]
+    now = time.time()
+    ages = []
+    for record in queued:
+        try:
+            ages.append(now - datetime.fromisoformat(record["created_at"]).timestamp())
+        except (KeyError, TypeError, ValueError):
+            continue
+    budget, _ack = daily_limits(mailbox)
+    pacing = store.get_send_pacing(_pacing_key(services, mailbox["name"])) or {}
+    last_error = pacing.get("last_error")
+    if not last_error:
+        errors = sorted((r for r in records if r.get("last_error")), key=lambda r: r.get("updated_at") or "")
+        last_error = errors[-1]["last_error"] if errors else None
+    reason = routing.unusable_reason(mailbox, mailbox["name"], services.settings.instance)
+    if reason and queued:
+        last_error = f"sends wait: {reason}"
+    return {"queued": len(queued), "oldest_queued_age_s": round(max(ages)) if ages else None,
+            "sent_today": store.send_budget_used(mailbox["name"], outgoing._today()), "daily_budget": budget,
+            "last_error": last_error}
+
+
+def list_records(services, mailbox: str | None = None, limit: int = 50) -> list[dict]:
+    """Pending and failed sends (given up included), oldest first, with their reason."""
+    if limit < 0:
+        raise InvalidInput("--limit must be 0 (all) or more")
+    store = services.store
+    names = [store.get_mailbox(mailbox)["name"]] if mailbox else [m["name"] for m in store.list_mailboxes()]
+    rows = []
+    for name in names:
+        for record in store.outbox_records(name, services.settings.instance, statuses=LISTED):
+            rows.append(_row(record))
+    rows.sort(key=lambda r: (r["created_at"] or "", r["id"]))
+    return rows[:limit] if limit else rows
+
+
+def _row(record: dict) -> dict:
+    return {"id": record.get("key"), "mailbox": record.get("mailbox"), "kind": record.get("kind"),
+            "status": record.get("status"), "ticket": record.get("ticket_id"),
+            "to": [a.get("email") for a in (record.get("message") or {}).get("to", [])],
+            "subject": (record.get("message") or {}).get("subject"), "attempts": record.get("attempts", 0),
+            "reason": record.get("last_error"), "created_at": record.get("created_at"),
+            "next_attempt_at": record.get("next_attempt_at") or None}
+
+
+def _get(services, record_id: str) -> dict:
+    record = services.store.get_outbound(record_id)
+    if record is None or record.get("instance", services.settings.instance) != services.settings.instance:
+        raise NotFound(f"no outbox record {record_id!r} (see `outbox list`)")
+    return record
+
+
+def retry(services, record_id: str) -> dict:
+    """Queue one record again now (a given-up or waiting one); earlier attempts are still looked
+    up in Gmail before it is sent, so a retry never sends twice."""
+    record = _get(services, record_id)
+    if record.get("status") not in LISTED + ("skipped",):
+        raise InvalidInput(f"outbox record {record_id!r} is {record.get('status')}: nothing to retry")
+    if record.get("status") == "sending" and float(record.get("lease_until") or 0) > time.time():
+        raise InvalidInput(f"outbox record {record_id!r} is being sent right now")
+    services.store.update_outbound(record_id, {"status": "queued", "next_attempt_at": 0, "last_error": None,
+                                               "updated_at": models.now_iso()})
+    publish(services, record["mailbox"], "retry")
+    return _row({**record, "status": "queued", "next_attempt_at": 0, "last_error": None})
+
+
+def drop(services, record_id: str) -> dict:
+    """Never send this record (kept, status dropped, so the ticket shows what happened)."""
+    record = _get(services, record_id)
+    if record.get("status") not in LISTED + ("skipped",):
+        raise InvalidInput(f"outbox record {record_id!r} is {record.get('status')}: only unsent records can be dropped")
+
+    def decide(data):
+        if data is None or data.get("status") == "sent":
+            return "sent", None
+        if data.get("status") == "sending" and float(data.get("lease_until") or 0) > time.time():
+            return "busy", None
+        return "dropped", {"status": "dropped", "last_error": "dropped by an operator", "lease_until": 0,
+                           "updated_at": models.now_iso()}
+
+    state, _data = services.store.change_outbound(record_id, decide)
+    if state != "dropped":
+        raise InvalidInput(f"outbox record {record_id!r} was {'sent' if state == 'sent' else 'being sent'} meanwhile")
+    return _row({**record, "status": "dropped", "last_error": "dropped by an operator"})
+
+
+class InlineQueue:
+    """Where no work queue is wired (MAILBRIDGE_WORK_TOPIC unset: a CLI against a project without
+    the queue, the in-process integration tests) a "send" task runs in the caller, after the
+    caller's own work; "sync" tasks are left to the next scheduled poll."""
+
+    def __init__(self, services):
+        self.services = services
+
+    def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None:
+        if kind != "send":
+            return
+        try:
+            handle_send_task(self.services, mailbox, attributes)
+        except RetryLater as e:
+            log_event("WARNING", "outbox send deferred", mailbox=mailbox, reason=str(e))
+
+    def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None:
+        for mailbox, attributes in tasks:
+            self.publish(kind, mailbox, attributes)

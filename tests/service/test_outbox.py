@@ -1,0 +1,255 @@
+"""The outbox on in-memory ports: sends leave through the "send" task, never ingestion; replies
+before acknowledgements; the quota bucket's share, ingestion first, 429 honoured; the daily
+budget; exactly once across redeliveries and a lost record update (docs/outbox.md)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailbridge.errors import GmailError, InvalidInput, NotFound
+from mailbridge.services import outbox, outgoing, sync
+from tests.helpers import make_mail
+from tests.memory.services import connected_mailbox, memory_services
+
+ADDRESS = "help@acme.example"
+FAST = {"gmail_quota_units_per_minute": 15000}  # a full bucket holds 15 sends: no test waits for refill
+
+
+@pytest.fixture
+def world():
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts, outgoing=dict(FAST))
+    return services, accounts, services.queue
+
+
+def burst(services, accounts, count: int) -> list[dict]:
+    for i in range(count):
+        accounts.deliver(ADDRESS, make_mail(f"customer{i}@example.org", ADDRESS, f"Question {i}"))
+    sync.poll(services, "help")
+    return sorted(services.store.list_tickets(), key=lambda t: t["number"])
+
+
+def sent(accounts) -> list[bytes]:
+    return [m["raw"] for m in accounts.account(ADDRESS)["sent"]]
+
+
+def run_tasks(services, queue) -> list[dict]:
+    return [outbox.handle_send_task(services, task["mailbox"], task) for task in queue.take() if task["kind"] == "send"]
+
+
+def test_ingestion_only_queues_acknowledgements_and_asks_for_one_send_task(world):
+    services, accounts, queue = world
+    burst(services, accounts, 3)
+    assert sent(accounts) == []
+    assert [(t["kind"], t["mailbox"]) for t in queue.pending] == [("send", "help")]
+    assert {r["status"] for r in services.store.collection("outbound").values()} == {"queued"}
+
+
+def test_the_send_task_sends_every_queued_acknowledgement_once(world):
+    services, accounts, queue = world
+    burst(services, accounts, 3)
+    (summary,) = run_tasks(services, queue)
+    assert summary["sent"] == 3 and len(sent(accounts)) == 3
+
+
+def test_a_redelivered_send_task_sends_nothing_twice(world):
+    services, accounts, queue = world
+    burst(services, accounts, 2)
+    tasks = queue.take()
+    for task in tasks + tasks:
+        outbox.handle_send_task(services, task["mailbox"], task)
+    assert len(sent(accounts)) == 2
+
+
+def test_a_reply_queued_behind_acknowledgements_is_sent_first(world):
+    services, accounts, queue = world
+    tickets = burst(services, accounts, 4)
+    outgoing.send_reply(services, tickets[0]["id"], "An agent's answer", wait=False)
+    run_tasks(services, queue)
+    assert b"An agent's answer" in sent(accounts)[0]
+    assert len(sent(accounts)) == 5
+
+
+def test_reply_without_waiting_answers_queued_with_its_id_and_sends_nothing(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    queue.take()
+    result = outgoing.send_reply(services, ticket["id"], "Later", wait=False, idempotency_key="reply-nw")
+    assert (result["status"], result["idempotency_key"]) == ("queued", "reply-nw")
+    assert sent(accounts) == [] and (queue.pending[0]["kind"], queue.pending[0]["mailbox"]) == ("send", "help")
+
+
+def test_a_send_whose_record_update_was_lost_is_found_in_gmail_not_sent_again(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    queue.take()
+    store = services.store
+    original = store.update_outbound
+
+    def lose_the_sent_update(key, changes):
+        if changes.get("status") == "sent":
+            raise RuntimeError("worker killed after Gmail answered")
+        original(key, changes)
+
+    store.update_outbound = lose_the_sent_update
+    outgoing.send_reply(services, ticket["id"], "Exactly once", idempotency_key="reply-x1", wait=False)
+    run_tasks(services, queue)
+    store.update_outbound = original
+    assert store.get_outbound("reply-x1")["status"] == "sending"
+    store.update_outbound("reply-x1", {"lease_until": 0})  # the dead worker's claim expires
+    outbox.handle_send_task(services, "help")
+    assert sum(b"Exactly once" in raw for raw in sent(accounts)) == 1
+    assert store.get_outbound("reply-x1")["status"] == "sent"
+
+
+def test_a_429_is_honoured_with_its_retry_time_and_is_not_an_attempt(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    queue.take()
+    store = services.store
+    store.update_outbound(f"ack-{ticket['id']}", {"status": "dropped"})
+    later = datetime.now(timezone.utc) + timedelta(seconds=120)
+    stamp = later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    accounts.fail_send.append(GmailError(f"Gmail send failed: 429 rateLimitExceeded User-rate limit exceeded.  "
+                                         f"Retry after {stamp}", 429, "rateLimitExceeded"))
+    outgoing.send_reply(services, ticket["id"], "Busy", idempotency_key="reply-r1", wait=False)
+    with pytest.raises(outbox.RetryLater):
+        run_tasks(services, queue)
+    record = store.get_outbound("reply-r1")
+    assert (record["status"], record["attempts"], accounts.send_calls) == ("queued", 0, 1)
+    assert store.get_send_pacing("help~production")["blocked_until"] == pytest.approx(later.timestamp(), abs=0.01)
+
+
+def test_a_blocked_mailbox_sends_nothing_until_the_retry_time(world):
+    services, accounts, queue = world
+    burst(services, accounts, 1)
+    queue.take()
+    services.store.change_send_pacing("help~production", lambda b: (None, {"blocked_until": 4_102_444_800}))
+    with pytest.raises(outbox.RetryLater):
+        outbox.handle_send_task(services, "help")
+    assert accounts.send_calls == 0
+
+
+def test_acknowledgements_stop_at_their_share_of_the_daily_budget_and_are_skipped_with_the_reason(world):
+    services, accounts, queue = world
+    services.store.update_mailbox("help", {"outgoing.daily_send_budget": 5, "outgoing.acknowledgement_share_percent": 60})
+    burst(services, accounts, 5)
+    run_tasks(services, queue)
+    records = services.store.collection("outbound").values()
+    assert len(sent(accounts)) == 3
+    skipped = [r for r in records if r["status"] == "skipped"]
+    assert len(skipped) == 2 and all("acknowledgements may use 3 of 5" in r["last_error"] for r in skipped)
+
+
+def test_a_reply_past_the_daily_budget_waits_for_the_next_utc_day_never_dropped(world):
+    services, accounts, queue = world
+    services.store.update_mailbox("help", {"outgoing.daily_send_budget": 1, "outgoing.acknowledge_new": False})
+    (ticket,) = burst(services, accounts, 1)
+    outgoing.send_reply(services, ticket["id"], "First", idempotency_key="reply-d1", wait=False)
+    outgoing.send_reply(services, ticket["id"], "Second", idempotency_key="reply-d2", wait=False)
+    run_tasks(services, queue)
+    record = services.store.get_outbound("reply-d2")
+    assert record["status"] == "queued" and "queued until" in record["last_error"]
+    assert record["next_attempt_at"] == outbox.next_utc_midnight(datetime.now(timezone.utc).timestamp())
+    assert services.store.get_mailbox("help")["outbox_wake_at"] == record["next_attempt_at"]
+
+
+def test_a_disconnected_mailbox_keeps_its_outbox_and_says_why(world):
+    services, accounts, queue = world
+    burst(services, accounts, 3)
+    services.store.update_credential("help", "production", {"status": "disconnected", "last_error": "invalid_grant"})
+    (summary,) = run_tasks(services, queue)
+    status = outbox.status(services, services.store.get_mailbox("help"))
+    assert summary["status"] == "waiting" and sent(accounts) == []
+    assert status["queued"] == 3 and "disconnected" in status["last_error"]
+
+
+def test_a_reconnected_mailbox_is_woken_by_the_next_poll(world):
+    services, accounts, queue = world
+    burst(services, accounts, 2)
+    services.store.update_credential("help", "production", {"status": "disconnected"})
+    run_tasks(services, queue)
+    services.store.update_credential("help", "production", {"status": "connected"})
+    sync.poll(services, "help")
+    run_tasks(services, queue)
+    assert len(sent(accounts)) == 2
+
+
+def test_mailbox_outbox_status_counts_queued_and_sent_today(world):
+    services, accounts, queue = world
+    services.store.update_mailbox("help", {"outgoing.daily_send_budget": 50})
+    burst(services, accounts, 2)
+    before = outbox.status(services, services.store.get_mailbox("help"))
+    run_tasks(services, queue)
+    after = outbox.status(services, services.store.get_mailbox("help"))
+    assert (before["queued"], before["sent_today"], after["queued"], after["sent_today"]) == (2, 0, 0, 2)
+    assert after["daily_budget"] == 50
+
+
+def test_outbox_list_shows_unsent_records_with_their_reason_and_drop_keeps_them_unsent(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    rows = outbox.list_records(services, "help")
+    assert [(r["id"], r["status"], r["kind"]) for r in rows] == [(f"ack-{ticket['id']}", "queued", "acknowledgement")]
+    outbox.drop(services, rows[0]["id"])
+    run_tasks(services, queue)
+    assert outbox.list_records(services) == [] and sent(accounts) == []
+
+
+def test_outbox_retry_requeues_a_given_up_record_and_asks_for_a_send_task(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    queue.take()
+    key = f"ack-{ticket['id']}"
+    services.store.update_outbound(key, {"status": "given_up", "last_error": "Gmail send failed: 500"})
+    outbox.retry(services, key)
+    run_tasks(services, queue)
+    assert services.store.get_outbound(key)["status"] == "sent"
+
+
+def test_outbox_verbs_refuse_unknown_and_sent_records(world):
+    services, accounts, queue = world
+    (ticket,) = burst(services, accounts, 1)
+    run_tasks(services, queue)
+    with pytest.raises(NotFound):
+        outbox.retry(services, "nope")
+    with pytest.raises(InvalidInput, match="is sent"):
+        outbox.drop(services, f"ack-{ticket['id']}")
+
+
+# ---- the bucket itself (pure)
+def simulate_sends(seconds: float, quota: int, share: float, kind: str, ingestion_per_s: float = 0.0) -> int:
+    bucket, now, sends = None, 0.0, 0
+    while now < seconds:
+        if ingestion_per_s:
+            _u, bucket = outbox.spend_decision(bucket, now, quota, share, ingestion_per_s * 0.1)
+        wait, changes = outbox.take_decision(bucket, now, quota, share, kind)
+        if changes:
+            bucket, sends = {**(bucket or {}), **changes}, sends + 1
+            continue
+        now += min(wait, 0.1)
+    return sends
+
+
+def test_sends_never_use_more_than_their_share_of_the_quota():
+    sends = simulate_sends(600, 6000, 0.7, "acknowledgement")
+    assert sends * 100 <= 0.7 * 6000 * 10 + 1000  # ten minutes of the share, plus one full bucket
+
+
+def test_ingestion_draws_first_and_sends_use_what_is_left():
+    alone = simulate_sends(120, 6000, 0.7, "acknowledgement")
+    beside = simulate_sends(120, 6000, 0.7, "acknowledgement", ingestion_per_s=60)
+    assert beside < alone
+    assert beside * 100 <= (0.95 * 6000 / 60 - 60) * 120 + 1000  # total stays within the quota
+
+
+def test_an_acknowledgement_leaves_one_send_in_the_bucket_for_a_reply():
+    bucket = {"level": 150.0, "send_level": 150.0, "refilled_at": 0.0}
+    assert outbox.take_decision(bucket, 0.0, 6000, 0.7, "acknowledgement")[1] is None
+    assert outbox.take_decision(bucket, 0.0, 6000, 0.7, "reply")[1] is not None
+
+
+def test_retry_time_is_read_from_gmails_message():
+    assert outbox.retry_at("429 rateLimitExceeded Retry after 2026-12-02T10:15:01.500Z", 0) == \
+        datetime(2026, 12, 2, 10, 15, 1, 500000, tzinfo=timezone.utc).timestamp()
+    assert outbox.retry_at("429 rateLimitExceeded", 100.0) == 100.0 + outbox.RATE_LIMIT_DEFAULT_SECONDS
