@@ -345,6 +345,15 @@ class MemoryStore:
     def delete_admin_session(self, key: str) -> None:
         self.docs.pop(("admin_sessions", key), None)
 
+    def delete_all_admin_sessions(self) -> int:
+        keys = [k for k in self.docs if k[0] == "admin_sessions"]
+        for key in keys:
+            del self.docs[key]
+        return len(keys)
+
+    def peek_oauth_state(self, state: str) -> dict | None:
+        return self._get("oauth_states", state)
+
     def find_stored_message(self, message_id: str) -> dict | None:
         for collection in ("inbound", "outbound"):
             for row in self._all(collection):
