@@ -4,6 +4,7 @@ admin-url, admin sessions revoke-all, doctor."""
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -116,7 +117,7 @@ def doctor(region):
     if not region:
         raise InvalidInput("the region is not set: export MAILBRIDGE_REGION or pass --region")
     status = bootstrap.doctor().run(settings_.project, region, settings_.prefix, client_ids=_client_ids(services))
-    raise click.exceptions.Exit(status)
+    sys.exit(status)  # click's Exit is swallowed outside standalone mode; cli/app.py maps SystemExit
 
 
 COMMANDS = [settings, admin_url, admin, doctor]
