@@ -136,7 +136,7 @@ def render(ctx: Ctx, template: str, status: int = 200, **values):
         values.setdefault("signin_notice", _signin_notice(ctx))
     document = environment().get_template(template).render(
         u=ctx.url, csrf=ctx.csrf, signed_in=ctx.session is not None, instance=ctx.settings.instance,
-        flash=flash, error=values.pop("error", None), admin_email=(ctx.session or {}).get("email"), **values)
+        flash=flash, error=values.pop("error", None), **values)
     return _response(document, status, _headers(ctx, {"Content-Type": "text/html; charset=utf-8"}))
 
 
