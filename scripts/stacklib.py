@@ -40,6 +40,9 @@ WORK_SUBSCRIPTION = "mailbridge-work-push"
 WORK_ACK_DEADLINE_S = 120
 WORK_PUSH_BUDGET_S = 60
 HOST = "127.0.0.1"
+# The admin pages' own OAuth client on the fake (README.md, "Admin access"): sign in with Google.
+ADMIN_CLIENT_ID = "mailbridge-admin-local.apps.googleusercontent.com"
+ADMIN_CLIENT_SECRET_ID = "mailbridge-admin-oauth-client-secret"
 
 # Order matters only for display and for startup: functions come last.
 SERVICES = ("firestore", "fake_google", "pubsub", "storage", "functions")
@@ -365,6 +368,9 @@ class Stack:
             "MAILBRIDGE_ATTACHMENTS_BUCKET": self.bucket,
             "MAILBRIDGE_SIGNING_KEY": self.signing_key,
             "MAILBRIDGE_VERIFY_INVOKER": "false",  # no OIDC tokens locally; poll/push log a warning per call
+            "MAILBRIDGE_OAUTH_CERTS_URL": f"{fake}/oauth2/v1/certs",
+            "MAILBRIDGE_ADMIN_OAUTH_CLIENT_ID": ADMIN_CLIENT_ID,
+            "MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID": ADMIN_CLIENT_SECRET_ID,
         }
         if push and self.pubsub_available:
             env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"
@@ -524,8 +530,17 @@ class Stack:
                     self.stop_service(service)
                 raise
 
+    def admin_redirect_uris(self) -> list[str]:
+        """Where the fake may send an admin back after sign-in: every functions server's admin."""
+        servers = [self.services["functions"], *self.extra.values()]
+        return [f"{server.url}/admin/signin/callback" for server in servers]
+
     def _setup_job(self, name: str):
-        """What a service needs once it answers: the bucket, the topic and push subscription."""
+        """What a service needs once it answers: the bucket, the topic and push subscription,
+        the admin sign-in client on the fake."""
+        if name == "fake_google":
+            return lambda: register_admin_client(self.services["fake_google"].url, self.project,
+                                                 self.admin_redirect_uris())
         if name == "storage":
             return lambda: create_bucket(self.services["storage"].url, self.project, self.bucket)
         if name == "pubsub":
@@ -681,6 +696,30 @@ def create_bucket(storage_url: str, project: str, bucket: str) -> None:
         pass
     except Exception as e:
         raise StackError(f"storage: could not create bucket {bucket}: {e}") from e
+
+
+def register_admin_client(fake_url: str, project: str, redirect_uris: list[str],
+                          client_secret: str | None = None) -> None:
+    """Register the admin pages' OAuth client on the fake, as an admin does in Google's console,
+    and keep its secret in the fake's Secret Manager (MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID)."""
+    import base64
+    import requests
+
+    secret = client_secret or secrets.token_urlsafe(24)
+    try:
+        requests.post(f"{fake_url}/_fake/oauth/clients", json={
+            "client_id": ADMIN_CLIENT_ID, "client_secret": secret, "redirect_uris": redirect_uris},
+            timeout=10).raise_for_status()
+        parent = f"{fake_url}/v1/projects/{project}/secrets"
+        created = requests.post(parent, params={"secretId": ADMIN_CLIENT_SECRET_ID},
+                                json={"replication": {"automatic": {}}}, timeout=10)
+        if created.status_code not in (200, 409):
+            created.raise_for_status()
+        requests.post(f"{parent}/{ADMIN_CLIENT_SECRET_ID}:addVersion",
+                      json={"payload": {"data": base64.b64encode(secret.encode()).decode()}},
+                      timeout=10).raise_for_status()
+    except requests.RequestException as e:
+        raise StackError(f"fake_google: could not register the admin OAuth client: {e}") from e
 
 
 def _pubsub_clients(host: str):

@@ -33,6 +33,15 @@ def register_google_side(fake_url: str, services, address: str, client_id: str, 
     response.raise_for_status()
 
 
+def post_link(link: str, session=None, **kwargs):
+    """Spend a signed link as its confirmation page's button does: POST the token (a GET only
+    shows the confirmation page)."""
+    token = parse_qs(urlparse(link).query)["t"][0]
+    kwargs.setdefault("allow_redirects", False)
+    kwargs.setdefault("timeout", 30)
+    return (session or requests).post(link, data={"t": token}, **kwargs)
+
+
 def follow_consent(services, fake_url: str, mailbox_name: str, approve_as: str | None = None):
     """connect-url → oauth_start (in process) → fake consent (auto-approve) → callback params."""
     from mailbridge.services import mailboxes

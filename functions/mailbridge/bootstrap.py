@@ -99,6 +99,16 @@ class Services:
 
         return self._get("queue", make)
 
+    @property
+    def admin_signin(self):
+        """Sign in with Google for the admin pages (adapters/google_signin.py)."""
+        def make():
+            from mailbridge.adapters.google_signin import GoogleSignIn
+
+            return GoogleSignIn(self)
+
+        return self._get("admin_signin", make)
+
     def call_function(self, name: str, body: dict) -> dict:
         """POST to one of this deployment's functions; returns its JSON answer."""
         from mailbridge.adapters import functions_client
@@ -119,6 +129,13 @@ class Services:
         from mailbridge.adapters.gmail import Gmail
 
         return Gmail(self.settings, self.google.credentials_for(mailbox, credential))
+
+
+def doctor():
+    """The project checker of `scripts/mailbridge doctor` (adapters/doctor.py)."""
+    from mailbridge.adapters import doctor as module
+
+    return module
 
 
 def bootstrap(settings: Settings | None = None, **overrides) -> Services:

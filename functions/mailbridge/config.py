@@ -46,10 +46,20 @@ class Settings:
     verify_invoker: bool = True
     invoker_service_account: str = ""
     oidc_certs_url: str = ""  # empty: Google's (the library default); the fake serves its own
-    # A deployment gives every function its own URL ({function: url}); locally they share one base.
-    function_urls: tuple[tuple[str, str], ...] = ()
     # `reply` waits this long for its send before answering "still queued".
     reply_wait_s: float = 60.0
+    # Admin sign-in with Google (README.md, "Admin access"): who may sign in, and the OAuth
+    # client of the admin pages (its secret lives in Secret Manager under that id).
+    admin_emails: tuple = ()
+    admin_domain: str = ""
+    admin_oauth_client_id: str = ""
+    admin_oauth_client_secret_id: str = ""
+    # Google's public keys for the admin sign-in's ID tokens (PEM); empty means google-auth's default.
+    oauth_certs_url: str = ""
+    # A deployment (terraform/README.md) gives each function its own URL: {function: URL};
+    # locally they share one base (functions_url).
+    function_urls: dict = dataclasses.field(default_factory=dict)
+    region: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -74,9 +84,15 @@ class Settings:
             verify_invoker=_flag(env, "MAILBRIDGE_VERIFY_INVOKER", True),
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
             oidc_certs_url=env.get("MAILBRIDGE_OIDC_CERTS_URL", ""),
-            function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
             work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
+            admin_emails=parse_admin_emails(env.get("MAILBRIDGE_ADMIN_EMAILS", "")),
+            admin_domain=env.get("MAILBRIDGE_ADMIN_DOMAIN", "").strip().lower(),
+            admin_oauth_client_id=env.get("MAILBRIDGE_ADMIN_OAUTH_CLIENT_ID", "").strip(),
+            admin_oauth_client_secret_id=env.get("MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID", "").strip(),
+            oauth_certs_url=env.get("MAILBRIDGE_OAUTH_CERTS_URL", ""),
+            function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
+            region=env.get("MAILBRIDGE_REGION", ""),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),
@@ -97,11 +113,14 @@ class Settings:
         return cls(**values)
 
     def function_url(self, name: str) -> str:
-        for function, url in self.function_urls:
-            if function == name:
-                return url
+        """The URL of one of our functions: its own URL in a deployment (MAILBRIDGE_FUNCTION_URLS),
+        else `<MAILBRIDGE_FUNCTIONS_URL>/<name>` (the local stack serves all under one base)."""
+        if self.function_urls.get(name):
+            return self.function_urls[name]
         if not self.functions_url:
-            raise ConfigError("MAILBRIDGE_FUNCTIONS_URL is not set")
+            if self.function_urls:
+                raise ConfigError(f"MAILBRIDGE_FUNCTION_URLS has no URL for function {name!r}")
+            raise ConfigError("neither MAILBRIDGE_FUNCTION_URLS nor MAILBRIDGE_FUNCTIONS_URL is set")
         return f"{self.functions_url}/{name}"
 
     @property
@@ -111,8 +130,17 @@ class Settings:
         return f"projects/{self.project}/topics/{self.work_topic}"
 
     @property
+    def has_function_urls(self) -> bool:
+        return bool(self.functions_url or self.function_urls)
+
+    @property
     def redirect_uri(self) -> str:
         return self.function_url("oauth_callback")
+
+    @property
+    def admin_redirect_uri(self) -> str:
+        """Where Google returns after an admin signs in (register it with the admin OAuth client)."""
+        return self.function_url("admin").rstrip("/") + "/signin/callback"
 
 
 def _flag(env, key: str, default: bool) -> bool:
@@ -126,14 +154,25 @@ def _flag(env, key: str, default: bool) -> bool:
     raise ConfigError(f"{key} must be true or false, got {env[key]!r}")
 
 
-def _function_urls(value: str) -> tuple[tuple[str, str], ...]:
+def parse_admin_emails(raw) -> tuple:
+    """A comma (or whitespace) separated list of addresses, lower-cased, without repeats."""
+    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").replace(",", " ").split()
+    seen: list[str] = []
+    for item in items:
+        item = str(item).strip().lower()
+        if item and item not in seen:
+            seen.append(item)
+    return tuple(seen)
+
+
+def _function_urls(raw: str) -> dict:
     """MAILBRIDGE_FUNCTION_URLS: a JSON object {function: URL} (Terraform writes it)."""
-    if not value.strip():
-        return ()
+    if not raw.strip():
+        return {}
     try:
-        urls = json.loads(value)
+        urls = json.loads(raw)
     except ValueError as e:
         raise ConfigError("MAILBRIDGE_FUNCTION_URLS must be a JSON object {function: URL}") from e
-    if not isinstance(urls, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in urls.items()):
+    if not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values()):
         raise ConfigError("MAILBRIDGE_FUNCTION_URLS must be a JSON object {function: URL}")
-    return tuple((name, url.rstrip("/")) for name, url in sorted(urls.items()))
+    return {str(k): v.rstrip("/") for k, v in urls.items()}

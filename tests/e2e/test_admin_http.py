@@ -15,7 +15,7 @@ import requests
 from mailbridge.services import mailboxes
 from mailbridge.services import sync as ingest
 from tests.corpus import make_message
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, post_link
 
 XSS_SUBJECT = "<script>window.__xss=1</script> Invoice"
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -36,7 +36,7 @@ def admin(functions_url):
 
 def login(services, session: requests.Session | None = None) -> requests.Session:
     session = session or requests.Session()
-    response = session.get(mailboxes.admin_url(services), allow_redirects=False, timeout=30)
+    response = post_link(mailboxes.admin_url(services), session)
     assert response.status_code == 303, response.text[:300]
     return session
 
@@ -86,7 +86,7 @@ def test_without_session_every_page_answers_401_and_reveals_nothing(services, ad
 
 
 def test_login_sets_a_strict_httponly_cookie_and_redirects_to_the_mailboxes(services, admin):
-    response = requests.get(mailboxes.admin_url(services), allow_redirects=False, timeout=30)
+    response = post_link(mailboxes.admin_url(services))
     assert response.status_code == 303
     assert urlparse(response.headers["Location"]).path.rstrip("/").endswith("/admin")
     cookie = response.headers["Set-Cookie"]
@@ -97,7 +97,7 @@ def test_login_sets_a_strict_httponly_cookie_and_redirects_to_the_mailboxes(serv
 
 def test_cookie_is_secure_when_not_on_localhost(services, admin):
     link = mailboxes.admin_url(services)
-    response = requests.get(link, headers={"Host": "admin.mailbridge.example"}, allow_redirects=False, timeout=30)
+    response = post_link(link, headers={"Host": "admin.mailbridge.example"})
     assert response.status_code == 303
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-") and "; Secure" in cookie and "HttpOnly" in cookie
@@ -105,8 +105,8 @@ def test_cookie_is_secure_when_not_on_localhost(services, admin):
 
 def test_login_link_works_once(services, admin):
     link = mailboxes.admin_url(services)
-    assert requests.get(link, allow_redirects=False, timeout=30).status_code == 303
-    again = requests.get(link, allow_redirects=False, timeout=30)
+    assert post_link(link).status_code == 303
+    again = post_link(link)
     assert again.status_code == 401
     assert "Set-Cookie" not in again.headers
     assert "already used" in again.text
@@ -114,7 +114,7 @@ def test_login_link_works_once(services, admin):
 
 def test_tampered_link_is_refused(services, admin):
     link = mailboxes.admin_url(services)
-    response = requests.get(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB"), allow_redirects=False, timeout=30)
+    response = post_link(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB"))
     assert response.status_code == 401
     assert "Set-Cookie" not in response.headers
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import make_email
+from tests.helpers import make_email, post_link
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CLI = str(REPO / "scripts" / "mailbridge")
@@ -152,7 +152,8 @@ def connect(mb, stack, name: str, address: str, client_id: str) -> tuple[str, re
     url = ok(mb("connect-url", name)).out.strip()
     fake_post(stack, "/_fake/oauth/approve-as", json={"email": address})
     try:
-        page = requests.get(url, timeout=60)  # oauth_start → consent (approved) → oauth_callback
+        # oauth_start's confirmation button (POST) → consent (approved) → oauth_callback
+        page = post_link(url, allow_redirects=True, timeout=60)
     finally:
         fake_post(stack, "/_fake/oauth/approve-as", json={"email": None})
     return url, page
@@ -272,7 +273,7 @@ def test_connect_url_through_the_consent_page(mb, stack, connected):
     assert len(url.splitlines()) == 1
     assert page.status_code == 200, page.text[:500]
     assert "Connected as" in page.text and ADDRESS in page.text
-    assert requests.get(url, timeout=30).status_code == 403  # single use
+    assert post_link(url).status_code == 403  # single use (a GET only shows the confirmation page)
     view = ok(mb("mailbox", "show", "support", "--json")).json()
     assert view["status"] == "connected"
     [cred] = view["credentials"]
@@ -424,9 +425,10 @@ def test_admin_url(mb, stack, added):
     url = ok(mb("admin-url")).out.strip()
     assert url.startswith(stack["MAILBRIDGE_FUNCTIONS_URL"] + "/admin/login?t=")
     session = requests.Session()
-    page = session.get(url, timeout=30)
+    assert "Open admin session" in session.get(url, timeout=30).text  # a GET spends nothing
+    page = post_link(url, session, allow_redirects=True)
     assert page.status_code == 200 and "support" in page.text
-    assert requests.get(url, timeout=30).status_code in (401, 403)  # single use
+    assert post_link(url).status_code in (401, 403)  # single use
 
 
 # ------------------------------------------------------------------------------ errors

@@ -146,9 +146,9 @@ class MemoryStore:
             raise AuthError("unknown sign-in state: start again from the mailbox page")
         if data.get("used"):
             raise AuthError("this sign-in link was already used: start again from the mailbox page")
-        self._put("oauth_states", state, {"used": True, "expires_at": data["expires_at"]})
-        if data["expires_at"] < datetime.now(timezone.utc):
+        if data["expires_at"] < datetime.now(timezone.utc):  # left as it is: its TTL deletes it
             raise AuthError("sign-in took too long and expired: start again from the mailbox page")
+        self._put("oauth_states", state, {"used": True, "expires_at": data["expires_at"]})
         return data
 
     def use_nonce(self, nonce: str, expires_epoch: int) -> None:
@@ -383,6 +383,15 @@ class MemoryStore:
 
     def delete_admin_session(self, key: str) -> None:
         self.docs.pop(("admin_sessions", key), None)
+
+    def delete_all_admin_sessions(self) -> int:
+        keys = [k for k in self.docs if k[0] == "admin_sessions"]
+        for key in keys:
+            del self.docs[key]
+        return len(keys)
+
+    def peek_oauth_state(self, state: str) -> dict | None:
+        return self._get("oauth_states", state)
 
     def find_stored_message(self, message_id: str) -> dict | None:
         for collection in ("inbound", "outbound"):

@@ -14,7 +14,7 @@ from mailbridge.http import admin as admin_pages
 from mailbridge.services import labels, mailboxes
 from mailbridge.services import sync as ingest
 from tests.corpus import make_message
-from tests.helpers import deliver, export_all, make_services
+from tests.helpers import deliver, export_all, make_services, post_link
 from tests.reliability.conftest import LEDGER, connect
 
 HOSTILE = '<img src=x onerror=alert(9)>"\'><script>alert(8)</script>'
@@ -27,7 +27,7 @@ def services(mb_env, fake, firestore, storage_emulator, functions_url):
 
 def login(services):
     session = requests.Session()
-    response = session.get(mailboxes.admin_url(services), allow_redirects=False, timeout=30)
+    response = post_link(mailboxes.admin_url(services), session)
     assert response.status_code == 303
     return session
 
@@ -73,7 +73,7 @@ def test_get_on_a_post_route_changes_nothing(services, functions_url):
 def test_a_planted_session_cookie_is_never_adopted(services, functions_url):
     session = requests.Session()
     session.cookies.set("mailbridge_admin", "attacker-chosen-session-id")
-    response = session.get(mailboxes.admin_url(services), allow_redirects=False, timeout=30)
+    response = post_link(mailboxes.admin_url(services), session)
     assert "attacker-chosen-session-id" not in response.headers.get("Set-Cookie", "")
     planted = requests.Session()
     planted.cookies.set("mailbridge_admin", "attacker-chosen-session-id")

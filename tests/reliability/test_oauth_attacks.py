@@ -14,7 +14,7 @@ import requests
 
 from mailbridge.domain import signing
 from mailbridge.services import mailboxes
-from tests.helpers import CLIENT_SECRET, client_id_for, make_services, register_google_side
+from tests.helpers import CLIENT_SECRET, client_id_for, make_services, post_link, register_google_side
 from tests.reliability.conftest import LEDGER, location_params
 
 EVIL = "https://evil.example/steal"
@@ -32,11 +32,11 @@ def prepare(services, fake, name="help", address="help@acme.example"):
 
 
 def start(services, name="help", **extra):
-    """GET the signed start link over HTTP; returns (consent URL, state)."""
+    """POST the signed start link over HTTP (its confirmation page's button); returns (consent URL, state)."""
     link = mailboxes.connect_url(services, name)
-    response = requests.get(link + ("&" + urlencode(extra) if extra else ""), allow_redirects=False, timeout=30)
+    response = post_link(link + ("&" + urlencode(extra) if extra else ""))
     LEDGER.page("oauth_start", response)
-    assert response.status_code == 302, response.text[:300]
+    assert response.status_code == 303, response.text[:300]
     consent = response.headers["Location"]
     return consent, parse_qs(urlparse(consent).query)["state"][0]
 
@@ -206,8 +206,8 @@ def test_signed_links_tampered_swapped_or_reused_are_refused(services, fake, fun
         LEDGER.page("oauth_start bad", response)
         assert response.status_code in (400, 403) and "Location" not in response.headers, bad
         assert reason in response.text, (reason, response.text[:300])
-    assert requests.get(link, allow_redirects=False, timeout=30).status_code == 302
-    reused = requests.get(link, allow_redirects=False, timeout=30)
+    assert post_link(link).status_code == 303
+    reused = post_link(link)
     assert reused.status_code == 403 and "already used" in reused.text
     start_token_at_admin = requests.get(f"{functions_url}/admin/login", params={"t": token}, allow_redirects=False,
                                         timeout=30)

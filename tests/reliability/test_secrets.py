@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mailbridge.services import mailboxes
 from mailbridge.services import sync as ingest
-from tests.helpers import make_services
+from tests.helpers import make_services, post_link
 from tests.reliability.conftest import (ADDRESS, LEDGER, backlog_messages, deliver_all, export_firestore,
                                         remember_access_tokens)
 from tests.reliability.test_oauth_attacks import callback, consent_as, prepare, start
@@ -34,7 +34,7 @@ def test_no_secret_in_firestore_logs_pages_or_errors(mb_env, fake, firestore, st
     import requests
 
     http = requests.Session()
-    http.get(session_link, timeout=30)
+    post_link(session_link, http)
     for path in ("/", "/mailboxes/help", "/mailboxes/help/inbound", "/tickets", "/settings"):
         LEDGER.page(path, http.get(f"{functions_url}/admin{path}", timeout=30))
     LEDGER.record("firestore final", json.dumps(export_firestore(firestore), default=str))

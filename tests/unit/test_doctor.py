@@ -1,4 +1,4 @@
-"""scripts/mailbridge doctor (functions/mailbridge/doctor.py) against recorded API responses
+"""scripts/mailbridge doctor (functions/mailbridge/adapters/doctor.py) against recorded API responses
 (tests/unit/recorded/doctor/README.md): each problem is found and comes with its fix."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import hcl2
 
-from mailbridge import doctor
+from mailbridge.adapters import doctor
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).resolve().parent / "recorded" / "doctor"
@@ -314,7 +314,7 @@ def test_doctor_imports_nothing_but_the_standard_library():
     script = (
         "import importlib.util, sys\n"
         "before = set(sys.modules)  # site-packages' .pth files may preload namespace packages\n"
-        f"spec = importlib.util.spec_from_file_location('doctor', {str(REPO / 'functions' / 'mailbridge' / 'doctor.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('doctor', {str(REPO / 'functions' / 'mailbridge' / 'adapters' / 'doctor.py')!r})\n"
         "module = importlib.util.module_from_spec(spec); sys.modules['doctor'] = module\n"
         "spec.loader.exec_module(module)\n"
         "loaded = sorted(name for name in set(sys.modules) - before\n"

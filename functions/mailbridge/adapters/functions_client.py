@@ -15,7 +15,12 @@ def post(settings, name: str, body: dict) -> dict:
         import google.auth.transport.requests
         from google.oauth2 import id_token
 
-        headers["Authorization"] = "Bearer " + id_token.fetch_id_token(google.auth.transport.requests.Request(), url)
+        try:
+            token = id_token.fetch_id_token(google.auth.transport.requests.Request(), url)
+        except Exception as e:  # noqa: BLE001 - no credentials / metadata server: one clear line, no traceback
+            raise MailbridgeError(f"cannot call {url}: no identity token for it ({e.__class__.__name__}); "
+                                  "run `gcloud auth application-default login` with an account allowed to invoke it") from None
+        headers["Authorization"] = "Bearer " + token
     try:
         response = requests.post(url, json=body, headers=headers, timeout=600)
     except requests.RequestException as e:

@@ -89,6 +89,9 @@ class GoogleAuth:
         try:
             token = flow.fetch_token(code=code)
         except Exception as e:  # noqa: BLE001 - oauthlib raises many types; none may carry the code out
+            if e.__class__.__name__ == "InvalidClientError":  # the token endpoint's invalid_client
+                raise AuthError("Google refused the credential set: the client secret does not match the client id "
+                                f"{cred['client_id']} (replace the secret in the credential set)") from None
             raise AuthError(f"Google refused the authorization code ({e.__class__.__name__})") from None
         return token, flow.credentials
 

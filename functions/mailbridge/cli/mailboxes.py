@@ -99,7 +99,7 @@ def credentials_add(mailbox_name, instance, client_id, client_secret_stdin):
     secret = sys.stdin.readline().strip()
     services = common.services()
     mailboxes.add_credentials(services, mailbox_name, instance, client_id, secret)
-    redirect = services.settings.redirect_uri if services.settings.functions_url else "(set MAILBRIDGE_FUNCTIONS_URL)"
+    redirect = services.settings.redirect_uri if services.settings.has_function_urls else "(set MAILBRIDGE_FUNCTIONS_URL)"
     click.echo(f"credential set [{instance}] added to {mailbox_name}; register this redirect URI "
                f"with the OAuth client: {redirect}")
 

@@ -1,13 +1,18 @@
-"""Global settings and the admin link: settings show|set, admin-url."""
+"""Global settings, the ways into the admin pages and the project check: settings show|set,
+admin-url, admin sessions revoke-all, doctor."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
+from mailbridge import bootstrap
 from mailbridge.cli import common
-from mailbridge.services import mailboxes
+from mailbridge.domain import models
+from mailbridge.errors import InvalidInput
+from mailbridge.services import admin_access, mailboxes
 
 
 # -- settings and admin ----------------------------------------------------------------------------
@@ -34,15 +39,85 @@ def settings_show(as_json):
 @click.argument("key")
 @click.argument("value")
 def settings_set(key, value):
+    """Set one global setting.
+
+    \b
+    Example:
+      scripts/mailbridge settings set admin_emails "a@example.com,b@example.com"
+      scripts/mailbridge settings set admin_domain example.com
+    """
     typed = mailboxes.set_global_setting(common.services(), key, value)
     click.echo(f"{key} = {json.dumps(typed)}")
 
 
 @click.command("admin-url")
 def admin_url():
-    """Print a signed, single-use link that opens an admin session."""
+    """Print a signed, single-use link that opens an admin session (the break-glass way in:
+    admins normally sign in with Google).
+
+    \b
+    Example:
+      scripts/mailbridge admin-url
+    """
 
     click.echo(mailboxes.admin_url(common.services()))
 
 
-COMMANDS = [settings, admin_url]
+@click.group()
+def admin():
+    """Admin access: sessions of the admin pages."""
+
+
+@admin.group("sessions")
+def admin_sessions():
+    """Admin sessions (opened by Google sign-in or an admin-url link)."""
+
+
+@admin_sessions.command("revoke-all")
+def sessions_revoke_all():
+    """End every admin session now; everyone signs in again.
+
+    \b
+    Example:
+      scripts/mailbridge admin sessions revoke-all
+    """
+    count = admin_access.revoke_all_sessions(common.services())
+    click.echo(f"{count} admin session{'' if count == 1 else 's'} ended")
+
+
+def _client_ids(services) -> list[str]:
+    """The OAuth client ids doctor checks the redirect URI of: this instance's credential sets
+    (empty if Firestore cannot be read) and the admin sign-in client."""
+    ids = []
+    try:
+        for mailbox in services.store.list_mailboxes():
+            credential = models.credential_of(mailbox, services.settings.instance)
+            if credential and credential.get("client_id") not in ids:
+                ids.append(credential["client_id"])
+    except Exception:  # noqa: BLE001 - doctor also runs where Firestore does not exist yet
+        ids = []
+    if services.settings.admin_oauth_client_id and services.settings.admin_oauth_client_id not in ids:
+        ids.append(services.settings.admin_oauth_client_id)
+    return ids
+
+
+@click.command("doctor")
+@click.option("--region", default=None, help="Region of the deployment (default: MAILBRIDGE_REGION).")
+def doctor(region):
+    """Check a Google Cloud project for what `terraform apply` and a first mailbox connection
+    need, and say how to fix each problem (terraform/README.md).
+
+    \b
+    Example:
+      GOOGLE_CLOUD_PROJECT=acme-helpdesk MAILBRIDGE_REGION=europe-west1 scripts/mailbridge doctor
+    """
+    services = common.services()
+    settings_ = services.settings
+    region = region or settings_.region
+    if not region:
+        raise InvalidInput("the region is not set: export MAILBRIDGE_REGION or pass --region")
+    status = bootstrap.doctor().run(settings_.project, region, settings_.prefix, client_ids=_client_ids(services))
+    sys.exit(status)  # click's Exit is swallowed outside standalone mode; cli/app.py maps SystemExit
+
+
+COMMANDS = [settings, admin_url, admin, doctor]

@@ -44,7 +44,7 @@ def poll(mailbox_name, since, local, as_json):
     since_epoch = common.parse_since(since) if since else None
     if since_epoch is not None and not mailbox_name:
         raise InvalidInput("--since needs a MAILBOX: backfill is an explicit choice per mailbox")
-    if local or since_epoch is not None or not services.settings.functions_url:
+    if local or since_epoch is not None or not services.settings.has_function_urls:
         progress = _ProgressBar(f"backfilling {mailbox_name}") if since_epoch is not None and not as_json else None
         try:
             result = ingest.poll(services, mailbox_name, backfill_since=since_epoch, progress=progress)

@@ -97,7 +97,7 @@ def thread_reply_subject(thread_subject: str | None, subject: str, number, fmt: 
     files a sent message into `threadId` only when the subjects match; the ticket tag stays when
     the thread's subject carries it. A reply that starts a thread carries the tag:
     "Re: [#N] subject"."""
-    thread_subject = (thread_subject or "").strip()
+    thread_subject = clean_header_text(thread_subject)  # it came in with the mail: no line separators
     if not thread_subject:
         return reply_subject(subject, number, fmt)
     return thread_subject if _RE_PREFIX.match(thread_subject) else f"Re: {thread_subject}"

@@ -55,7 +55,11 @@ DEFAULT_SETTINGS = {
     "use_scheduling_service": True,
     "default_outgoing_mailbox": None,
     "ticket_tag_format": "[#{number}]",
+    # Who may sign in to the admin pages with Google, besides MAILBRIDGE_ADMIN_EMAILS/_DOMAIN.
+    "admin_emails": [],
+    "admin_domain": "",
 }
+ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 def now_iso() -> str:
@@ -171,11 +175,32 @@ def apply_global_setting(key: str, raw) -> object:
     if key not in DEFAULT_SETTINGS:
         raise InvalidInput(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
     current = DEFAULT_SETTINGS[key]
+    if key in ("admin_emails", "admin_domain"):
+        return _admin_setting(key, raw)
     if current is None:
         return None if raw in ("", "none", "null") else raw
     if key == "ticket_tag_format" and "{number}" not in raw:
         raise InvalidInput("ticket_tag_format must contain {number}")
     return _coerce(current, raw, key) if isinstance(raw, str) else raw
+
+
+def _admin_setting(key: str, raw):
+    if key == "admin_domain":
+        domain = str(raw or "").strip().lower()
+        if domain in ("", "none", "null"):
+            return ""
+        if not ADMIN_DOMAIN.match(domain):
+            raise InvalidInput(f"admin_domain {raw!r} is not a domain name (e.g. example.com)")
+        return domain
+    items = raw if isinstance(raw, list) else str(raw or "").replace(",", " ").split()
+    emails = []
+    for item in items:
+        item = str(item).strip().lower()
+        if not EMAIL.match(item):
+            raise InvalidInput(f"admin_emails: {item!r} is not an email address")
+        if item not in emails:
+            emails.append(item)
+    return emails
 
 
 def credential_secret_id(prefix: str, mailbox: str, instance: str, kind: str) -> str:

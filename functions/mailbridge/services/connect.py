@@ -9,14 +9,24 @@ from __future__ import annotations
 import time
 
 from mailbridge.domain import models
-from mailbridge.errors import AuthError
+from mailbridge.errors import AuthError, InvalidInput, MailbridgeError
 from mailbridge.services import watch
 
 MAIL_SCOPE = "https://mail.google.com/"
+# Consumer Google accounts: Gmail API access for a helpdesk needs a Workspace account (README.md).
+PERSONAL_DOMAINS = ("gmail.com", "googlemail.com")
+UNKNOWN_STATE = "the answer from Google does not match a sign-in started here: start again from the mailbox's page"
+EXPIRED_STATE = "the answer from Google came too late or twice (sign-in expired or already used): try again"
+
+
+def _record(store, mailbox_name: str, instance: str, reason: str) -> None:
+    """A failed sign-in is the credential set's and the mailbox's last error."""
+    store.update_credential(mailbox_name, instance, {"last_error": reason})
+    store.update_sync(mailbox_name, instance, {"last_error": f"sign-in failed: {reason}"})
 
 
 def _refuse(store, mailbox: dict, instance: str, reason: str):
-    store.update_credential(mailbox["name"], instance, {"last_error": reason})
+    _record(store, mailbox["name"], instance, reason)
     raise AuthError(reason)
 
 
@@ -35,10 +45,82 @@ def _retire_old_token(services, previous: dict, secret_id: str, old_token: str |
         services.google.revoke(old_token)
 
 
+def consent_for_admin(services, name: str, instance: str) -> str:
+    """Google's consent URL for a signed-in admin (no single-use link needed)."""
+    instance = models.validate_instance(instance)
+    if instance != services.settings.instance:
+        raise InvalidInput(
+            f"this deployment is instance {services.settings.instance!r}; a {instance!r} credential set can only "
+            f"be signed in from the {instance!r} deployment")
+    mailbox = services.store.get_mailbox(name)
+    if models.credential_of(mailbox, instance) is None:
+        raise InvalidInput(f"mailbox {name!r} has no credential set for instance {instance!r}: add one first")
+    return services.google.consent_url(mailbox, instance)
+
+
+def finish(services, state: str, code: str | None, error: str | None,
+           granted_scope: str | None) -> tuple[str, str | None, str]:
+    """The callback's outcome for the admin's page: ("ok" | "failed" | "expired" | "unknown",
+    the mailbox's name or None, the connected address or the reason). Every failure is
+    recorded as the mailbox's last error."""
+    store = services.store
+    try:
+        data = store.consume_oauth_state(state)
+    except AuthError:
+        known = store.peek_oauth_state(state) if state else None
+        if known and known.get("used") and not known.get("mailbox"):
+            # a used state keeps only its used-marker (no mailbox binding): say so, nothing to record it on
+            return "unknown", None, EXPIRED_STATE
+        if not known or known.get("kind") or not known.get("mailbox"):
+            return "unknown", None, UNKNOWN_STATE  # forged, or not a mailbox sign-in: nothing to record it on
+        try:
+            _record(store, known["mailbox"], known["instance"], EXPIRED_STATE)
+        except MailbridgeError:
+            return "unknown", None, UNKNOWN_STATE
+        return "expired", known["mailbox"], EXPIRED_STATE
+    if data.get("kind") or not data.get("mailbox"):
+        return "unknown", None, UNKNOWN_STATE
+    try:
+        credential = _complete_recorded(services, state, data, code, error, granted_scope)
+    except MailbridgeError as e:
+        return "failed", data["mailbox"], str(e)
+    return "ok", data["mailbox"], credential.get("connected_email") or ""
+
+
+def _check_workspace(services, mailbox: dict, instance: str, cred: dict, token: dict, email: str) -> None:
+    domain = email.rsplit("@", 1)[-1]
+    if domain in PERSONAL_DOMAINS:
+        _refuse(services.store, mailbox, instance,
+                f"{email} is a personal Google account: connect a Google Workspace mailbox")
+    if token.get("id_token"):
+        claims = services.admin_signin.verify(token["id_token"], audience=cred["client_id"])
+        if not claims.get("hd"):
+            _refuse(services.store, mailbox, instance,
+                    f"{email} has no Google Workspace domain (a personal account): connect a Workspace mailbox")
+
+
 def complete(services, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
-    """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput."""
+    """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput;
+    every refusal is recorded as the mailbox's last error."""
+    return _complete_recorded(services, state, services.store.consume_oauth_state(state), code, error, granted_scope)
+
+
+def _complete_recorded(services, state: str, data: dict, code, error, granted_scope) -> dict:
+    store, instance = services.store, data["instance"]
+    try:
+        return _complete(services, state, data, code, error, granted_scope)
+    except MailbridgeError as e:
+        try:
+            credential = models.credential_of(store.get_mailbox(data["mailbox"]), instance) or {}
+            if credential.get("last_error") != str(e):
+                _record(store, data["mailbox"], instance, str(e))
+        except MailbridgeError:
+            pass  # the mailbox itself is gone: nothing to record the failure on
+        raise
+
+
+def _complete(services, state: str, data: dict, code, error, granted_scope) -> dict:
     store, google = services.store, services.google
-    data = store.consume_oauth_state(state)
     mailbox = store.get_mailbox(data["mailbox"])
     instance = data["instance"]
     if error:
@@ -67,6 +149,11 @@ def complete(services, state: str, code: str | None, error: str | None, granted_
         _refuse(store, mailbox, instance,
                 f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
                 "sign in with the mailbox's own Google account")
+    try:
+        _check_workspace(services, mailbox, instance, previous, token, email)
+    except AuthError:
+        google.revoke(refresh_token)
+        raise
     secret_id = models.credential_secret_id(services.settings.prefix, mailbox["name"], instance, "refresh")
     old_token = services.secrets.get(previous["refresh_token_secret"]) if previous.get("refresh_token_secret") else None
     services.secrets.put(secret_id, refresh_token)

@@ -34,7 +34,7 @@ def view(services, mailbox: dict) -> dict:
     """The `mailbox show --json` shape (README.md, CLI) (no secrets, no secret ids)."""
     settings = services.settings
     sync = services.store.get_sync(mailbox["name"], settings.instance)
-    redirect = settings.redirect_uri if settings.functions_url else None
+    redirect = settings.redirect_uri if settings.has_function_urls else None
     credentials = [{
         "instance": c["instance"], "client_id": c["client_id"], "redirect_uri": redirect,
         "status": c.get("status", "not_connected"), "connected_email": c.get("connected_email"),
@@ -175,6 +175,11 @@ def set_global_setting(services, key: str, value) -> object:
 def admin_url(services, ttl_seconds: int = LINK_TTL_SECONDS) -> str:
     token = signing.sign(services.settings.signing_key, "admin_login", {}, ttl_seconds)
     return f"{services.settings.function_url('admin')}/login?{urlencode({'t': token})}"
+
+
+def check_link(services, purpose: str, token: str) -> dict:
+    """Verify a signed link without spending it (its confirmation page); AuthError if invalid."""
+    return signing.verify(services.settings.signing_key, purpose, token)
 
 
 def verify_link_once(services, purpose: str, token: str) -> dict:

@@ -144,8 +144,13 @@ def compose(services, ticket: dict, text: str, html: str | None = None, attachme
     messages = _delivered_messages(store, ticket["id"])
     in_reply_to, references = mime.reference_chain(messages) if in_reply_to_latest else (None, [])
     thread_id = _thread_for(ticket, mailbox["name"], messages)
-    subject = mime.thread_reply_subject(_thread_subject(ticket, mailbox["name"], thread_id, messages),
-                                        ticket.get("subject", ""), ticket.get("number"), fmt)
+    thread_subject = _thread_subject(ticket, mailbox["name"], thread_id, messages)
+    if kind == "acknowledgement" and thread_subject is not None and (
+            rules.repeatable_subject(thread_subject) != mime.clean_header_text(thread_subject)):
+        # an acknowledgement never repeats a baiting subject (rules.repeatable_subject): it leaves
+        # the Gmail thread, whose subject it would have to carry, and keeps its neutral one
+        thread_id = thread_subject = None
+    subject = mime.thread_reply_subject(thread_subject, ticket.get("subject", ""), ticket.get("number"), fmt)
     out = mime.Outgoing(
         from_email=mime.check_address(outgoing.get("send_as") or mailbox["address"], "From address"),
         from_name=mime.check_header_value("display name", outgoing.get("display_name") or ""),

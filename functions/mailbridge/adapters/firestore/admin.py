@@ -1,7 +1,8 @@
 """Firestore repository of the admin pages: sessions and stored-message lookups. Mixed into
 Store (adapters/firestore/store.py).
 
-Layout: admin_sessions/{sha256(session id)}  csrf token, expiry, one-shot flash message
+Layout: admin_sessions/{sha256(session id)}  csrf token, who, key generation, last use,
+        expires_at (absolute end; Firestore's TTL policy deletes the document), one-shot flash message
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ class AdminRepository:
 
     def delete_admin_session(self, key: str) -> None:
         self.db.collection(SESSIONS).document(key).delete()
+
+    def delete_all_admin_sessions(self) -> int:
+        """End every admin session (scripts/mailbridge admin sessions revoke-all)."""
+        count = 0
+        while True:
+            refs = [snap.reference for snap in self.db.collection(SESSIONS).limit(300).stream()]
+            if not refs:
+                return count
+            batch = self.db.batch()
+            for ref in refs:
+                batch.delete(ref)
+            batch.commit()
+            count += len(refs)
+
+    def peek_oauth_state(self, state: str) -> dict | None:
+        """An OAuth state as stored (used or not, expired or not): which mailbox a failed
+        sign-in belonged to, so the answer can return to that mailbox's page."""
+        if not state or "/" in state or len(state) > 200:
+            return None
+        snap = self.db.collection("oauth_states").document(state).get()
+        return snap.to_dict() if snap.exists else None
 
     def find_stored_message(self, message_id: str) -> dict | None:
         """The stored message (inbound or outbound) whose message.id is `message_id`."""

@@ -210,7 +210,9 @@ class Store(OutboundRepository, AdminRepository):
 
     def consume_oauth_state(self, state: str) -> dict:
         """Return the state and replace it by a used-marker, so the PKCE verifier and the
-        mailbox binding are gone once used; unknown, used or expired state is refused."""
+        mailbox binding are gone once used; unknown, used or expired state is refused. An expired
+        state is left as it is (its TTL deletes it), so the callback can still name its mailbox
+        (services/connect.finish, peek_oauth_state)."""
         if not state or "/" in state or len(state) > 200:
             raise AuthError("unknown sign-in state")
         ref = self.db.collection("oauth_states").document(state)
@@ -224,13 +226,13 @@ class Store(OutboundRepository, AdminRepository):
             data = snap.to_dict()
             if data.get("used"):
                 raise AuthError("this sign-in link was already used: start again from the mailbox page")
-            tx.set(ref, {"used": True, "expires_at": data.get("expires_at") or datetime.now(timezone.utc)})
+            if data["expires_at"] < datetime.now(timezone.utc):
+                raise AuthError("sign-in took too long and expired: start again from the mailbox page")
+            tx.set(ref, {"used": True, "expires_at": data["expires_at"]})
             return data
 
         data = run(transaction)
         self.write_count += 1
-        if data["expires_at"] < datetime.now(timezone.utc):
-            raise AuthError("sign-in took too long and expired: start again from the mailbox page")
         return data
 
     def use_nonce(self, nonce: str, expires_epoch: int) -> None:

@@ -1,14 +1,14 @@
 """Admin pages: server-rendered HTML over the same use cases as the CLI.
 
-A signed, single-use link (`scripts/mailbridge admin-url`) opens a session; every state-changing
-form carries the session's CSRF token. Paths are relative to the function, whether it is mounted
+Admins sign in with Google (services/admin_access.py); a signed, single-use link
+(`scripts/mailbridge admin-url`) is the break-glass way in, spent only by the POST of its
+confirmation page (a link scanner's GET or HEAD spends nothing). Every state-changing form
+carries the session's CSRF token. Paths are relative to the function, whether it is mounted
 at `$MAILBRIDGE_FUNCTIONS_URL/admin` or deployed at the root of its own URL.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-import hashlib
 import hmac
 import os
 import re
@@ -24,9 +24,11 @@ from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services, templates
 from mailbridge.logs import log_event
 from mailbridge.domain.parsing import safe_filename, sanitize_html
-from mailbridge.services import labels, mailboxes, outbox, outgoing, sync, tickets
+from mailbridge.services import admin_access, connect as connect_service, labels, mailboxes, outbox, outgoing, sync, tickets
 
-SESSION_TTL = timedelta(hours=12)
+SESSION_TTL = admin_access.SESSION_TTL
+SIGNIN_COOKIE = "mailbridge_signin"
+SIGNIN_OUTCOMES = ("ok", "failed", "expired", "unknown")
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 TICKET_ID = re.compile(r"^\d{1,12}$")
@@ -100,7 +102,8 @@ class Ctx:
 
     def csp(self) -> str:
         form_targets = {"'self'"}
-        for url in (self.settings.functions_url, self.settings.oauth_auth_url or "https://accounts.google.com"):
+        for url in (self.settings.functions_url, self.settings.oauth_auth_url or "https://accounts.google.com",
+                    *self.settings.function_urls.values()):
             if _origin(url):
                 form_targets.add(_origin(url))
         return ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -129,6 +132,8 @@ def render(ctx: Ctx, template: str, status: int = 200, **values):
     if ctx.session and ctx.session.get("flash") and status < 300:
         flash = ctx.session["flash"]
         _pop_flash(ctx)
+    if ctx.session and status < 300:
+        values.setdefault("signin_notice", _signin_notice(ctx))
     document = environment().get_template(template).render(
         u=ctx.url, csrf=ctx.csrf, signed_in=ctx.session is not None, instance=ctx.settings.instance,
         flash=flash, error=values.pop("error", None), **values)
@@ -141,60 +146,141 @@ def redirect(ctx: Ctx, location: str, flash: str | None = None, kind: str = "ok"
     return _response("", 303, _headers(ctx, {"Location": location}))
 
 
-def unauthorized(ctx: Ctx | None, reason: str | None = None):
+def unauthorized(ctx: Ctx | None, reason: str | None = None, status: int = 401):
+    """The sign-in page: Google sign-in (or why it is not set up) and the break-glass link."""
+    google_problem, next_path = "sign-in with Google is not available here", "/"
+    if ctx is not None:
+        try:
+            google_problem = ctx.services.admin_signin.configured()
+        except MailbridgeError as e:
+            google_problem = str(e)
+        if ctx.request.method == "GET" and ctx.path not in ("/login", "/signin/callback", "/signin"):
+            next_path = ctx.path + (("?" + ctx.request.query_string.decode("latin-1"))
+                                    if ctx.request.query_string else "")
     document = environment().get_template("unauthorized.html").render(
         u=(ctx.url if ctx else (lambda p="/", **q: p)), csrf="", signed_in=False, flash=None, error=None,
-        instance="", reason=reason)
-    return _response(document, 401, _headers(ctx, {"Content-Type": "text/html; charset=utf-8"}))
+        instance="", reason=reason, google_problem=google_problem, next_path=next_path,
+        session_hours=int(SESSION_TTL.total_seconds() // 3600),
+        idle_minutes=int(admin_access.IDLE_TIMEOUT.total_seconds() // 60))
+    return _response(document, status, _headers(ctx, {"Content-Type": "text/html; charset=utf-8"}))
 
 
-# -- sessions -----------------------------------------------------------------------------------
-def _session_key(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
-
-
+# -- sessions and the ways in ---------------------------------------------------------------------
 def load_session(ctx: Ctx) -> None:
-    session_id = ctx.request.cookies.get(ctx.cookie_name, "")
-    if not session_id or len(session_id) > 200:
-        return
-    key = _session_key(session_id)
-    data = ctx.services.store.get_admin_session(key)
-    if data is None:
-        return
-    if data.get("expires_at") is None or data["expires_at"] < datetime.now(timezone.utc):
-        return
-    ctx.session, ctx.session_key = data, key
+    found = admin_access.load_session(ctx.services, ctx.request.cookies.get(ctx.cookie_name, ""))
+    if found is not None:
+        ctx.session_key, ctx.session = found
 
 
 def _pop_flash(ctx: Ctx) -> None:
     ctx.services.store.clear_admin_flash(ctx.session_key)
 
 
-def login(ctx: Ctx):
-    token = ctx.request.args.get("t", "")
-    if not token:
-        return unauthorized(ctx)
-    try:
-        mailboxes.verify_link_once(ctx.services, "admin_login", token)
-    except AuthError as e:
-        return unauthorized(ctx, str(e))
-    session_id = secrets.token_urlsafe(32)
-    now = datetime.now(timezone.utc)
-    ctx.services.store.put_admin_session(_session_key(session_id), {
-        "csrf": secrets.token_urlsafe(32), "created_at": now, "expires_at": now + SESSION_TTL})
-    log_event("INFO", "admin session opened")
-    response = _response("", 303, _headers(ctx, {"Location": ctx.url("/")}))
+def _continue_page(ctx: Ctx, title: str, text: str, location: str, status: int = 200):
+    """A page that moves on by itself: after a cross-site arrival (Google's redirect) the
+    SameSite=Strict session cookie is sent only on a navigation our own page starts."""
+    document = environment().get_template("continue.html").render(
+        u=ctx.url, csrf="", signed_in=False, flash=None, error=None, instance=ctx.settings.instance,
+        title=title, text=text, location=location)
+    return _response(document, status, _headers(ctx, {"Content-Type": "text/html; charset=utf-8"}))
+
+
+def _open_session(ctx: Ctx, email: str | None, via: str, location: str, page: tuple[str, str] | None = None):
+    session_id = admin_access.open_session(ctx.services, email, via)
+    if page is None:
+        response = _response("", 303, _headers(ctx, {"Location": location}))
+    else:
+        response = _continue_page(ctx, page[0], page[1], location)
     response.set_cookie(ctx.cookie_name, session_id, max_age=int(SESSION_TTL.total_seconds()), path="/",
                         secure=ctx.secure, httponly=True, samesite="Strict")
     return response
 
 
+def login(ctx: Ctx):
+    """The break-glass link: GET shows a confirmation page, only its POST spends the link."""
+    token = (ctx.form("t") if ctx.request.method == "POST" else ctx.request.args.get("t", "")).strip()
+    if not token:
+        return unauthorized(ctx)
+    if ctx.request.method == "GET":
+        try:
+            mailboxes.check_link(ctx.services, "admin_login", token)
+        except AuthError as e:
+            return unauthorized(ctx, str(e))
+        return render(ctx, "login.html", token=token)
+    try:
+        mailboxes.verify_link_once(ctx.services, "admin_login", token)
+    except AuthError as e:
+        return unauthorized(ctx, str(e))
+    return _open_session(ctx, None, "link", ctx.url("/"))
+
+
+def signin_start(ctx: Ctx):
+    """Sign in with Google: to Google's account chooser, with a cookie binding this browser."""
+    next_path = ctx.form("next", "/")
+    try:
+        url, binding = admin_access.start_signin(ctx.services, ctx.settings.admin_redirect_uri, next_path)
+    except MailbridgeError as e:
+        return unauthorized(ctx, f"Sign-in with Google cannot start: {e}", errors.http_status(e))
+    response = _response("", 303, _headers(ctx, {"Location": url}))
+    # Lax: the cookie must come back on Google's top-level redirect to the callback.
+    response.set_cookie(SIGNIN_COOKIE, binding, max_age=admin_access.SIGNIN_STATE_TTL_SECONDS, path="/",
+                        secure=ctx.secure, httponly=True, samesite="Lax")
+    return response
+
+
+def signin_callback(ctx: Ctx):
+    args = ctx.request.args
+    try:
+        if not args.get("state"):
+            raise AuthError("the answer from Google has no state: start again")
+        email, next_path = admin_access.finish_signin(
+            ctx.services, state=args["state"], code=args.get("code"), error=args.get("error"),
+            binding=ctx.request.cookies.get(SIGNIN_COOKIE, ""), redirect_uri=ctx.settings.admin_redirect_uri)
+    except MailbridgeError as e:
+        response = unauthorized(ctx, f"Sign-in refused: {e}", 403 if isinstance(e, AuthError) else errors.http_status(e))
+        response.delete_cookie(SIGNIN_COOKIE, path="/", secure=ctx.secure, httponly=True, samesite="Lax")
+        return response
+    response = _open_session(ctx, email, "google", ctx.url(next_path) if next_path != "/" else ctx.url("/"),
+                             page=("Signed in", f"Signed in as {email}."))
+    response.delete_cookie(SIGNIN_COOKIE, path="/", secure=ctx.secure, httponly=True, samesite="Lax")
+    return response
+
+
 def logout(ctx: Ctx):
     ctx.services.store.delete_admin_session(ctx.session_key)
-    response = unauthorized(ctx, "You are signed out.")
-    response.status_code = 200
+    response = unauthorized(ctx, "You are signed out.", 200)
     response.delete_cookie(ctx.cookie_name, path="/", secure=ctx.secure, httponly=True, samesite="Strict")
     return response
+
+
+def connect_confirm(ctx: Ctx, name: str):
+    """The stable start URL of a mailbox sign-in (oauth_start?mailbox=NAME&instance=I lands here):
+    a confirmation page; its POST goes to Google."""
+    mailbox = ctx.services.store.get_mailbox(name)
+    instance = (ctx.request.args.get("instance") or ctx.settings.instance).strip()
+    return render(ctx, "connect.html", m=mailbox, connect_instance=instance)
+
+
+def _signin_notice(ctx: Ctx) -> dict | None:
+    """The result of a mailbox's Google sign-in (oauth_callback sends the admin back with
+    ?signin=OUTCOME): the words come from the stored credential, never from the address."""
+    outcome = ctx.request.args.get("signin", "")
+    if outcome not in SIGNIN_OUTCOMES:
+        return None
+    parts = ctx.path.strip("/").split("/")
+    if outcome == "unknown" or len(parts) < 2 or parts[0] != "mailboxes":
+        return {"kind": "warn", "mailbox": None, "text": "The answer from Google did not match a sign-in started "
+                "here (forged, or from another deployment). Start again from the mailbox's page."}
+    try:
+        mailbox = ctx.services.store.get_mailbox(parts[1])
+    except MailbridgeError:
+        return None
+    credential = models.credential_of(mailbox, ctx.settings.instance) or {}
+    if outcome == "ok" and credential.get("status") == "connected":
+        return {"kind": "ok", "mailbox": None,
+                "text": f"Connected as {credential.get('connected_email')}: new mail will become tickets."}
+    reason = credential.get("last_error") or "the sign-in did not finish"
+    return {"kind": "err", "mailbox": mailbox["name"], "text": f"Sign-in with Google failed: {reason}."}
 
 
 # -- mailboxes ----------------------------------------------------------------------------------
@@ -235,7 +321,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
     view["outbox"] = outbox.status(services, mailbox)
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
-    redirect_uri = ctx.settings.redirect_uri if ctx.settings.functions_url else ""
+    redirect_uri = ctx.settings.redirect_uri if ctx.settings.has_function_urls else ""
     return render(ctx, "mailbox.html", status, m=view, own=own, labels=label_list, label_note=label_note,
                   redirect_uri=redirect_uri, after_processing=models.AFTER_PROCESSING, error=error)
 
@@ -264,9 +350,12 @@ def credentials_add(ctx: Ctx, name: str):
 
 
 def connect(ctx: Ctx, name: str):
+    instance = ctx.form("instance", ctx.settings.instance).strip() or ctx.settings.instance
     try:
-        url = mailboxes.connect_url(ctx.services, name)
+        url = connect_service.consent_for_admin(ctx.services, name, instance)
     except MailbridgeError as e:
+        if isinstance(e, NotFound) and "no mailbox" in str(e):
+            raise
         return mailbox_detail(ctx, name, str(e), errors.http_status(e))
     return _response("", 303, _headers(ctx, {"Location": url}))
 
@@ -401,7 +490,7 @@ def settings_page(ctx: Ctx, error=None, status=200):
     names = [m["name"] for m in services.store.list_mailboxes()]
     scopes = list(routing.SCOPES)
     return render(ctx, "settings.html", status, s=current, mailbox_names=names, error=error,
-                  overrides=_overrides(ctx), override_scopes=scopes)
+                  overrides=_overrides(ctx), override_scopes=scopes, admin_access=_admin_access_view(ctx))
 
 
 def settings_save(ctx: Ctx):
@@ -420,6 +509,24 @@ def settings_save(ctx: Ctx):
     except MailbridgeError as e:
         return settings_page(ctx, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url("/settings"), "Settings saved.")
+
+
+def _admin_access_view(ctx: Ctx) -> dict:
+    try:
+        redirect_uri = ctx.settings.admin_redirect_uri
+    except MailbridgeError:
+        redirect_uri = "(set MAILBRIDGE_FUNCTION_URLS)"
+    return {"env_emails": list(ctx.settings.admin_emails), "env_domain": ctx.settings.admin_domain,
+            "redirect_uri": redirect_uri, "google_problem": ctx.services.admin_signin.configured()}
+
+
+def admin_access_save(ctx: Ctx):
+    try:
+        for key in ("admin_emails", "admin_domain"):
+            mailboxes.set_global_setting(ctx.services, key, ctx.form(key))
+    except MailbridgeError as e:
+        return settings_page(ctx, str(e), errors.http_status(e))
+    return redirect(ctx, ctx.url("/settings") + "#admin-access", "Admin access saved.")
 
 
 def override_set(ctx: Ctx):
@@ -578,6 +685,9 @@ class _NameConverter(BaseConverter):
 PAGES = [
     # method, path, handler, needs a session
     ("GET", "/login", login, False),
+    ("POST", "/login", login, False),
+    ("POST", "/signin", signin_start, False),
+    ("GET", "/signin/callback", signin_callback, False),
     ("GET", "/admin.js", script, False),
     ("POST", "/logout", logout, True),
     ("GET", "/", mailbox_list, True),
@@ -585,6 +695,7 @@ PAGES = [
     ("POST", "/mailboxes", mailbox_create, True),
     ("GET", "/mailboxes/<name:name>", mailbox_detail, True),
     ("POST", "/mailboxes/<name:name>/credentials", credentials_add, True),
+    ("GET", "/mailboxes/<name:name>/connect", connect_confirm, True),
     ("POST", "/mailboxes/<name:name>/connect", connect, True),
     ("POST", "/mailboxes/<name:name>/disconnect", disconnect, True),
     ("POST", "/mailboxes/<name:name>/poll", poll_now, True),
@@ -596,6 +707,7 @@ PAGES = [
     ("POST", "/mailboxes/<name:name>/inbound/<gmail_id>/retry", inbound_retry, True),
     ("GET", "/settings", settings_page, True),
     ("POST", "/settings", settings_save, True),
+    ("POST", "/settings/admin-access", admin_access_save, True),
     ("POST", "/settings/overrides", override_set, True),
     ("POST", "/settings/overrides/remove", override_remove, True),
     ("GET", "/tickets", ticket_list, True),
@@ -625,6 +737,8 @@ def handle(request):
     ctx = None
     try:
         ctx = Ctx(request)
+        if request.method == "HEAD":  # a link scanner's HEAD learns nothing and spends nothing
+            return _response("", 405, _headers(ctx, {"Allow": "GET, POST"}))
         handler, private, params, allowed = _match(request.method, ctx.path)
         if private or handler is None:
             load_session(ctx)
