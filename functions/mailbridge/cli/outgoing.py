@@ -11,7 +11,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput, MailbridgeError
-from mailbridge.services import outgoing
+from mailbridge.services import mailboxes, outgoing
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -97,6 +97,7 @@ def overrides():
 def overrides_set(scope, key, mailbox_name):
     """SCOPE is ticket, ticket_type, team or client."""
 
+    mailboxes.check_override_target(common.services(), scope, key, mailbox_name)
     row = outgoing.set_override(common.services(), scope, key, mailbox_name)
     click.echo(f"{row['scope']} {row['key']} → {row['mailbox']}")
 
