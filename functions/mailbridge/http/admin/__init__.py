@@ -563,18 +563,26 @@ def outgoing_save(ctx: Ctx, name: str):
 PAGE_SIZE = 50
 
 
+def _page_size(ctx: Ctx) -> int:
+    """Rows per page: ?size=N (1-200) or PAGE_SIZE."""
+    raw = ctx.request.args.get("size", "")
+    return min(max(int(raw), 1), 200) if raw.isdigit() and len(raw) < 4 else PAGE_SIZE
+
+
 def inbound(ctx: Ctx, name: str, error=None, status=200):
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     fields = ("gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts", "processed_at",
               "subject", "from_email")
     before = ctx.request.args.get("before", "").strip()[:40] or None
-    found, more = tickets.page(services.store.inbound_log(name, PAGE_SIZE + 1, before=before), PAGE_SIZE)
+    size = _page_size(ctx)
+    found, more = tickets.page(services.store.inbound_log(name, size + 1, before=before), size)
     rows = [{k: row.get(k) for k in fields} for row in found]
-    older = ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound", before=rows[-1]["processed_at"]) \
+    shown_size = size if size != PAGE_SIZE else None
+    older = ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound", before=rows[-1]["processed_at"], size=shown_size) \
         if more and rows and rows[-1].get("processed_at") else None
     return render(ctx, "inbound.html", status, m=mailbox, rows=rows, error=error, older=older, paged=bool(before),
-                  newest=ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound"))
+                  newest=ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound", size=shown_size))
 
 
 def inbound_retry(ctx: Ctx, name: str, gmail_id: str):
@@ -659,12 +667,15 @@ def ticket_list(ctx: Ctx):
         mailbox = None
     before = ctx.request.args.get("before", "").strip()
     before = int(before) if before.isdigit() and len(before) < 13 else None
-    rows, more = tickets.page(services.store.list_tickets(mailbox=mailbox, status=status, limit=PAGE_SIZE + 1,
-                                                          before=before), PAGE_SIZE)
-    older = ctx.url("/tickets", mailbox=mailbox, status=status, before=rows[-1]["number"]) if more and rows else None
+    size = _page_size(ctx)
+    shown_size = size if size != PAGE_SIZE else None
+    rows, more = tickets.page(services.store.list_tickets(mailbox=mailbox, status=status, limit=size + 1,
+                                                          before=before), size)
+    older = ctx.url("/tickets", mailbox=mailbox, status=status, before=rows[-1]["number"], size=shown_size) \
+        if more and rows else None
     return render(ctx, "tickets.html", tickets=rows, mailbox_names=names, mailbox=mailbox or "",
                   status_filter=status or "", older=older, paged=before is not None,
-                  newest=ctx.url("/tickets", mailbox=mailbox, status=status))
+                  newest=ctx.url("/tickets", mailbox=mailbox, status=status, size=shown_size))
 
 
 def _resolution(ctx: Ctx, ticket: dict) -> dict:
