@@ -65,7 +65,12 @@ def _print_preview(result: dict) -> None:
 @click.option("--dry-run", is_flag=True, help="Show mailbox, rule, recipients and headers; send nothing.")
 @click.option("--json", "as_json", is_flag=True)
 def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, as_json):
-    """Reply to TICKET through its resolved outgoing mailbox."""
+    """Reply to TICKET through its resolved outgoing mailbox.
+
+    \b
+    Example:
+      scripts/mailbridge reply 42 --body-file answer.txt --dry-run --json
+    """
 
     text = _read_text(body_file, "body file")
     html = _read_text(html_file, "HTML file") if html_file else None
@@ -88,14 +93,25 @@ def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, as_
 
 @click.group("overrides")
 def overrides():
-    """Outgoing mailbox per ticket, ticket type, team or client (client = name or email domain)."""
+    """Outgoing mailbox per ticket, ticket type, team or client (client = name or email domain).
+
+    \b
+    Example:
+      scripts/mailbridge overrides set team billing billing-desk
+    """
 
 @overrides.command("set")
 @click.argument("scope", metavar="SCOPE")
 @click.argument("key")
 @click.argument("mailbox_name", metavar="MAILBOX")
 def overrides_set(scope, key, mailbox_name):
-    """SCOPE is ticket, ticket_type, team or client."""
+    """SCOPE is ticket, ticket_type, team or client; the ticket must exist and the mailbox have
+    credentials for this instance.
+
+    \b
+    Example:
+      scripts/mailbridge overrides set client customer.example support
+    """
 
     mailboxes.check_override_target(common.services(), scope, key, mailbox_name)
     row = outgoing.set_override(common.services(), scope, key, mailbox_name)
@@ -104,6 +120,12 @@ def overrides_set(scope, key, mailbox_name):
 @overrides.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def overrides_list(as_json):
+    """Every override, strongest scope first.
+
+    \b
+    Example:
+      scripts/mailbridge overrides list --json
+    """
     rows = outgoing.list_overrides(common.services())
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -117,6 +139,12 @@ def overrides_list(as_json):
 @click.argument("scope", metavar="SCOPE")
 @click.argument("key")
 def overrides_remove(scope, key):
+    """Remove one override.
+
+    \b
+    Example:
+      scripts/mailbridge overrides remove team billing
+    """
     outgoing.remove_override(common.services(), scope, key)
     click.echo(f"{scope} override for {key} removed")
 
