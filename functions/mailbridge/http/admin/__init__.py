@@ -47,6 +47,7 @@ def environment():
                                     trim_blocks=True, lstrip_blocks=True,
                                     undefined=jinja2.ChainableUndefined)
         _jinja.globals["q"] = lambda value: quote(str(value), safe="")
+        _jinja.globals["instance_label"] = mailboxes.instance_label
         _jinja.filters["when"] = when
         _jinja.filters["count_of"] = lambda count, word: plural(int(count or 0), word)
     return _jinja
@@ -317,7 +318,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200, form=None, secti
                   redirect_uri=redirect_uri, after_processing=models.AFTER_PROCESSING, error=error,
                   form=form or {}, form_section=section if error else None,
                   field_errors={field: error} if field else {}, sections=MAILBOX_SECTIONS,
-                  instances=mailboxes.INSTANCES, instance_label=mailboxes.instance_label)
+                  instances=mailboxes.INSTANCES)
 
 
 def _mailbox_action(ctx: Ctx, name: str, action, done_message, section: str = "overview", fields=()):
