@@ -135,3 +135,19 @@ def test_tickets_set_team_stores_the_field_overrides_match(services, fake, capsy
 def test_an_override_for_a_missing_ticket_is_refused(services, capsys, monkeypatch):
     code, _out, err = run(["overrides", "set", "ticket", "999", "help"], capsys, monkeypatch)
     assert (code, "no ticket '999'" in err) == (2, True)
+
+
+def test_a_secret_that_does_not_match_its_client_id_is_named_in_last_error(mb_env, fake, firestore, storage_emulator):
+    from mailbridge.errors import AuthError
+    from mailbridge.services import connect, mailboxes
+    from tests.helpers import client_id_for, follow_consent, register_google_side
+
+    services = make_services()
+    client_id = client_id_for("typo")
+    register_google_side(fake.url, services, "typo@acme.example", client_id)
+    mailboxes.add_mailbox(services, "typo", "typo@acme.example")
+    mailboxes.add_credentials(services, "typo", "production", client_id, "a-mistyped-secret")
+    params = follow_consent(services, fake.url, "typo")
+    with pytest.raises(AuthError, match="secret does not match"):
+        connect.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    assert "secret does not match" in services.store.get_mailbox("typo")["credentials"][0]["last_error"]
