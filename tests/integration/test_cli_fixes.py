@@ -151,3 +151,12 @@ def test_a_secret_that_does_not_match_its_client_id_is_named_in_last_error(mb_en
     with pytest.raises(AuthError, match="secret does not match"):
         connect.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     assert "secret does not match" in services.store.get_mailbox("typo")["credentials"][0]["last_error"]
+
+
+def test_labels_list_puts_user_labels_before_system_labels(services, capsys, monkeypatch):
+    from mailbridge.services import labels
+
+    labels.create_label(services, "help", "Helpdesk/Done")
+    code, out, _err = run(["labels", "list", "help", "--json"], capsys, monkeypatch)
+    names = [row["name"] for row in json_of(out)]
+    assert (code, names.index("Helpdesk/Done") < names.index("TRASH")) == (0, True)

@@ -30,6 +30,7 @@ def labels_list(mailbox_name, as_json):
       scripts/mailbridge labels list support --json
     """
     rows = label_service.list_labels(common.services(), mailbox_name)
+    rows.sort(key=lambda l: l["type"] == "system")  # stable: user labels first, each group by name
 
     def render(items):
         for l in items:
