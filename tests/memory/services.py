@@ -41,20 +41,40 @@ class MemoryBlobs:
 
 
 class MemoryOAuth:
-    def __init__(self):
+    def __init__(self, store=None, secrets=None):
         self.revoked: list[tuple[str, str, str]] = []
+        self.revoked_tokens: list[str] = []  # tokens sent to Google's revoke endpoint
+        self.store, self.secrets = store, secrets
 
     def mark_revoked(self, mailbox_name: str, instance: str, reason: str) -> None:
         self.revoked.append((mailbox_name, instance, reason))
+
+    def revoke(self, token: str | None) -> None:
+        if token:
+            self.revoked_tokens.append(token)
+
+    def forget(self, mailbox_name: str, instance: str) -> None:
+        pass  # no token cache here
+
+    def disconnect(self, mailbox: dict, instance: str) -> dict:
+        """As adapters/google_auth.py: revoke, destroy the refresh token, mark not connected."""
+        cred = models.require_credential(mailbox, instance)
+        if cred.get("refresh_token_secret"):
+            self.revoke(self.secrets.get(cred["refresh_token_secret"]))
+            self.secrets.destroy_all_versions(cred["refresh_token_secret"])
+        return self.store.update_credential(mailbox["name"], instance, {
+            "status": "not_connected", "connected_email": None, "connected_at": None,
+            "refresh_token_secret": None, "last_error": None, "disconnected_at": models.now_iso()})
 
 
 def memory_services(**settings):
     """(services, gmail accounts): a container whose ports are all in memory; tasks wait in the
     MemoryQueue until a test delivers them (`services.queue.deliver(services, kinds=...)`)."""
     accounts = MemoryMailboxes()
+    store, secrets = MemoryStore(), MemorySecrets()
     services = bootstrap.bootstrap(
         Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
-        store=MemoryStore(), secrets=MemorySecrets(), blobs=MemoryBlobs(), google=MemoryOAuth(),
+        store=store, secrets=secrets, blobs=MemoryBlobs(), google=MemoryOAuth(store, secrets),
         queue=MemoryQueue(settings.get("instance", "production")),
         gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
     return services, accounts

@@ -96,6 +96,23 @@ class MemoryStore:
         self._merge("mailboxes", name, {"credentials": mailbox["credentials"]})
         return cred
 
+    def remove_credential(self, name: str, instance: str) -> dict:
+        mailbox = self.get_mailbox(name)
+        cred = models.credential_of(mailbox, instance)
+        if cred is None:
+            raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
+        rest = [c for c in mailbox["credentials"] if c["instance"] != instance]
+        self._merge("mailboxes", name, {"credentials": rest})
+        return cred
+
+    def delete_mailbox(self, name: str) -> None:
+        self.get_mailbox(name)
+        for key in [k for k in self.docs if (k[0] == "mailboxes" and k[1] == name)
+                    or (k[0] == "sync" and k[1].split("~", 1)[0] == name)]:
+            del self.docs[key]
+            self.versions.pop(key, None)
+        self.write_count += 1
+
     # -- sync and leases ------------------------------------------------------------------------
     def get_sync(self, mailbox: str, instance: str) -> dict:
         return self._get("sync", f"{mailbox}~{instance}") or {}
@@ -187,10 +204,11 @@ class MemoryStore:
             changes["thread_keys"] = ticket.get("thread_keys", []) + [k for k in thread_keys if k not in ticket.get("thread_keys", [])]
         self._merge("tickets", ticket_id, changes)
 
-    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200) -> list[dict]:
+    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
+                     before: int | None = None) -> list[dict]:
         rows = [t for t in self._all("tickets") if (not mailbox or t.get("mailbox") == mailbox)
-                and (not status or t.get("status") == status)]
-        return sorted(rows, key=lambda t: -int(t["number"]))[:limit]
+                and (not status or t.get("status") == status) and (before is None or int(t["number"]) < before)]
+        return sorted(rows, key=lambda t: -int(t["number"]))[:limit or None]
 
     def ticket_messages(self, ticket_id: str) -> list[dict]:
         rows = [r for coll in ("inbound", "outbound") for r in self._all(coll)
@@ -217,9 +235,14 @@ class MemoryStore:
                 found[gmail_id] = {**row, "_update_time": self.versions[("inbound", f"{mailbox}~{gmail_id}")]}
         return found
 
-    def inbound_log(self, mailbox: str, limit: int = 500) -> list[dict]:
-        rows = [r for r in self._all("inbound") if r.get("mailbox") == mailbox]
-        return sorted(rows, key=lambda r: r.get("processed_at") or "", reverse=True)[:limit]
+    def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
+        rows = [r for r in self._all("inbound") if r.get("mailbox") == mailbox
+                and (before is None or (r.get("processed_at") or "") < before)]
+        return sorted(rows, key=lambda r: r.get("processed_at") or "", reverse=True)[:limit or None]
+
+    def inbound_since(self, mailbox: str, since: str) -> list[dict]:
+        rows = [r for r in self._all("inbound") if r.get("mailbox") == mailbox and (r.get("processed_at") or "") >= since]
+        return sorted(rows, key=lambda r: r.get("processed_at") or "", reverse=True)
 
     def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
         data = self._get("inbound", f"{mailbox}~{gmail_id}") or {}

@@ -1,4 +1,5 @@
-"""Mailbox and credential commands: mailbox add|list|show|set, credentials add, connect-url, disconnect."""
+"""Mailbox and credential commands: mailbox add|list|show|set|remove, credentials add|set|remove,
+connect-url, disconnect."""
 
 from __future__ import annotations
 
@@ -11,17 +12,36 @@ from mailbridge.cli import common
 from mailbridge.errors import InvalidInput
 from mailbridge.services import mailboxes, outbox
 
+INSTANCE_HELP = "production, uat or dev (any case)."
+
+
+def _read_secret(client_secret_stdin: bool) -> str:
+    if not client_secret_stdin:
+        raise InvalidInput("pass --client-secret-stdin and pipe the secret (it never goes on the command line)")
+    return sys.stdin.readline().strip()
+
 
 # -- mailboxes ----------------------------------------------------------------------------------
 @click.group()
 def mailbox():
-    """Create and inspect mailboxes."""
+    """Create, inspect, change and remove mailboxes.
+
+    \b
+    Example:
+      scripts/mailbridge mailbox add support --address support@example.com
+    """
 
 
 @mailbox.command("add")
 @click.argument("name")
-@click.option("--address", required=True, help="The mailbox's Google Workspace address.")
+@click.option("--address", required=True, help="The mailbox's Google Workspace address (not gmail.com).")
 def mailbox_add(name, address):
+    """Create a mailbox for a dedicated Google Workspace address.
+
+    \b
+    Example:
+      scripts/mailbridge mailbox add support --address support@example.com
+    """
     created = mailboxes.add_mailbox(common.services(), name, address)
     click.echo(f"mailbox {created['name']} <{created['address']}> created; next: "
                f"scripts/mailbridge credentials add {created['name']} --instance {common.services().settings.instance} "
@@ -29,8 +49,14 @@ def mailbox_add(name, address):
 
 
 @mailbox.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of `mailbox show --json` objects.")
 def mailbox_list(as_json):
+    """Every mailbox with its status for this instance.
+
+    \b
+    Example:
+      scripts/mailbridge mailbox list --json
+    """
     services = common.services()
     views = [mailboxes.view(services, m) for m in services.store.list_mailboxes()]
 
@@ -45,8 +71,14 @@ def mailbox_list(as_json):
 
 @mailbox.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (no secrets).")
 def mailbox_show(name, as_json):
+    """A mailbox's settings, credential sets and sync state.
+
+    \b
+    Example:
+      scripts/mailbridge mailbox show support
+    """
     services = common.services()
     box = services.store.get_mailbox(name)
     data = {**mailboxes.view(services, box), "outbox": outbox.status(services, box)}
@@ -78,47 +110,132 @@ def mailbox_show(name, as_json):
 @click.argument("key")
 @click.argument("value")
 def mailbox_set(name, key, value):
+    """Change one setting (KEY is a dotted path into incoming or outgoing).
+
+    \b
+    Example:
+      scripts/mailbridge mailbox set support incoming.after_processing archive
+    """
     path, typed = mailboxes.set_mailbox_setting(common.services(), name, key, value)
     click.echo(f"{name}: {path} = {json.dumps(typed)}")
+
+
+@mailbox.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: the removal cannot be undone.")
+def mailbox_remove(name, yes):
+    """Delete a mailbox: stop its watch, revoke its tokens, destroy its secrets.
+
+    Its tickets and its inbound log are kept.
+
+    \b
+    Example:
+      scripts/mailbridge mailbox remove old-support --yes
+    """
+    if not yes:
+        raise InvalidInput(f"removing mailbox {name!r} revokes its tokens and cannot be undone: add --yes")
+    result = mailboxes.remove_mailbox(common.services(), name)
+    sets = len(result["credentials_removed"])
+    click.echo(f"mailbox {name} removed ({sets} credential {'set' if sets == 1 else 'sets'} revoked and destroyed); "
+               "its tickets and inbound log are kept")
 
 
 # -- credentials / connection -------------------------------------------------------------------
 @click.group()
 def credentials():
-    """OAuth client credential sets, one per instance."""
+    """OAuth client credential sets, one per instance (production, uat, dev).
+
+    \b
+    Example:
+      printf '%s\\n' "$SECRET" | scripts/mailbridge credentials add support --instance production \\
+          --client-id 123-abc.apps.googleusercontent.com --client-secret-stdin
+    """
 
 
 @credentials.command("add")
 @click.argument("mailbox_name", metavar="MAILBOX")
-@click.option("--instance", required=True, help="production, uat, dev or your own name.")
+@click.option("--instance", required=True, help=INSTANCE_HELP)
 @click.option("--client-id", required=True, help="The whole id, ending in .apps.googleusercontent.com.")
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input.")
 def credentials_add(mailbox_name, instance, client_id, client_secret_stdin):
-    if not client_secret_stdin:
-        raise InvalidInput("pass --client-secret-stdin and pipe the secret (it never goes on the command line)")
-    secret = sys.stdin.readline().strip()
+    """Add a credential set (an OAuth client) for one instance.
+
+    \b
+    Example:
+      printf '%s\\n' "$SECRET" | scripts/mailbridge credentials add support --instance production \\
+          --client-id 123-abc.apps.googleusercontent.com --client-secret-stdin
+    """
+    secret = _read_secret(client_secret_stdin)
     services = common.services()
-    mailboxes.add_credentials(services, mailbox_name, instance, client_id, secret)
+    cred = mailboxes.add_credentials(services, mailbox_name, instance, client_id, secret)
     redirect = services.settings.redirect_uri if services.settings.has_function_urls else "(set MAILBRIDGE_FUNCTIONS_URL)"
-    click.echo(f"credential set [{instance}] added to {mailbox_name}; register this redirect URI "
+    click.echo(f"credential set [{cred['instance']}] added to {mailbox_name}; register this redirect URI "
                f"with the OAuth client: {redirect}")
+
+
+@credentials.command("set")
+@click.argument("mailbox_name", metavar="MAILBOX")
+@click.option("--instance", required=True, help=INSTANCE_HELP)
+@click.option("--client-id", default=None, help="A new client id (the set must be signed in again).")
+@click.option("--client-secret-stdin", is_flag=True, help="Read a new client secret from standard input.")
+def credentials_set(mailbox_name, instance, client_id, client_secret_stdin):
+    """Fix a credential set: replace its client secret and/or change its client id.
+
+    \b
+    Example:
+      printf '%s\\n' "$NEW_SECRET" | scripts/mailbridge credentials set support --instance production --client-secret-stdin
+    """
+    secret = _read_secret(True) if client_secret_stdin else None
+    cred = mailboxes.update_credentials(common.services(), mailbox_name, instance, client_id, secret)
+    changed = [what for what, given in (("client id", client_id), ("client secret", secret)) if given is not None]
+    tail = "; sign in again" if cred.get("status") != "connected" else ""
+    click.echo(f"{mailbox_name} [{cred['instance']}]: {' and '.join(changed)} updated{tail}")
+
+
+@credentials.command("remove")
+@click.argument("mailbox_name", metavar="MAILBOX")
+@click.option("--instance", required=True, help=INSTANCE_HELP)
+def credentials_remove(mailbox_name, instance):
+    """Remove a credential set: revoke its token and destroy its secret versions.
+
+    \b
+    Example:
+      scripts/mailbridge credentials remove support --instance uat
+    """
+    result = mailboxes.remove_credentials(common.services(), mailbox_name, instance)
+    token = "token revoked, " if result["revoked"] else "it was never connected; "
+    click.echo(f"{mailbox_name} [{result['instance']}] credential set removed: {token}secrets destroyed")
 
 
 @click.command("connect-url")
 @click.argument("mailbox_name", metavar="MAILBOX")
-@click.option("--instance", default=None)
+@click.option("--instance", default=None, help=INSTANCE_HELP + " Default: this deployment's.")
 def connect_url(mailbox_name, instance):
-    """Print a signed, single-use start URL (valid 15 minutes)."""
+    """Print a signed, single-use start URL (valid 15 minutes).
+
+    \b
+    Example:
+      scripts/mailbridge connect-url support
+    """
 
     click.echo(mailboxes.connect_url(common.services(), mailbox_name, instance))
 
 
 @click.command("disconnect")
 @click.argument("mailbox_name", metavar="MAILBOX")
-@click.option("--instance", default=None)
+@click.option("--instance", default=None, help=INSTANCE_HELP + " Default: this deployment's.")
 def disconnect(mailbox_name, instance):
+    """Revoke a credential set's token and stop polling the mailbox.
+
+    \b
+    Example:
+      scripts/mailbridge disconnect support
+    """
     cred = mailboxes.disconnect(common.services(), mailbox_name, instance)
-    click.echo(f"{mailbox_name} [{cred['instance']}] disconnected: token revoked and removed")
+    if cred.get("revoked"):
+        click.echo(f"{mailbox_name} [{cred['instance']}] disconnected: token revoked and removed")
+    else:
+        click.echo(f"{mailbox_name} [{cred['instance']}] was not connected: no token to revoke")
 
 
 COMMANDS = [mailbox, credentials, connect_url, disconnect]

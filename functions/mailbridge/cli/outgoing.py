@@ -12,7 +12,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput, MailbridgeError
-from mailbridge.services import outbox, outgoing
+from mailbridge.services import mailboxes, outbox, outgoing
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -69,7 +69,12 @@ def _print_preview(result: dict) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, no_wait, as_json):
     """Reply to TICKET through its resolved outgoing mailbox (waits for the send, up to
-    MAILBRIDGE_REPLY_WAIT_S seconds)."""
+    MAILBRIDGE_REPLY_WAIT_S seconds).
+
+    \b
+    Example:
+      scripts/mailbridge reply 42 --body-file answer.txt --dry-run --json
+    """
 
     text = _read_text(body_file, "body file")
     html = _read_text(html_file, "HTML file") if html_file else None
@@ -104,7 +109,12 @@ def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, no_
 
 @click.group("outbox")
 def outbox_group():
-    """Sends waiting in the outbox (queued, failed, given up), with their reasons."""
+    """Sends waiting in the outbox (queued, failed, given up), with their reasons.
+
+    \b
+    Example:
+      scripts/mailbridge outbox list help --json
+    """
 
 
 @outbox_group.command("list")
@@ -112,6 +122,12 @@ def outbox_group():
 @click.option("--limit", type=int, default=50, show_default=True, help="0 lists all.")
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(mailbox_name, limit, as_json):
+    """What waits to be sent (all mailboxes, or MAILBOX), with each send's reason.
+
+    \b
+    Example:
+      scripts/mailbridge outbox list help --limit 0
+    """
     rows = outbox.list_records(common.services(), mailbox_name, limit)
 
     def render(rows):
@@ -129,7 +145,12 @@ def outbox_list(mailbox_name, limit, as_json):
 @outbox_group.command("retry")
 @click.argument("record_id", metavar="ID")
 def outbox_retry(record_id):
-    """Queue ID again now (a send that gave up or waits); it is never sent twice."""
+    """Queue ID again now (a send that gave up or waits); it is never sent twice.
+
+    \b
+    Example:
+      scripts/mailbridge outbox retry reply-k1
+    """
     row = outbox.retry(common.services(), record_id)
     click.echo(f"{row['id']} queued again in {row['mailbox']}'s outbox")
 
@@ -138,7 +159,12 @@ def outbox_retry(record_id):
 @click.argument("record_id", metavar="ID")
 @click.option("--yes", is_flag=True, help="Confirm: the message will never be sent.")
 def outbox_drop(record_id, yes):
-    """Never send ID (the record stays, marked dropped, on its ticket)."""
+    """Never send ID (the record stays, marked dropped, on its ticket).
+
+    \b
+    Example:
+      scripts/mailbridge outbox drop reply-k1 --yes
+    """
     if not yes:
         raise InvalidInput(f"dropping {record_id} means it is never sent: add --yes to confirm")
     row = outbox.drop(common.services(), record_id)
@@ -147,21 +173,39 @@ def outbox_drop(record_id, yes):
 
 @click.group("overrides")
 def overrides():
-    """Outgoing mailbox per ticket, ticket type, team or client (client = name or email domain)."""
+    """Outgoing mailbox per ticket, ticket type, team or client (client = name or email domain).
+
+    \b
+    Example:
+      scripts/mailbridge overrides set team billing billing-desk
+    """
 
 @overrides.command("set")
 @click.argument("scope", metavar="SCOPE")
 @click.argument("key")
 @click.argument("mailbox_name", metavar="MAILBOX")
 def overrides_set(scope, key, mailbox_name):
-    """SCOPE is ticket, ticket_type, team or client."""
+    """SCOPE is ticket, ticket_type, team or client; the ticket must exist and the mailbox have
+    credentials for this instance.
 
+    \b
+    Example:
+      scripts/mailbridge overrides set client customer.example support
+    """
+
+    mailboxes.check_override_target(common.services(), scope, key, mailbox_name)
     row = outgoing.set_override(common.services(), scope, key, mailbox_name)
     click.echo(f"{row['scope']} {row['key']} → {row['mailbox']}")
 
 @overrides.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def overrides_list(as_json):
+    """Every override, strongest scope first.
+
+    \b
+    Example:
+      scripts/mailbridge overrides list --json
+    """
     rows = outgoing.list_overrides(common.services())
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -175,6 +219,12 @@ def overrides_list(as_json):
 @click.argument("scope", metavar="SCOPE")
 @click.argument("key")
 def overrides_remove(scope, key):
+    """Remove one override.
+
+    \b
+    Example:
+      scripts/mailbridge overrides remove team billing
+    """
     outgoing.remove_override(common.services(), scope, key)
     click.echo(f"{scope} override for {key} removed")
 

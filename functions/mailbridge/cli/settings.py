@@ -18,12 +18,23 @@ from mailbridge.services import admin_access, mailboxes
 # -- settings and admin ----------------------------------------------------------------------------
 @click.group()
 def settings():
-    """Global settings and backend switches."""
+    """Global settings and backend switches.
+
+    \b
+    Example:
+      scripts/mailbridge settings set default_outgoing_mailbox support
+    """
 
 
 @settings.command("show")
 @click.option("--json", "as_json", is_flag=True)
 def settings_show(as_json):
+    """Every global setting and this deployment's instance.
+
+    \b
+    Example:
+      scripts/mailbridge settings show --json
+    """
     services = common.services()
     data = services.store.settings()
     data["instance"] = services.settings.instance
@@ -39,10 +50,11 @@ def settings_show(as_json):
 @click.argument("key")
 @click.argument("value")
 def settings_set(key, value):
-    """Set one global setting.
+    """Change one global setting.
 
     \b
     Example:
+      scripts/mailbridge settings set use_scheduling_service false
       scripts/mailbridge settings set admin_emails "a@example.com,b@example.com"
       scripts/mailbridge settings set admin_domain example.com
     """
@@ -65,12 +77,22 @@ def admin_url():
 
 @click.group()
 def admin():
-    """Admin access: sessions of the admin pages."""
+    """Admin access: sessions of the admin pages.
+
+    \b
+    Example:
+      scripts/mailbridge admin sessions revoke-all
+    """
 
 
 @admin.group("sessions")
 def admin_sessions():
-    """Admin sessions (opened by Google sign-in or an admin-url link)."""
+    """Admin sessions (opened by Google sign-in or an admin-url link).
+
+    \b
+    Example:
+      scripts/mailbridge admin sessions revoke-all
+    """
 
 
 @admin_sessions.command("revoke-all")

@@ -9,6 +9,7 @@ import click
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput
 from mailbridge.services import sync as ingest
+from mailbridge.services import tickets as ticket_service
 
 
 # -- poll ---------------------------------------------------------------------------------------
@@ -36,9 +37,14 @@ class _ProgressBar:
 @click.argument("mailbox_name", metavar="[MAILBOX]", required=False)
 @click.option("--since", default=None, help="Backfill inbox mail newer than this (7d, 12h, 2026-11-01).")
 @click.option("--local", is_flag=True, help="Run in this process instead of calling the poll function.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The poll function's JSON answer.")
 def poll(mailbox_name, since, local, as_json):
-    """Poll like Cloud Scheduler does (POST to the poll function)."""
+    """Poll like Cloud Scheduler does (POST to the poll function).
+
+    \b
+    Example:
+      scripts/mailbridge poll support --since 7d
+    """
 
     services = common.services()
     since_epoch = common.parse_since(since) if since else None
@@ -77,20 +83,34 @@ INBOUND_FIELDS = ("gmail_message_id", "message_id", "outcome", "reason", "ticket
 
 @click.command("inbound")
 @click.argument("mailbox_name", metavar="MAILBOX")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=500, type=click.IntRange(1, 5000))
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of inbound rows.")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(min=0),
+              help="At most N rows, newest first; 0 = all.")
 def inbound(mailbox_name, as_json, limit):
-    """The inbound log: one row per Gmail message the poll saw."""
+    """The inbound log: one row per Gmail message the poll saw; says on stderr when more exist.
+
+    \b
+    Example:
+      scripts/mailbridge inbound support --limit 0 --json
+    """
     services = common.services()
     services.store.get_mailbox(mailbox_name)
-    rows = [{k: r.get(k) for k in INBOUND_FIELDS} for r in services.store.inbound_log(mailbox_name, limit)]
+    found = services.store.inbound_log(mailbox_name, limit + 1 if limit else 0)
+    rows, more = ticket_service.page(found, limit)
+    rows = [{k: r.get(k) for k in INBOUND_FIELDS} for r in rows]
 
     def render(items):
+        if not items:
+            click.echo(f"no messages seen yet for {mailbox_name}")
         for r in items:
             click.echo(f"{r['processed_at'] or '-':<26} {r['gmail_message_id']:<18} {r['outcome']:<12} "
                        f"ticket {r['ticket_id'] or '-':<6} {r['reason'] or ''}")
 
     common.emit(rows, as_json, render)
+    if more:
+        count = len(rows)
+        click.echo(f"note: showing the newest {count} {'row' if count == 1 else 'rows'}; more exist "
+                   "(--limit N for more, --limit 0 for all)", err=True)
 
 
 COMMANDS = [poll, inbound]

@@ -131,7 +131,16 @@ def _complete(services, state: str, data: dict, code, error, granted_scope) -> d
     if not data.get("code_verifier"):
         raise AuthError("sign-in state has no PKCE verifier: start again")
     previous = models.require_credential(mailbox, instance)
-    token, credentials = google.exchange_code(mailbox, previous, state, data["code_verifier"], code)
+    try:
+        token, credentials = google.exchange_code(mailbox, previous, state, data["code_verifier"], code)
+    except AuthError as e:
+        if "InvalidClient" not in str(e):
+            raise
+        # Google names no detail; with the client id checked when added, the secret is the suspect.
+        _refuse(store, mailbox, instance,
+                f"Google refused the client secret for client id {previous['client_id']}: the secret does not "
+                "match this client id. Replace it (mailbox page, Credentials, or `credentials set "
+                f"{mailbox['name']} --instance {instance} --client-secret-stdin`), then sign in again")
     scopes = token.get("scope") or granted_scope or ""
     scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
     if MAIL_SCOPE not in scopes:

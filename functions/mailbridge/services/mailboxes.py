@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 import time
 from urllib.parse import urlencode
 
 from mailbridge.domain import models, signing
-from mailbridge.errors import InvalidInput
+from mailbridge.errors import InvalidInput, NotFound
 
 LINK_TTL_SECONDS = 15 * 60
+INSTANCES = {"production": "Production", "uat": "UAT", "dev": "Dev"}  # name → how pages show it
+PERSONAL_DOMAINS = ("gmail.com", "googlemail.com")
+RECENT_INTAKE_MINUTES = 10
+
+
+def instance_name(value: str) -> str:
+    """One of the fixed instances, matched case-insensitively ("UAT" → "uat")."""
+    name = (value or "").strip().lower()
+    if name not in INSTANCES:
+        raise InvalidInput(f"instance {value!r} is not one of {', '.join(INSTANCES)} (any case)")
+    return name
+
+
+def instance_label(name: str) -> str:
+    return INSTANCES.get(name, name)
+
+
+def refuse_personal_address(address: str) -> None:
+    domain = (address or "").strip().lower().rpartition("@")[2]
+    if domain in PERSONAL_DOMAINS:
+        raise InvalidInput(
+            f"{address} is a personal Google account ({domain}): the Gmail API needs a dedicated, licensed "
+            "Google Workspace mailbox, never a person's own account (README.md, setting up a mailbox)")
 
 
 def add_mailbox(services, name: str, address: str) -> dict:
+    refuse_personal_address(address)
     mailbox = models.new_mailbox(name, address)
     services.store.add_mailbox(mailbox)
     return mailbox
@@ -69,7 +93,7 @@ def lease_view(sync: dict) -> dict | None:
 
 
 def add_credentials(services, name: str, instance: str, client_id: str, client_secret: str) -> dict:
-    instance = models.validate_instance(instance)
+    instance = instance_name(instance)
     client_id = models.validate_client_id(client_id)
     client_secret = models.validate_client_secret(client_secret)
     mailbox = services.store.get_mailbox(name)
@@ -88,7 +112,7 @@ def add_credentials(services, name: str, instance: str, client_id: str, client_s
 
 def connect_url(services, name: str, instance: str | None = None) -> str:
     settings = services.settings
-    instance = instance or settings.instance
+    instance = instance_name(instance) if instance else settings.instance
     if instance != settings.instance:
         raise InvalidInput(
             f"this deployment is instance {settings.instance!r}; a {instance!r} credential set can only "
@@ -110,15 +134,114 @@ def start_from_link(services, token: str) -> str:
 
 
 def disconnect(services, name: str, instance: str | None = None) -> dict:
-    instance = instance or services.settings.instance
+    """Revoke and forget the token of a connected set; the result says whether one was revoked."""
+    instance = instance_name(instance) if instance else services.settings.instance
     mailbox = services.store.get_mailbox(name)
-    if models.credential_of(mailbox, instance) is None:
+    cred = models.credential_of(mailbox, instance)
+    if cred is None:
         raise InvalidInput(f"mailbox {name!r} has no credential set for instance {instance!r}")
     if instance != services.settings.instance:
         raise InvalidInput(f"this deployment is instance {services.settings.instance!r}; "
                            f"disconnect the {instance!r} set from its own deployment")
+    had_token = bool(cred.get("refresh_token_secret"))
     _stop_watch(services, mailbox)
-    return services.google.disconnect(mailbox, instance)
+    result = services.google.disconnect(mailbox, instance)
+    return {**result, "revoked": had_token}
+
+
+def update_credentials(services, name: str, instance: str, client_id: str | None = None,
+                       client_secret: str | None = None) -> dict:
+    """Fix a credential set: a new client id and/or a new client secret.
+
+    A refresh token belongs to the client that obtained it, so a new client id revokes the old
+    token and the set must be signed in again; a new secret replaces every old version."""
+    instance = instance_name(instance)
+    if client_id is None and client_secret is None:
+        raise InvalidInput("nothing to change: give a new client id, a new client secret, or both")
+    client_id = models.validate_client_id(client_id) if client_id is not None else None
+    client_secret = models.validate_client_secret(client_secret) if client_secret is not None else None
+    mailbox = services.store.get_mailbox(name)
+    cred = models.credential_of(mailbox, instance)
+    if cred is None:
+        raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}: "
+                       "add one with `credentials add`")
+    changes: dict = {"updated_at": models.now_iso()}
+    if client_secret is not None:
+        secret_id = cred.get("client_secret_secret") or models.credential_secret_id(
+            services.settings.prefix, name, instance, "client")
+        services.secrets.destroy_all_versions(secret_id)
+        services.secrets.put(secret_id, client_secret)
+        changes.update({"client_secret_secret": secret_id, "last_error": None})
+    if client_id is not None and client_id != cred["client_id"]:
+        if cred.get("refresh_token_secret"):
+            if instance == services.settings.instance:
+                _stop_watch(services, mailbox)
+            _revoke_and_destroy(services, cred.get("refresh_token_secret"))
+        changes.update({"client_id": client_id, "status": "not_connected", "refresh_token_secret": None,
+                        "connected_email": None, "connected_at": None, "last_error": None})
+    services.google.forget(name, instance)
+    return services.store.update_credential(name, instance, changes)
+
+
+def _revoke_and_destroy(services, secret_id: str | None) -> None:
+    if not secret_id:
+        return
+    services.google.revoke(services.secrets.get(secret_id))
+    services.secrets.destroy_all_versions(secret_id)
+
+
+def remove_credentials(services, name: str, instance: str) -> dict:
+    """Remove a credential set: revoke its token, destroy its secrets' versions, drop the record."""
+    instance = instance_name(instance)
+    mailbox = services.store.get_mailbox(name)
+    cred = models.credential_of(mailbox, instance)
+    if cred is None:
+        raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
+    if instance == services.settings.instance:
+        _stop_watch(services, mailbox)
+    _revoke_and_destroy(services, cred.get("refresh_token_secret"))
+    if cred.get("client_secret_secret"):
+        services.secrets.destroy_all_versions(cred["client_secret_secret"])
+    services.google.forget(name, instance)
+    removed = services.store.remove_credential(name, instance)
+    return {"instance": instance, "revoked": bool(cred.get("refresh_token_secret")), "client_id": removed.get("client_id")}
+
+
+def remove_mailbox(services, name: str) -> dict:
+    """Delete a mailbox: stop its watch, revoke and destroy every credential set. Its tickets and
+    inbound log stay (they are the history of what it received)."""
+    mailbox = services.store.get_mailbox(name)
+    removed = [remove_credentials(services, name, cred["instance"]) for cred in list(mailbox.get("credentials", []))
+               if cred["instance"] in INSTANCES]
+    for cred in services.store.get_mailbox(name).get("credentials", []):  # a set from before the fixed list
+        _revoke_and_destroy(services, cred.get("refresh_token_secret"))
+        if cred.get("client_secret_secret"):
+            services.secrets.destroy_all_versions(cred["client_secret_secret"])
+    services.store.delete_mailbox(name)
+    return {"name": name, "credentials_removed": removed}
+
+
+def recent_intake(services, name: str, minutes: int = RECENT_INTAKE_MINUTES) -> dict:
+    """What the mailbox took in during the last minutes, by push or poll: outcome → count."""
+    since = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
+    counts: dict[str, int] = {}
+    for row in services.store.inbound_since(name, since):
+        if row.get("outcome"):
+            counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+    return {"minutes": minutes, "counts": counts, "total": sum(counts.values())}
+
+
+def check_override_target(services, scope: str, key: str, mailbox_name: str) -> None:
+    """An override must point at something that exists: the ticket, and a mailbox that has a
+    credential set for this deployment's instance (else it could never send)."""
+    if scope == "ticket":
+        number = (key or "").strip().lstrip("#")
+        if not number or services.store.find_ticket(number) is None:
+            raise NotFound(f"no ticket {number!r}: an override needs an existing ticket number")
+    mailbox = services.store.get_mailbox(mailbox_name)
+    if models.credential_of(mailbox, services.settings.instance) is None:
+        raise InvalidInput(f"mailbox {mailbox_name!r} has no credential set for instance "
+                           f"{services.settings.instance!r}, so it could never send: add credentials first")
 
 
 def _stop_watch(services, mailbox: dict) -> None:

@@ -22,6 +22,64 @@ def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
     return [view(services, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
 
 
+def page(rows: list, limit: int) -> tuple[list, bool]:
+    """(the first `limit` rows, whether more exist) from a read of limit + 1 rows; limit 0 = all."""
+    if not limit:
+        return rows, False
+    return rows[:limit], len(rows) > limit
+
+
+def list_page(services, mailbox=None, status=None, limit=200, before=None) -> tuple[list[dict], bool]:
+    """Ticket views newest first, and whether older tickets exist beyond `limit` (0 = all)."""
+    if limit < 0:
+        raise InvalidInput("--limit must be 0 (all) or more")
+    rows = services.store.list_tickets(mailbox=mailbox, status=status, limit=limit + 1 if limit else 0, before=before)
+    rows, more = page(rows, limit)
+    return [view(services, t) for t in rows], more
+
+
+FIELDS = {"team": "team", "type": "ticket_type", "ticket_type": "ticket_type"}  # CLI word → ticket field
+
+
+def set_field(services, ticket_id: str, field: str, value: str) -> dict:
+    """Set (or, with an empty value, clear) a ticket's team or ticket type: the keys that team and
+    ticket-type overrides match (services/outgoing.py, override_lookups)."""
+    if field not in FIELDS:
+        raise InvalidInput(f"a ticket field is team or type, got {field!r}")
+    value = (value or "").strip()
+    if len(value) > 200 or "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{field} must be 1-200 characters without '/' or control characters")
+    ticket = services.store.get_ticket(ticket_id)
+    services.store.update_ticket(ticket["id"], {FIELDS[field]: value or None, "updated_at": models.now_iso()})
+    return {**ticket, FIELDS[field]: value or None}
+
+
+RULE_WORDS = {
+    "ticket_override": "this ticket has its own override",
+    "ticket_type_override": "tickets of type {ticket_type!r} are sent through it",
+    "team_override": "team {team!r} sends through it",
+    "client_override": "this client's replies are sent through it",
+    "arrival_mailbox": "the ticket arrived through it",
+    "default_outgoing_mailbox": "it is the default outgoing mailbox",
+}
+
+
+def explain_rule(rule: str, ticket: dict) -> str:
+    words = RULE_WORDS.get(rule, "a rule chose it")
+    try:
+        return words.format(ticket_type=ticket.get("ticket_type") or "", team=ticket.get("team") or "")
+    except (KeyError, IndexError):
+        return words
+
+
+def describe_resolution(resolution: dict, ticket: dict) -> dict:
+    """The outgoing resolution in words an admin reads (no internal rule names)."""
+    skipped = [{"mailbox": s["mailbox"], "why": explain_rule(s["rule"], ticket), "reason": s["reason"]}
+               for s in resolution.get("skipped", [])]
+    return {"mailbox": resolution.get("mailbox"), "because": explain_rule(resolution.get("rule", ""), ticket),
+            "skipped": skipped}
+
+
 def set_status(services, ticket_id: str, status: str) -> dict:
     """Open or close a ticket; returns the ticket as stored before the change."""
     if status not in STATUSES:

@@ -111,6 +111,30 @@ class Store(OutboundRepository, AdminRepository):
 
         return self._change_credentials(name, change)
 
+    def remove_credential(self, name: str, instance: str) -> dict:
+        """Drop one credential set, atomically; returns the set removed (its secret ids)."""
+        def change(credentials):
+            for cred in credentials:
+                if cred["instance"] == instance:
+                    return [c for c in credentials if c["instance"] != instance], cred
+            raise NotFound(f"mailbox {name!r} has no credential set for instance {instance!r}")
+
+        return self._change_credentials(name, change)
+
+    def delete_mailbox(self, name: str) -> None:
+        """The mailbox document and its per-instance sync state; tickets and inbound rows stay."""
+        ref = self.db.collection("mailboxes").document(name)
+        if not ref.get().exists:
+            raise NotFound(f"no mailbox named {name!r}")
+        batch = self.db.batch()
+        prefix = sync_key(name, "")
+        for snap in self.db.collection("sync").select([]).stream():  # one small document per mailbox and instance
+            if snap.id.startswith(prefix):
+                batch.delete(snap.reference)
+        batch.delete(ref)
+        batch.commit()
+        self.write_count += 1
+
     def add_credential(self, name: str, credential: dict) -> None:
         def change(credentials):
             if any(c["instance"] == credential["instance"] for c in credentials):
@@ -277,13 +301,18 @@ class Store(OutboundRepository, AdminRepository):
         self.ticket_ref(ticket_id).update(changes)
         self.write_count += 1
 
-    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200) -> list[dict]:
+    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
+                     before: int | None = None) -> list[dict]:
         query = self.db.collection("tickets")
         if mailbox:
             query = query.where(filter=FieldFilter("mailbox", "==", mailbox))
         if status:
             query = query.where(filter=FieldFilter("status", "==", status))
-        query = query.order_by("number", direction=firestore.Query.DESCENDING).limit(limit)
+        if before is not None:  # same field as the order: the composite indexes of indexes.py serve it
+            query = query.where(filter=FieldFilter("number", "<", int(before)))
+        query = query.order_by("number", direction=firestore.Query.DESCENDING)
+        if limit:
+            query = query.limit(limit)
         return [s.to_dict() for s in query.stream()]
 
     def ticket_messages(self, ticket_id: str) -> list[dict]:
@@ -325,12 +354,23 @@ class Store(OutboundRepository, AdminRepository):
                     found[snap.get("gmail_message_id")] = {**snap.to_dict(), "_update_time": snap.update_time}
         return found
 
-    def inbound_log(self, mailbox: str, limit: int = 500) -> list[dict]:
+    INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
+                          "processed_at", "subject", "from_email", "mailbox", "defects"]
+
+    def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
         query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox))
-        fields = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
-                  "processed_at", "subject", "from_email", "mailbox", "defects"]
-        query = query.order_by("processed_at", direction=firestore.Query.DESCENDING).limit(limit)
-        return [s.to_dict() for s in query.select(fields).stream()]
+        if before is not None:
+            query = query.where(filter=FieldFilter("processed_at", "<", before))
+        query = query.order_by("processed_at", direction=firestore.Query.DESCENDING)
+        if limit:
+            query = query.limit(limit)
+        return [s.to_dict() for s in query.select(self.INBOUND_LOG_FIELDS).stream()]
+
+    def inbound_since(self, mailbox: str, since: str) -> list[dict]:
+        query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox)).where(
+            filter=FieldFilter("processed_at", ">=", since))
+        query = query.order_by("processed_at", direction=firestore.Query.DESCENDING)
+        return [s.to_dict() for s in query.select(self.INBOUND_LOG_FIELDS).stream()]
 
     def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
         """Read-modify-write of an inbound row in one transaction; `change(data)` gives the

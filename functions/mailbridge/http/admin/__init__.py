@@ -49,7 +49,39 @@ def environment():
                                     trim_blocks=True, lstrip_blocks=True,
                                     undefined=jinja2.ChainableUndefined)
         _jinja.globals["q"] = lambda value: quote(str(value), safe="")
+        _jinja.globals["instance_label"] = mailboxes.instance_label
+        _jinja.filters["when"] = when
+        _jinja.filters["count_of"] = lambda count, word: plural(int(count or 0), word)
     return _jinja
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    future, seconds = seconds < 0, abs(seconds)
+    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            amount = plural(seconds // size, unit)
+            return f"in {amount}" if future else f"{amount} ago"
+    return "just now"
+
+
+def when(value, missing: str = "—"):
+    """A stored ISO time as <time>: relative words, the exact time on hover; admin.js shows both
+    in the viewer's own time zone."""
+    from markupsafe import Markup, escape
+
+    if not value:
+        return missing
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    exact = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup(f'<time datetime="{escape(moment.isoformat())}" title="{escape(exact)}">'
+                  f'{escape(relative(moment, datetime.now(timezone.utc)))}</time>')
 
 
 def _origin(url: str) -> str:
@@ -284,6 +316,34 @@ def _signin_notice(ctx: Ctx) -> dict | None:
 
 
 # -- mailboxes ----------------------------------------------------------------------------------
+MAILBOX_SECTIONS = (("overview", "Overview"), ("credentials", "Credentials"), ("labels", "Deletion label"),
+                    ("incoming", "Incoming"), ("outgoing", "Outgoing"), ("remove", "Remove"))
+# Gmail's own names for its system labels, as its web interface shows them.
+SYSTEM_LABEL_NAMES = {
+    "TRASH": "Trash", "SPAM": "Spam", "STARRED": "Starred", "IMPORTANT": "Important", "SENT": "Sent",
+    "DRAFT": "Drafts", "CHAT": "Chats", "CATEGORY_PERSONAL": "Primary", "CATEGORY_SOCIAL": "Social",
+    "CATEGORY_PROMOTIONS": "Promotions", "CATEGORY_UPDATES": "Updates", "CATEGORY_FORUMS": "Forums",
+}
+# Words in an error message → the form field it is about (the first match wins).
+FIELD_WORDS = (("credential set", "mailbox"), ("no mailbox", "mailbox"), ("client id", "client_id"), ("client secret", "client_secret"), ("secret", "client_secret"),
+               ("instance", "instance"), ("personal google account", "address"), ("address", "address"),
+               ("mailbox name", "name"), ("name", "name"), ("size limit", "max_message_mb"),
+               ("backfill", "backfill_days"), ("processed_label", "processed_label"),
+               ("ignore_senders", "ignore_senders"), ("ignore_subjects", "ignore_subjects"),
+               ("send as", "send_as"), ("send_as", "send_as"), ("display name", "display_name"),
+               ("display_name", "display_name"), ("acknowledgement_limit", "acknowledgement_limit_per_hour"),
+               ("acknowledgement_template", "acknowledgement_template"), ("daily_send_budget", "daily_send_budget"),
+               ("ticket_tag_format", "ticket_tag_format"), ("tag format", "ticket_tag_format"),
+               ("ticket", "key"), ("override key", "key"), ("scope", "scope"), ("team", "value"),
+               ("type", "value"), ("label", "label"), ("label", "label_name"))
+
+
+def field_of(message: str, fields) -> str | None:
+    """The form field an error is about, among `fields` (None: the error belongs to the form)."""
+    lowered = message.lower()
+    return next((field for words, field in FIELD_WORDS if field in fields and words in lowered), None)
+
+
 def mailbox_list(ctx: Ctx, error=None, status=200, form=None):
     services = ctx.services
     rows = []
@@ -291,7 +351,9 @@ def mailbox_list(ctx: Ctx, error=None, status=200, form=None):
         view = mailboxes.view(services, mailbox)
         own = models.credential_of(view, ctx.settings.instance)
         rows.append({**view, "own": own})
-    return render(ctx, "mailboxes.html", status, mailboxes=rows, error=error, form=form or {})
+    field = field_of(error, ("name", "address")) if error else None
+    return render(ctx, "mailboxes.html", status, mailboxes=rows, error=error, form=form or {},
+                  field_errors={field: error} if field else {})
 
 
 def mailbox_create(ctx: Ctx):
@@ -299,9 +361,23 @@ def mailbox_create(ctx: Ctx):
         created = mailboxes.add_mailbox(ctx.services, ctx.form("name").strip(), ctx.form("address").strip())
     except MailbridgeError as e:
         return mailbox_list(ctx, str(e), errors.http_status(e), form=ctx.request.form)
-    return redirect(ctx, ctx.url(f"/mailboxes/{quote(created['name'], safe='')}"),
+    return redirect(ctx, ctx.url(f"/mailboxes/{quote(created['name'], safe='')}") + "#credentials",
                     f"Mailbox {created['name']} created. Next: add a credential set for instance "
-                    f"{ctx.settings.instance}.")
+                    f"{mailboxes.instance_label(ctx.settings.instance)}.")
+
+
+def picker_labels(label_list: list[dict]) -> list[dict]:
+    """Labels a deletion label can be: user labels first by name, then system labels by the name
+    Gmail shows, each with its id."""
+    choices = []
+    for label in label_list:
+        if not label.get("appliable") or label["id"] in ("INBOX", "UNREAD"):
+            continue
+        system = label.get("type") == "system"
+        shown = SYSTEM_LABEL_NAMES.get(label["id"], label["name"].title()) if system else label["name"]
+        choices.append({**label, "shown": shown, "system": system})
+    choices.sort(key=lambda l: (l["system"], l["shown"].lower()))
+    return choices
 
 
 def _labels_for(ctx: Ctx, view: dict):
@@ -309,12 +385,14 @@ def _labels_for(ctx: Ctx, view: dict):
     if not own or own["status"] != "connected":
         return None, "Sign in with Google first: labels are read from the connected mailbox."
     try:
-        return labels.list_labels(ctx.services, view["name"]), None
+        return picker_labels(labels.list_labels(ctx.services, view["name"])), None
     except MailbridgeError as e:
         return None, f"Cannot read labels from Gmail: {e}"
 
 
-def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
+def mailbox_detail(ctx: Ctx, name: str, error=None, status=200, form=None, section=None, fields=()):
+    """The mailbox page; after a failed save, `form` holds what was typed and the error sits at
+    its field (one of `fields`) inside `section`."""
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
@@ -322,31 +400,86 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200):
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.has_function_urls else ""
+    field = field_of(error, fields) if error and fields else None
     return render(ctx, "mailbox.html", status, m=view, own=own, labels=label_list, label_note=label_note,
-                  redirect_uri=redirect_uri, after_processing=models.AFTER_PROCESSING, error=error)
+                  redirect_uri=redirect_uri, after_processing=models.AFTER_PROCESSING, error=error,
+                  form=form or {}, form_section=section if error else None,
+                  field_errors={field: error} if field else {}, sections=MAILBOX_SECTIONS,
+                  instances=mailboxes.INSTANCES)
 
 
-def _mailbox_action(ctx: Ctx, name: str, action, done_message):
-    """Run one mailbox action; on a domain error re-render the mailbox page with the reason."""
+def _mailbox_action(ctx: Ctx, name: str, action, done_message, section: str = "overview", fields=()):
+    """Run one mailbox action; on a domain error re-render the mailbox page with the reason at the
+    field, keeping what was typed; on success return to the section saved."""
     try:
         result = action()
     except MailbridgeError as e:
         if isinstance(e, NotFound) and "no mailbox" in str(e):
             raise
-        return mailbox_detail(ctx, name, str(e), errors.http_status(e))
+        typed = {k: v for k, v in ctx.request.form.items() if k not in ("csrf", "client_secret")}
+        return mailbox_detail(ctx, name, str(e), errors.http_status(e), form=typed, section=section, fields=fields)
     message = done_message(result) if callable(done_message) else done_message
     kind = "ok"
     if isinstance(message, tuple):
         message, kind = message
-    return redirect(ctx, ctx.url(f"/mailboxes/{quote(name, safe='')}"), message, kind)
+    return redirect(ctx, ctx.url(f"/mailboxes/{quote(name, safe='')}") + f"#{section}", message, kind)
+
+
+def confirm(ctx: Ctx, title: str, question: str, consequences: list[str], action: str, button: str,
+            back: str, hidden: dict | None = None):
+    """A page that asks before something that cannot be undone; its form posts `confirmed=yes`."""
+    return render(ctx, "confirm.html", title=title, question=question, consequences=consequences,
+                  action=action, button=button, back=back, hidden=hidden or {})
+
+
+def _confirmed(ctx: Ctx) -> bool:
+    return ctx.form("confirmed") == "yes"
 
 
 def credentials_add(ctx: Ctx, name: str):
     instance = ctx.form("instance", ctx.settings.instance).strip() or ctx.settings.instance
-    return _mailbox_action(ctx, name, lambda: mailboxes.add_credentials(
-        ctx.services, name, instance, ctx.form("client_id"), ctx.form("client_secret")),
-        f"Credential set for instance {instance} added. Register the redirect URI with the OAuth "
-        "client in Google Cloud console, then sign in with Google.")
+
+    def add():
+        return mailboxes.add_credentials(ctx.services, name, instance, ctx.form("client_id"), ctx.form("client_secret"))
+
+    return _mailbox_action(ctx, name, add, lambda cred: (
+        f"Credential set for instance {mailboxes.instance_label(cred['instance'])} added. Register the redirect URI "
+        "with the OAuth client in Google Cloud console, then sign in with Google."),
+        section="credentials", fields=("instance", "client_id", "client_secret"))
+
+
+def credentials_update(ctx: Ctx, name: str, instance: str):
+    client_id = ctx.form("client_id").strip()
+    secret = ctx.form("client_secret")
+
+    def update():
+        current = models.credential_of(ctx.services.store.get_mailbox(name), instance.lower()) or {}
+        new_id = client_id if client_id and client_id != current.get("client_id") else None
+        return mailboxes.update_credentials(ctx.services, name, instance, new_id, secret or None)
+
+    def done(cred):
+        if cred.get("status") != "connected" and cred.get("instance") == ctx.settings.instance:
+            return (f"Credential set {mailboxes.instance_label(cred['instance'])} updated. "
+                    "Sign in with Google again to connect it.", "warn")
+        return f"Credential set {mailboxes.instance_label(cred['instance'])} updated."
+
+    return _mailbox_action(ctx, name, update, done, section="credentials", fields=("client_id", "client_secret"))
+
+
+def credentials_remove(ctx: Ctx, name: str, instance: str):
+    label = mailboxes.instance_label(instance.lower())
+    if not _confirmed(ctx):
+        return confirm(ctx, f"Remove the {label} credential set of {name}?",
+                       f"Remove the {label} credential set of mailbox {name}?",
+                       ["Its Google token is revoked and the mailbox stops being read by the "
+                        f"{label} deployment.", "Its client secret and token are destroyed in Secret Manager.",
+                        "To use it again you add a credential set and sign in again."],
+                       f"/mailboxes/{quote(name, safe='')}/credentials/{quote(instance, safe='')}/remove",
+                       "Remove credential set", f"/mailboxes/{quote(name, safe='')}#credentials")
+    return _mailbox_action(ctx, name, lambda: mailboxes.remove_credentials(ctx.services, name, instance),
+                           lambda r: f"Credential set {mailboxes.instance_label(r['instance'])} removed"
+                                     f"{': its token was revoked' if r['revoked'] else ''}; its secrets were destroyed.",
+                           section="credentials")
 
 
 def connect(ctx: Ctx, name: str):
@@ -356,44 +489,100 @@ def connect(ctx: Ctx, name: str):
     except MailbridgeError as e:
         if isinstance(e, NotFound) and "no mailbox" in str(e):
             raise
-        return mailbox_detail(ctx, name, str(e), errors.http_status(e))
+        return mailbox_detail(ctx, name, str(e), errors.http_status(e), section="credentials")
     return _response("", 303, _headers(ctx, {"Location": url}))
 
 
 def disconnect(ctx: Ctx, name: str):
-    return _mailbox_action(ctx, name, lambda: mailboxes.disconnect(ctx.services, name),
-                           "Disconnected: the token was revoked and removed. Polling stops for this mailbox.")
+    if not _confirmed(ctx):
+        return confirm(ctx, f"Disconnect {name}?", f"Disconnect mailbox {name} from Google?",
+                       ["Its Google token is revoked and removed.", "Polling and push stop for this mailbox.",
+                        "Tickets and settings stay; sign in with Google again to resume."],
+                       f"/mailboxes/{quote(name, safe='')}/disconnect", "Disconnect",
+                       f"/mailboxes/{quote(name, safe='')}#credentials")
+
+    def done(result):
+        if result.get("revoked"):
+            return "Disconnected: the token was revoked and removed. Polling stops for this mailbox."
+        return "This credential set was not connected: there was no token to revoke.", "warn"
+
+    return _mailbox_action(ctx, name, lambda: mailboxes.disconnect(ctx.services, name), done, section="credentials")
+
+
+def mailbox_remove(ctx: Ctx, name: str):
+    ctx.services.store.get_mailbox(name)  # 404 before asking
+    if not _confirmed(ctx):
+        return confirm(ctx, f"Remove mailbox {name}?", f"Remove mailbox {name}? This cannot be undone.",
+                       ["Its Gmail watch is stopped and every credential set's token is revoked.",
+                        "Its client secrets and tokens are destroyed in Secret Manager.",
+                        "Its tickets and its inbound log are kept."],
+                       f"/mailboxes/{quote(name, safe='')}/remove", "Remove mailbox",
+                       f"/mailboxes/{quote(name, safe='')}#remove")
+    try:
+        mailboxes.remove_mailbox(ctx.services, name)
+    except MailbridgeError as e:
+        if isinstance(e, NotFound):
+            raise
+        return mailbox_detail(ctx, name, str(e), errors.http_status(e), section="remove")
+    return redirect(ctx, ctx.url("/"), f"Mailbox {name} removed. Its tickets and inbound log are kept.")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word if count == 1 else word + 's'}"
+
+
+def _intake_words(intake: dict) -> str:
+    counts = intake.get("counts", {})
+    if not intake.get("total"):
+        return f"nothing arrived in the last {intake['minutes']} minutes"
+    parts = ", ".join(f"{plural(v, 'message')} {k}" for k, v in sorted(counts.items()))
+    return f"in the last {intake['minutes']} minutes, by push or poll: {parts}"
 
 
 def poll_now(ctx: Ctx, name: str):
     def done(result):
+        intake = _intake_words(mailboxes.recent_intake(ctx.services, name))
         if result.get("status") == "off":
-            return f"Nothing polled: {result['reason']}.", "warn"
+            return f"Nothing polled: {result['reason']}. {intake[0].upper() + intake[1:]}.", "warn"
         row = (result.get("mailboxes") or [{}])[0]
         if row.get("outcome") == "skipped":
-            return f"Poll skipped: {row.get('reason')}.", "warn"
+            return f"Poll skipped: {row.get('reason')}. {intake[0].upper() + intake[1:]}.", "warn"
         if row.get("outcome") == "error":
             return f"Poll failed: {row.get('error')}", "warn"
         counts = row.get("counts", {})
         detail = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing new"
-        return f"Polled: {detail}.", "ok"
+        return f"Polled: {detail}. Taken in {intake}.", "ok"
 
     return _mailbox_action(ctx, name, lambda: sync.poll(ctx.services, name, scheduled=False), done)
 
 
 def deletion_label(ctx: Ctx, name: str):
+    also_delete = ctx.form("also_delete") == "on"
+
+    def choose():
+        if not ctx.form("label"):
+            raise InvalidInput("choose a label from the list first")
+        result = labels.set_deletion_label(ctx.services, name, ctx.form("label"))
+        if also_delete:
+            mailboxes.set_mailbox_setting(ctx.services, name, "incoming.after_processing", "delete")
+        return result
+
     def done(result):
-        text = f"Deletion label is now {result['name']} ({result['id']})."
+        shown = SYSTEM_LABEL_NAMES.get(result["id"], result["name"])
+        text = f"Deletion label is now {shown} ({result['id']})."
+        text += " After processing is now “delete”." if also_delete else \
+            " It applies only when “after processing” is “delete”."
         if result.get("warning"):
             return f"{text} Warning: {result['warning']}.", "warn"
         return text
 
-    return _mailbox_action(ctx, name, lambda: labels.set_deletion_label(ctx.services, name, ctx.form("label")), done)
+    return _mailbox_action(ctx, name, choose, done, section="labels", fields=("label",))
 
 
 def label_create(ctx: Ctx, name: str):
     return _mailbox_action(ctx, name, lambda: labels.create_label(ctx.services, name, ctx.form("label_name")),
-                           lambda label: f"Label {label['name']} ({label['id']}) created.")
+                           lambda label: f"Label {label['name']} ({label['id']}) created.",
+                           section="labels", fields=("label_name",))
 
 
 def _lines(text: str) -> list[str]:
@@ -423,6 +612,11 @@ def _megabytes(raw: str, field: str) -> str:
     return str(int(value * 1024 * 1024))
 
 
+INCOMING_FIELDS = ("processed_label", "ignore_senders", "ignore_subjects", "max_message_mb", "backfill_days")
+OUTGOING_FIELDS = ("send_as", "display_name", "acknowledgement_limit_per_hour", "acknowledgement_template",
+                   "daily_send_budget")
+
+
 def incoming_save(ctx: Ctx, name: str):
     def save():
         return _save_section(ctx, name, {
@@ -436,7 +630,7 @@ def incoming_save(ctx: Ctx, name: str):
             "incoming.backfill_days": ctx.form("backfill_days", "0").strip() or "0",
         })
 
-    return _mailbox_action(ctx, name, save, "Incoming settings saved.")
+    return _mailbox_action(ctx, name, save, "Incoming settings saved.", section="incoming", fields=INCOMING_FIELDS)
 
 
 def outgoing_save(ctx: Ctx, name: str):
@@ -453,18 +647,35 @@ def outgoing_save(ctx: Ctx, name: str):
 
     for field in ("display_name", "send_as"):
         if any(c in ctx.form(field) for c in "\r\n"):
-            return mailbox_detail(ctx, name, f"{field.replace('_', ' ')} must be a single line", 400)
-    return _mailbox_action(ctx, name, save, "Outgoing settings saved.")
+            return mailbox_detail(ctx, name, f"{field.replace('_', ' ')} must be a single line", 400,
+                                  form=dict(ctx.request.form), section="outgoing", fields=OUTGOING_FIELDS)
+    return _mailbox_action(ctx, name, save, "Outgoing settings saved.", section="outgoing", fields=OUTGOING_FIELDS)
 
 
 # -- inbound log --------------------------------------------------------------------------------
+PAGE_SIZE = 50
+
+
+def _page_size(ctx: Ctx) -> int:
+    """Rows per page: ?size=N (1-200) or PAGE_SIZE."""
+    raw = ctx.request.args.get("size", "")
+    return min(max(int(raw), 1), 200) if raw.isdigit() and len(raw) < 4 else PAGE_SIZE
+
+
 def inbound(ctx: Ctx, name: str, error=None, status=200):
     services = ctx.services
     mailbox = services.store.get_mailbox(name)
     fields = ("gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts", "processed_at",
               "subject", "from_email")
-    rows = [{k: row.get(k) for k in fields} for row in services.store.inbound_log(name, 500)]
-    return render(ctx, "inbound.html", status, m=mailbox, rows=rows, error=error)
+    before = ctx.request.args.get("before", "").strip()[:40] or None
+    size = _page_size(ctx)
+    found, more = tickets.page(services.store.inbound_log(name, size + 1, before=before), size)
+    rows = [{k: row.get(k) for k in fields} for row in found]
+    shown_size = size if size != PAGE_SIZE else None
+    older = ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound", before=rows[-1]["processed_at"], size=shown_size) \
+        if more and rows and rows[-1].get("processed_at") else None
+    return render(ctx, "inbound.html", status, m=mailbox, rows=rows, error=error, older=older, paged=bool(before),
+                  newest=ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound", size=shown_size))
 
 
 def inbound_retry(ctx: Ctx, name: str, gmail_id: str):
@@ -484,13 +695,19 @@ def _overrides(ctx: Ctx):
     return outgoing.list_overrides(ctx.services)
 
 
-def settings_page(ctx: Ctx, error=None, status=200):
+SCOPE_WORDS = {"ticket": "Ticket number", "ticket_type": "Ticket type", "team": "Team",
+               "client": "Client (email domain)"}
+
+
+def settings_page(ctx: Ctx, error=None, status=200, form=None, fields=()):
     services = ctx.services
     current = services.store.settings()
     names = [m["name"] for m in services.store.list_mailboxes()]
     scopes = list(routing.SCOPES)
+    field = field_of(error, fields) if error and fields else None
     return render(ctx, "settings.html", status, s=current, mailbox_names=names, error=error,
-                  overrides=_overrides(ctx), override_scopes=scopes, admin_access=_admin_access_view(ctx))
+                  overrides=_overrides(ctx), override_scopes=scopes, scope_words=SCOPE_WORDS, form=form or {},
+                  field_errors={field: error} if field else {}, admin_access=_admin_access_view(ctx))
 
 
 def settings_save(ctx: Ctx):
@@ -507,8 +724,9 @@ def settings_save(ctx: Ctx):
             if typed != current.get(key):
                 mailboxes.set_global_setting(ctx.services, key, raw)
     except MailbridgeError as e:
-        return settings_page(ctx, str(e), errors.http_status(e))
-    return redirect(ctx, ctx.url("/settings"), "Settings saved.")
+        return settings_page(ctx, str(e), errors.http_status(e), form=dict(ctx.request.form),
+                             fields=("ticket_tag_format",))
+    return redirect(ctx, ctx.url("/settings") + "#switches", "Settings saved.")
 
 
 def _admin_access_view(ctx: Ctx) -> dict:
@@ -531,11 +749,13 @@ def admin_access_save(ctx: Ctx):
 
 def override_set(ctx: Ctx):
     try:
+        mailboxes.check_override_target(ctx.services, ctx.form("scope"), ctx.form("key"), ctx.form("mailbox"))
         row = outgoing.set_override(ctx.services, ctx.form("scope"), ctx.form("key"), ctx.form("mailbox"))
     except MailbridgeError as e:
-        return settings_page(ctx, str(e), errors.http_status(e))
-    return redirect(ctx, ctx.url("/settings"),
-                    f"Override saved: {row['scope'].replace('_', ' ')} {row['display_key']} → {row['mailbox']}.")
+        return settings_page(ctx, str(e), errors.http_status(e), form=dict(ctx.request.form),
+                             fields=("key", "scope", "mailbox"))
+    return redirect(ctx, ctx.url("/settings") + "#overrides",
+                    f"Override saved: {SCOPE_WORDS.get(row['scope'], row['scope'])} {row['display_key']} → {row['mailbox']}.")
 
 
 def override_remove(ctx: Ctx):
@@ -543,7 +763,7 @@ def override_remove(ctx: Ctx):
         outgoing.remove_override(ctx.services, ctx.form("scope"), ctx.form("key"))
     except MailbridgeError as e:
         return settings_page(ctx, str(e), errors.http_status(e))
-    return redirect(ctx, ctx.url("/settings"), "Override removed.")
+    return redirect(ctx, ctx.url("/settings") + "#overrides", "Override removed.")
 
 
 # -- tickets ------------------------------------------------------------------------------------
@@ -556,8 +776,17 @@ def ticket_list(ctx: Ctx):
     names = [m["name"] for m in services.store.list_mailboxes()]
     if mailbox and mailbox not in names:
         mailbox = None
-    rows = services.store.list_tickets(mailbox=mailbox, status=status, limit=200)
-    return render(ctx, "tickets.html", tickets=rows, mailbox_names=names, mailbox=mailbox or "", status_filter=status or "")
+    before = ctx.request.args.get("before", "").strip()
+    before = int(before) if before.isdigit() and len(before) < 13 else None
+    size = _page_size(ctx)
+    shown_size = size if size != PAGE_SIZE else None
+    rows, more = tickets.page(services.store.list_tickets(mailbox=mailbox, status=status, limit=size + 1,
+                                                          before=before), size)
+    older = ctx.url("/tickets", mailbox=mailbox, status=status, before=rows[-1]["number"], size=shown_size) \
+        if more and rows else None
+    return render(ctx, "tickets.html", tickets=rows, mailbox_names=names, mailbox=mailbox or "",
+                  status_filter=status or "", older=older, paged=before is not None,
+                  newest=ctx.url("/tickets", mailbox=mailbox, status=status, size=shown_size))
 
 
 def _resolution(ctx: Ctx, ticket: dict) -> dict:
@@ -566,11 +795,11 @@ def _resolution(ctx: Ctx, ticket: dict) -> dict:
         result = outgoing.resolve_outgoing(ctx.services, ticket)
     except MailbridgeError as e:
         return {"ok": False, "mailbox": None, "explanation": str(e), "skipped": []}
-    return {"ok": True, "mailbox": result["mailbox"], "rule": result.get("rule"),
-            "explanation": result.get("explanation", ""), "skipped": result.get("skipped", [])}
+    words = tickets.describe_resolution(result, ticket)
+    return {"ok": True, "mailbox": result["mailbox"], "because": words["because"], "skipped": words["skipped"]}
 
 
-def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body=""):
+def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body="", form=None, fields=()):
     if not TICKET_ID.match(ticket_id):
         raise NotFound(f"no ticket {ticket_id!r}")
     store = ctx.services.store
@@ -578,9 +807,12 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body=""):
     view = tickets.view(ctx.services, ticket)
     # One key per rendered form: a double click or a re-sent POST resumes the same send, never a second one.
     reply_key = f"reply-admin-{secrets.token_urlsafe(18)}"
+    field = field_of(error, fields) if error and fields else None
     return render(ctx, "ticket.html", status, t=view, resolution=_resolution(ctx, ticket), error=error, body=body,
                   reply_key=reply_key, recipients=tickets.reply_recipients(ctx.services, ticket),
-                  suggested=ticket.get("suggested_participants") or [])
+                  suggested=ticket.get("suggested_participants") or [],
+                  ticket_fields={"team": ticket.get("team") or "", "type": ticket.get("ticket_type") or ""},
+                  form=form or {}, field_errors={field: error} if field else {})
 
 
 def participant_confirm(ctx: Ctx, ticket_id: str):
@@ -593,6 +825,20 @@ def participant_confirm(ctx: Ctx, ticket_id: str):
     except MailbridgeError as e:
         return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"{email.lower()} now receives replies to this ticket.")
+
+
+def ticket_field(ctx: Ctx, ticket_id: str):
+    field = ctx.form("field")
+    try:
+        if not TICKET_ID.match(ticket_id):
+            raise NotFound(f"no ticket {ticket_id!r}")
+        tickets.set_field(ctx.services, ticket_id, field, ctx.form("value"))
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e), form=dict(ctx.request.form), fields=("value",))
+    word = "Ticket type" if field == "type" else "Team"
+    value = ctx.form("value").strip()
+    return redirect(ctx, ctx.url(f"/tickets/{ticket_id}") + "#reply",
+                    f"{word} {'set to ' + value if value else 'cleared'}. The reply's mailbox follows it.")
 
 
 def ticket_reply(ctx: Ctx, ticket_id: str):
@@ -696,6 +942,9 @@ PAGES = [
     ("GET", "/mailboxes/<name:name>", mailbox_detail, True),
     ("POST", "/mailboxes/<name:name>/credentials", credentials_add, True),
     ("GET", "/mailboxes/<name:name>/connect", connect_confirm, True),
+    ("POST", "/mailboxes/<name:name>/credentials/<instance>", credentials_update, True),
+    ("POST", "/mailboxes/<name:name>/credentials/<instance>/remove", credentials_remove, True),
+    ("POST", "/mailboxes/<name:name>/remove", mailbox_remove, True),
     ("POST", "/mailboxes/<name:name>/connect", connect, True),
     ("POST", "/mailboxes/<name:name>/disconnect", disconnect, True),
     ("POST", "/mailboxes/<name:name>/poll", poll_now, True),
@@ -715,6 +964,7 @@ PAGES = [
     ("POST", "/tickets/<ticket_id>/reply", ticket_reply, True),
     ("POST", "/tickets/<ticket_id>/status", ticket_status, True),
     ("POST", "/tickets/<ticket_id>/participants", participant_confirm, True),
+    ("POST", "/tickets/<ticket_id>/field", ticket_field, True),
     ("GET", "/messages/<message_id>/html", message_html, True),
     ("GET", "/messages/<message_id>/attachments/<index>", attachment, True),
 ]
