@@ -9,6 +9,7 @@ at `$MAILBRIDGE_FUNCTIONS_URL/admin` or deployed at the root of its own URL.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import hmac
 import os
 import re
