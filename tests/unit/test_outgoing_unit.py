@@ -7,7 +7,7 @@ import pytest
 
 from mailbridge.domain import compose, routing, rules
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 
 INSTANCE = "production"
 

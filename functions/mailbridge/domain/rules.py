@@ -34,8 +34,8 @@ import re
 from mailbridge.domain import patterns
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.models import EMAIL
+from mailbridge.domain.parsing import ParsedMessage
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import ParsedMessage
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})

@@ -23,7 +23,7 @@ from mailbridge.domain import compose as mime
 from mailbridge.domain import models, routing, rules
 from mailbridge.errors import Conflict, GmailError, InvalidInput, MailbridgeError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
-from mailbridge.parse import sanitize_html
+from mailbridge.domain.parsing import sanitize_html
 from mailbridge.services import mailboxes
 
 INLINE_RAW_BYTES = 256 * 1024            # larger MIME goes to Cloud Storage, not the record

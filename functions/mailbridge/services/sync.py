@@ -24,7 +24,7 @@ from mailbridge.domain.threads import match_ticket
 from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
                                WriteConflict)
 from mailbridge.logs import log_event
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.services import labels, mailboxes, outgoing, watch
 
 FINAL = ("created", "updated", "ignored", "quarantined")
