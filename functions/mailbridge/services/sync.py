@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 import time
 import uuid
 
-from mailbridge.domain import models, rules
+from mailbridge.domain import models, rules, threads
 from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
 from mailbridge.domain.authentication import authenticate
-from mailbridge.domain import threads
 from mailbridge.domain.threads import match_ticket
 from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
                                WriteConflict)
@@ -467,13 +466,12 @@ class MailboxSync:
         new = found[len(current):]
         if not new:
             return
-        if threads.may_add_participants(ticket, p.parsed.from_.email if p.parsed.from_ else "",
-                                        p.authentication.passed):
+        sender = p.parsed.from_.email if p.parsed.from_ else ""
+        if threads.may_add_participants(ticket, sender, p.authentication.passed):
             ticket["participants"] = found
             return
         ticket["suggested_participants"] = threads.suggest_participants(
-            ticket.get("suggested_participants", []), new, p.parsed.from_.email if p.parsed.from_ else "",
-            models.now_iso())
+            ticket.get("suggested_participants", []), new, sender, models.now_iso())
 
     def _update_ticket(self, ticket: dict, p: Prepared, message: dict) -> None:
         parsed = p.parsed
