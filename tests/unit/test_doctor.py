@@ -296,6 +296,17 @@ def test_an_unregistered_redirect_uri_is_reported_with_the_uri_to_add():
     assert "Google Auth Platform" in finding.fix
 
 
+def test_the_admin_sign_in_client_is_probed_with_the_admin_redirect_uri():
+    admin_redirect = "https%3A%2F%2Fmailbridge-admin-123456789012.europe-west1.run.app%2Fsignin%2Fcallback"
+    probe_url = next(url for url in recording("healthy") if url.startswith("https://accounts.google.com/"))
+    admin_probe = probe_url.replace(CLIENT_ID, "99-admin.apps.googleusercontent.com").replace(
+        "https%3A%2F%2Fmailbridge-oauth-callback-123456789012.europe-west1.run.app", admin_redirect)
+    fetch = RecordedFetch("healthy", answers={admin_probe: recording("healthy")[probe_url]})
+    findings = doctor.run_checks(PROJECT, REGION, PREFIX, fetch, [], admin_client_id="99-admin.apps.googleusercontent.com")
+    assert [url for url in fetch.urls if url.startswith("https://accounts.google.com/")] == [admin_probe]
+    assert all(finding.ok for finding in findings if finding.name.startswith("redirect URI"))
+
+
 def test_without_client_ids_no_redirect_uri_is_probed():
     fetch = RecordedFetch("healthy")
     doctor.run_checks(PROJECT, REGION, PREFIX, fetch)

@@ -35,6 +35,8 @@ REQUIRED_APIS = (
 # Entry points of functions/main.py and whether a browser opens them (terraform/main.tf).
 FUNCTIONS = {"admin": True, "labels": False, "oauth_callback": True, "oauth_start": True, "poll": False,
              "push": False}
+# Where Google returns an admin after sign-in: the admin URL + this (README.md, "Admin access").
+ADMIN_REDIRECT_PATH = "/signin/callback"
 GMAIL_PUSH_ACCOUNT = "serviceAccount:gmail-api-push@system.gserviceaccount.com"
 # Region prefixes inside the multi-region value groups of gcp.resourceLocations.
 LOCATION_GROUPS = {"in:eu-locations": "europe-", "in:europe-locations": "europe-", "in:us-locations": "us-",
@@ -69,10 +71,11 @@ Fetch = Callable[[str], dict]
 
 
 def run_checks(project: str, region: str, prefix: str, fetch: Fetch,
-               client_ids: Iterable[str] = ()) -> list[Finding]:
+               client_ids: Iterable[str] = (), admin_client_id: str = "") -> list[Finding]:
     """Every check, in the order an operator fixes things. `client_ids`: OAuth client ids whose
-    registered redirect URI should be probed (the mailboxes' credential sets of this instance and
-    the admin sign-in client); Google has no API that lists a client's redirect URIs."""
+    registered redirect URI should be probed (the mailboxes' credential sets of this instance);
+    `admin_client_id`: the admin sign-in client, probed with the admin pages' redirect URI
+    (README.md, "Admin access"). Google has no API that lists a client's redirect URIs."""
     context = _Context(project, region, prefix, fetch)
     findings = [check_apis(context)]
     findings += check_organisation_policies(context)
@@ -82,6 +85,8 @@ def run_checks(project: str, region: str, prefix: str, fetch: Fetch,
     findings.append(check_push_topic(context))
     findings.append(check_admin_sign_in_secret(context))
     findings += [check_redirect_uri(context, client_id) for client_id in client_ids if client_id]
+    if admin_client_id:
+        findings.append(check_redirect_uri(context, admin_client_id, "admin", ADMIN_REDIRECT_PATH))
     return findings
 
 
@@ -100,13 +105,13 @@ def format_findings(findings: list[Finding]) -> str:
 
 
 def run(project: str, region: str, prefix: str, *, fetch: Fetch | None = None, client_ids: Iterable[str] = (),
-        out=None) -> int:
+        out=None, admin_client_id: str = "") -> int:
     """Print the findings; exit status 0 when everything is ready, 1 when something needs fixing
     or doctor cannot start (one line on stderr)."""
     import sys
 
     try:
-        findings = run_checks(project, region, prefix, fetch or default_fetch(project), client_ids)
+        findings = run_checks(project, region, prefix, fetch or default_fetch(project), client_ids, admin_client_id)
     except DoctorError as e:
         print(f"doctor: {e}", file=sys.stderr)
         return 1
@@ -409,12 +414,12 @@ def check_admin_sign_in_secret(context: _Context) -> Finding:
     return Finding(name, True)
 
 
-def check_redirect_uri(context: _Context, client_id: str) -> Finding:
+def check_redirect_uri(context: _Context, client_id: str, function: str = "oauth_callback", path: str = "") -> Finding:
     """Ask Google's authorization endpoint whether the client accepts our redirect URI: it answers
     400 redirect_uri_mismatch when the URI is not registered on the client."""
     name = f"redirect URI of {client_id.split('.', 1)[0][:24]}…"
     try:
-        redirect_uri = context.function_url("oauth_callback")
+        redirect_uri = context.function_url(function) + path
     except HttpError as e:
         return _unreadable(name, e, "the project number", "roles/browser")
     query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code",
@@ -425,7 +430,7 @@ def check_redirect_uri(context: _Context, client_id: str) -> Finding:
         if "redirect_uri_mismatch" in e.message:
             return Finding(name, False, f"{redirect_uri} is not an authorized redirect URI of this client",
                            "Google Auth Platform → Clients → this client → Authorized redirect URIs: add "
-                           f"{redirect_uri} (terraform output oauth_redirect_uri)")
+                           f"{redirect_uri}" + (" (terraform output oauth_redirect_uri)" if not path else ""))
         if "invalid_client" in e.message or "deleted_client" in e.message:
             return Finding(name, False, "Google does not know this client id",
                            "copy the whole client id from Google Auth Platform → Clients")

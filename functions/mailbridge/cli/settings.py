@@ -108,8 +108,8 @@ def sessions_revoke_all():
 
 
 def _client_ids(services) -> list[str]:
-    """The OAuth client ids doctor checks the redirect URI of: this instance's credential sets
-    (empty if Firestore cannot be read) and the admin sign-in client."""
+    """The OAuth client ids doctor checks the oauth_callback redirect URI of: this instance's
+    credential sets (empty if Firestore cannot be read)."""
     ids = []
     try:
         for mailbox in services.store.list_mailboxes():
@@ -118,8 +118,6 @@ def _client_ids(services) -> list[str]:
                 ids.append(credential["client_id"])
     except Exception:  # noqa: BLE001 - doctor also runs where Firestore does not exist yet
         ids = []
-    if services.settings.admin_oauth_client_id and services.settings.admin_oauth_client_id not in ids:
-        ids.append(services.settings.admin_oauth_client_id)
     return ids
 
 
@@ -138,7 +136,9 @@ def doctor(region):
     region = region or settings_.region
     if not region:
         raise InvalidInput("the region is not set: export MAILBRIDGE_REGION or pass --region")
-    status = bootstrap.doctor().run(settings_.project, region, settings_.prefix, client_ids=_client_ids(services))
+    # The admin sign-in client is checked against its own redirect URI (admin + /signin/callback).
+    status = bootstrap.doctor().run(settings_.project, region, settings_.prefix, client_ids=_client_ids(services),
+                                    admin_client_id=settings_.admin_oauth_client_id)
     sys.exit(status)  # click's Exit is swallowed outside standalone mode; cli/app.py maps SystemExit
 
 
