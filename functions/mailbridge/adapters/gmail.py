@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import collections.abc
 import copy
 import functools
 import json
@@ -38,6 +39,10 @@ MAX_TRIES = 7
 SIMPLE_SEND_MAX_RAW = 3 * 1024 * 1024
 UPLOAD_MAX_BYTES = 36_700_160
 RESUMABLE_OVER = 5 * 1024 * 1024
+# Raw mail held per batch of messages.get (the function has 1 GiB; a raw message costs several
+# times its size while it is decoded and parsed). See docs/gmail-differences.md.
+RAW_BATCH_BYTES = 16 * 1024 * 1024
+FIRST_RAW_BATCH = 1
 
 
 class QuotaPacer:
@@ -130,6 +135,8 @@ class Gmail:
         self.retries = 0
         self.calls = collections.Counter()
         self.users = self.service.users()
+        self._largest_raw: int | None = None  # largest raw message of the last batch (None: none yet)
+        self._batch_size = FIRST_RAW_BATCH
 
     # -- core --------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
@@ -200,9 +207,32 @@ class Gmail:
             if not token:
                 return
 
-    def get_raw_many(self, ids: list[str]) -> dict[str, dict | GmailError]:
-        """messages.get format=raw for many ids in batch requests of ≤50; each result is
-        {"raw": bytes, "threadId", "labelIds", "internalDate"} or a GmailError."""
+    def get_raw_many(self, ids: list[str]) -> "RawResults":
+        """messages.get format=raw for many ids; each result is {"raw": bytes, "threadId",
+        "labelIds", "internalDate"} or a GmailError. A mapping fetched as it is read, in batches
+        whose size follows the bytes seen (`next_batch_size`), so a caller that drops each raw
+        after use holds one batch of raw mail at a time, not every message of its chunk."""
+        return RawResults(self, ids)
+
+    def next_batch_size(self) -> int:
+        """Gmail lists ids without sizes, so a batch is sized by the largest message of the
+        previous one: RAW_BATCH_BYTES of mail at most, growing at most twofold per batch, from
+        FIRST_RAW_BATCH (quota is per message, so smaller batches cost no units; docs/gmail-differences.md)."""
+        if self._largest_raw is None:
+            return FIRST_RAW_BATCH
+        fits = max(1, RAW_BATCH_BYTES // max(1, self._largest_raw))
+        return max(1, min(MAX_BATCH, fits, 2 * self._batch_size))
+
+    def _fetch_raw_batch(self, ids: list[str]) -> dict[str, dict | GmailError]:
+        """One sized batch (see next_batch_size); records the largest message it brought."""
+        self._batch_size = len(ids)
+        results = self._fetch_raw(ids)
+        sizes = [len(r["raw"]) for r in results.values() if isinstance(r, dict)]
+        if sizes:
+            self._largest_raw = max(sizes)
+        return results
+
+    def _fetch_raw(self, ids: list[str]) -> dict[str, dict | GmailError]:
         from googleapiclient.http import BatchHttpRequest
 
         results: dict[str, dict | GmailError] = {}
@@ -347,3 +377,31 @@ class Gmail:
 
     def stop(self) -> None:
         self._execute("stop", self.users.stop(userId="me"))
+
+
+class RawResults(collections.abc.Mapping):
+    """get_raw_many's answer: message id → result, fetched batch by batch as ids are read (in the
+    order given). The first batch is fetched at once."""
+
+    def __init__(self, gmail: Gmail, ids: list[str]):
+        self.gmail = gmail
+        self.ids = list(dict.fromkeys(ids))
+        self.pending = collections.deque(self.ids)
+        self.done: dict[str, dict | GmailError] = {}
+        if self.pending:
+            self._fetch_next()
+
+    def _fetch_next(self) -> None:
+        batch = [self.pending.popleft() for _ in range(min(len(self.pending), self.gmail.next_batch_size()))]
+        self.done.update(self.gmail._fetch_raw_batch(batch))
+
+    def __getitem__(self, message_id: str):
+        while message_id not in self.done and self.pending and message_id in self.pending:
+            self._fetch_next()
+        return self.done[message_id]
+
+    def __iter__(self):
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
