@@ -30,6 +30,7 @@ CHUNK = 50
 MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
 BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
 UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
+TICK_DONE = "this tick's sync already ran"
 
 
 @dataclasses.dataclass
@@ -554,7 +555,8 @@ def _idle(services, name: str, mailbox: dict, credential: dict, state: dict) -> 
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
-                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None) -> dict:
+                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
+                 mailbox: dict | None = None) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
     (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
     sync that runs out of budget with work left publishes a continuation task."""
@@ -563,7 +565,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     started = time.monotonic()
     budget = budget_s if budget_s is not None else settings.poll_time_budget_s
     summary = {"mailbox": name, "outcome": "ok"}
-    mailbox = store.get_mailbox(name)
+    mailbox = mailbox or store.get_mailbox(name)
     credential = mailboxes.own_credential(services, mailbox)
     if credential is None:
         return {**summary, "outcome": "skipped", "reason": f"no credential set for instance {settings.instance!r}"}
@@ -575,7 +577,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     if tick and backfill_since is None:
         state = store.get_sync(name, settings.instance)
         if state.get("last_tick") == tick:
-            return {**summary, "outcome": "skipped", "reason": "this tick's sync already ran"}
+            return {**summary, "outcome": "skipped", "reason": TICK_DONE}
         try:
             idle = _idle(services, name, mailbox, credential, state)
         except TokenRevoked:
@@ -584,7 +586,8 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
             idle["duration_s"] = round(time.monotonic() - started, 3)
             return idle
     owner = uuid.uuid4().hex
-    ttl = settings.lease_ttl_s
+    # Short and renewed (Heartbeat); never longer than the run could need.
+    ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
     # A push-triggered sync of a few messages usually finishes within seconds: wait briefly
     # for it rather than skip, so a scheduled poll does its own pass right after.
     wait_until = time.monotonic() + max(0.0, lease_wait_s)
