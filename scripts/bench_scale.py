@@ -333,6 +333,51 @@ def bench_kill(bench: Bench) -> dict:
             "lease_ttl_s": bench.services.settings.lease_ttl_s}
 
 
+# --------------------------------------------------------------------------- the emulator's pace
+
+
+def bench_emulator_push_concurrency(stack: stacklib.Stack, messages: int = 60, hold_s: float = 1.0) -> dict:
+    """How many pushes the Pub/Sub emulator has in flight at once: its subscription pushes to a
+    stand-in endpoint that holds each request `hold_s`. Cloud Pub/Sub scales pushes up to the
+    push service's max instances; the emulator's bound is what limits the local fan-out."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"now": 0, "max": 0, "done": 0}
+    lock = threading.Lock()
+
+    class Hold(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+            time.sleep(hold_s)
+            with lock:
+                state["now"] -= 1
+                state["done"] += 1
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((stacklib.HOST, 0), Hold)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"{stacklib.HOST}:{stack.services['pubsub'].port}"
+    topic = f"projects/{stack.project}/topics/bench-probe"
+    stacklib.create_topic(host, topic)
+    stacklib.create_push_subscription(host, topic, stack.project, "bench-probe-push",
+                                      f"http://{stacklib.HOST}:{server.server_port}/push")
+    body = {"messages": [{"data": "e30=", "attributes": {"i": str(i)}} for i in range(messages)]}
+    requests.post(f"http://{host}/v1/{topic}:publish", json=body, timeout=30).raise_for_status()
+    started = time.monotonic()
+    while state["done"] < messages and time.monotonic() - started < 300:
+        time.sleep(0.2)
+    server.shutdown()
+    return {"max_in_flight": state["max"], "messages": state["done"],
+            "seconds": round(time.monotonic() - started, 1), "hold_s": hold_s}
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -343,6 +388,9 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000)) -> dict:
         bench = Bench(stack)
         from mailbridge import logs  # noqa: F401  (the log stream is the caller's)
 
+        log("scale 0/3 the emulator's push concurrency …")
+        probe = bench_emulator_push_concurrency(stack)
+        log(f"  {probe}")
         log("scale 1/3 fan-out …")
         fanout = bench_fanout(bench, list(sizes))
         log("scale 2/3 idle mailboxes …")
@@ -361,6 +409,7 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000)) -> dict:
             "idle_detail": idle, "idle_tick": idle_tick,
             "kill_recovery_s": kill.get("seconds"), "kill_recovery": kill,
             "project_quota_share": project_quota_share(fanout),
+            "emulator_push_concurrency": probe,
         }
     finally:
         os.environ.clear()

@@ -112,6 +112,23 @@ class StoreLookup:
         return self.store.find_ticket_by_thread(key)
 
 
+OWN_ADDRESSES_TTL_S = 60.0
+
+
+def own_addresses(services) -> set[str]:
+    """Every mailbox's address (loop protection), read once a minute per instance: with the fan-
+    out each task syncs one mailbox, and reading every mailbox document for each busy task would
+    be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
+    minute is caught by the loop-marker header until then."""
+    cached = getattr(services, "_own_addresses_cache", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < OWN_ADDRESSES_TTL_S:
+        return cached[1]
+    value = models.own_addresses(services.store.list_mailboxes())
+    services._own_addresses_cache = (now, value)
+    return value
+
+
 class MailboxSync:
     def __init__(self, services, mailbox: dict, credential: dict, deadline: float, progress=None):
         self.services = services
@@ -143,7 +160,7 @@ class MailboxSync:
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
         if self._own_addresses is None:
-            self._own_addresses = models.own_addresses(self.store.list_mailboxes())
+            self._own_addresses = own_addresses(self.services)
         return self._own_addresses
 
     # -- the run -----------------------------------------------------------------------
