@@ -252,7 +252,11 @@ class MailboxSync:
     def _must_stop(self) -> bool:
         """Checked before every message: the push budget is below the push timeout, so a sync
         stops in time instead of being cut off mid-chunk (docs/architecture.md, "Queue")."""
-        if self.out_of_time or time.monotonic() > self.deadline or (self.lease and self.lease.lost):
+        if self.lease and self.lease.lost:
+            self.out_of_time = True
+        # Every run finishes its first chunk, so a slow Gmail or store cannot leave a mailbox
+        # where no budget ever covers a whole chunk (no progress at all).
+        elif time.monotonic() > self.deadline and any(self.counts.values()):
             self.out_of_time = True
         return self.out_of_time
 
