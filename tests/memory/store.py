@@ -146,6 +146,8 @@ class MemoryStore:
 
     def release_lease(self, mailbox: str, instance: str, owner: str, changes: dict | None = None) -> None:
         with self._lease_lock:
+            if self.get_sync(mailbox, instance).get("lease_owner") not in (owner, None):
+                return  # another sync took the mailbox over: its history id and status win
             update = dict(changes or {})
             if self.get_sync(mailbox, instance).get("lease_owner") == owner:
                 update.update({"lease_owner": None, "lease_expires_at": 0, "lease_since": None})

@@ -163,26 +163,27 @@ def test_a_sync_that_lost_its_lease_stops_and_leaves_the_history_id_to_the_new_o
 
 def test_a_sync_out_of_budget_publishes_a_continuation_that_finishes_the_work(world):
     services, accounts = world
-    deliver(accounts, "box0", 5)
+    deliver(accounts, "box0", sync.CHUNK + 10)
     first = sync.sync_mailbox(services, "box0", budget_s=0, task={"kind": "sync", "mailbox": "box0"})
     assert first["complete"] is False and first["continued"] is True
+    assert len(rows(services, "box0")) == sync.CHUNK  # every run finishes its first chunk
     assert [(t["kind"], t["mailbox"], t["continuation"]) for t in services.queue.tasks] == [("sync", "box0", "1")]
     services.queue.deliver(services)
-    assert len(rows(services, "box0")) == 5
+    assert len(rows(services, "box0")) == sync.CHUNK + 10
     assert services.store.get_sync("box0", INSTANCE)["backlog"] == 0
 
 
 def test_the_budget_is_checked_before_every_message_not_every_chunk(world, monkeypatch):
     services, accounts = world
-    deliver(accounts, "box0", 10)
+    deliver(accounts, "box0", sync.CHUNK + 10)
     parsed = []
     real_parse = sync.parse_message
     clock = {"offset": 0.0}
 
     def parse_and_age(raw):
         parsed.append(1)
-        if len(parsed) == 3:
-            clock["offset"] = 10_000.0  # the budget runs out after the third message
+        if len(parsed) == sync.CHUNK + 3:
+            clock["offset"] = 10_000.0  # the budget runs out in the middle of the second chunk
         return real_parse(raw)
 
     monkeypatch.setattr(sync, "parse_message", parse_and_age)
@@ -190,7 +191,14 @@ def test_the_budget_is_checked_before_every_message_not_every_chunk(world, monke
         monotonic=lambda: time.monotonic() + clock["offset"], time=time.time, sleep=time.sleep))
     result = sync.sync_mailbox(services, "box0", budget_s=100)
     assert result["complete"] is False
-    assert len(parsed) == 3 and len(rows(services, "box0")) == 3
+    assert len(parsed) == sync.CHUNK + 3 and len(rows(services, "box0")) == sync.CHUNK + 3
+
+
+def test_a_run_whose_budget_is_gone_before_it_starts_still_finishes_its_first_chunk(world):
+    services, accounts = world
+    deliver(accounts, "box0", 3)
+    result = sync.sync_mailbox(services, "box0", budget_s=0)
+    assert result["complete"] is True and len(rows(services, "box0")) == 3
 
 
 def test_a_task_of_a_removed_mailbox_is_acknowledged_without_work(world):

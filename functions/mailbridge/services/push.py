@@ -64,8 +64,10 @@ def sync_task(services, name: str, task: dict) -> Outcome:
     """
     try:
         store = services.store
-        switches = store.settings()
-        if not switches.get("use_incoming_service", True):
+        # A tick's task was queued seconds ago by a tick that read the switches; other tasks
+        # (continuations, notifications) read them here. An idle mailbox's tick task then costs
+        # two reads: the mailbox and its sync state (docs/benchmarks.md, idle_mailbox_cost).
+        if not task.get("tick") and not store.settings().get("use_incoming_service", True):
             return Outcome("incoming service is switched off", mailbox=name)
         try:
             mailbox = store.get_mailbox(name)
@@ -73,17 +75,16 @@ def sync_task(services, name: str, task: dict) -> Outcome:
             return Outcome("no such mailbox (removed?)", mailbox=name)
         if not _connected(services, mailbox):
             return Outcome("mailbox is not connected for this instance", mailbox=name)
-        tick = task.get("tick")
-        if tick and store.get_sync(name, services.settings.instance).get("last_tick") == tick:
-            return Outcome("this tick's sync already ran", mailbox=name, tick=tick)
         result = sync.sync_mailbox(services, name, budget_s=services.settings.push_time_budget_s,
-                                   task=task)
+                                   task=task, mailbox=mailbox)
     except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
         return Outcome(f"transient failure ({e.__class__.__name__})", 503, mailbox=name)
     return _answer(name, result)
 
 
 def _answer(name: str, result: dict) -> Outcome:
+    if result.get("outcome") == "skipped" and result.get("reason") == sync.TICK_DONE:
+        return Outcome(sync.TICK_DONE, mailbox=name)
     if result.get("outcome") == "skipped" and result.get("reason") == BUSY:
         return Outcome("mailbox is being synchronized; retry later", 429, mailbox=name)
     if result.get("outcome") == "error" and "invalid_grant" not in result.get("error", ""):

@@ -32,6 +32,7 @@ CHUNK = 50
 MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
 BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
 UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
+TICK_DONE = "this tick's sync already ran"
 
 
 @dataclasses.dataclass
@@ -114,6 +115,23 @@ class StoreLookup:
         return self.store.find_ticket_by_thread(key)
 
 
+OWN_ADDRESSES_TTL_S = 60.0
+
+
+def own_addresses(services) -> set[str]:
+    """Every mailbox's address (loop protection), read once a minute per instance: with the fan-
+    out each task syncs one mailbox, and reading every mailbox document for each busy task would
+    be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
+    minute is caught by the loop-marker header until then."""
+    cached = getattr(services, "_own_addresses_cache", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < OWN_ADDRESSES_TTL_S:
+        return cached[1]
+    value = models.own_addresses(services.store.list_mailboxes())
+    services._own_addresses_cache = (now, value)
+    return value
+
+
 class MailboxSync:
     def __init__(self, services, mailbox: dict, credential: dict, deadline: float, progress=None):
         self.services = services
@@ -145,7 +163,7 @@ class MailboxSync:
     # -- helpers ---------------------------------------------------------------------
     def own_addresses(self) -> set[str]:
         if self._own_addresses is None:
-            self._own_addresses = models.own_addresses(self.store.list_mailboxes())
+            self._own_addresses = own_addresses(self.services)
         return self._own_addresses
 
     # -- the run -----------------------------------------------------------------------
@@ -237,7 +255,11 @@ class MailboxSync:
     def _must_stop(self) -> bool:
         """Checked before every message: the push budget is below the push timeout, so a sync
         stops in time instead of being cut off mid-chunk (docs/architecture.md, "Queue")."""
-        if self.out_of_time or time.monotonic() > self.deadline or (self.lease and self.lease.lost):
+        if self.lease and self.lease.lost:
+            self.out_of_time = True
+        # Every run finishes its first chunk, so a slow Gmail or store cannot leave a mailbox
+        # where no budget ever covers a whole chunk (no progress at all).
+        elif time.monotonic() > self.deadline and any(self.counts.values()):
             self.out_of_time = True
         return self.out_of_time
 
@@ -583,7 +605,8 @@ def _idle(services, name: str, mailbox: dict, credential: dict, state: dict) -> 
 
 
 def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
-                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None) -> dict:
+                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
+                 mailbox: dict | None = None) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
     (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
     sync that runs out of budget with work left publishes a continuation task."""
@@ -592,7 +615,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     started = time.monotonic()
     budget = budget_s if budget_s is not None else settings.poll_time_budget_s
     summary = {"mailbox": name, "outcome": "ok"}
-    mailbox = store.get_mailbox(name)
+    mailbox = mailbox or store.get_mailbox(name)
     credential = mailboxes.own_credential(services, mailbox)
     if credential is None:
         return {**summary, "outcome": "skipped", "reason": f"no credential set for instance {settings.instance!r}"}
@@ -604,7 +627,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     if tick and backfill_since is None:
         state = store.get_sync(name, settings.instance)
         if state.get("last_tick") == tick:
-            return {**summary, "outcome": "skipped", "reason": "this tick's sync already ran"}
+            return {**summary, "outcome": "skipped", "reason": TICK_DONE}
         try:
             idle = _idle(services, name, mailbox, credential, state)
         except TokenRevoked:
@@ -613,7 +636,8 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
             idle["duration_s"] = round(time.monotonic() - started, 3)
             return idle
     owner = uuid.uuid4().hex
-    ttl = settings.lease_ttl_s
+    # Short and renewed (Heartbeat); never longer than the run could need.
+    ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
     # A push-triggered sync of a few messages usually finishes within seconds: wait briefly
     # for it rather than skip, so a scheduled poll does its own pass right after.
     wait_until = time.monotonic() + max(0.0, lease_wait_s)

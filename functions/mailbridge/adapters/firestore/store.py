@@ -215,6 +215,8 @@ class Store(OutboundRepository, AdminRepository):
         @firestore.transactional
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("lease_owner") not in (owner, None):
+                return  # another sync took the mailbox over: its history id and status win
             update = dict(changes or {})
             if data.get("lease_owner") == owner:
                 update.update({"lease_owner": None, "lease_expires_at": 0, "lease_since": None})
