@@ -13,6 +13,7 @@ import uuid
 import pytest
 import requests
 
+from mailbridge.domain import labels as label_rules
 from mailbridge.errors import Conflict, InvalidInput, NotFound
 from mailbridge.services import labels, mailboxes
 from mailbridge.services import sync as ingest
@@ -248,7 +249,7 @@ def test_a_label_deleted_in_gmail_is_reported_and_mail_is_left_in_place(box, fak
 
 
 @pytest.mark.parametrize("setting, expected", [("mailbridge/processed", "mailbridge/processed"),
-                                               ("true", labels.DEFAULT_PROCESSED_LABEL),
+                                               ("true", label_rules.DEFAULT_PROCESSED_LABEL),
                                                ("Helpdesk/Seen", "Helpdesk/Seen")])
 def test_processed_label_is_created_on_first_use(box, fake, setting, expected):
     services, name, address = box

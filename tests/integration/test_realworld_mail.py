@@ -18,7 +18,7 @@ import tarfile
 
 import pytest
 
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.services import mailboxes
 from mailbridge.services import sync as ingest
 from tests.conftest import ARTIFACTS

@@ -9,10 +9,9 @@ import pytest
 from mailbridge.adapters.gmail import QuotaPacer
 from mailbridge.cli import main as cli_main
 from mailbridge.cli import parse_since
-from mailbridge.domain import models, signing
+from mailbridge.domain import labels, models, signing
 from mailbridge.errors import AuthError, InvalidInput
 from mailbridge.http import push
-from mailbridge.services import labels
 
 KEY = "unit-test-signing-key"
 

@@ -5,10 +5,9 @@ from email import policy
 
 import pytest
 
-from mailbridge.domain import rules
+from mailbridge.domain import compose, routing, rules
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import parse_message
-from mailbridge.services import outgoing
+from mailbridge.domain.parsing import parse_message
 
 INSTANCE = "production"
 
@@ -40,21 +39,21 @@ OVERRIDES = {("ticket", "7"): "t", ("ticket_type", "incident"): "tt", ("team", "
 ])
 def test_each_override_level_beats_the_levels_below(removed, expected):
     overrides = {k: v for k, v in OVERRIDES.items() if k[0] not in removed}
-    result = outgoing.choose_mailbox(ticket(), overrides, ALL, "default", INSTANCE)
+    result = routing.choose_mailbox(ticket(), overrides, ALL, "default", INSTANCE)
     assert result["rule"] == expected
     assert result["skipped"] == []
     assert expected in result["explanation"]
 
 
 def test_default_mailbox_is_used_when_nothing_else_applies():
-    result = outgoing.choose_mailbox(ticket(mailbox=None), {}, ALL, "default", INSTANCE)
+    result = routing.choose_mailbox(ticket(mailbox=None), {}, ALL, "default", INSTANCE)
     assert (result["mailbox"], result["rule"]) == ("default", "default_outgoing_mailbox")
 
 
 def test_unusable_mailboxes_fall_through_and_say_why():
     mailboxes = dict(ALL, t=mailbox("t", status="disconnected"), tt=mailbox("tt", instance="uat"),
                      team=mailbox("team", enabled=False))
-    result = outgoing.choose_mailbox(ticket(), OVERRIDES, mailboxes, "default", INSTANCE)
+    result = routing.choose_mailbox(ticket(), OVERRIDES, mailboxes, "default", INSTANCE)
     assert result["rule"] == "client_override"
     reasons = {s["rule"]: s["reason"] for s in result["skipped"]}
     assert "disconnected" in reasons["ticket_override"]
@@ -66,50 +65,50 @@ def test_unusable_mailboxes_fall_through_and_say_why():
 def test_nothing_usable_raises_with_every_reason():
     mailboxes = {"arrival": mailbox("arrival", status="not_connected")}
     with pytest.raises(InvalidInput, match="arrival_mailbox.*not connected.*default_outgoing_mailbox.*does not exist"):
-        outgoing.choose_mailbox(ticket(), {}, mailboxes, "gone", INSTANCE)
+        routing.choose_mailbox(ticket(), {}, mailboxes, "gone", INSTANCE)
     with pytest.raises(InvalidInput, match="default_outgoing_mailbox is not set"):
-        outgoing.choose_mailbox(ticket(mailbox=None), {}, {}, None, INSTANCE)
+        routing.choose_mailbox(ticket(mailbox=None), {}, {}, None, INSTANCE)
 
 
 def test_client_is_the_ticket_client_first_then_the_requester_domain():
     overrides = {("client", "acme corp"): "t", ("client", "customer.example"): "client"}
-    assert outgoing.choose_mailbox(ticket(client="ACME Corp"), overrides, ALL, None, INSTANCE)["mailbox"] == "t"
-    assert outgoing.choose_mailbox(ticket(), overrides, ALL, None, INSTANCE)["mailbox"] == "client"
+    assert routing.choose_mailbox(ticket(client="ACME Corp"), overrides, ALL, None, INSTANCE)["mailbox"] == "t"
+    assert routing.choose_mailbox(ticket(), overrides, ALL, None, INSTANCE)["mailbox"] == "client"
 
 
 @pytest.mark.parametrize("scope, key", [("galaxy", "x"), ("team", ""), ("team", "a/b"), ("client", "x\ny")])
 def test_bad_override_scope_or_key_is_refused(scope, key):
     with pytest.raises(InvalidInput):
-        outgoing.normalize_override(scope, key)
+        routing.normalize_override(scope, key)
 
 
 def test_override_keys_normalize():
-    assert outgoing.override_id("ticket", "#12") == "ticket~12"
-    assert outgoing.override_id("client", "@Customer.Example") == "client~customer.example"
+    assert routing.override_id("ticket", "#12") == "ticket~12"
+    assert routing.override_id("client", "@Customer.Example") == "client~customer.example"
 
 
 def test_reply_all_never_includes_our_own_addresses():
     t = ticket(participants=["dana@customer.example", "help@acme.example", "boss@customer.example"])
-    to, cc = outgoing.recipients(t, {"help@acme.example"})
+    to, cc = compose.recipients(t, {"help@acme.example"})
     assert to == ["dana@customer.example"] and cc == ["boss@customer.example"]
 
 
 def test_more_than_100_recipients_is_refused():
     t = ticket(participants=[f"p{i}@customer.example" for i in range(101)])
     with pytest.raises(InvalidInput, match="at most 100"):
-        outgoing.recipients(t, set())
+        compose.recipients(t, set())
 
 
 def test_subject_carries_the_tag_once():
-    assert outgoing.reply_subject("Printer jammed", 7, "[#{number}]") == "Re: [#7] Printer jammed"
-    assert outgoing.reply_subject("Re: [#7] Printer jammed", 7, "[#{number}]").count("[#7]") == 1
+    assert compose.reply_subject("Printer jammed", 7, "[#{number}]") == "Re: [#7] Printer jammed"
+    assert compose.reply_subject("Re: [#7] Printer jammed", 7, "[#{number}]").count("[#7]") == 1
 
 
 def test_reference_chain_uses_the_last_message_and_trims():
     messages = [{"message_id": f"<m{i}@x>", "references": [f"<m{j}@x>" for j in range(i)]} for i in range(30)]
-    in_reply_to, refs = outgoing.reference_chain(messages)
+    in_reply_to, refs = compose.reference_chain(messages)
     assert in_reply_to == "<m29@x>"
-    assert refs[0] == "<m0@x>" and refs[-1] == "<m29@x>" and len(refs) == outgoing.MAX_REFERENCES
+    assert refs[0] == "<m0@x>" and refs[-1] == "<m29@x>" and len(refs) == compose.MAX_REFERENCES
 
 
 def make_outgoing(**changes):
@@ -120,11 +119,11 @@ def make_outgoing(**changes):
                 message_id="<abc@mailbridge.acme.example>",
                 attachments=[("log.txt", "text/plain", b"line 1\n")])
     base.update(changes)
-    return outgoing.Outgoing(**base)
+    return compose.Outgoing(**base)
 
 
 def test_mime_has_threading_headers_alternatives_and_attachment():
-    raw = outgoing.build_mime(make_outgoing())
+    raw = compose.build_mime(make_outgoing())
     message = email.message_from_bytes(raw, policy=policy.default)
     assert message["From"] == "Acme Help <help@acme.example>"
     assert message["Cc"] == "boss@customer.example"
@@ -148,20 +147,20 @@ def test_mime_has_threading_headers_alternatives_and_attachment():
 ])
 def test_header_injection_is_refused(changes):
     with pytest.raises(InvalidInput):
-        outgoing.build_mime(make_outgoing(**changes))
+        compose.build_mime(make_outgoing(**changes))
 
 
 def test_oversized_message_is_refused():
-    big = b"x" * (outgoing.MAX_MESSAGE_BYTES + 1)
+    big = b"x" * (compose.MAX_MESSAGE_BYTES + 1)
     with pytest.raises(InvalidInput, match="limit"):
-        outgoing.build_mime(make_outgoing(attachments=[("big.bin", "application/octet-stream", big)]))
+        compose.build_mime(make_outgoing(attachments=[("big.bin", "application/octet-stream", big)]))
 
 
 def test_acknowledgement_template_and_a_broken_template_falls_back():
-    assert outgoing.acknowledgement_text("Ticket {tag} ({number}): {subject}", "[#7]", 7, "Printer") == \
+    assert compose.acknowledgement_text("Ticket {tag} ({number}): {subject}", "[#7]", 7, "Printer") == \
         "Ticket [#7] (7): Printer"
-    assert outgoing.acknowledgement_text("{unknown} {tag}", "[#7]", 7, "x") == "{unknown} [#7]"
-    assert "[#7]" in outgoing.acknowledgement_text("broken {", "[#7]", 7, "x")
+    assert compose.acknowledgement_text("{unknown} {tag}", "[#7]", 7, "x") == "{unknown} [#7]"
+    assert "[#7]" in compose.acknowledgement_text("broken {", "[#7]", 7, "x")
 
 
 def parsed_mail(sender="dana@customer.example", **headers):
@@ -196,12 +195,12 @@ def test_acknowledgement_follows_the_one_auto_mail_policy(headers, sender, expec
 
 
 def test_auto_headers_mark_our_mail_as_automatic():
-    headers = dict(outgoing.auto_headers("mailbridge@mailbridge"))
+    headers = dict(compose.auto_headers("mailbridge@mailbridge"))
     assert headers["Auto-Submitted"] == "auto-replied"
     assert headers["X-Auto-Response-Suppress"] == "All"
     assert "mailbridge@mailbridge" in headers["X-Loop"]
 
 
 def test_backoff_grows_and_caps():
-    assert [outgoing.backoff_seconds(n) for n in (1, 2, 3)] == [60, 120, 240]
-    assert outgoing.backoff_seconds(20) == 3600
+    assert [compose.backoff_seconds(n) for n in (1, 2, 3)] == [60, 120, 240]
+    assert compose.backoff_seconds(20) == 3600

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from mailbridge.parse import Address, parse_message, resolve_cid, safe_filename
+from mailbridge.domain.parsing import Address, parse_message, resolve_cid, safe_filename
 from tests.corpus import PDF_BYTES, PNG_PIXEL, build_corpus, crlf, make_message
 
 CORPUS = build_corpus()

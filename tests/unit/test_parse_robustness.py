@@ -6,7 +6,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbridge.parse import MAX_PARTS, MAX_RECIPIENTS, ParsedMessage, parse_message
+from mailbridge.domain.parsing import MAX_PARTS, MAX_RECIPIENTS, ParsedMessage, parse_message
 from tests.corpus import build_corpus
 
 CORPUS = build_corpus()

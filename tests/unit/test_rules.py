@@ -3,7 +3,7 @@
 import pytest
 
 from mailbridge.domain.rules import classify, outgoing_auto_headers, sender_matches, subject_matches
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from tests.corpus import build_corpus, make_message
 
 CORPUS = build_corpus()

@@ -4,7 +4,7 @@ import pytest
 
 from mailbridge.domain.threads import find_tag_numbers, format_tag, match_ticket, subject_with_tag
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.services.sync import StoreLookup
 from tests.corpus import build_corpus, make_message
 from tests.memory import MemoryStore

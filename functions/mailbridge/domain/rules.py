@@ -30,7 +30,7 @@ import functools
 import re
 
 from mailbridge.domain.models import EMAIL
-from mailbridge.parse import ParsedMessage
+from mailbridge.domain.parsing import ParsedMessage
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})

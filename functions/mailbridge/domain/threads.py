@@ -7,7 +7,7 @@ import re
 from typing import Protocol
 
 from mailbridge.errors import InvalidInput
-from mailbridge.parse import ParsedMessage
+from mailbridge.domain.parsing import ParsedMessage
 
 DEFAULT_TAG_FORMAT = "[#{number}]"
 # Firestore `in` queries take 30 values; the newest references matter most.

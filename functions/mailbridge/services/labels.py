@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
+from mailbridge.domain import labels as label_rules
 from mailbridge.domain import models
 from mailbridge.errors import Conflict, GmailError, InvalidInput
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes
-
-NOT_FOR_DELETION = {"INBOX": "processed mail would stay in the inbox; pick the label it should move to"}
-UNAPPLIABLE = {"SENT": "Gmail sets SENT itself; it cannot be applied",
-               "DRAFT": "DRAFT marks drafts; it cannot be applied to received mail",
-               "CHAT": "CHAT belongs to chat history; it cannot be applied"}
-SYSTEM_IDS = {"INBOX", "SENT", "DRAFT", "TRASH", "SPAM", "UNREAD", "STARRED", "IMPORTANT", "CHAT",
-              "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS"}
-USER_ID = re.compile(r"^Label_\d+$")
-UI_ID = re.compile(r"^\^x_(\d+)$")
-DEFAULT_PROCESSED_LABEL = "mailbridge/processed"
-TRASH_WARNING = "TRASH empties itself after 30 days: processed mail will then be gone from Gmail"
 
 
 def _gmail(services, name: str):
@@ -29,16 +17,9 @@ def _gmail(services, name: str):
     return mailbox, services.gmail_for(mailbox, cred)
 
 
-def label_view(label: dict) -> dict:
-    return {"id": label["id"], "name": label.get("name", label["id"]), "type": label.get("type", "user"),
-            "visibility": label.get("labelListVisibility", "labelShow"),
-            "message_visibility": label.get("messageListVisibility", "show"),
-            "appliable": label["id"] not in UNAPPLIABLE}
-
-
 def list_labels(services, name: str) -> list[dict]:
     _mailbox, gmail = _gmail(services, name)
-    labels = [label_view(l) for l in gmail.labels()]
+    labels = [label_rules.label_view(l) for l in gmail.labels()]
     labels.sort(key=lambda l: (l["type"] != "system", l["name"].lower()))
     return labels
 
@@ -47,11 +28,11 @@ def create_label(services, name: str, label_name: str) -> dict:
     label_name = (label_name or "").strip()
     if not label_name or len(label_name) > 225:
         raise InvalidInput("label name must be 1-225 characters")
-    if label_name.upper() in SYSTEM_IDS:
+    if label_name.upper() in label_rules.SYSTEM_IDS:
         raise InvalidInput(f"{label_name!r} is a reserved system label name")
     _mailbox, gmail = _gmail(services, name)
     try:
-        return label_view(gmail.create_label(label_name))
+        return label_rules.label_view(gmail.create_label(label_name))
     except GmailError as e:
         if e.status == 409:
             raise Conflict(f"a label named {label_name!r} already exists") from None
@@ -60,26 +41,11 @@ def create_label(services, name: str, label_name: str) -> dict:
         raise
 
 
-def normalize_label_input(value: str) -> tuple[str, str]:
-    """Return (kind, candidate id or name): kind is 'id' or 'name'."""
-    value = (value or "").strip()
-    if not value:
-        raise InvalidInput("label is empty")
-    match = UI_ID.match(value)
-    if match:
-        return "id", f"Label_{match.group(1)}"
-    if USER_ID.match(value):
-        return "id", value
-    if value.upper() in SYSTEM_IDS:
-        return "id", value.upper()
-    return "name", value
-
-
 def resolve_label(gmail, value: str) -> dict:
-    kind, candidate = normalize_label_input(value)
+    kind, candidate = label_rules.normalize_label_input(value)
     if kind == "id":
-        if candidate in UNAPPLIABLE:
-            raise InvalidInput(f"{candidate} cannot be used: {UNAPPLIABLE[candidate]}")
+        if candidate in label_rules.UNAPPLIABLE:
+            raise InvalidInput(f"{candidate} cannot be used: {label_rules.UNAPPLIABLE[candidate]}")
         try:
             return gmail.label(candidate)
         except GmailError as e:
@@ -95,28 +61,28 @@ def resolve_label(gmail, value: str) -> dict:
     if len(found) > 1:
         raise InvalidInput(f"several labels match {candidate!r}: use its id ({', '.join(l['id'] for l in found)})")
     label = found[0]
-    if label["id"] in UNAPPLIABLE:
-        raise InvalidInput(f"{label['id']} cannot be used: {UNAPPLIABLE[label['id']]}")
+    if label["id"] in label_rules.UNAPPLIABLE:
+        raise InvalidInput(f"{label['id']} cannot be used: {label_rules.UNAPPLIABLE[label['id']]}")
     return gmail.label(label["id"])  # validated against the live label
 
 
 def resolve(services, name: str, value: str) -> dict:
     """The label a user's input names in mailbox `name` (id, display name or UI id)."""
-    return label_view(resolve_label(_gmail(services, name)[1], value))
+    return label_rules.label_view(resolve_label(_gmail(services, name)[1], value))
 
 
 def set_deletion_label(services, name: str, value: str) -> dict:
     _mailbox, gmail = _gmail(services, name)
     label = resolve_label(gmail, value)
-    if label["id"] in NOT_FOR_DELETION:
-        raise InvalidInput(f"{label['id']} cannot be the deletion label: {NOT_FOR_DELETION[label['id']]}")
+    if label["id"] in label_rules.NOT_FOR_DELETION:
+        raise InvalidInput(f"{label['id']} cannot be the deletion label: {label_rules.NOT_FOR_DELETION[label['id']]}")
     services.store.update_mailbox(name, {"incoming.deletion_label": label["id"],
                                          "incoming.deletion_label_name": label.get("name", label["id"]),
                                          "incoming.label_error": None})
     result = {"mailbox": name, "id": label["id"], "name": label.get("name", label["id"]),
               "type": label.get("type", "user"), "warning": None}
     if label["id"] == "TRASH":
-        result["warning"] = TRASH_WARNING
+        result["warning"] = label_rules.TRASH_WARNING
     return result
 
 
@@ -125,7 +91,7 @@ def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str |
     if not name or name.lower() in ("false", "no", "off", "none"):
         return None
     if name.lower() in ("true", "yes", "on", "default"):
-        name = DEFAULT_PROCESSED_LABEL
+        name = label_rules.DEFAULT_PROCESSED_LABEL
     if incoming.get("processed_label_id") and incoming.get("processed_label_resolved") == name:
         return incoming["processed_label_id"]
     existing = [l for l in gmail.labels() if l.get("name") == name]
@@ -143,24 +109,9 @@ def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str |
     return label["id"]
 
 
-def label_changes(incoming: dict) -> tuple[list[str], list[str]]:
-    action = incoming.get("after_processing", "mark_read")
-    add, remove = [], []
-    if action == "mark_read":
-        remove = ["UNREAD"]
-    elif action == "archive":
-        remove = ["INBOX"]
-    elif action == "delete":
-        label = incoming.get("deletion_label")
-        if label:
-            add = [label]
-            remove = ["INBOX"] + (["UNREAD"] if incoming.get("remove_unread_on_delete", True) else [])
-    return add, remove
-
-
 def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
     incoming = models.incoming_settings(mailbox)
-    add, remove = label_changes(incoming)
+    add, remove = label_rules.label_changes(incoming)
     processed = _processed_label_id(services, mailbox, gmail, incoming)
     if processed:
         add = add + [processed]

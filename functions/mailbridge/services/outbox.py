@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 
-from mailbridge.domain import models
+from mailbridge.domain import models, routing
 from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes, outgoing
@@ -288,7 +288,7 @@ class Drainer:
             self.mailbox = self.store.get_mailbox(self.name)
         except NotFound:
             return "empty", "the mailbox no longer exists"
-        reason = outgoing.unusable_reason(self.mailbox, self.name, self.services.settings.instance)
+        reason = routing.unusable_reason(self.mailbox, self.name, self.services.settings.instance)
         if reason:
             self.last_error = f"sends wait: {reason}"
             self.wake_at = time.time()  # the next poll of a connected mailbox wakes the outbox
@@ -373,7 +373,7 @@ def status(services, mailbox: dict) -> dict:
     if not last_error:
         errors = sorted((r for r in records if r.get("last_error")), key=lambda r: r.get("updated_at") or "")
         last_error = errors[-1]["last_error"] if errors else None
-    reason = outgoing.unusable_reason(mailbox, mailbox["name"], services.settings.instance)
+    reason = routing.unusable_reason(mailbox, mailbox["name"], services.settings.instance)
     if reason and queued:
         last_error = f"sends wait: {reason}"
     return {"queued": len(queued), "oldest_queued_age_s": round(max(ages)) if ages else None,

@@ -7,327 +7,35 @@ record that was tried before is first looked up in Gmail by its Message-ID (`rfc
 a crash between Gmail's answer and our record update never sends twice. Failures stay on the
 record (shown on the ticket and by `outbox list`) and are retried with backoff by the outbox.
 
-The first half of this module is pure (resolution, recipients, MIME); the rest talks to the
-store and Gmail through `services`.
+The pure rules live in domain/routing.py (which mailbox) and domain/compose.py (the message);
+this module talks to the store and Gmail through `services`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
 import hashlib
-import re
 import time
 import uuid
 
-from mailbridge.domain import models, rules
-from mailbridge.domain.rules import outgoing_auto_headers
-from mailbridge.domain.threads import format_tag as shared
-from mailbridge.domain.threads import subject_with_tag
+from mailbridge.domain import compose as mime
+from mailbridge.domain import models, routing, rules
 from mailbridge.errors import Conflict, GmailError, InvalidInput, MailbridgeError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
-from mailbridge.parse import sanitize_html
+from mailbridge.domain.parsing import sanitize_html
 from mailbridge.services import mailboxes
 
-SCOPES = ("ticket", "ticket_type", "team", "client")
-MAX_RECIPIENTS = 100                     # Gmail's per-message limit
-MAX_MESSAGE_BYTES = 25 * 1024 * 1024     # Gmail's sending limit, attachments included
 INLINE_RAW_BYTES = 256 * 1024            # larger MIME goes to Cloud Storage, not the record
 MAX_STORED_TEXT = 60_000                 # keeps an outbound record well under Firestore's 1 MiB
-MAX_REFERENCES = 20
 LEASE_SECONDS = 120                      # > Gmail client timeout (60 s): one sender at a time
 MAX_SEND_ATTEMPTS = 5
 RATE_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
-CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
-
-
-# ============================================================ pure: override keys and resolution
-def normalize_override(scope: str, key: str) -> tuple[str, str]:
-    """Validate an override scope and key; keys match case-insensitively (ticket ids drop '#')."""
-    if scope not in SCOPES:
-        raise InvalidInput(f"override scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    key = (key or "").strip()
-    if scope == "ticket":
-        key = key.lstrip("#")
-    if scope == "client":
-        key = key.lstrip("@")
-    if not key or len(key) > 200:
-        raise InvalidInput("override key must be 1-200 characters")
-    if "/" in key or any(ord(c) < 32 or ord(c) == 127 for c in key) or key in (".", ".."):
-        raise InvalidInput(f"override key {key!r} may not contain '/' or control characters")
-    return scope, key.casefold()
-
-
-def override_id(scope: str, key: str) -> str:
-    scope, key = normalize_override(scope, key)
-    return f"{scope}~{key}"
-
-
-def override_lookups(ticket: dict) -> list[tuple[str, str, str]]:
-    """(rule, scope, key) in precedence order; the client is the ticket's client field, then the
-    requester's email domain."""
-    lookups = [("ticket_override", "ticket", str(ticket.get("id") or ticket.get("number") or ""))]
-    if ticket.get("ticket_type"):
-        lookups.append(("ticket_type_override", "ticket_type", str(ticket["ticket_type"])))
-    if ticket.get("team"):
-        lookups.append(("team_override", "team", str(ticket["team"])))
-    clients = []
-    if ticket.get("client"):
-        clients.append(str(ticket["client"]))
-    email = ((ticket.get("requester") or {}).get("email") or "").lower()
-    if "@" in email:
-        clients.append(email.rsplit("@", 1)[1])
-    for client in clients:
-        lookups.append(("client_override", "client", client))
-    valid = []
-    for rule, scope, key in lookups:
-        try:
-            valid.append((rule, scope, normalize_override(scope, key)[1]))
-        except InvalidInput:
-            continue  # a ticket field no admin could have written an override for
-    return valid
-
-
-def unusable_reason(mailbox: dict | None, name: str, instance: str) -> str | None:
-    """Why a mailbox cannot send for this instance, or None when it can."""
-    if mailbox is None:
-        return f"mailbox {name!r} does not exist"
-    cred = next((c for c in mailbox.get("credentials", []) if c.get("instance") == instance), None)
-    if cred is None:
-        return f"mailbox {name!r} has no credential set for instance {instance!r}"
-    status = cred.get("status", "not_connected")
-    if status != "connected":
-        detail = f": {cred['last_error']}" if cred.get("last_error") else ""
-        return f"mailbox {name!r} is {status.replace('_', ' ')} for instance {instance!r}{detail}"
-    if not models.outgoing_settings(mailbox).get("enabled", True):
-        return f"outgoing mail is disabled for mailbox {name!r} (outgoing.enabled=false)"
-    return None
-
-
-def choose_mailbox(ticket: dict, overrides: dict[tuple[str, str], str], mailboxes: dict[str, dict],
-                   default: str | None, instance: str) -> dict:
-    """Pure resolution: ticket > ticket type > team > client override > arrival mailbox > default.
-
-    `overrides` maps (scope, normalized key) → mailbox name; `mailboxes` maps name → mailbox.
-    A configured but unusable mailbox falls through and is listed in `skipped`."""
-    candidates: list[tuple[str, str, str]] = []  # (rule, mailbox name, why it is a candidate)
-    seen_client = False
-    for rule, scope, key in override_lookups(ticket):
-        name = overrides.get((scope, key))
-        if not name or (rule == "client_override" and seen_client):
-            continue
-        seen_client = seen_client or rule == "client_override"
-        label = {"ticket": "ticket #", "ticket_type": "ticket type ", "team": "team ", "client": "client "}[scope]
-        candidates.append((rule, name, f"{label}{key if scope == 'ticket' else repr(key)} is overridden to {name!r}"))
-    if ticket.get("mailbox"):
-        candidates.append(("arrival_mailbox", ticket["mailbox"], f"the ticket arrived through {ticket['mailbox']!r}"))
-    if default:
-        candidates.append(("default_outgoing_mailbox", default, f"the global default outgoing mailbox is {default!r}"))
-    skipped = []
-    for rule, name, why in candidates:
-        reason = unusable_reason(mailboxes.get(name), name, instance)
-        if reason:
-            skipped.append({"rule": rule, "mailbox": name, "reason": reason})
-            continue
-        explanation = f"{rule}: {why}"
-        if skipped:
-            explanation += "; skipped " + "; ".join(f"{s['rule']} ({s['reason']})" for s in skipped)
-        return {"mailbox": name, "rule": rule, "explanation": explanation, "skipped": skipped}
-    number = ticket.get("number") or ticket.get("id")
-    if skipped:
-        reasons = "; ".join(f"{s['rule']} → {s['reason']}" for s in skipped)
-        raise InvalidInput(f"no usable outgoing mailbox for ticket #{number}: {reasons}")
-    raise InvalidInput(f"no outgoing mailbox for ticket #{number}: no override matches, it has no arrival "
-                       "mailbox and default_outgoing_mailbox is not set "
-                       "(`settings set default_outgoing_mailbox NAME`)")
-
-
-# ============================================================ pure: addresses, subject, MIME
-def check_header_value(name: str, value: str) -> str:
-    if value is None:
-        return ""
-    value = str(value)
-    if any(c in value for c in ("\r", "\n", "\x00")):
-        raise InvalidInput(f"{name} contains a line break: header injection refused")
-    return value
-
-
-def check_address(email: str, what: str = "address") -> str:
-    email = check_header_value(what, (email or "").strip())
-    if not models.EMAIL.match(email) or any(c in email for c in "<>,;\"()[]\\"):
-        raise InvalidInput(f"{what} {email!r} is not a plain email address")
-    return email.lower()
-
-
-def recipients(ticket: dict, own: set[str]) -> tuple[list[str], list[str]]:
-    """Reply-all: To = the requester, Cc = the other participants; never our own addresses."""
-    own = {a.lower() for a in own}
-    requester = ((ticket.get("requester") or {}).get("email") or "").lower()
-    if requester and requester not in own:
-        check_address(requester, "requester address")  # a bad requester is refused, not skipped
-    people = []
-    for email in [requester] + [str(p).lower() for p in ticket.get("participants", [])]:
-        if not email or email in own or email in people:
-            continue
-        try:
-            people.append(check_address(email, "participant"))
-        except InvalidInput:
-            log_event("WARNING", "participant left out of reply-all: not a plain address",
-                      ticket=ticket.get("id"), participant=email[:200].replace("\n", " ").replace("\r", " "))
-    if not people:
-        raise InvalidInput(f"ticket #{ticket.get('number')} has no recipient outside our own mailboxes")
-    to, cc = people[:1], people[1:]  # requester first; if it is ours, the next participant
-    if len(to) + len(cc) > MAX_RECIPIENTS:
-        raise InvalidInput(f"{len(to) + len(cc)} recipients: Gmail accepts at most {MAX_RECIPIENTS} per message; "
-                           "remove participants from the ticket first")
-    return to, cc
-
-
-def format_tag(number, fmt: str) -> str:
-    return shared(number, fmt)
-
-
-def reply_subject(subject: str, number, fmt: str) -> str:
-    """"Re: " + the ticket's subject carrying its tag once (the tag the threading code looks for)."""
-
-    return subject_with_tag((subject or "").strip() or "(no subject)", number, fmt, reply=True)
-
-
-def new_message_id(mailbox_address: str) -> str:
-    domain = mailbox_address.rsplit("@", 1)[-1].lower() or "localhost"
-    return f"<{uuid.uuid4().hex}@mailbridge.{domain}>"
-
-
-def reference_chain(messages: list[dict]) -> tuple[str | None, list[str]]:
-    """In-Reply-To = the last delivered message; References = its references + its id
-    (trimmed to the first plus the most recent ones, as RFC 5322 suggests)."""
-    if not messages:
-        return None, []
-    last = messages[-1]
-    chain = [r for r in (last.get("references") or []) if r]
-    if not chain:
-        chain = [m.get("message_id") for m in messages[:-1] if m.get("message_id")]
-    chain.append(last.get("message_id"))
-    chain = [c for c in dict.fromkeys(chain) if c]
-    if len(chain) > MAX_REFERENCES:
-        chain = chain[:1] + chain[-(MAX_REFERENCES - 1):]
-    return last.get("message_id"), chain
-
-
-@dataclasses.dataclass
-class Outgoing:
-    """Everything a message needs before it is rendered to MIME."""
-    from_email: str
-    from_name: str
-    to: list[str]
-    cc: list[str]
-    subject: str
-    text: str
-    html: str | None = None
-    in_reply_to: str | None = None
-    references: list[str] = dataclasses.field(default_factory=list)
-    message_id: str = ""
-    attachments: list[tuple[str, str, bytes]] = dataclasses.field(default_factory=list)
-    extra_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-    def headers(self) -> dict[str, str]:
-        sender = str(Address(display_name=self.from_name or "", addr_spec=self.from_email))
-        headers = {"From": sender, "To": ", ".join(self.to)}
-        if self.cc:
-            headers["Cc"] = ", ".join(self.cc)
-        headers["Subject"] = self.subject
-        headers["Message-ID"] = self.message_id
-        if self.in_reply_to:
-            headers["In-Reply-To"] = self.in_reply_to
-        if self.references:
-            headers["References"] = " ".join(self.references)
-        for name, value in self.extra_headers:
-            headers[name] = value
-        return headers
-
-
-def build_mime(out: Outgoing, now: datetime | None = None) -> bytes:
-    """Render with the stdlib (policy SMTP); refuses CR/LF in every header value."""
-    check_address(out.from_email, "From address")
-    check_header_value("display name", out.from_name)
-    check_header_value("Subject", out.subject)
-    for email in out.to + out.cc:
-        check_address(email, "recipient")
-    for value in [out.message_id, out.in_reply_to or ""] + list(out.references):
-        check_header_value("Message-ID", value)
-    for name, value in out.extra_headers:
-        check_header_value(name, name)
-        check_header_value(name, value)
-    if len(out.to) + len(out.cc) > MAX_RECIPIENTS:
-        raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients per message")
-    message = EmailMessage(policy=policy.SMTP)
-    try:
-        message["From"] = Address(display_name=out.from_name or "", addr_spec=out.from_email)
-    except (ValueError, IndexError) as e:
-        raise InvalidInput(f"From address {out.from_email!r} is invalid") from e
-    message["To"] = ", ".join(out.to)
-    if out.cc:
-        message["Cc"] = ", ".join(out.cc)
-    message["Subject"] = out.subject
-    message["Date"] = format_datetime(now or datetime.now(timezone.utc))
-    message["Message-ID"] = out.message_id
-    if out.in_reply_to:
-        message["In-Reply-To"] = out.in_reply_to
-    if out.references:
-        message["References"] = " ".join(out.references)
-    for name, value in out.extra_headers:
-        message[name] = value
-    message.set_content(out.text or "")
-    if out.html:
-        message.add_alternative(out.html, subtype="html")
-    total = 0
-    for filename, content_type, data in out.attachments:
-        filename = check_header_value("attachment filename", filename).strip() or "attachment"
-        content_type = (content_type or "application/octet-stream").strip().lower()
-        check_header_value("attachment content type", content_type)
-        if not CONTENT_TYPE.match(content_type):
-            raise InvalidInput(f"attachment content type {content_type!r} is not type/subtype")
-        maintype, subtype = content_type.split("/", 1)
-        if maintype == "multipart":
-            raise InvalidInput("an attachment cannot be multipart/*")
-        total += len(data)
-        if total > MAX_MESSAGE_BYTES:
-            raise InvalidInput(f"attachments exceed Gmail's {MAX_MESSAGE_BYTES // (1024 * 1024)} MB limit")
-        message.add_attachment(bytes(data), maintype=maintype, subtype=subtype, filename=filename)
-    raw = message.as_bytes()
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidInput(f"the message is {len(raw)} bytes; Gmail sends at most {MAX_MESSAGE_BYTES} bytes")
-    return raw
-
-
-def acknowledgement_text(template: str, tag: str, number, subject: str) -> str:
-    values = {"tag": tag, "number": number, "subject": subject}
-
-    class Missing(dict):
-        def __missing__(self, key):
-            return "{" + key + "}"
-
-    try:
-        return template.format_map(Missing(values))
-    except (ValueError, IndexError, AttributeError, KeyError):
-        return models.DEFAULT_OUTGOING["acknowledgement_template"].format(**values)
-
-
-def auto_headers(marker: str) -> list[tuple[str, str]]:
-    return list(outgoing_auto_headers(marker).items())
-
-
-def backoff_seconds(attempts: int) -> int:
-    return min(3600, 60 * 2 ** max(0, attempts - 1))
 
 
 # ============================================================ overrides
 def set_override(services, scope: str, key: str, mailbox: str) -> dict:
-    scope, normalized = normalize_override(scope, key)
+    scope, normalized = routing.normalize_override(scope, key)
     services.store.get_mailbox(mailbox)  # must exist (NotFound otherwise)
     row = {"scope": scope, "key": normalized, "display_key": key.strip(), "mailbox": mailbox,
            "updated_at": models.now_iso()}
@@ -337,12 +45,12 @@ def set_override(services, scope: str, key: str, mailbox: str) -> dict:
 
 def list_overrides(services) -> list[dict]:
     rows = services.store.list_override_rows()
-    order = {scope: i for i, scope in enumerate(SCOPES)}
+    order = {scope: i for i, scope in enumerate(routing.SCOPES)}
     return sorted(rows, key=lambda r: (order.get(r.get("scope"), 9), r.get("key", "")))
 
 
 def remove_override(services, scope: str, key: str) -> None:
-    if not services.store.delete_override(override_id(scope, key)):
+    if not services.store.delete_override(routing.override_id(scope, key)):
         raise NotFound(f"no {scope} override for {key!r}")
 
 
@@ -350,7 +58,7 @@ def remove_override(services, scope: str, key: str) -> None:
 def resolve_outgoing(services, ticket: dict) -> dict:
     """Which mailbox answers this ticket, which rule chose it, and what was skipped on the way."""
     store = services.store
-    lookups = override_lookups(ticket)
+    lookups = routing.override_lookups(ticket)
     overrides = store.overrides_for([f"{scope}~{key}" for _rule, scope, key in lookups])
     names = set(overrides.values()) | {ticket.get("mailbox"), store.settings().get("default_outgoing_mailbox")}
     mailboxes = {}
@@ -360,7 +68,7 @@ def resolve_outgoing(services, ticket: dict) -> dict:
         except NotFound:
             pass
     default = store.settings().get("default_outgoing_mailbox")
-    return choose_mailbox(ticket, overrides, mailboxes, default, services.settings.instance)
+    return routing.choose_mailbox(ticket, overrides, mailboxes, default, services.settings.instance)
 
 
 # ============================================================ adapters: composing a message
@@ -391,7 +99,7 @@ class Draft:
     ticket: dict
     resolution: dict
     mailbox: dict
-    out: Outgoing
+    out: mime.Outgoing
     thread_id: str | None
     raw: bytes
     kind: str = "reply"
@@ -410,24 +118,24 @@ def compose(services, ticket: dict, text: str, html: str | None = None, attachme
     outgoing = models.outgoing_settings(mailbox)
     own = models.own_addresses(store.list_mailboxes())
     if only_to:
-        to, cc = [check_address(only_to, "recipient")], []
+        to, cc = [mime.check_address(only_to, "recipient")], []
         if to[0] in own:
             raise InvalidInput("refusing to send to one of our own mailboxes")
     else:
-        to, cc = recipients(ticket, own)
+        to, cc = mime.recipients(ticket, own)
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     messages = _delivered_messages(store, ticket["id"])
-    in_reply_to, references = reference_chain(messages) if in_reply_to_latest else (None, [])
-    out = Outgoing(
-        from_email=check_address(outgoing.get("send_as") or mailbox["address"], "From address"),
-        from_name=check_header_value("display name", outgoing.get("display_name") or ""),
-        to=to, cc=cc, subject=reply_subject(ticket.get("subject", ""), ticket.get("number"), fmt),
+    in_reply_to, references = mime.reference_chain(messages) if in_reply_to_latest else (None, [])
+    out = mime.Outgoing(
+        from_email=mime.check_address(outgoing.get("send_as") or mailbox["address"], "From address"),
+        from_name=mime.check_header_value("display name", outgoing.get("display_name") or ""),
+        to=to, cc=cc, subject=mime.reply_subject(ticket.get("subject", ""), ticket.get("number"), fmt),
         text=text, html=html, in_reply_to=in_reply_to, references=references,
-        message_id=new_message_id(mailbox["address"]),
+        message_id=mime.new_message_id(mailbox["address"]),
         attachments=[(str(f), str(t or ""), bytes(d)) for f, t, d in attachments],
         extra_headers=list(extra_headers))
-    raw = build_mime(out)
+    raw = mime.build_mime(out)
     return Draft(ticket, resolution, mailbox, out, _thread_for(ticket, mailbox["name"], messages), raw, kind)
 
 
@@ -589,7 +297,7 @@ def _record_failure(services, key: str, data: dict, error: str, permanent: bool 
     attempts = int(data.get("attempts", 0)) + 1
     give_up = permanent or attempts >= MAX_SEND_ATTEMPTS
     changes = {"status": "given_up" if give_up else "failed", "last_error": error[:500], "lease_until": 0,
-               "next_attempt_at": 0 if give_up else time.time() + backoff_seconds(attempts),
+               "next_attempt_at": 0 if give_up else time.time() + mime.backoff_seconds(attempts),
                "updated_at": models.now_iso()}
     services.store.update_outbound(key, changes)
     log_event("WARNING", "outgoing send failed", key=key, ticket=data.get("ticket_id"), mailbox=data.get("mailbox"),
@@ -627,7 +335,7 @@ def deliver(services, key: str, gmail=None) -> dict:
         return _result(data)
     mailbox = store.get_mailbox(data["mailbox"])
     cred = mailboxes.own_credential(services, mailbox)
-    reason = unusable_reason(mailbox, mailbox["name"], services.settings.instance)
+    reason = routing.unusable_reason(mailbox, mailbox["name"], services.settings.instance)
     if reason:
         if state == "busy":
             raise Conflict(f"message {key!r} is being sent by another process")
@@ -783,9 +491,9 @@ def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
         return skip(f"{recipient} already got {limit} acknowledgements this hour")
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
-    text = acknowledgement_text(outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING[
-        "acknowledgement_template"], format_tag(ticket["number"], fmt), ticket["number"], ticket.get("subject", ""))
-    draft = compose(services, ticket, text, extra_headers=auto_headers(marker), only_to=recipient,
+    text = mime.acknowledgement_text(outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING[
+        "acknowledgement_template"], mime.format_tag(ticket["number"], fmt), ticket["number"], ticket.get("subject", ""))
+    draft = compose(services, ticket, text, extra_headers=mime.auto_headers(marker), only_to=recipient,
                     kind="acknowledgement")
     budget = _budget_of(draft.mailbox)
     ack_budget = budget * int(outgoing.get("acknowledgement_share_percent") or 0) // 100

@@ -22,7 +22,7 @@ from mailbridge.domain.threads import match_ticket
 from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, StoreUnavailable, TokenRevoked,
                                WriteConflict)
 from mailbridge.logs import log_event
-from mailbridge.parse import parse_message
+from mailbridge.domain.parsing import parse_message
 from mailbridge.services import labels, mailboxes, outbox, outgoing, watch
 
 FINAL = ("created", "updated", "ignored", "quarantined")

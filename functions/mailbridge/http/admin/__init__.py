@@ -23,7 +23,7 @@ from mailbridge.domain import models
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.common import services, templates
 from mailbridge.logs import log_event
-from mailbridge.parse import safe_filename, sanitize_html
+from mailbridge.domain.parsing import safe_filename, sanitize_html
 from mailbridge.services import labels, mailboxes, outbox, outgoing, sync, tickets
 
 SESSION_TTL = timedelta(hours=12)
