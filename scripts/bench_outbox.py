@@ -8,7 +8,8 @@ the work queue (Pub/Sub emulator → `push` → services/outbox.handle_send_task
   units_per_ack          Gmail units of sends, look-ups and refused sends / ack  (target ≤ 105)
 
 `scripts/bench` calls run() on its stack; `python scripts/bench_outbox.py` brings up its own.
-BENCH_OUTBOX_BURST (default 400) and BENCH_OUTBOX_DELIVERY_S (default 20) shape the burst.
+BENCH_OUTBOX_BURST (default 400) and BENCH_OUTBOX_DELIVERY_S (default 20) shape the burst;
+BENCH_OUTBOX_SEND_SHARE (default 70, the product's default) sets outgoing.send_share_percent.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import requests  # noqa: E402
 
 BURST = int(os.environ.get("BENCH_OUTBOX_BURST", "400"))
 DELIVERY_S = float(os.environ.get("BENCH_OUTBOX_DELIVERY_S", "20"))
+SEND_SHARE = int(os.environ.get("BENCH_OUTBOX_SEND_SHARE", "70"))  # outgoing.send_share_percent
 QUOTA = 6000
 ADDRESS = "outbox@acme.example"
 NAME = "outbox"
@@ -65,6 +67,7 @@ def run() -> dict:
     services = make_services()
     connect_mailbox(services, os.environ["FAKE_GOOGLE_URL"], NAME, ADDRESS)
     mailboxes.set_mailbox_setting(services, NAME, "outgoing.acknowledgement_limit_per_hour", "10")
+    mailboxes.set_mailbox_setting(services, NAME, "outgoing.send_share_percent", str(SEND_SHARE))
     poll(NAME)  # records the history id
     units_before = fake("/_fake/stats")["users"].get(ADDRESS, {}).get("quota_units", 0)
 
@@ -141,7 +144,7 @@ def run() -> dict:
         # the agent's reply is one of the sends: it is not an acknowledgement's cost
         "units_per_ack": round((send_units - 100 * (reply_s is not None)) / max(1, acks_sent), 1),
         "outbox_burst": {"conversations": BURST, "delivery_s": DELIVERY_S, "quota_units_per_minute": QUOTA,
-                         "send_share_percent": 70, "acks_sent": acks_sent, "acks_skipped": len(skipped),
+                         "send_share_percent": SEND_SHARE, "acks_sent": acks_sent, "acks_skipped": len(skipped),
                          "gmail_sends": sends, "send_lookups": lookups,
                          "gmail_units_total": stats.get("quota_units", 0) - units_before},
     }
