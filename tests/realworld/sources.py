@@ -36,6 +36,8 @@ SOURCES = {
                    ["hyperkitty/tests/testdata/*.txt"]),
     "mailman": ("3.3.10", "0de478fcf326f25d931938c3744e61c5cd67596b46e5b1e3bb2abf99d5445632",
                 ["src/mailman/**/tests/*.eml", "src/mailman/**/tests/data/*.eml"]),
+    "dkimpy": ("1.1.8", "b5f60fb47bbf5d8d762f134bcea0c388eba6b498342a682a21f1686545094b77",
+               ["dkim/tests/data/*.msg"]),
     "salmon-mail": ("3.3.0", "550d2db25dec887209947431e48dbfd83a79fa981f1f86a6521de74a27718bfe",
                     ["tests/data/*.msg"]),
 }
