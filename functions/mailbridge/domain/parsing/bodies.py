@@ -88,6 +88,7 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
     plain: list[str] = []
     html_parts: list[str] = []
     attachments: list[Attachment] = []
+    named_text: list[tuple[str, bytes, str | None]] = []
     stack: list[tuple[Message, int]] = [(message, 0)]
     count = 0
     top_type = _content_type(message)
@@ -131,7 +132,16 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
             else:
                 defects.add(f"{content_type} without any part; its body was read as text")
                 content_type = "text/plain"
-        if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+        shown_file = filename and disposition in ("inline", None) and content_type in ("text/plain", "text/html")
+        if shown_file and disposition is None:
+            # Named, without a disposition: a file, shown only if the message has no other text.
+            named_text.append((content_type, data, _charset(part)))
+            shown_file = False
+        if shown_file:
+            # RFC 2183: an inline part is displayed; a named one is also kept as the file it names.
+            attachments.append(_attachment(part, content_type, data, len(attachments) + 1,
+                                           max_attachment_bytes, defects, filename=filename))
+        if content_type in ("text/plain", "text/html") and disposition != "attachment" and (not filename or shown_file):
             over_budget = budget.exhausted("reading the text parts")
             if over_budget:
                 data = data[:MAX_TEXT_OVER_BUDGET]
@@ -143,6 +153,11 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
         attachments.append(_attachment(part, content_type, data, len(attachments) + 1,
                                        max_attachment_bytes, defects, filename=filename))
 
+    if not plain and not html_parts and named_text:
+        defects.add("no text part; the text files named without a disposition were shown")
+        for content_type, data, charset in named_text:
+            text, _fallback = decode_text(data[:MAX_TEXT_OVER_BUDGET], charset, guess=True)
+            (plain if content_type == "text/plain" else html_parts).append(text)
     if "x-failed-recipients" in result.headers:
         delivery_report = True
     result.is_delivery_report = delivery_report
