@@ -14,12 +14,20 @@ REPLACED_ID_SUITES := tests/integration/test_outgoing.py tests/integration/test_
 
 .PHONY: setup up down status demo test bench soak
 
-setup: $(STAMP)
+FUNCTIONS_PTH := $(VENV)/.functions-on-path
+
+setup: $(STAMP) $(FUNCTIONS_PTH)
 
 $(STAMP): requirements.txt functions/requirements.txt
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# functions/ on the venv's path (a .pth file), so `lint-imports` finds the mailbridge package
+# from the repository root with the root's .importlinter, as any tool or person runs it.
+$(FUNCTIONS_PTH): $(STAMP)
+	$(VENV_PY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'mailbridge-functions.pth').write_text(str(pathlib.Path('functions').resolve()) + '\n')"
 	@touch $@
 
 up: setup
@@ -36,7 +44,7 @@ demo: setup
 
 test: setup
 	scripts/ensure_browser
-	cd functions && ../$(VENV)/bin/lint-imports --no-cache --config ../.importlinter
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV_PY) -m pytest $(TEST_DIRS) $(PYTEST_ARGS)
 	FAKE_GOOGLE_BEHAVIOUR='{"replace_message_id": true}' $(VENV_PY) -m pytest $(REPLACED_ID_SUITES) $(PYTEST_ARGS)
 	@if [ -x scripts/check_terraform ]; then scripts/check_terraform; fi

@@ -1,5 +1,5 @@
 """The fake's control plane (``/_fake/...``): set up accounts and clients, deliver mail, inject
-faults, read statistics. JSON in and out; contract in DESIGN.md §4.
+faults, read statistics. JSON in and out; every route and its JSON is documented in tests/fakes/README.md.
 """
 
 from __future__ import annotations
