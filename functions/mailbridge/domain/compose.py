@@ -148,7 +148,11 @@ class Outgoing:
     extra_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def headers(self) -> dict[str, str]:
-        sender = str(Address(display_name=self.from_name or "", addr_spec=self.from_email))
+        """The message's headers but Date, in order: what a dry run shows and build_mime writes."""
+        try:
+            sender = str(Address(display_name=self.from_name or "", addr_spec=self.from_email))
+        except (ValueError, IndexError) as e:
+            raise InvalidInput(f"From address {self.from_email!r} is invalid") from e
         headers = {"From": sender, "To": ", ".join(self.to)}
         if self.cc:
             headers["Cc"] = ", ".join(self.cc)
@@ -189,23 +193,9 @@ def _build_mime(out: Outgoing, now: datetime | None) -> bytes:
     if len(out.to) + len(out.cc) > MAX_RECIPIENTS:
         raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients per message")
     message = EmailMessage(policy=policy.SMTP)
-    try:
-        message["From"] = Address(display_name=out.from_name or "", addr_spec=out.from_email)
-    except (ValueError, IndexError) as e:
-        raise InvalidInput(f"From address {out.from_email!r} is invalid") from e
-    message["To"] = ", ".join(out.to)
-    if out.cc:
-        message["Cc"] = ", ".join(out.cc)
-    message["Subject"] = out.subject
-    message["Date"] = format_datetime(now or datetime.now(timezone.utc))
-    message["Message-ID"] = out.message_id
-    message[OUTBOUND_HEADER] = out.message_id
-    if out.in_reply_to:
-        message["In-Reply-To"] = out.in_reply_to
-    if out.references:
-        message["References"] = " ".join(out.references)
-    for name, value in out.extra_headers:
+    for name, value in out.headers().items():
         message[name] = value
+    message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     message.set_content(out.text or "")
     if out.html:
         message.add_alternative(out.html, subtype="html")
