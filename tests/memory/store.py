@@ -11,7 +11,7 @@ import time
 from mailbridge.domain import models
 from mailbridge.errors import AuthError, Conflict, NotFound, WriteConflict
 
-FINAL = ("created", "updated", "ignored", "quarantined")
+FINAL = models.FINAL_INBOUND_OUTCOMES
 
 
 class MemoryStore:
@@ -253,25 +253,12 @@ class MemoryStore:
         return self._merge("inbound", f"{mailbox}~{gmail_id}", change(data))
 
     def begin_attempt(self, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
-        def change(data):
-            attempts = int(data.get("attempts", 0))
-            if data.get("unfinished") and attempts >= max_attempts:
-                return {"outcome": "quarantined", "reason": reason[:500], "processed_at": models.now_iso()}
-            return {"mailbox": mailbox, "gmail_message_id": gmail_id, "message_id": data.get("message_id"),
-                    "attempts": attempts + 1, "outcome": "failed", "reason": reason[:500],
-                    "ticket_id": None, "unfinished": True, "processed_at": models.now_iso()}
-
-        return self._change_open_row(mailbox, gmail_id, change)
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.begun_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
 
     def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
-        def change(data):
-            attempts = models.attempt_number(data)
-            return {"mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
-                    "message_id": data.get("message_id"), "attempts": attempts,
-                    "outcome": "quarantined" if attempts >= max_attempts else "failed",
-                    "reason": reason[:500], "ticket_id": None, "processed_at": models.now_iso()}
-
-        return self._change_open_row(mailbox, gmail_id, change)
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.failed_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
 
     def retry_quarantined(self, mailbox: str, gmail_id: str) -> None:
         row = self._get("inbound", f"{mailbox}~{gmail_id}")

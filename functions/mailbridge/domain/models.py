@@ -216,6 +216,31 @@ def attempt_number(row: dict | None) -> int:
     return int(row.get("attempts", 0)) + (0 if row.get("unfinished") else 1)
 
 
+# The outcomes an inbound row keeps for good: no attempt is counted on them any more.
+FINAL_INBOUND_OUTCOMES = ("created", "updated", "ignored", "quarantined")
+
+
+def begun_attempt(row: dict, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
+    """The changes to an open inbound row when risky work on it begins: the attempt is counted
+    before the work (the row stays `failed` + `unfinished` until the work ends), and an unfinished
+    row that already used up max_attempts is quarantined instead."""
+    attempts = int(row.get("attempts", 0))
+    if row.get("unfinished") and attempts >= max_attempts:
+        return {"outcome": "quarantined", "reason": reason[:500], "processed_at": now_iso()}
+    return {"mailbox": mailbox, "gmail_message_id": gmail_id, "message_id": row.get("message_id"),
+            "attempts": attempts + 1, "outcome": "failed", "reason": reason[:500],
+            "ticket_id": None, "unfinished": True, "processed_at": now_iso()}
+
+
+def failed_attempt(row: dict, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
+    """The changes to an open inbound row whose attempt failed: quarantined after max_attempts."""
+    attempts = attempt_number(row)
+    return {"mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
+            "message_id": row.get("message_id"), "attempts": attempts,
+            "outcome": "quarantined" if attempts >= max_attempts else "failed",
+            "reason": reason[:500], "ticket_id": None, "processed_at": now_iso()}
+
+
 def credential_of(mailbox: dict, instance: str) -> dict | None:
     """The credential set of `instance` on a mailbox, or None."""
     return next((c for c in mailbox.get("credentials", []) if c["instance"] == instance), None)

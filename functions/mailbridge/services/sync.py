@@ -27,7 +27,7 @@ from mailbridge.logs import log_event
 from mailbridge.domain.parsing import parse_message
 from mailbridge.services import labels, mailboxes, outbox, outgoing, watch
 
-FINAL = ("created", "updated", "ignored", "quarantined")
+FINAL = models.FINAL_INBOUND_OUTCOMES
 CHUNK = 50
 MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
 BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing

@@ -382,7 +382,7 @@ class Store(OutboundRepository, AdminRepository):
         @firestore.transactional
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
-            if data.get("outcome") in ("created", "updated", "ignored", "quarantined"):
+            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
                 return data
             row = change(data)
             tx.set(ref, row, merge=True)
@@ -394,31 +394,14 @@ class Store(OutboundRepository, AdminRepository):
 
     def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
         """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
-
-        def change(data):
-            attempts = models.attempt_number(data)
-            return {
-                "mailbox": mailbox, "gmail_message_id": gmail_id, "unfinished": False,
-                "message_id": data.get("message_id"), "attempts": attempts,
-                "outcome": "quarantined" if attempts >= max_attempts else "failed",
-                "reason": reason[:500], "ticket_id": None, "processed_at": models.now_iso(),
-            }
-
-        return self._change_open_row(mailbox, gmail_id, change)
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.failed_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
 
     def begin_attempt(self, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
         """Count an attempt before risky work (the row stays `failed` + `unfinished` until the
         work ends); an unfinished row that already used up max_attempts becomes quarantined."""
-
-        def change(data):
-            attempts = int(data.get("attempts", 0))
-            if data.get("unfinished") and attempts >= max_attempts:
-                return {"outcome": "quarantined", "reason": reason[:500], "processed_at": models.now_iso()}
-            return {"mailbox": mailbox, "gmail_message_id": gmail_id, "message_id": data.get("message_id"),
-                    "attempts": attempts + 1, "outcome": "failed", "reason": reason[:500],
-                    "ticket_id": None, "unfinished": True, "processed_at": models.now_iso()}
-
-        return self._change_open_row(mailbox, gmail_id, change)
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.begun_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
 
     def retry_quarantined(self, mailbox: str, gmail_id: str) -> None:
         ref = self.inbound_ref(mailbox, gmail_id)
