@@ -80,7 +80,7 @@ class Services:
         def make():
             from mailbridge.adapters.oidc import OidcVerifier
 
-            return OidcVerifier(self.settings.oidc_certs_url)
+            return OidcVerifier(self.settings.oauth_certs_url)
 
         return self._get("invoker_verifier", make)
 

@@ -45,7 +45,6 @@ class Settings:
     # local stack turns it off (scripts/stacklib.py); the token's email must be this account.
     verify_invoker: bool = True
     invoker_service_account: str = ""
-    oidc_certs_url: str = ""  # empty: Google's (the library default); the fake serves its own
     # `reply` waits this long for its send before answering "still queued".
     reply_wait_s: float = 60.0
     # Admin sign-in with Google (README.md, "Admin access"): who may sign in, and the OAuth
@@ -54,7 +53,8 @@ class Settings:
     admin_domain: str = ""
     admin_oauth_client_id: str = ""
     admin_oauth_client_secret_id: str = ""
-    # Google's public keys for the admin sign-in's ID tokens (PEM); empty means google-auth's default.
+    # Google's public keys (PEM) for every token we verify: admin sign-in ID tokens and the
+    # OIDC tokens of poll/push callers; empty means google-auth's default (Google's).
     oauth_certs_url: str = ""
     # A deployment (terraform/README.md) gives each function its own URL: {function: URL};
     # locally they share one base (functions_url).
@@ -83,7 +83,6 @@ class Settings:
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
             verify_invoker=_flag(env, "MAILBRIDGE_VERIFY_INVOKER", True),
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
-            oidc_certs_url=env.get("MAILBRIDGE_OIDC_CERTS_URL", ""),
             work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
             admin_emails=parse_admin_emails(env.get("MAILBRIDGE_ADMIN_EMAILS", "")),

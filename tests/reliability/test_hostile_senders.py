@@ -108,7 +108,7 @@ def invoker_env(fake, monkeypatch):
     for key, value in {"GOOGLE_CLOUD_PROJECT": "mailbridge-test", "MAILBRIDGE_VERIFY_INVOKER": "true",
                        "MAILBRIDGE_INVOKER_SERVICE_ACCOUNT": INVOKER, "MAILBRIDGE_FUNCTIONS_URL": "",
                        "MAILBRIDGE_FUNCTION_URLS": f'{{"poll": "{FUNCTIONS}/poll", "push": "{FUNCTIONS}/push"}}',
-                       "MAILBRIDGE_OIDC_CERTS_URL": fake.url + "/oauth2/v1/certs"}.items():
+                       "MAILBRIDGE_OAUTH_CERTS_URL": fake.url + "/oauth2/v1/certs"}.items():
         monkeypatch.setenv(key, value)
     bootstrap.reset()
     yield fake
