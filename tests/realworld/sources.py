@@ -54,6 +54,14 @@ NPM = {
 DEBIAN = {
     "libpython3.11-testsuite": ("3.11.2-6+deb12u9", ["usr/lib/python3.11/test/test_email/data/msg_*.txt"]),
     "spamassassin": ("4.0.1-1~deb12u1", ["usr/share/doc/spamassassin/examples/sample-*.txt"]),
+    # Go source packages ship their test data: enmime's messages (well-formed and low-quality) and
+    # parts, and the SpamAssassin ham of 2002 that jwz threads (one in fourteen of its 2403:
+    # numbers ending in 0 whose tens digit is 0 to 6).
+    "golang-github-jhillyerd-enmime-dev": ("0.9.3-2", [
+        f"usr/share/gocode/src/github.com/jhillyerd/enmime/testdata/{folder}/*.raw"
+        for folder in ("mail", "low-quality", "parts")]),
+    "golang-github-gatherstars-com-jwz-dev": ("1.3.0-3", [
+        "usr/share/gocode/src/github.com/gatherstars-com/jwz/test/testdata/ham/??[0-6]0.*.eml"]),
 }
 DEBIAN_FILES = Path(__file__).with_name("debian_files.json")
 
