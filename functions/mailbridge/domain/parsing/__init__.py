@@ -13,7 +13,7 @@ import email.parser
 
 from .bodies import read_body, read_body_fallback, repair_boundary, safe_filename
 from .charsets import decode_text, decode_words
-from .headers import generated_message_id, read_headers, repair_header_block
+from .headers import generated_message_id, read_headers, repair_header_block, repair_part_headers
 from .html import cid_references, html_to_text, resolve_cid, sanitize_html
 from .limits import (
     MAX_DEPTH, MAX_PARTS, MAX_RECIPIENTS, Budget, CappedPolicy, bound_structure, cap_part_headers,
@@ -52,6 +52,11 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int | None = None) -> Par
         if repaired is not None:
             defects.add("declared MIME boundary not found in the body; the body's own delimiter was used")
             message = email.message_from_bytes(repaired, policy=capped_policy)
+        try:
+            for note in repair_part_headers(message, MAX_PARTS):
+                defects.add(note)
+        except Exception as e:  # noqa: BLE001 - the parts stay as the stdlib read them
+            defects.add(f"MIME part header repair failed: {type(e).__name__}")
         cap_part_headers(message, defects)
         read_headers(message, result, defects)
     except Exception as e:  # noqa: BLE001

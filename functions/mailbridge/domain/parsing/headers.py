@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import email
 import email.utils
 import hashlib
 import re
+from email import errors
 from email.message import Message
 
 from .addresses import addresses, has_domain
@@ -182,6 +184,10 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
     index = 0
     while index < len(lines):
         line = lines[index]
+        if not out and line[:1] in (b" ", b"\t") and _FIELD.match(line.lstrip(b" \t")):
+            # The first header indented: read as a continuation of nothing, it would be lost.
+            line = line.lstrip(b" \t")
+            notes.append("white space before the first header removed")
         if line[:1] in (b" ", b"\t") or (index == 0 and line.startswith(b"From ") and not _FIELD.match(line)):
             out.append(line)
             index += 1
@@ -207,6 +213,43 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             notes.append("lines above the first header that are not headers were dropped")
         index = run_end
     return b"".join(out) + raw[end:], notes
+
+
+def repair_part_headers(message: Message, max_parts: int) -> list[str]:
+    """The same repair for the header block of each MIME part (at most max_parts of them).
+
+    The stdlib ends a part's header block at a line without a field name as well (noting
+    MissingHeaderBodySeparatorDefect), and a Content-Disposition after it, with the file's
+    name, becomes the first line of the body. Such a part is rebuilt from its headers and body
+    and read again when repair_header_block changes it; docs/parsing.md lists the repairs.
+    """
+    notes: list[str] = []
+    for count, part in enumerate(message.walk()):
+        if count >= max_parts:
+            break
+        if part is message or part.is_multipart() or not any(
+                isinstance(defect, errors.MissingHeaderBodySeparatorDefect) for defect in part.defects):
+            continue
+        payload = part.get_payload()
+        if not isinstance(payload, str):
+            continue
+        head = "".join(f"{name}: {value}\n" for name, value in part.raw_items())
+        try:
+            raw = (head + payload).encode("ascii", "surrogateescape")  # the body begins with the nameless line
+        except UnicodeEncodeError:
+            continue
+        repaired, repairs = repair_header_block(raw)
+        if not head or not repairs or repaired == raw:
+            continue
+        reread = email.message_from_bytes(repaired, policy=message.policy)
+        for name in set(part.keys()):
+            del part[name]
+        for name, value in reread.raw_items():
+            part.set_raw(name, value)
+        part.set_payload(reread.get_payload())
+        part.defects[:] = reread.defects
+        notes.extend(f"MIME part: {repair}" for repair in repairs)
+    return notes
 
 
 # A nameless run is a broken header only when a header that mail really has follows it; a
