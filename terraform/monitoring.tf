@@ -204,7 +204,7 @@ resource "google_monitoring_alert_policy" "dead_letter_backlog" {
     display_name = "Dead-letter subscription has messages"
 
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.gmail_push_dead_letter[0].name}\""
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter["gmail"].name}\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "300s"

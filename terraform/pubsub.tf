@@ -11,6 +11,37 @@
 locals {
   pubsub_service_agent = "serviceAccount:${google_project_service_identity.pubsub.email}"
   push_subscription    = local.push_enabled && var.use_incoming_service
+
+  # The two queues that push to the push service: Gmail notifications (this file) and the work
+  # queue (queue.tf). Each has a push subscription with retries and a dead-letter topic, and the
+  # two differ only in these values.
+  push_queue_settings = {
+    # A notification older than a day is useless: the next poll has caught up by then. Transient
+    # failures (5xx) are redelivered with backoff; after max_delivery_attempts the notification
+    # is dead-lettered and the next poll picks the mail up.
+    gmail = {
+      topic_name            = local.pubsub_topic_name
+      topic                 = one(google_pubsub_topic.gmail_push[*].id)
+      retention             = "86400s"
+      minimum_backoff       = "10s"
+      maximum_backoff       = "600s"
+      max_delivery_attempts = 5
+    }
+    # A task older than an hour is stale: a later tick has queued the mailbox again. A mailbox
+    # whose sync died is busy until its 30 s lease runs out: the first redeliveries answer 429, a
+    # later one takes the mailbox over.
+    work = {
+      topic_name            = "${var.prefix}-work"
+      topic                 = google_pubsub_topic.work.id
+      retention             = "3600s"
+      minimum_backoff       = "5s"
+      maximum_backoff       = "60s"
+      max_delivery_attempts = 10
+    }
+  }
+  # The work queue always; Gmail push with enable_push, its subscription with the push service.
+  push_queues        = { for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_enabled }
+  push_subscriptions = { for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_subscription }
 }
 
 resource "google_pubsub_topic" "gmail_push" {
@@ -36,25 +67,25 @@ resource "google_pubsub_topic_iam_member" "gmail_publisher" {
   member  = "serviceAccount:gmail-api-push@system.gserviceaccount.com"
 }
 
-resource "google_pubsub_topic" "gmail_push_dead_letter" {
-  #checkov:skip=CKV_GCP_83:Holds only undeliverable Gmail notifications (address and history id); Google-managed encryption is enough.
-  count = local.push_enabled ? 1 : 0
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83:Holds only undeliverable notifications (address and history id) or tasks (mailbox name, kind, ids); Google-managed encryption is enough.
+  for_each = local.push_queues
 
   project = var.project_id
-  name    = "${local.pubsub_topic_name}-dead-letter"
+  name    = "${each.value.topic_name}-dead-letter"
   labels  = local.labels
 
   depends_on = [time_sleep.apis_propagate]
 }
 
-# Keeps dead-lettered notifications for a week so they can be inspected; its backlog is alerted
-# on (monitoring.tf).
-resource "google_pubsub_subscription" "gmail_push_dead_letter" {
-  count = local.push_enabled ? 1 : 0
+# Keeps dead-lettered messages for a week so they can be inspected; the backlog of Gmail's is
+# alerted on (monitoring.tf).
+resource "google_pubsub_subscription" "dead_letter" {
+  for_each = local.push_queues
 
   project                    = var.project_id
-  name                       = "${local.pubsub_topic_name}-dead-letter"
-  topic                      = google_pubsub_topic.gmail_push_dead_letter[0].id
+  name                       = "${each.value.topic_name}-dead-letter"
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
   labels                     = local.labels
   message_retention_duration = "604800s"
   ack_deadline_seconds       = 60
@@ -64,16 +95,17 @@ resource "google_pubsub_subscription" "gmail_push_dead_letter" {
   }
 }
 
-resource "google_pubsub_subscription" "gmail_push" {
-  count = local.push_subscription ? 1 : 0
+resource "google_pubsub_subscription" "push" {
+  for_each = local.push_subscriptions
 
   project = var.project_id
-  name    = "${local.pubsub_topic_name}-to-push"
-  topic   = google_pubsub_topic.gmail_push[0].id
+  name    = "${each.value.topic_name}-to-push"
+  topic   = each.value.topic
   labels  = local.labels
-  # The push service acknowledges by answering: the deadline is its timeout (main.tf, timeouts).
+  # The push service acknowledges by answering: the deadline is its timeout, and its budget stops
+  # new work before it (main.tf, timeouts).
   ack_deadline_seconds       = local.timeouts.push_ack_deadline_s
-  message_retention_duration = "86400s"
+  message_retention_duration = each.value.retention
 
   push_config {
     push_endpoint = local.function_urls["push"]
@@ -84,16 +116,14 @@ resource "google_pubsub_subscription" "gmail_push" {
     }
   }
 
-  # Transient failures (5xx) are redelivered with backoff; after max_delivery_attempts the
-  # notification is dead-lettered and the next poll picks the mail up.
   retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
+    minimum_backoff = each.value.minimum_backoff
+    maximum_backoff = each.value.maximum_backoff
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.gmail_push_dead_letter[0].id
-    max_delivery_attempts = 5
+    dead_letter_topic     = google_pubsub_topic.dead_letter[each.key].id
+    max_delivery_attempts = each.value.max_delivery_attempts
   }
 
   expiration_policy {
@@ -107,20 +137,74 @@ resource "google_pubsub_subscription" "gmail_push" {
   ]
 }
 
+# Pub/Sub's service agent moves undeliverable messages: it publishes to the dead-letter topic and
+# acknowledges on the push subscription.
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  count = local.push_enabled ? 1 : 0
+  for_each = local.push_queues
 
   project = var.project_id
-  topic   = google_pubsub_topic.gmail_push_dead_letter[0].name
+  topic   = google_pubsub_topic.dead_letter[each.key].name
   role    = "roles/pubsub.publisher"
   member  = local.pubsub_service_agent
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  count = local.push_subscription ? 1 : 0
+  for_each = local.push_subscriptions
 
   project      = var.project_id
-  subscription = google_pubsub_subscription.gmail_push[0].name
+  subscription = google_pubsub_subscription.push[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+}
+
+# Where these resources were before they became one per queue: an existing deployment moves them
+# in its state instead of destroying and recreating them.
+moved {
+  from = google_pubsub_topic.gmail_push_dead_letter[0]
+  to   = google_pubsub_topic.dead_letter["gmail"]
+}
+
+moved {
+  from = google_pubsub_topic.work_dead_letter
+  to   = google_pubsub_topic.dead_letter["work"]
+}
+
+moved {
+  from = google_pubsub_subscription.gmail_push_dead_letter[0]
+  to   = google_pubsub_subscription.dead_letter["gmail"]
+}
+
+moved {
+  from = google_pubsub_subscription.work_dead_letter
+  to   = google_pubsub_subscription.dead_letter["work"]
+}
+
+moved {
+  from = google_pubsub_subscription.gmail_push[0]
+  to   = google_pubsub_subscription.push["gmail"]
+}
+
+moved {
+  from = google_pubsub_subscription.work_push
+  to   = google_pubsub_subscription.push["work"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.dead_letter_publisher[0]
+  to   = google_pubsub_topic_iam_member.dead_letter_publisher["gmail"]
+}
+
+moved {
+  from = google_pubsub_topic_iam_member.work_dead_letter_publisher
+  to   = google_pubsub_topic_iam_member.dead_letter_publisher["work"]
+}
+
+moved {
+  from = google_pubsub_subscription_iam_member.dead_letter_subscriber[0]
+  to   = google_pubsub_subscription_iam_member.dead_letter_subscriber["gmail"]
+}
+
+moved {
+  from = google_pubsub_subscription_iam_member.work_dead_letter_subscriber
+  to   = google_pubsub_subscription_iam_member.dead_letter_subscriber["work"]
 }

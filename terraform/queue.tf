@@ -18,69 +18,8 @@ resource "google_pubsub_topic" "work" {
   depends_on = [time_sleep.apis_propagate]
 }
 
-resource "google_pubsub_topic" "work_dead_letter" {
-  #checkov:skip=CKV_GCP_83:Holds only undeliverable tasks (mailbox name, kind, ids); Google-managed encryption is enough.
-  project = var.project_id
-  name    = "${var.prefix}-work-dead-letter"
-  labels  = local.labels
-
-  depends_on = [time_sleep.apis_propagate]
-}
-
-# Keeps dead-lettered tasks for a week so they can be inspected.
-resource "google_pubsub_subscription" "work_dead_letter" {
-  project                    = var.project_id
-  name                       = "${var.prefix}-work-dead-letter"
-  topic                      = google_pubsub_topic.work_dead_letter.id
-  labels                     = local.labels
-  message_retention_duration = "604800s"
-  ack_deadline_seconds       = 60
-
-  expiration_policy {
-    ttl = ""
-  }
-}
-
-resource "google_pubsub_subscription" "work_push" {
-  project = var.project_id
-  name    = "${var.prefix}-work-to-push"
-  topic   = google_pubsub_topic.work.id
-  labels  = local.labels
-  # push acknowledges by answering; its budget stops new work before this deadline (main.tf).
-  ack_deadline_seconds       = local.timeouts.push_ack_deadline_s
-  message_retention_duration = "3600s"
-
-  push_config {
-    push_endpoint = local.function_urls["push"]
-
-    oidc_token {
-      service_account_email = google_service_account.invoker.email
-      audience              = local.function_urls["push"]
-    }
-  }
-
-  # A mailbox whose sync died is busy until its 30 s lease runs out: the first redeliveries
-  # answer 429, a later one takes the mailbox over.
-  retry_policy {
-    minimum_backoff = "5s"
-    maximum_backoff = "60s"
-  }
-
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.work_dead_letter.id
-    max_delivery_attempts = 10
-  }
-
-  expiration_policy {
-    ttl = ""
-  }
-
-  depends_on = [
-    google_cloud_run_v2_service_iam_member.invoker,
-    google_pubsub_topic_iam_member.work_dead_letter_publisher,
-    google_service_account_iam_member.pubsub_mints_invoker_tokens,
-  ]
-}
+# Its push subscription, retries and dead-letter topic are the "work" entries of pubsub.tf
+# (local.push_queue_settings: google_pubsub_subscription.push["work"] and the dead_letter resources).
 
 # Who publishes tasks: poll (the tick's fan-out), push (continuations, sends) and admin
 # (a "poll now" that runs out of budget continues through the queue; replies queue sends).
@@ -91,18 +30,4 @@ resource "google_pubsub_topic_iam_member" "work_publishers" {
   topic   = google_pubsub_topic.work.name
   role    = "roles/pubsub.publisher"
   member  = google_service_account.function[each.key].member
-}
-
-resource "google_pubsub_topic_iam_member" "work_dead_letter_publisher" {
-  project = var.project_id
-  topic   = google_pubsub_topic.work_dead_letter.name
-  role    = "roles/pubsub.publisher"
-  member  = local.pubsub_service_agent
-}
-
-resource "google_pubsub_subscription_iam_member" "work_dead_letter_subscriber" {
-  project      = var.project_id
-  subscription = google_pubsub_subscription.work_push.name
-  role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_service_agent
 }

@@ -31,3 +31,14 @@ def test_every_port_method_exists_with_the_same_parameters(port, implementations
         assert not missing, (cls.__name__, missing)
         for name in names:
             assert parameters(cls, name) == parameters(port, name), (cls.__name__, name)
+
+
+@pytest.mark.parametrize("port", [ports.SettingsRepository, ports.MailboxRepository, ports.SyncRepository,
+                                  ports.LinkRepository, ports.TicketRepository, ports.InboundRepository,
+                                  ports.OutboundRepository, ports.OverrideRepository, ports.AdminRepository],
+                         ids=lambda port: port.__name__)
+def test_each_firestore_repository_implements_its_port_in_its_own_module(port):
+    repository = next(base for base in Store.__mro__ if base.__name__ == port.__name__)
+    own = {name for name, value in vars(repository).items() if callable(value)}
+    assert set(methods(port)) <= own, sorted(set(methods(port)) - own)
+    assert repository.__module__ != Store.__module__

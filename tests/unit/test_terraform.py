@@ -377,18 +377,51 @@ def test_invoker_account_may_invoke_poll_and_push_and_nothing_else():
     assert resolve_name_set(body["for_each"]) == {"poll", "push"}
 
 
+def push_queue(key: str) -> dict:
+    """One queue's values in local.push_queue_settings (pubsub.tf): "gmail" or "work"."""
+    return locals_()["push_queue_settings"][key]
+
+
 def test_push_subscription_delivers_to_push_with_oidc_retries_and_dead_letters():
-    subscription = resources("google_pubsub_subscription")["gmail_push"]
+    subscription = resources("google_pubsub_subscription")["push"]
     push_config = one(subscription["push_config"])
     token = one(push_config["oidc_token"])
 
     assert push_config["push_endpoint"] == '${local.function_urls["push"]}'
     assert token["audience"] == push_config["push_endpoint"]
     assert token["service_account_email"] == "${google_service_account.invoker.email}"
-    assert one(subscription["dead_letter_policy"])["dead_letter_topic"].startswith(
-        "${google_pubsub_topic.gmail_push_dead_letter"
-    )
-    assert one(subscription["retry_policy"])["minimum_backoff"]
+    assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
+    assert resources("google_pubsub_topic")["dead_letter"]["for_each"] == "${local.push_queues}"
+    assert one(subscription["retry_policy"])["minimum_backoff"] == "${each.value.minimum_backoff}"
+    assert push_queue("gmail")["topic"] == "${one(google_pubsub_topic.gmail_push[*].id)}"
+    assert push_queue("gmail")["topic_name"] == "${local.pubsub_topic_name}"
+    for key in ("gmail", "work"):
+        assert push_queue(key)["minimum_backoff"] and push_queue(key)["max_delivery_attempts"] > 1, key
+
+
+def test_every_former_pubsub_address_moves_to_its_queue_entry():
+    # An existing deployment keeps its subscriptions (and their undelivered messages).
+    moved = {block["from"]: block["to"] for block in blocks("moved")}
+    for old, new in [
+        ("google_pubsub_subscription.gmail_push[0]", 'google_pubsub_subscription.push["gmail"]'),
+        ("google_pubsub_subscription.work_push", 'google_pubsub_subscription.push["work"]'),
+        ("google_pubsub_topic.gmail_push_dead_letter[0]", 'google_pubsub_topic.dead_letter["gmail"]'),
+        ("google_pubsub_topic.work_dead_letter", 'google_pubsub_topic.dead_letter["work"]'),
+        ("google_pubsub_subscription.gmail_push_dead_letter[0]", 'google_pubsub_subscription.dead_letter["gmail"]'),
+        ("google_pubsub_subscription.work_dead_letter", 'google_pubsub_subscription.dead_letter["work"]'),
+        ("google_pubsub_topic_iam_member.dead_letter_publisher[0]",
+         'google_pubsub_topic_iam_member.dead_letter_publisher["gmail"]'),
+        ("google_pubsub_topic_iam_member.work_dead_letter_publisher",
+         'google_pubsub_topic_iam_member.dead_letter_publisher["work"]'),
+        ("google_pubsub_subscription_iam_member.dead_letter_subscriber[0]",
+         'google_pubsub_subscription_iam_member.dead_letter_subscriber["gmail"]'),
+        ("google_pubsub_subscription_iam_member.work_dead_letter_subscriber",
+         'google_pubsub_subscription_iam_member.dead_letter_subscriber["work"]'),
+    ]:
+        assert moved.get("${" + old + "}") == "${" + new + "}", old
+    for target in moved.values():
+        kind, name = target[2:].split("[")[0].split(".")
+        assert name in resources(kind), target
 
 
 def test_push_is_a_switch_and_everything_gmail_push_needs_follows_it():
@@ -398,8 +431,17 @@ def test_push_is_a_switch_and_everything_gmail_push_needs_follows_it():
         for name, body in resources(kind).items():
             if name.startswith("work"):
                 continue  # the work queue (queue.tf) is not part of Gmail push
+            if "for_each" in body:  # one per queue: Gmail's only with push (below)
+                assert body["for_each"] == "${local.push_queues}", f"{kind}.{name}"
+                continue
             assert body["count"] == "${local.push_enabled ? 1 : 0}", f"{kind}.{name}"
-    assert resources("google_pubsub_subscription")["gmail_push"]["count"] == "${local.push_subscription ? 1 : 0}"
+    assert locals_()["push_queues"] == (
+        '${{for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_enabled}}')
+    assert locals_()["push_subscriptions"] == (
+        '${{for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_subscription}}')
+    assert resources("google_pubsub_subscription")["push"]["for_each"] == "${local.push_subscriptions}"
+    assert resources("google_pubsub_subscription_iam_member")["dead_letter_subscriber"]["for_each"] == (
+        "${local.push_subscriptions}")
 
 
 def test_without_push_polling_alone_runs_on_a_shorter_schedule():
@@ -410,18 +452,20 @@ def test_without_push_polling_alone_runs_on_a_shorter_schedule():
 
 
 def test_work_queue_pushes_tasks_to_push_with_oidc_retries_and_dead_letters():
-    subscription = resources("google_pubsub_subscription")["work_push"]
+    subscription = resources("google_pubsub_subscription")["push"]
     push_config = one(subscription["push_config"])
     token = one(push_config["oidc_token"])
-    assert subscription["topic"] == "${google_pubsub_topic.work.id}"
-    assert resources("google_pubsub_topic")["work"]["name"] == "${var.prefix}-work"
+    assert subscription["topic"] == "${each.value.topic}"
+    assert push_queue("work")["topic"] == "${google_pubsub_topic.work.id}"
+    assert resources("google_pubsub_topic")["work"]["name"] == "${var.prefix}-work" == push_queue("work")["topic_name"]
     assert push_config["push_endpoint"] == '${local.function_urls["push"]}'
     assert token["audience"] == push_config["push_endpoint"]
     assert token["service_account_email"] == "${google_service_account.invoker.email}"
     assert subscription["ack_deadline_seconds"] == "${local.timeouts.push_ack_deadline_s}"
-    assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.work_dead_letter.id}"
-    assert one(subscription["retry_policy"])["minimum_backoff"]
-    assert "count" not in subscription  # tasks flow whether or not Gmail push is on
+    assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
+    assert one(subscription["retry_policy"])["minimum_backoff"] == "${each.value.minimum_backoff}"
+    assert "count" not in subscription  # tasks flow whether or not Gmail push is on: "work" is never filtered out
+    assert 'key == "work" ||' in locals_()["push_subscriptions"] and 'key == "work" ||' in locals_()["push_queues"]
     assert locals_()["function_environment"]["MAILBRIDGE_WORK_TOPIC"] == "${google_pubsub_topic.work.id}"
 
 
@@ -481,7 +525,7 @@ def test_every_timeout_is_read_from_the_one_place():
     assert functions_local()["push"]["timeout_s"] == "${local.timeouts.push_timeout_s}"
     assert one(service()["template"])["timeout"] == "${each.value.timeout_s}s"
     assert resources("google_cloud_scheduler_job")["poll"]["attempt_deadline"] == "${local.timeouts.scheduler_deadline_s}s"
-    subscription = resources("google_pubsub_subscription")["gmail_push"]
+    subscription = resources("google_pubsub_subscription")["push"]
     assert subscription["ack_deadline_seconds"] == "${local.timeouts.push_ack_deadline_s}"
     extra = locals_()["function_extra_environment"]
     assert extra["poll"]["MAILBRIDGE_POLL_TIME_BUDGET_S"] == "${tostring(local.timeouts.poll_time_budget_s)}"
@@ -550,6 +594,9 @@ def for_each_items(body: dict, prefix: str) -> list[dict]:
     if expression == "${local.service_names}":
         return [{"key": name, "value": service_name(name, prefix)} for name in entry_points()]
     reference = re.fullmatch(r"\$\{local\.(\w+)\}", expression)
+    if reference and isinstance(locals_()[reference.group(1)], str):  # a filter of a map local: all its entries
+        filtered = re.fullmatch(r"\$\{\{for \w+, \w+ in local\.(\w+) : .*\}\}", locals_()[reference.group(1)])
+        reference = filtered or reference
     if reference and isinstance(locals_()[reference.group(1)], dict):
         return [{"key": key, "value": "", "object": value} for key, value in locals_()[reference.group(1)].items()]
     return [{"key": key, "value": key} for key in resolve_name_set(expression)]
@@ -635,7 +682,7 @@ def test_builds_and_services_wait_for_their_grants_to_propagate():
 def test_scheduler_and_push_subscription_wait_for_the_invoker_grant():
     assert "${google_cloud_run_v2_service_iam_member.invoker}" in depends_on(resources("google_cloud_scheduler_job")["poll"])
     assert "${google_cloud_run_v2_service_iam_member.invoker}" in depends_on(
-        resources("google_pubsub_subscription")["gmail_push"])
+        resources("google_pubsub_subscription")["push"])
 
 
 # --- Secrets ---------------------------------------------------------------------------------
@@ -855,7 +902,7 @@ def test_push_latency_alert_is_on_the_95th_percentile():
 def test_dead_letter_backlog_alert_watches_the_dead_letter_subscription():
     condition = one(one(alert_policies()["dead_letter_backlog"]["conditions"])["condition_threshold"])
     assert "subscription/num_undelivered_messages" in condition["filter"]
-    assert "google_pubsub_subscription.gmail_push_dead_letter[0].name" in condition["filter"]
+    assert 'google_pubsub_subscription.dead_letter["gmail"].name' in condition["filter"]
 
 
 def test_a_dashboard_shows_the_metrics():

@@ -20,6 +20,7 @@ import secrets
 
 from mailbridge.errors import AuthError
 from mailbridge.logs import log_event
+from mailbridge.services.ports import AdminAccessPorts
 
 SESSION_TTL = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -32,7 +33,7 @@ NEXT_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?=&+-]*")
 
 
 # -- who is an admin ----------------------------------------------------------------------------
-def allowed_admins(services) -> tuple[list[str], list[str]]:
+def allowed_admins(services: AdminAccessPorts) -> tuple[list[str], list[str]]:
     """(addresses, Workspace domains) allowed to sign in: the deployment's and the settings'."""
     stored = services.store.settings()
     emails = list(services.settings.admin_emails)
@@ -67,7 +68,7 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def start_signin(services, redirect_uri: str, next_path: str = "/") -> tuple[str, str]:
+def start_signin(services: AdminAccessPorts, redirect_uri: str, next_path: str = "/") -> tuple[str, str]:
     """(Google's authorization URL, the browser binding to keep in a cookie until the callback)."""
     state, nonce, verifier, binding = (secrets.token_urlsafe(32) for _ in range(4))
     emails, domains = allowed_admins(services)
@@ -81,7 +82,7 @@ def start_signin(services, redirect_uri: str, next_path: str = "/") -> tuple[str
     return url, binding
 
 
-def finish_signin(services, *, state: str, code: str | None, error: str | None, binding: str,
+def finish_signin(services: AdminAccessPorts, *, state: str, code: str | None, error: str | None, binding: str,
                   redirect_uri: str) -> tuple[str, str]:
     """(the admin's address, the page to return to); AuthError with the reason otherwise."""
     data = services.store.consume_oauth_state(state)
@@ -116,7 +117,7 @@ def key_generation(settings) -> str:
     return hashlib.sha256(b"mailbridge.session\0" + settings.signing_key.encode()).hexdigest()[:16]
 
 
-def open_session(services, email: str | None, via: str) -> str:
+def open_session(services: AdminAccessPorts, email: str | None, via: str) -> str:
     """Store a new session; returns the session id (the cookie value; stored only hashed)."""
     session_id = secrets.token_urlsafe(32)
     now = datetime.now(timezone.utc)
@@ -128,7 +129,7 @@ def open_session(services, email: str | None, via: str) -> str:
     return session_id
 
 
-def load_session(services, session_id: str) -> tuple[str, dict] | None:
+def load_session(services: AdminAccessPorts, session_id: str) -> tuple[str, dict] | None:
     """(key, session) of a live session, else None (unknown, expired, idle, or an older key)."""
     if not session_id or len(session_id) > 200:
         return None
@@ -148,7 +149,7 @@ def load_session(services, session_id: str) -> tuple[str, dict] | None:
     return key, data
 
 
-def revoke_all_sessions(services) -> int:
+def revoke_all_sessions(services: AdminAccessPorts) -> int:
     count = services.store.delete_all_admin_sessions()
     log_event("NOTICE", "admin sessions revoked", count=count)
     return count

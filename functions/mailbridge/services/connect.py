@@ -11,6 +11,7 @@ import time
 from mailbridge.domain import models
 from mailbridge.errors import AuthError, InvalidInput, MailbridgeError
 from mailbridge.services import watch
+from mailbridge.services.ports import ConnectPorts, ConnectStore
 
 MAIL_SCOPE = "https://mail.google.com/"
 # Consumer Google accounts: Gmail API access for a helpdesk needs a Workspace account (README.md).
@@ -19,18 +20,18 @@ UNKNOWN_STATE = "the answer from Google does not match a sign-in started here: s
 EXPIRED_STATE = "the answer from Google came too late or twice (sign-in expired or already used): try again"
 
 
-def _record(store, mailbox_name: str, instance: str, reason: str) -> None:
+def _record(store: ConnectStore, mailbox_name: str, instance: str, reason: str) -> None:
     """A failed sign-in is the credential set's and the mailbox's last error."""
     store.update_credential(mailbox_name, instance, {"last_error": reason})
     store.update_sync(mailbox_name, instance, {"last_error": f"sign-in failed: {reason}"})
 
 
-def _refuse(store, mailbox: dict, instance: str, reason: str):
+def _refuse(store: ConnectStore, mailbox: dict, instance: str, reason: str):
     _record(store, mailbox["name"], instance, reason)
     raise AuthError(reason)
 
 
-def _retire_old_token(services, previous: dict, secret_id: str, old_token: str | None, new_token: str,
+def _retire_old_token(services: ConnectPorts, previous: dict, secret_id: str, old_token: str | None, new_token: str,
                       email: str) -> None:
     """After a reconnection only the new refresh token stays stored: older secret versions are
     destroyed. The old token is revoked only when it belongs to another grant (another client or
@@ -45,7 +46,7 @@ def _retire_old_token(services, previous: dict, secret_id: str, old_token: str |
         services.google.revoke(old_token)
 
 
-def consent_for_admin(services, name: str, instance: str) -> str:
+def consent_for_admin(services: ConnectPorts, name: str, instance: str) -> str:
     """Google's consent URL for a signed-in admin (no single-use link needed)."""
     instance = models.validate_instance(instance)
     if instance != services.settings.instance:
@@ -58,7 +59,7 @@ def consent_for_admin(services, name: str, instance: str) -> str:
     return services.google.consent_url(mailbox, instance)
 
 
-def finish(services, state: str, code: str | None, error: str | None,
+def finish(services: ConnectPorts, state: str, code: str | None, error: str | None,
            granted_scope: str | None) -> tuple[str, str | None, str]:
     """The callback's outcome for the admin's page: ("ok" | "failed" | "expired" | "unknown",
     the mailbox's name or None, the connected address or the reason). Every failure is
@@ -87,7 +88,7 @@ def finish(services, state: str, code: str | None, error: str | None,
     return "ok", data["mailbox"], credential.get("connected_email") or ""
 
 
-def _check_workspace(services, mailbox: dict, instance: str, cred: dict, token: dict, email: str) -> None:
+def _check_workspace(services: ConnectPorts, mailbox: dict, instance: str, cred: dict, token: dict, email: str) -> None:
     domain = email.rsplit("@", 1)[-1]
     if domain in PERSONAL_DOMAINS:
         _refuse(services.store, mailbox, instance,
@@ -99,13 +100,13 @@ def _check_workspace(services, mailbox: dict, instance: str, cred: dict, token: 
                     f"{email} has no Google Workspace domain (a personal account): connect a Workspace mailbox")
 
 
-def complete(services, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
+def complete(services: ConnectPorts, state: str, code: str | None, error: str | None, granted_scope: str | None) -> dict:
     """Finish the sign-in; returns the connected credential set. Raises AuthError/InvalidInput;
     every refusal is recorded as the mailbox's last error."""
     return _complete_recorded(services, state, services.store.consume_oauth_state(state), code, error, granted_scope)
 
 
-def _complete_recorded(services, state: str, data: dict, code, error, granted_scope) -> dict:
+def _complete_recorded(services: ConnectPorts, state: str, data: dict, code, error, granted_scope) -> dict:
     store, instance = services.store, data["instance"]
     try:
         return _complete(services, state, data, code, error, granted_scope)
@@ -119,7 +120,7 @@ def _complete_recorded(services, state: str, data: dict, code, error, granted_sc
         raise
 
 
-def _complete(services, state: str, data: dict, code, error, granted_scope) -> dict:
+def _complete(services: ConnectPorts, state: str, data: dict, code, error, granted_scope) -> dict:
     store, google = services.store, services.google
     mailbox = store.get_mailbox(data["mailbox"])
     instance = data["instance"]

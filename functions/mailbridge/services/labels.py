@@ -7,9 +7,10 @@ from mailbridge.domain import models
 from mailbridge.errors import Conflict, GmailError, InvalidInput
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes
+from mailbridge.services.ports import LabelsPorts
 
 
-def _gmail(services, name: str):
+def _gmail(services: LabelsPorts, name: str):
     mailbox = services.store.get_mailbox(name)
     cred = mailboxes.own_credential(services, mailbox)
     if not cred or cred.get("status") != "connected":
@@ -17,14 +18,14 @@ def _gmail(services, name: str):
     return mailbox, services.gmail_for(mailbox, cred)
 
 
-def list_labels(services, name: str) -> list[dict]:
+def list_labels(services: LabelsPorts, name: str) -> list[dict]:
     _mailbox, gmail = _gmail(services, name)
     labels = [label_rules.label_view(l) for l in gmail.labels()]
     labels.sort(key=lambda l: (l["type"] != "system", l["name"].lower()))
     return labels
 
 
-def create_label(services, name: str, label_name: str) -> dict:
+def create_label(services: LabelsPorts, name: str, label_name: str) -> dict:
     label_name = (label_name or "").strip()
     if not label_name or len(label_name) > 225:
         raise InvalidInput("label name must be 1-225 characters")
@@ -66,12 +67,12 @@ def resolve_label(gmail, value: str) -> dict:
     return gmail.label(label["id"])  # validated against the live label
 
 
-def resolve(services, name: str, value: str) -> dict:
+def resolve(services: LabelsPorts, name: str, value: str) -> dict:
     """The label a user's input names in mailbox `name` (id, display name or UI id)."""
     return label_rules.label_view(resolve_label(_gmail(services, name)[1], value))
 
 
-def set_deletion_label(services, name: str, value: str) -> dict:
+def set_deletion_label(services: LabelsPorts, name: str, value: str) -> dict:
     _mailbox, gmail = _gmail(services, name)
     label = resolve_label(gmail, value)
     if label["id"] in label_rules.NOT_FOR_DELETION:
@@ -86,7 +87,7 @@ def set_deletion_label(services, name: str, value: str) -> dict:
     return result
 
 
-def _processed_label_id(services, mailbox: dict, gmail, incoming: dict) -> str | None:
+def _processed_label_id(services: LabelsPorts, mailbox: dict, gmail, incoming: dict) -> str | None:
     name = (incoming.get("processed_label") or "").strip()
     if not name or name.lower() in ("false", "no", "off", "none"):
         return None
@@ -121,7 +122,7 @@ def _label_named(labels: list[dict], name: str) -> dict | None:
     return (exact or folded or [None])[0]
 
 
-def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
+def apply_after_processing(services: LabelsPorts, mailbox: dict, gmail, ids: list[str]) -> None:
     """Label processed mail. A malformed Gmail answer or a missing label (StopIteration, KeyError,
     TypeError…) leaves as a GmailError, which the poll records without stopping (the history id
     still advances); a crash of the process stays a crash."""
@@ -131,7 +132,7 @@ def apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> No
         raise GmailError(f"post-processing failed: {e.__class__.__name__}: {str(e)[:200]}") from None
 
 
-def _apply_after_processing(services, mailbox: dict, gmail, ids: list[str]) -> None:
+def _apply_after_processing(services: LabelsPorts, mailbox: dict, gmail, ids: list[str]) -> None:
     incoming = models.incoming_settings(mailbox)
     add, remove = label_rules.label_changes(incoming)
     processed = _processed_label_id(services, mailbox, gmail, incoming)

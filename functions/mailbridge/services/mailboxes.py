@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from mailbridge.domain import models, signing
 from mailbridge.errors import InvalidInput, NotFound
+from mailbridge.services.ports import InstancePorts, IntakePorts, MailboxesPorts, OverrideTargetPorts
 
 LINK_TTL_SECONDS = 15 * 60
 INSTANCES = {"production": "Production", "uat": "UAT", "dev": "Dev"}  # name → how pages show it
@@ -35,26 +36,26 @@ def refuse_personal_address(address: str) -> None:
             "Google Workspace mailbox, never a person's own account (README.md, setting up a mailbox)")
 
 
-def add_mailbox(services, name: str, address: str) -> dict:
+def add_mailbox(services: MailboxesPorts, name: str, address: str) -> dict:
     refuse_personal_address(address)
     mailbox = models.new_mailbox(name, address)
     services.store.add_mailbox(mailbox)
     return mailbox
 
 
-def own_credential(services, mailbox: dict) -> dict | None:
+def own_credential(services: InstancePorts, mailbox: dict) -> dict | None:
     """The credential set of this deployment's instance, or None."""
     return models.credential_of(mailbox, services.settings.instance)
 
 
-def mailbox_status(services, mailbox: dict) -> str:
+def mailbox_status(services: MailboxesPorts, mailbox: dict) -> str:
     cred = own_credential(services, mailbox)
     if cred is None:
         return "no_credentials"
     return cred.get("status", "not_connected")
 
 
-def view(services, mailbox: dict) -> dict:
+def view(services: MailboxesPorts, mailbox: dict) -> dict:
     """The `mailbox show --json` shape (README.md, CLI) (no secrets, no secret ids)."""
     settings = services.settings
     sync = services.store.get_sync(mailbox["name"], settings.instance)
@@ -92,7 +93,7 @@ def lease_view(sync: dict) -> dict | None:
     return {"owner": sync["lease_owner"], "since": iso(float(sync.get("lease_since") or 0)), "until": iso(until)}
 
 
-def add_credentials(services, name: str, instance: str, client_id: str, client_secret: str) -> dict:
+def add_credentials(services: MailboxesPorts, name: str, instance: str, client_id: str, client_secret: str) -> dict:
     instance = instance_name(instance)
     client_id = models.validate_client_id(client_id)
     client_secret = models.validate_client_secret(client_secret)
@@ -110,7 +111,7 @@ def add_credentials(services, name: str, instance: str, client_id: str, client_s
     return credential
 
 
-def connect_url(services, name: str, instance: str | None = None) -> str:
+def connect_url(services: MailboxesPorts, name: str, instance: str | None = None) -> str:
     settings = services.settings
     instance = instance_name(instance) if instance else settings.instance
     if instance != settings.instance:
@@ -125,7 +126,7 @@ def connect_url(services, name: str, instance: str | None = None) -> str:
     return f"{settings.function_url('oauth_start')}?{urlencode({'t': token})}"
 
 
-def start_from_link(services, token: str) -> str:
+def start_from_link(services: MailboxesPorts, token: str) -> str:
     """Verify a signed, single-use start link and return Google's consent URL."""
     payload = signing.verify(services.settings.signing_key, "oauth_start", token)
     services.store.use_nonce(payload["n"], payload["exp"])
@@ -133,7 +134,7 @@ def start_from_link(services, token: str) -> str:
     return services.google.consent_url(mailbox, payload["i"])
 
 
-def disconnect(services, name: str, instance: str | None = None) -> dict:
+def disconnect(services: MailboxesPorts, name: str, instance: str | None = None) -> dict:
     """Revoke and forget the token of a connected set; the result says whether one was revoked."""
     instance = instance_name(instance) if instance else services.settings.instance
     mailbox = services.store.get_mailbox(name)
@@ -149,7 +150,7 @@ def disconnect(services, name: str, instance: str | None = None) -> dict:
     return {**result, "revoked": had_token}
 
 
-def update_credentials(services, name: str, instance: str, client_id: str | None = None,
+def update_credentials(services: MailboxesPorts, name: str, instance: str, client_id: str | None = None,
                        client_secret: str | None = None) -> dict:
     """Fix a credential set: a new client id and/or a new client secret.
 
@@ -183,14 +184,14 @@ def update_credentials(services, name: str, instance: str, client_id: str | None
     return services.store.update_credential(name, instance, changes)
 
 
-def _revoke_and_destroy(services, secret_id: str | None) -> None:
+def _revoke_and_destroy(services: MailboxesPorts, secret_id: str | None) -> None:
     if not secret_id:
         return
     services.google.revoke(services.secrets.get(secret_id))
     services.secrets.destroy_all_versions(secret_id)
 
 
-def remove_credentials(services, name: str, instance: str) -> dict:
+def remove_credentials(services: MailboxesPorts, name: str, instance: str) -> dict:
     """Remove a credential set: revoke its token, destroy its secrets' versions, drop the record."""
     instance = instance_name(instance)
     mailbox = services.store.get_mailbox(name)
@@ -207,7 +208,7 @@ def remove_credentials(services, name: str, instance: str) -> dict:
     return {"instance": instance, "revoked": bool(cred.get("refresh_token_secret")), "client_id": removed.get("client_id")}
 
 
-def remove_mailbox(services, name: str) -> dict:
+def remove_mailbox(services: MailboxesPorts, name: str) -> dict:
     """Delete a mailbox: stop its watch, revoke and destroy every credential set. Its tickets and
     inbound log stay (they are the history of what it received)."""
     mailbox = services.store.get_mailbox(name)
@@ -221,7 +222,7 @@ def remove_mailbox(services, name: str) -> dict:
     return {"name": name, "credentials_removed": removed}
 
 
-def recent_intake(services, name: str, minutes: int = RECENT_INTAKE_MINUTES) -> dict:
+def recent_intake(services: IntakePorts, name: str, minutes: int = RECENT_INTAKE_MINUTES) -> dict:
     """What the mailbox took in during the last minutes, by push or poll: outcome → count."""
     since = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
     counts: dict[str, int] = {}
@@ -231,7 +232,7 @@ def recent_intake(services, name: str, minutes: int = RECENT_INTAKE_MINUTES) -> 
     return {"minutes": minutes, "counts": counts, "total": sum(counts.values())}
 
 
-def check_override_target(services, scope: str, key: str, mailbox_name: str) -> None:
+def check_override_target(services: OverrideTargetPorts, scope: str, key: str, mailbox_name: str) -> None:
     """An override must point at something that exists: the ticket, and a mailbox that has a
     credential set for this deployment's instance (else it could never send)."""
     if scope == "ticket":
@@ -244,7 +245,7 @@ def check_override_target(services, scope: str, key: str, mailbox_name: str) -> 
                            f"{services.settings.instance!r}, so it could never send: add credentials first")
 
 
-def _stop_watch(services, mailbox: dict) -> None:
+def _stop_watch(services: MailboxesPorts, mailbox: dict) -> None:
     cred = own_credential(services, mailbox)
     if not cred or cred.get("status") != "connected" or not services.settings.pubsub_topic:
         return
@@ -255,7 +256,7 @@ def _stop_watch(services, mailbox: dict) -> None:
     services.store.update_sync(mailbox["name"], services.settings.instance, {"watch_expiration": None})
 
 
-def check_send_as(services, mailbox: dict, address: str) -> None:
+def check_send_as(services: MailboxesPorts, mailbox: dict, address: str) -> None:
     """A send_as address must be one Gmail lets this account send as (settings.sendAs.list: the
     primary address or a verified alias); any other From is silently rewritten by Gmail
     (docs/gmail-differences.md). InvalidInput with the reason otherwise."""
@@ -278,7 +279,7 @@ def check_send_as(services, mailbox: dict, address: str) -> None:
                            f"it (verificationStatus {status or 'unknown'!r}); confirm the verification email first")
 
 
-def set_mailbox_setting(services, name: str, key: str, value) -> tuple[str, object]:
+def set_mailbox_setting(services: MailboxesPorts, name: str, key: str, value) -> tuple[str, object]:
     mailbox = services.store.get_mailbox(name)
     path, typed = models.apply_mailbox_setting(mailbox, key, value)
     if path == "outgoing.send_as" and typed != models.outgoing_settings(mailbox).get("send_as"):
@@ -287,7 +288,7 @@ def set_mailbox_setting(services, name: str, key: str, value) -> tuple[str, obje
     return path, typed
 
 
-def set_global_setting(services, key: str, value) -> object:
+def set_global_setting(services: MailboxesPorts, key: str, value) -> object:
     typed = models.apply_global_setting(key, value)
     if key == "default_outgoing_mailbox" and typed:
         services.store.get_mailbox(typed)  # must exist
@@ -295,17 +296,17 @@ def set_global_setting(services, key: str, value) -> object:
     return typed
 
 
-def admin_url(services, ttl_seconds: int = LINK_TTL_SECONDS) -> str:
+def admin_url(services: MailboxesPorts, ttl_seconds: int = LINK_TTL_SECONDS) -> str:
     token = signing.sign(services.settings.signing_key, "admin_login", {}, ttl_seconds)
     return f"{services.settings.function_url('admin')}/login?{urlencode({'t': token})}"
 
 
-def check_link(services, purpose: str, token: str) -> dict:
+def check_link(services: MailboxesPorts, purpose: str, token: str) -> dict:
     """Verify a signed link without spending it (its confirmation page); AuthError if invalid."""
     return signing.verify(services.settings.signing_key, purpose, token)
 
 
-def verify_link_once(services, purpose: str, token: str) -> dict:
+def verify_link_once(services: MailboxesPorts, purpose: str, token: str) -> dict:
     payload = signing.verify(services.settings.signing_key, purpose, token)
     services.store.use_nonce(payload["n"], payload["exp"])
     return payload

@@ -22,6 +22,7 @@ from mailbridge.domain import models, routing
 from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes, outgoing
+from mailbridge.services.ports import OutboxPorts
 
 SEND_UNITS = 100                 # messages.send
 SAFETY = 0.95                    # of the per-user quota: what the bucket refills per minute
@@ -129,17 +130,17 @@ def daily_limits(mailbox: dict) -> tuple[int, int]:
     return budget, budget * int(settings["acknowledgement_share_percent"]) // 100
 
 
-def _pacing_key(services, mailbox_name: str) -> str:
+def _pacing_key(services: OutboxPorts, mailbox_name: str) -> str:
     return f"{mailbox_name}~{services.settings.instance}"
 
 
 # ============================================================ the queue
-def publish(services, mailbox_name: str, reason: str) -> None:
+def publish(services: OutboxPorts, mailbox_name: str, reason: str) -> None:
     """Ask the managed queue for a "send" task of this mailbox (one drains all its records)."""
     outgoing.enqueue_send(services, mailbox_name, reason, new_records=False)
 
 
-def record_ingestion(services, mailbox: dict, units: int) -> None:
+def record_ingestion(services: OutboxPorts, mailbox: dict, units: int) -> None:
     """Ingestion's Gmail units, taken from the mailbox's bucket so sends leave them room."""
     if units <= 0:
         return
@@ -149,7 +150,7 @@ def record_ingestion(services, mailbox: dict, units: int) -> None:
                                       lambda bucket: spend_decision(bucket, now, quota, share, units))
 
 
-def kick_if_waiting(services, mailbox: dict) -> bool:
+def kick_if_waiting(services: OutboxPorts, mailbox: dict) -> bool:
     """The scheduled poll's safety net: publish a send task when the outbox asked to be woken."""
     wake_at = mailbox.get("outbox_wake_at")
     if wake_at is None or float(wake_at) > time.time():
@@ -160,7 +161,7 @@ def kick_if_waiting(services, mailbox: dict) -> bool:
 
 
 # ============================================================ the send task
-def handle_send_task(services, mailbox: str, attributes: dict | None = None) -> dict:
+def handle_send_task(services: OutboxPorts, mailbox: str, attributes: dict | None = None) -> dict:
     """Drain one mailbox's outbox within the time budget. Returns a summary (the HTTP edge answers
     2xx); raises RetryLater when Pub/Sub should redeliver (a 429 block longer than the budget)."""
     store = services.store
@@ -189,7 +190,7 @@ def handle_send_task(services, mailbox: str, attributes: dict | None = None) -> 
 class Drainer:
     """Sends one mailbox's due records, one at a time, in priority order."""
 
-    def __init__(self, services, mailbox: dict):
+    def __init__(self, services: OutboxPorts, mailbox: dict):
         self.services, self.store, self.mailbox = services, services.store, mailbox
         self.name = mailbox["name"]
         self.owner = uuid.uuid4().hex
@@ -355,7 +356,7 @@ class Drainer:
 
 
 # ============================================================ visibility and operator actions
-def status(services, mailbox: dict) -> dict:
+def status(services: OutboxPorts, mailbox: dict) -> dict:
     """What `mailbox show` and the admin page say about the outbox."""
     store = services.store
     records = store.outbox_records(mailbox["name"], services.settings.instance)
@@ -381,7 +382,7 @@ def status(services, mailbox: dict) -> dict:
             "last_error": last_error}
 
 
-def list_records(services, mailbox: str | None = None, limit: int = 50) -> list[dict]:
+def list_records(services: OutboxPorts, mailbox: str | None = None, limit: int = 50) -> list[dict]:
     """Pending and failed sends (given up included), oldest first, with their reason."""
     if limit < 0:
         raise InvalidInput("--limit must be 0 (all) or more")
@@ -404,14 +405,14 @@ def _row(record: dict) -> dict:
             "next_attempt_at": record.get("next_attempt_at") or None}
 
 
-def _get(services, record_id: str) -> dict:
+def _get(services: OutboxPorts, record_id: str) -> dict:
     record = services.store.get_outbound(record_id)
     if record is None or record.get("instance", services.settings.instance) != services.settings.instance:
         raise NotFound(f"no outbox record {record_id!r} (see `outbox list`)")
     return record
 
 
-def retry(services, record_id: str) -> dict:
+def retry(services: OutboxPorts, record_id: str) -> dict:
     """Queue one record again now (a given-up or waiting one); earlier attempts are still looked
     up in Gmail before it is sent, so a retry never sends twice."""
     record = _get(services, record_id)
@@ -425,7 +426,7 @@ def retry(services, record_id: str) -> dict:
     return _row({**record, "status": "queued", "next_attempt_at": 0, "last_error": None})
 
 
-def drop(services, record_id: str) -> dict:
+def drop(services: OutboxPorts, record_id: str) -> dict:
     """Never send this record (kept, status dropped, so the ticket shows what happened)."""
     record = _get(services, record_id)
     if record.get("status") not in LISTED + ("skipped",):
@@ -450,7 +451,7 @@ class InlineQueue:
     the queue, the in-process integration tests) a "send" task runs in the caller, after the
     caller's own work; "sync" tasks are left to the next scheduled poll."""
 
-    def __init__(self, services):
+    def __init__(self, services: OutboxPorts):
         self.services = services
 
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None:

@@ -27,6 +27,7 @@ from mailbridge.errors import Conflict, GmailError, InvalidInput, MailbridgeErro
 from mailbridge.logs import log_event
 from mailbridge.domain.parsing import sanitize_html
 from mailbridge.services import mailboxes
+from mailbridge.services.ports import OutgoingPorts, TicketRepository
 
 INLINE_RAW_BYTES = 256 * 1024            # larger MIME goes to Cloud Storage, not the record
 MAX_STORED_TEXT = 60_000                 # keeps an outbound record well under Firestore's 1 MiB
@@ -38,7 +39,7 @@ RECOVERY_CANDIDATES = 50                 # sent messages read for the marker aft
 
 
 # ============================================================ overrides
-def set_override(services, scope: str, key: str, mailbox: str) -> dict:
+def set_override(services: OutgoingPorts, scope: str, key: str, mailbox: str) -> dict:
     scope, normalized = routing.normalize_override(scope, key)
     services.store.get_mailbox(mailbox)  # must exist (NotFound otherwise)
     row = {"scope": scope, "key": normalized, "display_key": key.strip(), "mailbox": mailbox,
@@ -47,19 +48,19 @@ def set_override(services, scope: str, key: str, mailbox: str) -> dict:
     return row
 
 
-def list_overrides(services) -> list[dict]:
+def list_overrides(services: OutgoingPorts) -> list[dict]:
     rows = services.store.list_override_rows()
     order = {scope: i for i, scope in enumerate(routing.SCOPES)}
     return sorted(rows, key=lambda r: (order.get(r.get("scope"), 9), r.get("key", "")))
 
 
-def remove_override(services, scope: str, key: str) -> None:
+def remove_override(services: OutgoingPorts, scope: str, key: str) -> None:
     if not services.store.delete_override(routing.override_id(scope, key)):
         raise NotFound(f"no {scope} override for {key!r}")
 
 
 # ============================================================ adapters: resolution
-def resolve_outgoing(services, ticket: dict) -> dict:
+def resolve_outgoing(services: OutgoingPorts, ticket: dict) -> dict:
     """Which mailbox answers this ticket, which rule chose it, and what was skipped on the way."""
     store = services.store
     lookups = routing.override_lookups(ticket)
@@ -76,7 +77,7 @@ def resolve_outgoing(services, ticket: dict) -> dict:
 
 
 # ============================================================ adapters: composing a message
-def _delivered_messages(store, ticket_id: str) -> list[dict]:
+def _delivered_messages(store: TicketRepository, ticket_id: str) -> list[dict]:
     rows = []
     for row in store.ticket_messages(ticket_id):
         message = row["message"]
@@ -121,7 +122,7 @@ class Draft:
     kind: str = "reply"
 
 
-def compose(services, ticket: dict, text: str, html: str | None = None, attachments=(),
+def compose(services: OutgoingPorts, ticket: dict, text: str, html: str | None = None, attachments=(),
             extra_headers=(), only_to: str | None = None, kind: str = "reply",
             resolution: dict | None = None, in_reply_to_latest: bool = True) -> Draft:
     store = services.store
@@ -234,7 +235,7 @@ def _budget_error(mailbox: dict, used: int, budget: int) -> InvalidInput:
         "nothing was sent. Raise outgoing.daily_send_budget or wait until tomorrow")
 
 
-def _reserve_budget(services, mailbox: dict) -> str:
+def _reserve_budget(services: OutgoingPorts, mailbox: dict) -> str:
     budget = _budget_of(mailbox)
     day = _today()
     taken, used = services.store.take_send_budget(mailbox["name"], day, budget)
@@ -243,14 +244,14 @@ def _reserve_budget(services, mailbox: dict) -> str:
     return day
 
 
-def _release_budget(services, mailbox_name: str, day: str) -> None:
+def _release_budget(services: OutgoingPorts, mailbox_name: str, day: str) -> None:
     try:
         services.store.release_send_budget(mailbox_name, day)
     except Exception:  # noqa: BLE001 - over-counting a failed send is the safe side
         pass
 
 
-def _create_record(services, key: str, draft: Draft) -> bool:
+def _create_record(services: OutgoingPorts, key: str, draft: Draft) -> bool:
     """Write the pending record and put its Message-ID on the ticket, in one batch.
     Returns False when a record with this key already exists."""
     now = models.now_iso()
@@ -283,7 +284,7 @@ def claim_decision(data: dict | None, now: float):
                        "lease_until": now + LEASE_SECONDS, "updated_at": models.now_iso()}
 
 
-def _claim(services, key: str) -> tuple[str, dict]:
+def _claim(services: OutgoingPorts, key: str) -> tuple[str, dict]:
     """Take the send lease: ('claimed'|'sent'|'busy'|'missing', record before the claim)."""
     return services.store.change_outbound(key, lambda data: claim_decision(data, time.time()))
 
@@ -317,7 +318,7 @@ def _find_sent(gmail, data: dict) -> dict | None:
     return None
 
 
-def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | None,
+def _mark_sent(services: OutgoingPorts, key: str, data: dict, gmail_id: str, thread_id: str | None,
                sent_message_id: str | None) -> dict:
     now = models.now_iso()
     changes = {"status": "sent", "gmail_message_id": gmail_id, "gmail_thread_id": thread_id,
@@ -337,7 +338,7 @@ def _mark_sent(services, key: str, data: dict, gmail_id: str, thread_id: str | N
     return data
 
 
-def _touch_ticket(services, data: dict) -> None:
+def _touch_ticket(services: OutgoingPorts, data: dict) -> None:
     thread_keys = [f"{data['mailbox']}:{data['gmail_thread_id']}"] if data.get("gmail_thread_id") else []
     # Both ids thread the customer's answer: ours, and the one Gmail sent if it replaced ours.
     message_ids = list(dict.fromkeys(filter(None, [data["message_id"], data.get("sent_message_id")])))
@@ -360,7 +361,7 @@ def _sent_message_id(gmail, gmail_id: str | None) -> str | None:
     return ((found or {}).get("headers") or {}).get("Message-ID", "").strip() or None
 
 
-def _record_failure(services, key: str, data: dict, error: str, permanent: bool = False) -> dict:
+def _record_failure(services: OutgoingPorts, key: str, data: dict, error: str, permanent: bool = False) -> dict:
     attempts = int(data.get("attempts", 0)) + 1
     give_up = permanent or attempts >= MAX_SEND_ATTEMPTS
     changes = {"status": "given_up" if give_up else "failed", "last_error": error[:500], "lease_until": 0,
@@ -372,7 +373,7 @@ def _record_failure(services, key: str, data: dict, error: str, permanent: bool 
     return {**data, **changes, "attempts": attempts}
 
 
-def _load_raw(services, data: dict) -> bytes:
+def _load_raw(services: OutgoingPorts, data: dict) -> bytes:
     if data.get("raw") is not None:
         return bytes(data["raw"])
     return services.blobs.get(data["raw_sha256"])
@@ -385,12 +386,12 @@ class RateLimited(GmailError):
     http_status = 429
 
 
-def _unclaim_rate_limited(services, key: str, data: dict, error: GmailError) -> None:
+def _unclaim_rate_limited(services: OutgoingPorts, key: str, data: dict, error: GmailError) -> None:
     services.store.update_outbound(key, {"status": "queued", "lease_until": 0, "attempts": int(data.get("attempts", 0)),
                                          "last_error": str(error)[:500], "updated_at": models.now_iso()})
 
 
-def deliver(services, key: str, gmail=None) -> dict:
+def deliver(services: OutgoingPorts, key: str, gmail=None) -> dict:
     """Send the record `key` once: claim it, look for an earlier send, call Gmail, record.
     The outbox passes its Gmail client so one drain refreshes one token."""
 
@@ -463,7 +464,7 @@ def deliver(services, key: str, gmail=None) -> dict:
 WAKE_FALLBACK_SECONDS = 120.0  # new records: the scheduled tick sends them if their task was lost
 
 
-def enqueue_send(services, mailbox_name: str, reason: str, new_records: bool = True) -> None:
+def enqueue_send(services: OutgoingPorts, mailbox_name: str, reason: str, new_records: bool = True) -> None:
     """Ask the work queue for a "send" task of this mailbox (services/outbox.py drains all its
     records). After new records, first the tick's safety net: a process killed before its publish
     still gets them sent by a tick after WAKE_FALLBACK_SECONDS."""
@@ -475,7 +476,7 @@ def enqueue_send(services, mailbox_name: str, reason: str, new_records: bool = T
 FINAL = ("sent", "given_up", "skipped", "dropped")
 
 
-def wait_for_send(services, key: str, wait_s: float, poll_s: float = 0.5) -> dict:
+def wait_for_send(services: OutgoingPorts, key: str, wait_s: float, poll_s: float = 0.5) -> dict:
     """The record once the outbox has sent it, failed it, or said why it waits; or, after `wait_s`,
     as it is (still queued)."""
     deadline = time.monotonic() + max(0.0, wait_s)
@@ -489,7 +490,7 @@ def wait_for_send(services, key: str, wait_s: float, poll_s: float = 0.5) -> dic
         time.sleep(poll_s)
 
 
-def _resume(services, key: str, data: dict, wait_s: float = 0.0) -> dict:
+def _resume(services: OutgoingPorts, key: str, data: dict, wait_s: float = 0.0) -> dict:
     if data.get("status") in ("sent", "skipped", "dropped"):
         return _result(data)
     if data.get("status") == "sending":
@@ -506,7 +507,7 @@ def _resume(services, key: str, data: dict, wait_s: float = 0.0) -> dict:
 
 
 # ============================================================ use cases
-def send_reply(services, ticket_id: str, text: str, html: str | None = None, attachments=(),
+def send_reply(services: OutgoingPorts, ticket_id: str, text: str, html: str | None = None, attachments=(),
                dry_run: bool = False, idempotency_key: str | None = None, wait: bool = True) -> dict:
     """Reply-all to a ticket through its resolved outgoing mailbox, exactly once per key: the
     record is queued in the outbox; with `wait`, answer once it is sent (or why not), up to
@@ -534,7 +535,7 @@ def _hour_key(now: float | None = None) -> str:
     return datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y%m%d%H")
 
 
-def acknowledge(services, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
+def acknowledge(services: OutgoingPorts, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
     """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender,
     at most N per recipient and M per recipient domain per hour, repeating its subject only when
     harmless (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md); the

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Protocol
 
+from mailbridge.config import Settings
+
 
 class SettingsRepository(Protocol):
     def settings(self) -> dict: ...
@@ -46,6 +48,7 @@ class LinkRepository(Protocol):
     def put_oauth_state(self, state: str, data: dict, ttl_seconds: int) -> None: ...
     def consume_oauth_state(self, state: str) -> dict: ...       # AuthError if unknown/used/expired
     def use_nonce(self, nonce: str, expires_epoch: int) -> None: ...  # AuthError if already used
+    def peek_oauth_state(self, state: str) -> dict | None: ...  # read without using it (None if unknown)
 
 
 class TicketRepository(Protocol):
@@ -115,7 +118,6 @@ class AdminRepository(Protocol):
     def clear_admin_flash(self, key: str) -> None: ...
     def delete_admin_session(self, key: str) -> None: ...
     def delete_all_admin_sessions(self) -> int: ...             # how many were ended
-    def peek_oauth_state(self, state: str) -> dict | None: ...  # read without using it (None if unknown)
     def find_stored_message(self, message_id: str) -> dict | None: ...
 
 
@@ -183,18 +185,158 @@ class OAuth(Protocol):
     def disconnect(self, mailbox: dict, instance: str) -> dict: ...
 
 
-class Services(Protocol):
-    """What bootstrap.Services gives a use case today (see docs/architecture.md)."""
+class AdminSignIn(Protocol):
+    """Sign in with Google for the admin pages (adapters/google_signin.py)."""
 
-    settings: object
+    def authorization_url(self, *, state: str, nonce: str, verifier: str, redirect_uri: str,
+                          hosted_domain: str = "") -> str: ...
+    def exchange(self, *, code: str, verifier: str, redirect_uri: str) -> dict: ...  # verified ID token claims
+    def verify(self, token: str, audience: str | None = None) -> dict: ...
+
+
+class Services(Protocol):
+    """The whole container (bootstrap.Services), as the edges (http/, cli/) hold it. A use case
+    never asks for it: it declares one of the ports below, which name only what it uses."""
+
+    settings: Settings
     store: Store
     secrets: Secrets
     blobs: Blobs
     google: OAuth
-
+    admin_signin: AdminSignIn
 
     def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
     def gmail_with(self, credentials) -> Gmail: ...
 
     @property
     def queue(self) -> WorkQueue: ...
+
+
+# -- the ports of each use case ----------------------------------------------------------------
+# A service function's `services` parameter is annotated with the port of its module (or a
+# narrower one); it touches only what that port names, and hands `services` on only to functions
+# whose port is part of its own. tests/unit/test_ports.py reads services/*.py and enforces it.
+# bootstrap.Services satisfies every one of them; a test may pass anything narrower.
+
+
+class InstancePorts(Protocol):
+    """Only which instance this deployment is (services/mailboxes.own_credential)."""
+
+    settings: Settings
+
+
+class WatchPorts(Protocol):
+    """services/watch.py: start or renew the Gmail watch, recorded in the sync state."""
+
+    settings: Settings
+    store: SyncRepository
+
+
+class AdminAccessStore(SettingsRepository, LinkRepository, AdminRepository, Protocol): ...
+
+
+class AdminAccessPorts(Protocol):
+    """services/admin_access.py: who may sign in to the admin pages, and their sessions."""
+
+    settings: Settings
+    store: AdminAccessStore
+    admin_signin: AdminSignIn
+
+
+class ConnectStore(MailboxRepository, SyncRepository, LinkRepository, Protocol): ...
+
+
+class ConnectPorts(WatchPorts, Protocol):
+    """services/connect.py: finish a mailbox's Google sign-in (token to Secret Manager, watch)."""
+
+    store: ConnectStore
+    secrets: Secrets
+    google: OAuth
+    admin_signin: AdminSignIn
+
+    def gmail_with(self, credentials) -> Gmail: ...
+
+
+class TicketsStore(TicketRepository, MailboxRepository, Protocol): ...
+
+
+class TicketsPorts(Protocol):
+    """services/tickets.py: ticket views, fields and participants."""
+
+    store: TicketsStore
+
+
+class IntakePorts(Protocol):
+    """services/mailboxes.recent_intake: a count over the inbound log, nothing else."""
+
+    store: InboundRepository
+
+
+class OverrideTargetPorts(InstancePorts, Protocol):
+    """services/mailboxes.check_override_target: the ticket and the mailbox an override names."""
+
+    store: TicketsStore
+
+
+class LabelsStore(MailboxRepository, SyncRepository, Protocol): ...
+
+
+class LabelsPorts(InstancePorts, Protocol):
+    """services/labels.py: a mailbox's Gmail labels, and the labels processing adds."""
+
+    store: LabelsStore
+
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
+
+
+class MailboxesStore(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, Protocol): ...
+
+
+class MailboxesPorts(WatchPorts, Protocol):
+    """services/mailboxes.py: mailboxes, credential sets, signed links and settings."""
+
+    store: MailboxesStore
+    secrets: Secrets
+    google: OAuth
+
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
+
+
+class OutgoingStore(SettingsRepository, MailboxRepository, TicketRepository, OutboundRepository, OverrideRepository,
+                    Protocol): ...
+
+
+class OutgoingPorts(InstancePorts, Protocol):
+    """services/outgoing.py: compose, budget and deliver mail, acknowledgements, overrides."""
+
+    store: OutgoingStore
+    blobs: Blobs
+    google: OAuth
+
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
+
+    @property
+    def queue(self) -> WorkQueue: ...
+
+
+class OutboxPorts(OutgoingPorts, Protocol):
+    """services/outbox.py: drain one mailbox's outbox, paced (it delivers through outgoing)."""
+
+
+class SyncStore(OutgoingStore, SyncRepository, InboundRepository, Protocol):
+    """Ingest (sync state, inbound log, tickets) and what follows it: acknowledgements and the
+    outbox (outbound, overrides). Only the links and the admin sessions stay out."""
+
+
+class SyncPorts(OutboxPorts, LabelsPorts, WatchPorts, Protocol):
+    """services/sync.py: poll one mailbox, ingest exactly once, then labels, acknowledgements,
+    the watch and the outbox's wake-up."""
+
+    store: SyncStore
+    # own_addresses() caches the deployment's addresses on the container for a minute
+    _own_addresses_cache: tuple[float, set[str]]
+
+
+class PushPorts(SyncPorts, Protocol):
+    """services/push.py: a Pub/Sub notification or task → a sync (services/sync.py) or a send
+    (services/outbox.py)."""

@@ -11,6 +11,7 @@ import time
 
 from mailbridge.errors import NotFound
 from mailbridge.services import mailboxes, sync
+from mailbridge.services.ports import PushPorts
 
 # A notification that finds the mailbox being synchronized waits for that run (well inside the
 # push subscription's ack deadline) before asking Pub/Sub to redeliver.
@@ -29,12 +30,12 @@ class Outcome:
         return f"Outcome({self.reason!r}, {self.status})"
 
 
-def _connected(services, mailbox: dict) -> bool:
+def _connected(services: PushPorts, mailbox: dict) -> bool:
     cred = mailboxes.own_credential(services, mailbox)
     return bool(cred) and cred.get("status") == "connected"
 
 
-def on_task(services, task: dict) -> Outcome:
+def on_task(services: PushPorts, task: dict) -> Outcome:
     """One work-queue task (string attributes: kind, mailbox, instance, and the kind's own)."""
     kind, name = task.get("kind"), task.get("mailbox")
     if not isinstance(name, str) or not name:
@@ -55,7 +56,7 @@ def on_task(services, task: dict) -> Outcome:
     return Outcome(f"unknown task kind {kind!r}", mailbox=name)
 
 
-def sync_task(services, name: str, task: dict) -> Outcome:
+def sync_task(services: PushPorts, name: str, task: dict) -> Outcome:
     """Synchronize one mailbox for a tick, a continuation or a notification.
 
     Exactly once comes from the inbound rows (services/sync.py), so duplicates only cost reads:
@@ -93,7 +94,7 @@ def _answer(name: str, result: dict) -> Outcome:
                    complete=result.get("complete"))
 
 
-def on_notification(services, address: str, history_id: int) -> Outcome:
+def on_notification(services: PushPorts, address: str, history_id: int) -> Outcome:
     """A Gmail notification: the same per-mailbox sync, unless already past `history_id`."""
     try:
         switches = services.store.settings()

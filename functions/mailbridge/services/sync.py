@@ -26,6 +26,7 @@ from mailbridge.errors import (GmailError, HistoryExpired, MailbridgeError, Stor
 from mailbridge.logs import log_event
 from mailbridge.domain.parsing import parse_message
 from mailbridge.services import labels, mailboxes, outbox, outgoing, watch
+from mailbridge.services.ports import SyncPorts, SyncRepository, TicketRepository
 
 FINAL = models.FINAL_INBOUND_OUTCOMES
 CHUNK = 50
@@ -83,7 +84,7 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
 class StoreLookup:
     """threads.TicketLookup over Firestore plus the tickets touched earlier in this chunk."""
 
-    def __init__(self, store, overlay: dict):
+    def __init__(self, store: TicketRepository, overlay: dict):
         self.store = store
         self.overlay = overlay  # ticket id -> ticket dict
 
@@ -118,7 +119,7 @@ class StoreLookup:
 OWN_ADDRESSES_TTL_S = 60.0
 
 
-def own_addresses(services) -> set[str]:
+def own_addresses(services: SyncPorts) -> set[str]:
     """Every mailbox's address (loop protection), read once a minute per instance: with the fan-
     out each task syncs one mailbox, and reading every mailbox document for each busy task would
     be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
@@ -133,7 +134,7 @@ def own_addresses(services) -> set[str]:
 
 
 class MailboxSync:
-    def __init__(self, services, mailbox: dict, credential: dict, deadline: float, progress=None):
+    def __init__(self, services: SyncPorts, mailbox: dict, credential: dict, deadline: float, progress=None):
         self.services = services
         self.settings = services.settings
         self.store = services.store
@@ -548,7 +549,7 @@ class Heartbeat:
     process stalled past it and another sync took over), `lost` turns true and the sync stops
     before its next message and writes no history id (docs/architecture.md, "Queue")."""
 
-    def __init__(self, store, mailbox: str, instance: str, owner: str, ttl_s: float):
+    def __init__(self, store: SyncRepository, mailbox: str, instance: str, owner: str, ttl_s: float):
         self.store, self.mailbox, self.instance, self.owner, self.ttl_s = store, mailbox, instance, owner, ttl_s
         self.lost = False
         self.renewals = 0
@@ -583,7 +584,7 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
 
-def _idle(services, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
+def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
     """The scheduled tick's cheap check (docs/benchmarks.md, idle_mailbox_cost): with nothing
     pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
     that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
@@ -604,7 +605,7 @@ def _idle(services, name: str, mailbox: dict, credential: dict, state: dict) -> 
             "quota_units": gmail.pacer.used, "retries": gmail.retries, "backlog": 0}
 
 
-def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
+def sync_mailbox(services: SyncPorts, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
                  progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
                  mailbox: dict | None = None) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
@@ -690,7 +691,7 @@ def sync_mailbox(services, name: str, *, budget_s: float | None = None, backfill
     return summary
 
 
-def _continue(services, name: str, task: dict | None) -> None:
+def _continue(services: SyncPorts, name: str, task: dict | None) -> None:
     """Work left after the budget: a continuation task picks it up in a fresh invocation (a
     duplicate of it only costs a history.list)."""
     step = int((task or {}).get("continuation") or 0) + 1
@@ -704,7 +705,7 @@ def _zero_totals() -> dict:
     return {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
 
 
-def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,
+def poll(services: SyncPorts, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,
          budget_s: float | None = None, progress=None, lease_wait_s: float = 10.0, tick: str | None = None,
          fanout: bool | None = None) -> dict:
     """What Cloud Scheduler triggers. With a work queue (settings.work_topic) the tick only
@@ -739,7 +740,7 @@ def poll(services, mailbox: str | None = None, *, scheduled: bool = True, backfi
     return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
 
 
-def _fan_out(services, boxes: list[dict], tick: str) -> dict:
+def _fan_out(services: SyncPorts, boxes: list[dict], tick: str) -> dict:
     """One "sync" task per mailbox, all carrying the tick id: a redelivered or re-published task
     of the same tick is skipped once the tick is recorded (services/push.py)."""
     names = [m["name"] for m in boxes]
@@ -752,7 +753,7 @@ def _fan_out(services, boxes: list[dict], tick: str) -> dict:
                           for n in names], "totals": _zero_totals()}
 
 
-def _wake_outboxes(services, boxes: list[dict]) -> None:
+def _wake_outboxes(services: SyncPorts, boxes: list[dict]) -> None:
     """Outboxes that asked to be woken (backoff passed, next day, mailbox reconnected) get a send
     task; the mailbox documents were read anyway, so an idle mailbox costs nothing more."""
     for box in boxes:

@@ -5,19 +5,20 @@ from __future__ import annotations
 from mailbridge.domain import compose, models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.services.ports import TicketsPorts
 
 STATUSES = ("open", "closed")
 
 
-def view(services, ticket: dict) -> dict:
+def view(services: TicketsPorts, ticket: dict) -> dict:
     return ticket_views.ticket_view(ticket, services.store.ticket_messages(ticket["id"]))
 
 
-def show(services, ticket_id: str) -> dict:
+def show(services: TicketsPorts, ticket_id: str) -> dict:
     return view(services, services.store.get_ticket(ticket_id))
 
 
-def list_tickets(services, mailbox=None, status=None, limit=200) -> list[dict]:
+def list_tickets(services: TicketsPorts, mailbox=None, status=None, limit=200) -> list[dict]:
     store = services.store
     return [view(services, t) for t in store.list_tickets(mailbox=mailbox, status=status, limit=limit)]
 
@@ -29,7 +30,7 @@ def page(rows: list, limit: int) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def list_page(services, mailbox=None, status=None, limit=200, before=None) -> tuple[list[dict], bool]:
+def list_page(services: TicketsPorts, mailbox=None, status=None, limit=200, before=None) -> tuple[list[dict], bool]:
     """Ticket views newest first, and whether older tickets exist beyond `limit` (0 = all)."""
     if limit < 0:
         raise InvalidInput("--limit must be 0 (all) or more")
@@ -41,7 +42,7 @@ def list_page(services, mailbox=None, status=None, limit=200, before=None) -> tu
 FIELDS = {"team": "team", "type": "ticket_type", "ticket_type": "ticket_type"}  # CLI word → ticket field
 
 
-def set_field(services, ticket_id: str, field: str, value: str) -> dict:
+def set_field(services: TicketsPorts, ticket_id: str, field: str, value: str) -> dict:
     """Set (or, with an empty value, clear) a ticket's team or ticket type: the keys that team and
     ticket-type overrides match (services/outgoing.py, override_lookups)."""
     if field not in FIELDS:
@@ -80,7 +81,7 @@ def describe_resolution(resolution: dict, ticket: dict) -> dict:
             "skipped": skipped}
 
 
-def set_status(services, ticket_id: str, status: str) -> dict:
+def set_status(services: TicketsPorts, ticket_id: str, status: str) -> dict:
     """Open or close a ticket; returns the ticket as stored before the change."""
     if status not in STATUSES:
         raise InvalidInput("status must be open or closed")
@@ -89,7 +90,7 @@ def set_status(services, ticket_id: str, status: str) -> dict:
     return ticket
 
 
-def participants(services, ticket_id: str) -> dict:
+def participants(services: TicketsPorts, ticket_id: str) -> dict:
     """Who receives replies to a ticket, and who waits for an agent's confirmation."""
     ticket = services.store.get_ticket(ticket_id)
     return {"ticket": ticket["id"], "number": ticket.get("number"),
@@ -98,7 +99,7 @@ def participants(services, ticket_id: str) -> dict:
             "suggested_participants": list(ticket.get("suggested_participants") or [])}
 
 
-def confirm_participant(services, ticket_id: str, email: str) -> dict:
+def confirm_participant(services: TicketsPorts, ticket_id: str, email: str) -> dict:
     """An agent confirms a suggested participant: from now on they receive replies."""
     ticket = services.store.get_ticket(ticket_id)
     people, suggested = threads.confirm_participant(ticket, email)
@@ -107,7 +108,7 @@ def confirm_participant(services, ticket_id: str, email: str) -> dict:
     return participants(services, ticket["id"])
 
 
-def reply_recipients(services, ticket: dict) -> dict:
+def reply_recipients(services: TicketsPorts, ticket: dict) -> dict:
     """Everyone a reply to this ticket goes to (reply-all: requester, then the participants),
     for the reply form; {"to", "cc", "error"}."""
     own = models.own_addresses(services.store.list_mailboxes())

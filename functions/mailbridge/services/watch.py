@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 import time
 
 from mailbridge.logs import log_event
+from mailbridge.services.ports import WatchPorts
 
 WATCH_RENEW_SECONDS = 24 * 3600
 
 
-def maybe_watch(services, mailbox: dict, gmail, sync: dict, force: bool = False) -> None:
+def maybe_watch(services: WatchPorts, mailbox: dict, gmail, sync: dict, force: bool = False) -> None:
     """Start or renew the Gmail watch (at most daily; Gmail needs it at least every 7 days)."""
     topic = services.settings.pubsub_topic
     if not topic:

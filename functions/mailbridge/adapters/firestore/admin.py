@@ -10,12 +10,12 @@ from __future__ import annotations
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from mailbridge.adapters.firestore.base import FirestoreRepository
+
 SESSIONS = "admin_sessions"
 
 
-class AdminRepository:
-    db: firestore.Client
-
+class AdminRepository(FirestoreRepository):
     def get_admin_session(self, key: str) -> dict | None:
         snap = self.db.collection(SESSIONS).document(key).get()
         return snap.to_dict() if snap.exists else None
@@ -44,14 +44,6 @@ class AdminRepository:
                 batch.delete(ref)
             batch.commit()
             count += len(refs)
-
-    def peek_oauth_state(self, state: str) -> dict | None:
-        """An OAuth state as stored (used or not, expired or not): which mailbox a failed
-        sign-in belonged to, so the answer can return to that mailbox's page."""
-        if not state or "/" in state or len(state) > 200:
-            return None
-        snap = self.db.collection("oauth_states").document(state).get()
-        return snap.to_dict() if snap.exists else None
 
     def find_stored_message(self, message_id: str) -> dict | None:
         """The stored message (inbound or outbound) whose message.id is `message_id`."""

@@ -1,5 +1,5 @@
-"""Firestore repository of outgoing mail: outbound records, send budgets, acknowledgement
-limits and outgoing-mailbox overrides. Mixed into Store (adapters/firestore/store.py).
+"""Firestore repository of outgoing mail: outbound records, send budgets, the outbox's pacing
+and acknowledgement limits. Mixed into Store (adapters/firestore/store.py).
 
 Layout (collection/doc):
   outbound/{key}                     a message we sent or will send, keyed by idempotency key
@@ -7,7 +7,6 @@ Layout (collection/doc):
   send_pacing/{mailbox}~{instance}   the outbox's quota bucket, drain lease and last error
   ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
 Counters carry `expires_at`: Firestore's TTL policy on that field deletes them (terraform/README.md).
-  overrides/{scope}~{key}            outgoing mailbox per ticket, ticket type, team or client
 """
 
 from __future__ import annotations
@@ -19,14 +18,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from mailbridge.adapters.firestore.base import FirestoreRepository
+
 UNSENT = ["queued", "pending", "sending", "failed"]
 BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
 
 
-class OutboundRepository:
-    db: firestore.Client
-    write_count: int
-
+class OutboundRepository(FirestoreRepository):
     # -- outbound records ------------------------------------------------------------------
     def outbound_ref(self, key: str):
         return self.db.collection("outbound").document(key)
@@ -79,15 +77,6 @@ class OutboundRepository:
         """Records not sent yet (pending, sending or failed), any instance."""
         query = self.db.collection("outbound").where(filter=FieldFilter("status", "in", UNSENT))
         return [snap.to_dict() for snap in query.limit(limit).stream()]
-
-    def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
-                              updated_at: str) -> None:
-        """Add Message-IDs and thread keys to a ticket (set union: concurrent adds all stay)."""
-        changes = {"updated_at": updated_at, "message_ids": firestore.ArrayUnion(message_ids)}
-        if thread_keys:
-            changes["thread_keys"] = firestore.ArrayUnion(thread_keys)
-        self.db.collection("tickets").document(str(ticket_id)).update(changes)
-        self.write_count += 1
 
     # -- send budgets ----------------------------------------------------------------------
     def _budget_ref(self, mailbox: str, day: str):
@@ -195,33 +184,6 @@ class OutboundRepository:
         if full is None:
             self.write_count += len(refs)
         return full
-
-    # -- overrides ---------------------------------------------------------------------------
-    def put_override(self, row: dict) -> None:
-        self.db.collection("overrides").document(f"{row['scope']}~{row['key']}").set(row)
-        self.write_count += 1
-
-    def delete_override(self, override_id: str) -> bool:
-        """False when there is no such override."""
-        ref = self.db.collection("overrides").document(override_id)
-        if not ref.get().exists:
-            return False
-        ref.delete()
-        self.write_count += 1
-        return True
-
-    def list_override_rows(self) -> list[dict]:
-        return [snap.to_dict() for snap in self.db.collection("overrides").stream()]
-
-    def overrides_for(self, override_ids: list[str]) -> dict[tuple[str, str], str]:
-        """(scope, key) → mailbox of the overrides among `override_ids` that exist."""
-        refs = [self.db.collection("overrides").document(i) for i in override_ids]
-        found = {}
-        for snap in self.db.get_all(refs) if refs else []:
-            if snap.exists:
-                data = snap.to_dict()
-                found[(data["scope"], data["key"])] = data.get("mailbox")
-        return found
 
 
 def _day_end(day: str, days_after: int) -> datetime:

@@ -1,0 +1,128 @@
+"""Firestore repository of the inbound log: one row per Gmail message seen, the exactly-once
+log AND the stored message; a chunk of rows commits with its tickets in one batch.
+
+Layout: inbound/{name}~{gmail_id}   outcome, attempts, ticket id and the parsed message
+"""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from mailbridge.adapters.firestore.base import FirestoreRepository, inbound_key
+from mailbridge.domain import models
+from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
+
+
+class InboundRepository(FirestoreRepository):
+    def inbound_ref(self, mailbox: str, gmail_id: str):
+        return self.db.collection("inbound").document(inbound_key(mailbox, gmail_id))
+
+    def get_inbound_rows(self, mailbox: str, gmail_ids: list[str]) -> dict[str, dict]:
+        refs = [self.inbound_ref(mailbox, gid) for gid in gmail_ids]
+        found = {}
+        for i in range(0, len(refs), 300):
+            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished"]):
+                if snap.exists:
+                    # the version lets a retry of a failed row commit only if nobody else did
+                    found[snap.get("gmail_message_id")] = {**snap.to_dict(), "_update_time": snap.update_time}
+        return found
+
+    INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
+                          "processed_at", "subject", "from_email", "mailbox", "defects"]
+
+    def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
+        query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox))
+        if before is not None:
+            query = query.where(filter=FieldFilter("processed_at", "<", before))
+        query = query.order_by("processed_at", direction=firestore.Query.DESCENDING)
+        if limit:
+            query = query.limit(limit)
+        return [s.to_dict() for s in query.select(self.INBOUND_LOG_FIELDS).stream()]
+
+    def inbound_since(self, mailbox: str, since: str) -> list[dict]:
+        query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox)).where(
+            filter=FieldFilter("processed_at", ">=", since))
+        query = query.order_by("processed_at", direction=firestore.Query.DESCENDING)
+        return [s.to_dict() for s in query.select(self.INBOUND_LOG_FIELDS).stream()]
+
+    def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
+        """Read-modify-write of an inbound row in one transaction; `change(data)` gives the
+        fields to merge. A final row is returned unchanged."""
+        ref = self.inbound_ref(mailbox, gmail_id)
+
+        @firestore.transactional
+        def run(tx):
+            data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
+                return data
+            row = change(data)
+            tx.set(ref, row, merge=True)
+            return {**data, **row}
+
+        row = run(self.db.transaction())
+        self.write_count += 1
+        return row
+
+    def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
+        """Count a failed attempt; quarantine after max_attempts. Never overwrites a final row."""
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.failed_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
+
+    def begin_attempt(self, mailbox: str, gmail_id: str, max_attempts: int, reason: str) -> dict:
+        """Count an attempt before risky work (the row stays `failed` + `unfinished` until the
+        work ends); an unfinished row that already used up max_attempts becomes quarantined."""
+        return self._change_open_row(mailbox, gmail_id, lambda data: models.begun_attempt(
+            data, mailbox, gmail_id, max_attempts, reason))
+
+    def retry_quarantined(self, mailbox: str, gmail_id: str) -> None:
+        ref = self.inbound_ref(mailbox, gmail_id)
+        snap = ref.get()
+        if not snap.exists or snap.get("outcome") != "quarantined":
+            raise NotFound(f"no quarantined message {gmail_id!r} in mailbox {mailbox!r}")
+        ref.update({"outcome": "failed", "attempts": 0, "unfinished": False, "reason": "retry requested by an admin"})
+        self.write_count += 1
+
+    def failed_rows(self, mailbox: str) -> list[str]:
+        query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox)).where(
+            filter=FieldFilter("outcome", "==", "failed"))
+        return [s.get("gmail_message_id") for s in query.select(["gmail_message_id"]).stream()]
+
+    def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None:
+        """Merge `row` into an inbound row (StoreUnavailable if Firestore refuses)."""
+        try:
+            self.inbound_ref(mailbox, gmail_id).set(row, merge=True)
+        except gexc.GoogleAPICallError as e:
+            raise StoreUnavailable(f"inbound row not written ({e.__class__.__name__})") from e
+        self.write_count += 1
+
+    def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
+                             tickets: list[tuple[str, dict, object]]) -> int:
+        """One batch for a chunk of messages, all or nothing. `rows`: (gmail_id, row, version of
+        the earlier row or None); `tickets`: (ticket_id, ticket, version read or None for a new
+        one). New documents are created (fail if present); earlier ones are updated only if
+        unchanged since read, and a retried row loses its `unfinished` mark. WriteConflict if
+        another writer came first. Returns the number of documents written."""
+        batch = self.db.batch()
+        for gmail_id, row, version in rows:
+            ref = self.inbound_ref(mailbox, gmail_id)
+            if version is not None:  # a failed earlier attempt left a row: guard on its version
+                batch.update(ref, {**row, "unfinished": firestore.DELETE_FIELD},
+                             option=self.db.write_option(last_update_time=version))
+            else:
+                batch.create(ref, row)
+        for ticket_id, ticket, version in tickets:
+            if version is not None:  # precondition: nobody changed the ticket since we read it
+                batch.update(self.ticket_ref(ticket_id), ticket, option=self.db.write_option(last_update_time=version))
+            else:
+                batch.create(self.ticket_ref(ticket_id), ticket)
+        writes = len(rows) + len(tickets)
+        if not writes:
+            return 0
+        try:
+            batch.commit()
+        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict) as e:
+            raise WriteConflict(e.__class__.__name__) from e
+        self.write_count += writes
+        return writes

@@ -1,0 +1,97 @@
+"""Firestore repository of the sync state: history id, poll status and the poll lease of one
+mailbox's credential set (docs/architecture.md, "Queue": leases and heartbeat).
+
+Layout: sync/{name}~{instance}   history id, lease and poll status of one credential set
+"""
+
+from __future__ import annotations
+
+import time
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from mailbridge.adapters.firestore.base import FirestoreRepository, sync_key
+
+
+class SyncRepository(FirestoreRepository):
+    def get_sync(self, mailbox: str, instance: str) -> dict:
+        snap = self.db.collection("sync").document(sync_key(mailbox, instance)).get()
+        return snap.to_dict() or {}
+
+    def update_sync(self, mailbox: str, instance: str, changes: dict) -> None:
+        self.db.collection("sync").document(sync_key(mailbox, instance)).set(changes, merge=True)
+        self.write_count += 1
+
+    def reset_sync(self, mailbox: str, instance: str, connected_at: str, history_id=None) -> None:
+        self.db.collection("sync").document(sync_key(mailbox, instance)).set(
+            {"history_id": str(history_id) if history_id else None, "connected_at": connected_at,
+             "last_success_at": None,
+             "last_error": None, "lease_owner": None, "lease_expires_at": 0}
+        )
+        self.write_count += 1
+
+    def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+        ref = self.db.collection("sync").document(sync_key(mailbox, instance))
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("lease_owner") and data.get("lease_expires_at", 0) > time.time():
+                return False
+            now = time.time()
+            lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
+            if data.get("lease_owner"):  # its holder died (killed, out of memory) before releasing it
+                lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
+            tx.set(ref, lease, merge=True)
+            return True
+
+        try:
+            acquired = run(transaction)
+        except (gexc.Aborted, ValueError):
+            # Another poll won the race, or the commit's answer was lost after it was applied:
+            # read back, else a lease we hold would block this mailbox until it expires.
+            acquired = (ref.get().to_dict() or {}).get("lease_owner") == owner
+        if acquired:
+            self.write_count += 1
+        return acquired
+
+    def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+        """The heartbeat (services/sync.py): False once the lease is no longer ours."""
+        ref = self.db.collection("sync").document(sync_key(mailbox, instance))
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("lease_owner") != owner:
+                return False
+            tx.update(ref, {"lease_expires_at": time.time() + ttl_seconds})
+            return True
+
+        try:
+            renewed = run(transaction)
+        except (gexc.Aborted, ValueError):
+            renewed = (ref.get().to_dict() or {}).get("lease_owner") == owner
+        if renewed:
+            self.write_count += 1
+        return renewed
+
+    def release_lease(self, mailbox: str, instance: str, owner: str, changes: dict | None = None) -> None:
+        ref = self.db.collection("sync").document(sync_key(mailbox, instance))
+        transaction = self.db.transaction()
+
+        @firestore.transactional
+        def run(tx):
+            data = ref.get(transaction=tx).to_dict() or {}
+            if data.get("lease_owner") not in (owner, None):
+                return  # another sync took the mailbox over: its history id and status win
+            update = dict(changes or {})
+            if data.get("lease_owner") == owner:
+                update.update({"lease_owner": None, "lease_expires_at": 0, "lease_since": None})
+            if update:
+                tx.set(ref, update, merge=True)
+
+        run(transaction)
+        self.write_count += 1

@@ -1,0 +1,98 @@
+"""Firestore repository of the tickets: numbers, headers, the Message-IDs and threads that
+match mail to them (domain/threads.py), and their messages in order.
+
+Layout: counters/tickets   ticket numbers, reserved in blocks (never one write per ticket)
+        tickets/{number}   ticket header: subject, status, participants, Message-IDs, threads
+"""
+
+from __future__ import annotations
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from mailbridge.adapters.firestore.base import FirestoreRepository
+from mailbridge.errors import NotFound
+
+
+class TicketRepository(FirestoreRepository):
+    def reserve_ticket_numbers(self, count: int) -> list[int]:
+        """Reserve `count` consecutive numbers with ONE write and no transaction: Firestore
+        applies the increment atomically on the server and returns the new value, so many
+        mailboxes polled at once never contend in retries (once per chunk, never per ticket)."""
+        if count <= 0:
+            return []
+        ref = self.db.collection("counters").document("tickets")
+        result = ref.set({"last": firestore.Increment(count)}, merge=True)
+        self.write_count += 1
+        last = int(result.transform_results[0].integer_value)
+        return list(range(last - count + 1, last + 1))
+
+    def find_ticket(self, ticket_id: str) -> dict | None:
+        snap = self.ticket_ref(str(ticket_id).lstrip("#")).get()
+        return snap.to_dict() if snap.exists else None
+
+    def get_ticket(self, ticket_id: str) -> dict:
+        ticket = self.find_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {str(ticket_id).lstrip('#')!r}")
+        return ticket
+
+    def update_ticket(self, ticket_id: str, changes: dict) -> None:
+        self.ticket_ref(ticket_id).update(changes)
+        self.write_count += 1
+
+    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
+                     before: int | None = None) -> list[dict]:
+        query = self.db.collection("tickets")
+        if mailbox:
+            query = query.where(filter=FieldFilter("mailbox", "==", mailbox))
+        if status:
+            query = query.where(filter=FieldFilter("status", "==", status))
+        if before is not None:  # same field as the order: the composite indexes of indexes.py serve it
+            query = query.where(filter=FieldFilter("number", "<", int(before)))
+        query = query.order_by("number", direction=firestore.Query.DESCENDING)
+        if limit:
+            query = query.limit(limit)
+        return [s.to_dict() for s in query.stream()]
+
+    def ticket_messages(self, ticket_id: str) -> list[dict]:
+        rows = []
+        for coll in ("inbound", "outbound"):
+            query = self.db.collection(coll).where(filter=FieldFilter("ticket_id", "==", str(ticket_id)))
+            rows.extend(s.to_dict() for s in query.stream())
+        rows = [r for r in rows if r.get("message")]
+        rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
+        return rows
+
+    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+        """Map each of `ids` that a ticket holds to that ticket's id."""
+        ids = list(dict.fromkeys(i for i in ids if i))[:60]
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 30):  # array_contains_any takes at most 30 values
+            query = self.db.collection("tickets").where(
+                filter=FieldFilter("message_ids", "array_contains_any", ids[start:start + 30]))
+            for snap in query.stream():
+                ticket = snap.to_dict()
+                for message_id in set(ticket.get("message_ids", [])).intersection(ids):
+                    found.setdefault(message_id, ticket["id"])
+        return found
+
+    def find_ticket_by_thread(self, thread_key: str) -> str | None:
+        query = self.db.collection("tickets").where(filter=FieldFilter("thread_keys", "array_contains", thread_key))
+        for snap in query.limit(1).stream():
+            return snap.to_dict()["id"]
+        return None
+
+    def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]:
+        """A ticket and its version: commit_inbound_chunk updates it only if it is unchanged."""
+        snap = self.ticket_ref(ticket_id).get()
+        return snap.to_dict(), snap.update_time
+
+    def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
+                              updated_at: str) -> None:
+        """Add Message-IDs and thread keys to a ticket (set union: concurrent adds all stay)."""
+        changes = {"updated_at": updated_at, "message_ids": firestore.ArrayUnion(message_ids)}
+        if thread_keys:
+            changes["thread_keys"] = firestore.ArrayUnion(thread_keys)
+        self.db.collection("tickets").document(str(ticket_id)).update(changes)
+        self.write_count += 1
