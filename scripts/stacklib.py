@@ -35,6 +35,12 @@ PUSH_SUBSCRIPTION = "gmail-push-sub"
 # The work queue (docs/architecture.md, "Queue"): topic {prefix}-work, pushed to the same `push`.
 WORK_TOPIC = "mailbridge-work"
 WORK_SUBSCRIPTION = "mailbridge-work-push"
+# The emulator keeps at most two pushes in flight per subscription (scripts/bench_scale.py
+# measures it) and ignores subscription filters, so the local work queue is sharded into 16
+# topics, each with its own push subscription (MAILBRIDGE_WORK_SHARDS; shard 0 is WORK_TOPIC,
+# shard k is WORK_TOPIC-kk): 32 deliveries in flight, as Cloud Run runs many `push` instances at
+# once. Terraform's count is var.work_queue_shards (docs/architecture.md, "Queue").
+WORK_SHARDS = 16
 # The local push subscription's ack deadline (= how long the emulator waits for `push`); the
 # functions' push budget stays below it, as Terraform keeps it below the push timeout.
 WORK_ACK_DEADLINE_S = 120
@@ -376,6 +382,7 @@ class Stack:
             env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"
             env["MAILBRIDGE_PUBSUB_TOPIC"] = self.topic
             env["MAILBRIDGE_WORK_TOPIC"] = self.work_topic
+            env["MAILBRIDGE_WORK_SHARDS"] = str(WORK_SHARDS)
             env["MAILBRIDGE_PUSH_TIME_BUDGET_S"] = str(WORK_PUSH_BUDGET_S)
         return env
 
@@ -547,7 +554,8 @@ class Stack:
             def pubsub_setup():
                 host = f"{HOST}:{self.services['pubsub'].port}"
                 create_topic(host, self.topic)
-                create_topic(host, self.work_topic)
+                for topic in work_topics(self.project):
+                    create_topic(host, topic)
                 if self.functions_push and self.services["functions"].process is not None:
                     # Pub/Sub retries pushes, so the functions need not answer yet.
                     create_push_subscription(host, self.topic, self.project, PUSH_SUBSCRIPTION,
@@ -747,16 +755,26 @@ def create_topic(host: str, topic: str) -> None:
         raise StackError(f"pubsub: could not create topic {topic}: {e}") from e
 
 
-def create_work_subscription(host: str, project: str, endpoint: str) -> str:
-    """The work queue's push subscription (terraform/pubsub.tf is the deployed twin): tasks to
-    `push`, redelivered with backoff when it answers 429/5xx or does not answer in time."""
+def work_topics(project: str, shards: int = WORK_SHARDS) -> list[str]:
+    """The work queue's topic per shard (shard 0 is the work topic itself)."""
+    base = f"projects/{project}/topics/{WORK_TOPIC}"
+    return [base if shard == 0 else f"{base}-{shard:02d}" for shard in range(shards)]
+
+
+def create_work_subscription(host: str, project: str, endpoint: str) -> list[str]:
+    """The work queue's topics and their push subscriptions (terraform/queue.tf is the deployed
+    twin): tasks to `push`, redelivered with backoff when it answers 429/5xx or does not answer
+    in time. Called again, it repoints every subscription to `endpoint`."""
     from google.pubsub_v1 import types
 
-    create_topic(host, f"projects/{project}/topics/{WORK_TOPIC}")
-    return create_push_subscription(
-        host, f"projects/{project}/topics/{WORK_TOPIC}", project, WORK_SUBSCRIPTION, endpoint,
-        ack_deadline_s=WORK_ACK_DEADLINE_S,
-        retry_policy=types.RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 10}))
+    paths = []
+    for shard, topic in enumerate(work_topics(project)):
+        create_topic(host, topic)
+        name = WORK_SUBSCRIPTION if shard == 0 else f"{WORK_SUBSCRIPTION}-{shard:02d}"
+        paths.append(create_push_subscription(
+            host, topic, project, name, endpoint, ack_deadline_s=WORK_ACK_DEADLINE_S,
+            retry_policy=types.RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 10})))
+    return paths
 
 
 def create_push_subscription(host: str, topic: str, project: str, name: str, endpoint: str, *,

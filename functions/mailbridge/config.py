@@ -34,6 +34,10 @@ class Settings:
     # The work queue (docs/architecture.md, "Queue"): topic of the fan-out; empty = no queue,
     # the scheduled tick then syncs inline as before. A short name means projects/{project}/topics/{name}.
     work_topic: str = ""
+    # The work queue's shards: with N > 1, a mailbox's tasks go to topic `{work_topic}-NN`
+    # (NN = its shard, 01..N-1; shard 0 is work_topic itself), each topic with its own push
+    # subscription, so deliveries run in parallel (docs/architecture.md, "Queue").
+    work_shards: int = 1
     pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib.py)
     # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
     # dead sync's mailbox is taken over within one lease period.
@@ -102,6 +106,7 @@ class Settings:
             ("reply_wait_s", "MAILBRIDGE_REPLY_WAIT_S", float),
             ("lease_ttl_s", "MAILBRIDGE_LEASE_TTL_S", float),
             ("push_time_budget_s", "MAILBRIDGE_PUSH_TIME_BUDGET_S", float),
+            ("work_shards", "MAILBRIDGE_WORK_SHARDS", int),
         ):
             if env.get(key):
                 try:
@@ -109,6 +114,8 @@ class Settings:
                 except ValueError as e:
                     raise ConfigError(f"{key} must be a number, got {env[key]!r}") from e
         values.update(overrides)
+        if not 1 <= int(values.get("work_shards", 1)) <= 16:
+            raise ConfigError(f"MAILBRIDGE_WORK_SHARDS must be 1 to 16, got {values['work_shards']!r}")
         return cls(**values)
 
     def function_url(self, name: str) -> str:
@@ -127,6 +134,10 @@ class Settings:
         if not self.work_topic or "/" in self.work_topic:
             return self.work_topic
         return f"projects/{self.project}/topics/{self.work_topic}"
+
+    def work_topic_of(self, shard: int) -> str:
+        """The full path of one shard's topic: shard 0 is the work topic, shard k its `-kk` twin."""
+        return self.work_topic_path if shard == 0 else f"{self.work_topic_path}-{shard:02d}"
 
     @property
     def has_function_urls(self) -> bool:

@@ -9,6 +9,7 @@ session talks plain HTTP to the emulator (PUBSUB_EMULATOR_HOST), which serves th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 
@@ -16,6 +17,11 @@ from mailbridge.errors import ConfigError, MailbridgeError
 
 PUBLISH_BATCH = 1000  # Pub/Sub's limit of messages per publish request
 TIMEOUT_S = 30
+
+
+def shard_of(mailbox: str, shards: int) -> int:
+    """The shard whose topic carries a mailbox's tasks: stable per mailbox name."""
+    return int(hashlib.sha256(mailbox.encode()).hexdigest()[:8], 16) % max(shards, 1)
 
 
 class QueueUnavailable(MailbridgeError):
@@ -39,9 +45,8 @@ class PubSubQueue:
             raise ConfigError("MAILBRIDGE_WORK_TOPIC is not set")
         self.settings = settings
         self.topic = settings.work_topic_path
-        base = (f"http://{settings.pubsub_emulator_host}" if settings.pubsub_emulator_host
-                else "https://pubsub.googleapis.com")
-        self.url = f"{base}/v1/{self.topic}:publish"
+        self.base = (f"http://{settings.pubsub_emulator_host}" if settings.pubsub_emulator_host
+                     else "https://pubsub.googleapis.com")
         self._session = None
         self._lock = threading.Lock()
         self.published = 0  # messages accepted (benchmarks read it)
@@ -65,17 +70,25 @@ class PubSubQueue:
         self.publish_many(kind, [(mailbox, attributes)])
 
     def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None:
-        """Publish many tasks in as few requests as Pub/Sub allows (the tick's fan-out)."""
+        """Publish many tasks in as few requests as Pub/Sub allows (the tick's fan-out), each
+        to its mailbox's shard topic."""
+        by_topic: dict[str, list[dict]] = {}
+        for mailbox, attrs in tasks:
+            topic = self.settings.work_topic_of(shard_of(mailbox, self.settings.work_shards))
+            by_topic.setdefault(topic, []).append(task_message(self.settings, kind, mailbox, attrs))
+        for topic, messages in by_topic.items():
+            for start in range(0, len(messages), PUBLISH_BATCH):
+                self._publish(topic, messages[start:start + PUBLISH_BATCH])
+
+    def _publish(self, topic: str, batch: list[dict]) -> None:
         import requests
 
-        messages = [task_message(self.settings, kind, mailbox, attrs) for mailbox, attrs in tasks]
-        for start in range(0, len(messages), PUBLISH_BATCH):
-            batch = messages[start:start + PUBLISH_BATCH]
-            try:
-                response = self.session().post(self.url, json={"messages": batch}, timeout=TIMEOUT_S)
-            except requests.RequestException as e:
-                raise QueueUnavailable(f"cannot publish to {self.topic}: {e.__class__.__name__}") from None
-            if response.status_code >= 300:
-                raise QueueUnavailable(f"publishing to {self.topic} failed: HTTP {response.status_code} "
-                                       f"{response.text[:200]}")
-            self.published += len(batch)
+        try:
+            response = self.session().post(f"{self.base}/v1/{topic}:publish", json={"messages": batch},
+                                           timeout=TIMEOUT_S)
+        except requests.RequestException as e:
+            raise QueueUnavailable(f"cannot publish to {topic}: {e.__class__.__name__}") from None
+        if response.status_code >= 300:
+            raise QueueUnavailable(f"publishing to {topic} failed: HTTP {response.status_code} "
+                                   f"{response.text[:200]}")
+        self.published += len(batch)
