@@ -119,22 +119,51 @@ def discovery_document_for(api_url: str) -> dict:
     return document
 
 
+class Resources:
+    """The discovery-built Gmail resources, built once per process and API URL. Building them
+    (and each `users().messages()` level) cost more CPU than a whole idle mailbox's sync, once
+    per mailbox per task (docs/benchmarks.md, "Scale out"). They only build requests: every
+    request is executed with one mailbox's authorized http (`execute(http=...)`), never with the
+    placeholder http they were built with, which has no credentials."""
+
+    def __init__(self, api_url: str):
+        from googleapiclient.discovery import build_from_document
+        import httplib2
+
+        self.service = build_from_document(discovery_document_for(api_url), http=httplib2.Http(timeout=60))
+        self.users = self.service.users()
+        self.messages = self.users.messages()
+        self.history = self.users.history()
+        self.labels = self.users.labels()
+        self.send_as = self.users.settings().sendAs()
+
+
+_resources_lock = threading.Lock()
+_resources: dict[str, Resources] = {}
+
+
+def resources_for(api_url: str) -> Resources:
+    with _resources_lock:
+        if api_url not in _resources:
+            _resources[api_url] = Resources(api_url)
+        return _resources[api_url]
+
+
 class Gmail:
     def __init__(self, settings, credentials, pacer: QuotaPacer | None = None, sleep=time.sleep):
         import google_auth_httplib2
-        from googleapiclient.discovery import build_from_document
         import httplib2
 
         self.settings = settings
         self.http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=60))
-        self.service = build_from_document(discovery_document_for(settings.gmail_api_url), http=self.http)
+        self.api = resources_for(settings.gmail_api_url)
         base = settings.gmail_api_url or "https://gmail.googleapis.com"
         self.batch_uri = f"{base}/batch/gmail/v1"
         self.pacer = pacer or QuotaPacer(settings.gmail_quota_per_minute)
         self.sleep = sleep
         self.retries = 0
         self.calls = collections.Counter()
-        self.users = self.service.users()
+        self.users = self.api.users
         self._largest_raw: int | None = None  # largest raw message of the last batch (None: none yet)
         self._batch_size = FIRST_RAW_BATCH
 
@@ -183,7 +212,7 @@ class Gmail:
         """Yield (message ids of one page, history id) pages; the last page's id is the new start."""
         token = None
         while True:
-            response = self._execute("history.list", self.users.history().list(
+            response = self._execute("history.list", self.api.history.list(
                 userId="me", startHistoryId=start_history_id, historyTypes=["messageAdded"],
                 labelId=label_id, maxResults=500, pageToken=token))
             ids = []
@@ -200,7 +229,7 @@ class Gmail:
     def list_ids(self, query: str):
         token = None
         while True:
-            response = self._execute("messages.list", self.users.messages().list(
+            response = self._execute("messages.list", self.api.messages.list(
                 userId="me", q=query, maxResults=500, pageToken=token))
             yield [m["id"] for m in response.get("messages", [])]
             token = response.get("nextPageToken")
@@ -257,7 +286,7 @@ class Gmail:
 
                 batch = BatchHttpRequest(callback=callback, batch_uri=self.batch_uri)
                 for message_id in chunk:
-                    batch.add(self.users.messages().get(userId="me", id=message_id, format="raw"),
+                    batch.add(self.api.messages.get(userId="me", id=message_id, format="raw"),
                               request_id=message_id)
                 self.pacer.spend(UNITS["messages.get"] * len(chunk))
                 self.calls["messages.get"] += len(chunk)
@@ -293,21 +322,21 @@ class Gmail:
             return
         if len(ids) < 10:
             for message_id in ids:
-                self._execute("messages.modify", self.users.messages().modify(
+                self._execute("messages.modify", self.api.messages.modify(
                     userId="me", id=message_id, body={"addLabelIds": add, "removeLabelIds": remove}))
             return
         for start in range(0, len(ids), 1000):
-            self._execute("messages.batchModify", self.users.messages().batchModify(
+            self._execute("messages.batchModify", self.api.messages.batchModify(
                 userId="me", body={"ids": ids[start:start + 1000], "addLabelIds": add, "removeLabelIds": remove}))
 
     def labels(self) -> list[dict]:
-        return self._execute("labels.list", self.users.labels().list(userId="me")).get("labels", [])
+        return self._execute("labels.list", self.api.labels.list(userId="me")).get("labels", [])
 
     def label(self, label_id: str) -> dict:
-        return self._execute("labels.get", self.users.labels().get(userId="me", id=label_id))
+        return self._execute("labels.get", self.api.labels.get(userId="me", id=label_id))
 
     def create_label(self, name: str) -> dict:
-        return self._execute("labels.create", self.users.labels().create(userId="me", body={
+        return self._execute("labels.create", self.api.labels.create(userId="me", body={
             "name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}))
 
     def _send_once(self, raw: bytes, thread_id: str | None) -> dict:
@@ -323,10 +352,10 @@ class Gmail:
         try:
             if len(raw) <= SIMPLE_SEND_MAX_RAW:
                 body["raw"] = base64.urlsafe_b64encode(raw).decode("ascii")
-                return self.users.messages().send(userId="me", body=body).execute(http=self.http)
+                return self.api.messages.send(userId="me", body=body).execute(http=self.http)
             self.calls["messages.send.upload"] += 1
             media = MediaInMemoryUpload(raw, mimetype="message/rfc822", resumable=len(raw) > RESUMABLE_OVER)
-            return self.users.messages().send(userId="me", body=body or None, media_body=media).execute(http=self.http)
+            return self.api.messages.send(userId="me", body=body or None, media_body=media).execute(http=self.http)
         except HttpError as e:
             status, reason, message = _error_details(e)
             # the message keeps Gmail's "Retry after <time>" for the outbox (docs/outbox.md)
@@ -353,7 +382,7 @@ class Gmail:
         (format=metadata, 5 units), None if it is gone. Header names match case-insensitively;
         the first value of each wins."""
         try:
-            response = self._execute("messages.get", self.users.messages().get(
+            response = self._execute("messages.get", self.api.messages.get(
                 userId="me", id=message_id, format="metadata", metadataHeaders=list(names)))
         except GmailError as e:
             if e.status == 404:
@@ -369,7 +398,7 @@ class Gmail:
 
     def send_as_list(self) -> list[dict]:
         """settings.sendAs.list: the primary address first, then the custom "from" aliases."""
-        return self._execute("settings.sendAs.list", self.users.settings().sendAs().list(userId="me")).get("sendAs", [])
+        return self._execute("settings.sendAs.list", self.api.send_as.list(userId="me")).get("sendAs", [])
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
         return self._execute("watch", self.users.watch(userId="me", body={

@@ -117,6 +117,7 @@ class StoreLookup:
 
 
 OWN_ADDRESSES_TTL_S = 60.0
+_OWN_ADDRESSES_LOCK = threading.Lock()
 
 
 def own_addresses(services: SyncPorts) -> set[str]:
@@ -125,11 +126,16 @@ def own_addresses(services: SyncPorts) -> set[str]:
     be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
     minute is caught by the loop-marker header until then."""
     cached = getattr(services, "_own_addresses_cache", None)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < OWN_ADDRESSES_TTL_S:
+    if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
         return cached[1]
-    value = models.own_addresses(services.store.list_mailboxes())
-    services._own_addresses_cache = (now, value)
+    # One reader at a time: when a tick's tasks arrive together, the others wait for its answer
+    # instead of each reading every mailbox document at once.
+    with _OWN_ADDRESSES_LOCK:
+        cached = getattr(services, "_own_addresses_cache", None)
+        if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
+            return cached[1]
+        value = models.own_addresses(services.store.list_mailboxes())
+        services._own_addresses_cache = (time.monotonic(), value)
     return value
 
 
