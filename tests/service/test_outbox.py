@@ -231,9 +231,28 @@ def simulate_sends(seconds: float, quota: int, share: float, kind: str, ingestio
     return sends
 
 
-def test_sends_never_use_more_than_their_share_of_the_quota():
-    sends = simulate_sends(600, 6000, 0.7, "acknowledgement")
+def test_while_ingestion_works_sends_never_use_more_than_their_share_of_the_quota():
+    sends = simulate_sends(600, 6000, 0.7, "acknowledgement", ingestion_per_s=0.5)
     assert sends * 100 <= 0.7 * 6000 * 10 + 1000  # ten minutes of the share, plus one full bucket
+    assert sends * 100 >= 0.6 * 6000 * 10  # and they do get it
+
+
+def test_once_ingestion_is_quiet_sends_use_the_whole_refill_and_stay_within_the_quota():
+    quiet = simulate_sends(600, 6000, 0.7, "acknowledgement")
+    busy = simulate_sends(600, 6000, 0.7, "acknowledgement", ingestion_per_s=0.5)
+    assert quiet > busy * 1.25
+    assert quiet * 100 <= 6000 * 10  # never over Gmail's per-user quota
+
+
+def test_no_sixty_seconds_of_sends_go_over_the_quota_even_from_a_full_bucket():
+    assert simulate_sends(60, 6000, 0.7, "reply") * 100 <= 6000
+
+
+def test_ingestion_holds_sends_to_their_share_for_a_minute_after_it_draws():
+    _units, bucket = outbox.spend_decision(None, 0.0, 6000, 0.7, 5)
+    assert outbox.refill(bucket, 59.0, 6000, 0.7)["send_level"] <= outbox._rates(6000, 0.7)[1] * 0.7
+    late = outbox.refill(bucket, 61.0, 6000, 0.7)
+    assert late["send_level"] == late["level"]
 
 
 def test_ingestion_draws_first_and_sends_use_what_is_left():

@@ -25,8 +25,12 @@ from mailbridge.services import mailboxes, outgoing
 from mailbridge.services.ports import OutboxPorts
 
 SEND_UNITS = 100                 # messages.send
-SAFETY = 0.95                    # of the per-user quota: what the bucket refills per minute
-BURST_SECONDS = 10.0             # bucket capacity in seconds of refill: no 60 s window exceeds the quota
+# The bucket refills 92 % of the per-user quota a minute and holds 4 s of refill: even a full
+# bucket spent at once plus a minute of refill (368 + 5,520 units at 6,000) stays within Gmail's
+# rolling 60 s window.
+SAFETY = 0.92
+BURST_SECONDS = 4.0
+INGESTION_WINDOW_SECONDS = 60.0  # sends keep to their share this long after ingestion drew units
 DRAIN_LEASE_SECONDS = 30.0       # renewed before every send: a dead drainer is replaced within it
 WAIT_STEP_SECONDS = 2.0          # longest sleep between looks for a newly queued reply
 RATE_LIMIT_DEFAULT_SECONDS = 5.0  # a 429 without a retry time: Gmail's backoff starts at 1 s
@@ -48,15 +52,30 @@ def _rates(quota_per_minute: int, share: float) -> tuple[float, float]:
     return rate, capacity
 
 
+def _ingesting(bucket: dict, now: float) -> bool:
+    """Ingestion drew units within the last minute: sends keep to their share meanwhile."""
+    ingested_at = bucket.get("ingested_at")
+    return ingested_at is not None and now - float(ingested_at) < INGESTION_WINDOW_SECONDS
+
+
 def refill(bucket: dict | None, now: float, quota_per_minute: int, share: float) -> dict:
     """The bucket's levels at `now`: `level` is the whole quota (ingestion debits it, even below
-    zero), `send_level` the sends' share of it. A new bucket starts full."""
+    zero), `send_level` what sends may take of it. While ingestion is working (it drew units in
+    the last minute) `send_level` refills at the sends' share of the rate; once ingestion has
+    been quiet for a minute, sends may use the whole refill (docs/outbox.md, "Order, pacing and
+    budgets"). A new bucket starts full."""
     bucket = bucket or {}
     rate, capacity = _rates(quota_per_minute, share)
     elapsed = max(0.0, now - float(bucket.get("refilled_at", now)))
     level = min(capacity, float(bucket.get("level", capacity)) + elapsed * rate)
-    send_level = min(capacity * share, float(bucket.get("send_level", capacity * share)) + elapsed * rate * share)
-    return {"level": level, "send_level": send_level, "refilled_at": now}
+    if _ingesting(bucket, now):
+        send_level = min(capacity * share, float(bucket.get("send_level", capacity * share)) + elapsed * rate * share)
+    else:
+        send_level = level
+    state = {"level": level, "send_level": send_level, "refilled_at": now}
+    if bucket.get("ingested_at") is not None:
+        state["ingested_at"] = bucket["ingested_at"]
+    return state
 
 
 def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, kind: str):
@@ -72,14 +91,20 @@ def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share:
         state["send_level"] -= SEND_UNITS
         return 0.0, state
     rate, _capacity = _rates(quota_per_minute, share)
-    wait = max((need - state["level"]) / rate, (need - state["send_level"]) / (rate * share))
+    send_rate = rate * share if _ingesting(state, now) else rate
+    wait = max((need - state["level"]) / rate, (need - state["send_level"]) / send_rate)
     return max(wait, 0.05), None
 
 
 def spend_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, units: int):
-    """Ingestion's units come off the bucket first, whatever its level (ingestion never waits)."""
+    """Ingestion's units come off the bucket first, whatever its level (ingestion never waits),
+    and hold sends to their share for the next minute."""
     state = refill(bucket, now, quota_per_minute, share)
     state["level"] = max(state["level"] - units, -float(quota_per_minute))
+    if not _ingesting(state, now):  # sends were on the whole refill: from now on, their share
+        _rate, capacity = _rates(quota_per_minute, share)
+        state["send_level"] = min(state["send_level"], capacity * share)
+    state["ingested_at"] = now
     return units, state
 
 
