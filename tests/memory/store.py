@@ -218,12 +218,18 @@ class MemoryStore:
         rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
         return rows
 
-    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+    def _tickets_holding(self, field: str, values: list[str]) -> dict[str, str]:
         found = {}
-        for ticket in self._all("tickets"):
-            for message_id in set(ticket.get("message_ids", [])).intersection(ids):
-                found.setdefault(message_id, ticket["id"])
+        for ticket in sorted(self._all("tickets"), key=lambda t: str(t["id"])):  # Firestore's document order
+            for value in set(ticket.get(field, [])).intersection(values):
+                found.setdefault(value, ticket["id"])
         return found
+
+    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+        return self._tickets_holding("message_ids", ids)
+
+    def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]:
+        return self._tickets_holding("thread_keys", keys)
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
         return next((t["id"] for t in self._all("tickets") if thread_key in t.get("thread_keys", [])), None)

@@ -84,9 +84,12 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
 class StoreLookup:
     """threads.TicketLookup over Firestore plus the tickets touched earlier in this chunk."""
 
-    def __init__(self, store: TicketRepository, overlay: dict):
+    def __init__(self, store: TicketRepository, overlay: dict, thread_keys: list[str] = ()):
         self.store = store
         self.overlay = overlay  # ticket id -> ticket dict
+        # The chunk's Gmail threads, looked up in one query: key -> stored ticket id (or absent).
+        self.thread_keys = set(thread_keys)
+        self.stored_threads = store.tickets_by_thread_keys(sorted(self.thread_keys)) if thread_keys else {}
 
     def by_message_ids(self, ids):
         ids = list(ids)
@@ -113,6 +116,8 @@ class StoreLookup:
         for ticket_id, ticket in self.overlay.items():
             if key in ticket.get("thread_keys", []):
                 return ticket_id
+        if key in self.thread_keys:
+            return self.stored_threads.get(key)
         return self.store.find_ticket_by_thread(key)
 
 
@@ -406,7 +411,8 @@ class MailboxSync:
         decisions = []
         new_count = 0
         outcomes: dict[str, str] = {}
-        lookup = StoreLookup(store, overlay)
+        pending = [p for p in prepared if (existing.get(p.gmail_id) or {}).get("outcome") not in FINAL]
+        lookup = StoreLookup(store, overlay, [f"{self.name}:{p.thread_id}" for p in pending if p.thread_id])
         for p in prepared:
             row = existing.get(p.gmail_id)
             if row and row.get("outcome") in FINAL:

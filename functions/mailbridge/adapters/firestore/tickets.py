@@ -64,18 +64,27 @@ class TicketRepository(FirestoreRepository):
         rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
         return rows
 
-    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
-        """Map each of `ids` that a ticket holds to that ticket's id."""
-        ids = list(dict.fromkeys(i for i in ids if i))[:60]
+    def _tickets_holding(self, field: str, values: list[str]) -> dict[str, str]:
+        """Map each of `values` that a ticket's array `field` holds to that ticket's id (the
+        first ticket in document order, as a single array_contains query with limit 1 would)."""
         found: dict[str, str] = {}
-        for start in range(0, len(ids), 30):  # array_contains_any takes at most 30 values
+        for start in range(0, len(values), 30):  # array_contains_any takes at most 30 values
             query = self.db.collection("tickets").where(
-                filter=FieldFilter("message_ids", "array_contains_any", ids[start:start + 30]))
+                filter=FieldFilter(field, "array_contains_any", values[start:start + 30]))
             for snap in query.stream():
                 ticket = snap.to_dict()
-                for message_id in set(ticket.get("message_ids", [])).intersection(ids):
-                    found.setdefault(message_id, ticket["id"])
+                for value in set(ticket.get(field, [])).intersection(values):
+                    found.setdefault(value, ticket["id"])
         return found
+
+    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+        """Map each of `ids` that a ticket holds to that ticket's id."""
+        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60])
+
+    def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]:
+        """Map each of `keys` ("mailbox:gmail thread id") that a ticket holds to that ticket's id:
+        one query for a whole chunk's threads instead of one per message (docs/benchmarks.md)."""
+        return self._tickets_holding("thread_keys", list(dict.fromkeys(k for k in keys if k)))
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
         query = self.db.collection("tickets").where(filter=FieldFilter("thread_keys", "array_contains", thread_key))
