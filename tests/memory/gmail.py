@@ -29,7 +29,8 @@ class MemoryMailboxes:
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD"),
                 authentication: str = "pass") -> str:
         """Deliver `raw`; like the fake's delivery route, Google's Authentication-Results for the
-        From domain goes on top (pass|fail), or nothing (none)."""
+        From domain goes on top (pass|fail), or nothing (none). A new thread takes the id of its
+        first message, as in Gmail."""
         if authentication != "none":
             from tests.fakes.control import authentication_results
             from tests.fakes.mime import prepend_header
@@ -37,7 +38,7 @@ class MemoryMailboxes:
             raw = prepend_header(raw, "Authentication-Results", authentication_results(raw, authentication))
         box = self.account(address)
         gmail_id = f"m{next(self._ids):05d}"
-        box["messages"][gmail_id] = {"raw": raw, "threadId": thread_id or f"t{gmail_id}",
+        box["messages"][gmail_id] = {"raw": raw, "threadId": thread_id or gmail_id,
                                      "labelIds": list(labels), "internalDate": "1764000000000"}
         box["history_id"] += 1
         box["history"].append((box["history_id"], gmail_id))
@@ -142,8 +143,8 @@ class MemoryGmail:
         if self.fail_send:
             raise self.fail_send.pop(0)
         gmail_id = f"s{uuid.uuid4().hex[:8]}"
-        self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id or f"t{gmail_id}"})
-        return {"id": gmail_id, "threadId": thread_id or f"t{gmail_id}"}
+        self.box["sent"].append({"id": gmail_id, "raw": raw, "threadId": thread_id or gmail_id})
+        return {"id": gmail_id, "threadId": thread_id or gmail_id}
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
         self.box["watching"] = topic

@@ -296,7 +296,7 @@ def test_message_that_kills_every_poll_is_quarantined_and_the_mailbox_goes_on(
     assert sync.get("lease_owner") is None
     assert sync.get("abandoned_runs") == 0, "a completed run ends the one-at-a-time mode"
     # After the admin gives it more memory and presses Retry, it is ingested as attempt 1.
-    services.store.retry_quarantined(MAILBOX, ids[0])
+    ingest.retry_quarantined(services, MAILBOX, ids[0])
     assert ingest.poll(make_services())["totals"]["created"] == 1
     row = row_ref.get().to_dict()
     assert (row["outcome"], row["attempts"], row.get("unfinished")) == ("created", 1, None), row

@@ -103,3 +103,84 @@ def test_own_loop_marker_mail_is_ignored_not_ticketed(world):
     sync.poll(services, "help")
     assert outcomes(services) == ["ignored"]
     assert services.store.list_tickets() == []
+
+
+def counting(monkeypatch, store, *names):
+    """Count the calls the store gets of each of `names` (the calls still go through)."""
+    counts = dict.fromkeys(names, 0)
+    for name in names:
+        original = getattr(store, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+    return counts
+
+
+def test_a_new_conversation_costs_no_thread_query_and_a_later_message_of_its_thread_finds_the_ticket(world, monkeypatch):
+    services, accounts = world
+    counts = counting(monkeypatch, services.store, "tickets_by_thread_keys", "find_ticket_by_thread")
+    first = accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    sync.poll(services, "help")
+    assert counts == {"tickets_by_thread_keys": 0, "find_ticket_by_thread": 0}  # it starts its Gmail thread
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Another thing"), thread_id=first)
+    sync.poll(services, "help")
+    assert counts["tickets_by_thread_keys"] == 1
+    (ticket,) = services.store.list_tickets()
+    assert ticket["message_count"] == 2
+    assert outcomes(services) == ["created", "updated"]
+
+
+def test_two_messages_of_one_new_thread_in_one_chunk_make_one_ticket(world):
+    services, accounts = world
+    first = accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "And the scanner"), thread_id=first)
+    sync.poll(services, "help")
+    assert len(services.store.list_tickets()) == 1
+    assert outcomes(services) == ["created", "updated"]
+
+
+def test_a_mailbox_without_failures_skips_the_failed_rows_query_and_one_with_failures_retries_them(world, monkeypatch):
+    services, accounts = world
+    gmail = accounts.gmail(ADDRESS)
+    services._overrides["gmail_factory"] = lambda mailbox, credential: gmail
+    counts = counting(monkeypatch, services.store, "failed_rows")
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    sync.poll(services, "help")
+    sync.poll(services, "help")
+    assert counts["failed_rows"] == 1  # only the first run, whose state said nothing yet
+    broken = accounts.deliver(ADDRESS, make_mail("bob@customer.example", ADDRESS, "VPN down"))
+    gmail.fail_fetch.add(broken)
+    sync.poll(services, "help")
+    assert services.store.get_sync("help", services.settings.instance)["last_failed"] == 1
+    gmail.fail_fetch.discard(broken)
+    sync.poll(services, "help")  # no new mail: the failed row comes from the query
+    assert services.store.get_inbound_rows("help", [broken])[broken]["outcome"] == "created"
+
+
+def test_failures_of_a_run_that_ended_in_an_error_are_retried_by_the_next(world, monkeypatch):
+    services, accounts = world
+    gmail = accounts.gmail(ADDRESS)
+    services._overrides["gmail_factory"] = lambda mailbox, credential: gmail
+    sync.poll(services, "help")  # a clean first run: the state says no failures
+    broken = accounts.deliver(ADDRESS, make_mail("bob@customer.example", ADDRESS, "VPN down"))
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))
+    gmail.fail_fetch.add(broken)
+    store = services.store
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "commit_inbound_chunk", crash)
+        result = sync.poll(services, "help")
+    assert result["mailboxes"][0]["outcome"] == "error"
+    assert store.get_inbound_rows("help", [broken])[broken]["outcome"] == "failed"
+    assert store.get_sync("help", services.settings.instance)["last_failed"] is None  # unknown, not 0
+    gmail.fail_fetch.discard(broken)
+    counts = counting(monkeypatch, store, "failed_rows")
+    sync.poll(services, "help")
+    assert counts["failed_rows"] == 1
+    assert store.get_inbound_rows("help", [broken])[broken]["outcome"] == "created"

@@ -84,12 +84,15 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
 class StoreLookup:
     """threads.TicketLookup over Firestore plus the tickets touched earlier in this chunk."""
 
-    def __init__(self, store: TicketRepository, overlay: dict, thread_keys: list[str] = ()):
+    def __init__(self, store: TicketRepository, overlay: dict, thread_keys: list[str] = (),
+                 new_thread_keys: list[str] = ()):
         self.store = store
         self.overlay = overlay  # ticket id -> ticket dict
         # The chunk's Gmail threads, looked up in one query: key -> stored ticket id (or absent).
-        self.thread_keys = set(thread_keys)
-        self.stored_threads = store.tickets_by_thread_keys(sorted(self.thread_keys)) if thread_keys else {}
+        # Threads that start with a message of this chunk are new: no stored ticket can hold them.
+        self.new_thread_keys = set(new_thread_keys)
+        self.thread_keys = set(thread_keys) - self.new_thread_keys
+        self.stored_threads = store.tickets_by_thread_keys(sorted(self.thread_keys)) if self.thread_keys else {}
 
     def by_message_ids(self, ids):
         ids = list(ids)
@@ -116,6 +119,8 @@ class StoreLookup:
         for ticket_id, ticket in self.overlay.items():
             if key in ticket.get("thread_keys", []):
                 return ticket_id
+        if key in self.new_thread_keys:
+            return None
         if key in self.thread_keys:
             return self.stored_threads.get(key)
         return self.store.find_ticket_by_thread(key)
@@ -164,6 +169,7 @@ class MailboxSync:
         self.failed_threads: set[str] = set()
         self.deferred = 0
         self.backfill_done = False
+        self.sync_state: dict = {}  # the mailbox's sync state as this run found it
         # After a poll of this mailbox died without a word (out of memory, killed), the next runs
         # go one message at a time and count each attempt first, until one completes: a message
         # that kills the process is then quarantined after max_attempts instead of blocking
@@ -182,6 +188,7 @@ class MailboxSync:
     def run(self, backfill_since: float | None = None) -> dict:
         started = time.time()
         sync = self.store.get_sync(self.name, self.settings.instance)
+        self.sync_state = sync
         self.careful = bool(sync.get("abandoned_runs"))
         if self.careful:
             log_event("WARNING", "an earlier poll died; ingesting one message at a time", mailbox=self.name,
@@ -242,7 +249,11 @@ class MailboxSync:
     def process(self, ids: list[str]) -> bool:
         """Ingest `ids`; return False when the time budget stopped us before the end."""
         ids = list(dict.fromkeys(ids))
-        ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
+        # Failed rows are retried by every run. The sync state says how many the last run left
+        # (unknown after a run that ended in an error, and a run that died makes this one
+        # careful), so a mailbox without failures skips the query, which reads the inbound log.
+        if self.careful or self.sync_state.get("last_failed") != 0:
+            ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
         existing = self.store.get_inbound_rows(self.name, ids)
         post = [i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]]
         todo = [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
@@ -412,7 +423,10 @@ class MailboxSync:
         new_count = 0
         outcomes: dict[str, str] = {}
         pending = [p for p in prepared if (existing.get(p.gmail_id) or {}).get("outcome") not in FINAL]
-        lookup = StoreLookup(store, overlay, [f"{self.name}:{p.thread_id}" for p in pending if p.thread_id])
+        # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
+        # message whose thread id is its own id starts a conversation, so its thread is not looked up.
+        lookup = StoreLookup(store, overlay, [f"{self.name}:{p.thread_id}" for p in pending if p.thread_id],
+                             [f"{self.name}:{p.thread_id}" for p in pending if p.thread_id == p.gmail_id])
         for p in prepared:
             row = existing.get(p.gmail_id)
             if row and row.get("outcome") in FINAL:
@@ -601,7 +615,7 @@ def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state
     pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
     that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
     if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
-            or state.get("backlog") or state.get("last_failed") or state.get("lease_owner")
+            or state.get("backlog") or state.get("last_failed") != 0 or state.get("lease_owner")
             or (services.settings.pubsub_topic
                 and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
         return None
@@ -673,11 +687,11 @@ def sync_mailbox(services: SyncPorts, name: str, *, budget_s: float | None = Non
     except TokenRevoked as e:
         services.google.mark_revoked(name, settings.instance, str(e))
         summary.update(outcome="error", error=str(e))
-        changes = {"last_poll_at": models.now_iso(), "last_error": str(e)}
+        changes = {"last_poll_at": models.now_iso(), "last_error": str(e), "last_failed": None}
     except Exception as e:  # noqa: BLE001 - one broken mailbox never holds up the others
         message = f"{e.__class__.__name__}: {str(e)[:300]}"
         summary.update(outcome="error", error=message)
-        changes = {"last_poll_at": models.now_iso(), "last_error": message}
+        changes = {"last_poll_at": models.now_iso(), "last_error": message, "last_failed": None}
     finally:
         heartbeat.stop()
         if heartbeat.lost:
@@ -715,6 +729,15 @@ def _continue(services: SyncPorts, name: str, task: dict | None) -> None:
 
 def _zero_totals() -> dict:
     return {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
+
+
+def retry_quarantined(services: SyncPorts, name: str, gmail_id: str) -> None:
+    """An admin's Retry of a quarantined message: its row becomes failed with no attempts, and the
+    sync state says failures are waiting, so the next run reads the failed rows (it skips that
+    query when the last run left none)."""
+    services.store.get_mailbox(name)
+    services.store.retry_quarantined(name, gmail_id)
+    services.store.update_sync(name, services.settings.instance, {"last_failed": None})
 
 
 def poll(services: SyncPorts, mailbox: str | None = None, *, scheduled: bool = True, backfill_since: float | None = None,

@@ -683,8 +683,7 @@ def inbound_retry(ctx: Ctx, name: str, gmail_id: str):
     try:
         if not GMAIL_ID.match(gmail_id):
             raise InvalidInput("not a Gmail message id")
-        ctx.services.store.get_mailbox(name)
-        ctx.services.store.retry_quarantined(name, gmail_id)
+        sync.retry_quarantined(ctx.services, name, gmail_id)
     except MailbridgeError as e:
         return inbound(ctx, name, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/mailboxes/{quote(name, safe='')}/inbound"),
