@@ -2,7 +2,6 @@
 only enqueues, each mailbox syncs in its own task, duplicates are harmless, a dead sync's
 mailbox is taken over once its short lease has run out."""
 
-import sys
 import time
 import types
 
@@ -222,11 +221,8 @@ def test_a_task_of_another_instance_is_acknowledged_without_work(world):
 def test_send_tasks_go_to_the_outbox(world, monkeypatch):
     services, _ = world
     calls = []
-    outbox = types.ModuleType("mailbridge.services.outbox")
-    outbox.handle_send_task = lambda services, mailbox, attributes: calls.append((mailbox, attributes["key"]))
-    monkeypatch.setitem(sys.modules, "mailbridge.services.outbox", outbox)
-    import mailbridge.services
-    monkeypatch.setattr(mailbridge.services, "outbox", outbox, raising=False)
+    monkeypatch.setattr(push.outbox, "handle_send_task",
+                        lambda services, mailbox, attributes: calls.append((mailbox, attributes["key"])))
     outcome = push.on_task(services, {"kind": "send", "mailbox": "box0", "instance": INSTANCE, "key": "k1"})
     assert outcome.status == 200 and calls == [("box0", "k1")]
 

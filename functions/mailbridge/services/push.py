@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from mailbridge.errors import NotFound
-from mailbridge.services import mailboxes, sync
+from mailbridge.services import mailboxes, outbox, sync
 from mailbridge.services.ports import PushPorts
 
 # A notification that finds the mailbox being synchronized waits for that run (well inside the
@@ -46,9 +46,6 @@ def on_task(services: PushPorts, task: dict) -> Outcome:
         return sync_task(services, name, task)
     if kind == "send":
         try:
-            # OUTBOX (issue 23) writes services/outbox.handle_send_task(services, mailbox, attributes).
-            from mailbridge.services import outbox
-
             result = outbox.handle_send_task(services, name, task)
         except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
             return Outcome(f"send failed; retry later ({e.__class__.__name__})", 503, mailbox=name)
