@@ -14,6 +14,18 @@ from mailbridge.errors import AuthError, Conflict, NotFound, WriteConflict
 FINAL = models.FINAL_INBOUND_OUTCOMES
 
 
+
+def _check_firestore_value(value, where: str, in_array: bool = False) -> None:
+    """Refuse what Firestore refuses, as its emulator does: an array directly inside an array."""
+    if isinstance(value, dict):
+        for field, inner in value.items():
+            _check_firestore_value(inner, f"{where}.{field}")
+    elif isinstance(value, (list, tuple)):
+        if in_array:
+            raise ValueError(f"{where}: Firestore cannot store an array value in an array value")
+        for inner in value:
+            _check_firestore_value(inner, where, in_array=True)
+
 class MemoryStore:
     def __init__(self):
         self.docs: dict[tuple[str, str], dict] = {}
@@ -29,6 +41,7 @@ class MemoryStore:
         return copy.deepcopy(doc) if doc is not None else None
 
     def _put(self, collection: str, key: str, data: dict) -> None:
+        _check_firestore_value(data, f"{collection}/{key}")
         self._clock += 1
         self.docs[(collection, str(key))] = copy.deepcopy(data)
         self.versions[(collection, str(key))] = self._clock

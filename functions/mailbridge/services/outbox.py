@@ -3,11 +3,11 @@ task of the managed queue (docs/outbox.md) — never by ingestion or a push noti
 
 One drainer per mailbox at a time (a short lease on the mailbox's pacing document) sends the
 queued records in priority order: agents' replies, then acknowledgements, oldest first. Before
-each send it takes 100 units from the mailbox's quota bucket, a document shared with ingestion
+each send it adds 100 units to the mailbox's rolling minute of Gmail units, a document shared with ingestion
 (which draws on it first and never waits), honours a 429's retry time, and checks the daily
 budget (acknowledgements only up to their share, so the rest always remains for replies).
 
-The first part of this module is pure (the bucket arithmetic); the rest talks to the store, the
+The first part of this module is pure (the quota arithmetic); the rest talks to the store, the
 queue and Gmail through `services`.
 """
 
@@ -25,11 +25,10 @@ from mailbridge.services import mailboxes, outgoing
 from mailbridge.services.ports import OutboxPorts
 
 SEND_UNITS = 100                 # messages.send
-# The bucket refills 92 % of the per-user quota a minute and holds 4 s of refill: even a full
-# bucket spent at once plus a minute of refill (368 + 5,520 units at 6,000) stays within Gmail's
-# rolling 60 s window.
-SAFETY = 0.92
-BURST_SECONDS = 4.0
+# One rolling minute of Gmail units per mailbox, as Gmail counts its per-user quota: sends keep the
+# minute within 97 % of the quota, ingestion and sends counted together (docs/outbox.md).
+WINDOW_SECONDS = 60.0
+SAFETY = 0.97
 INGESTION_WINDOW_SECONDS = 60.0  # sends keep to their share this long after ingestion drew units
 DRAIN_LEASE_SECONDS = 30.0       # renewed before every send: a dead drainer is replaced within it
 WAIT_STEP_SECONDS = 2.0          # longest sleep between looks for a newly queued reply
@@ -45,11 +44,28 @@ class RetryLater(MailbridgeError):
     http_status = 429
 
 
-# ============================================================ pure: the quota bucket
-def _rates(quota_per_minute: int, share: float) -> tuple[float, float]:
-    rate = max(1, quota_per_minute) * SAFETY / 60.0
-    capacity = max(rate * BURST_SECONDS, 2 * SEND_UNITS / share + 1)
-    return rate, capacity
+# ============================================================ pure: the quota ledger
+# The pacing document holds `window`: per second of the last minute, {"at": second, "units":
+# ingestion's and the sends' units, "sends": the sends' part} (Firestore stores no array inside
+# an array), so every process that calls Gmail for the mailbox sees what the others spent. The
+# arithmetic below works on [second, units, send units] lists.
+def window_of(bucket: dict | None, now: float) -> list[list[float]]:
+    """The entries still inside the rolling minute at `now`, oldest first."""
+    entries = ([float(e.get("at", 0)), float(e.get("units", 0)), float(e.get("sends", 0))]
+               for e in (bucket or {}).get("window") or [] if isinstance(e, dict))
+    return sorted((e for e in entries if e[0] + 1 > now - WINDOW_SECONDS), key=lambda e: e[0])
+
+
+def _with(window: list[list[float]], now: float, units: float, send_units: float) -> list[dict]:
+    """The stored form of `window` with `units` (of which `send_units` for sends) added at `now`."""
+    second = float(int(now))
+    window = [list(e) for e in window]
+    if window and window[-1][0] == second:
+        window[-1][1] += units
+        window[-1][2] += send_units
+    else:
+        window.append([second, units, send_units])
+    return [{"at": at, "units": used, "sends": sends} for at, used, sends in window]
 
 
 def _ingesting(bucket: dict, now: float) -> bool:
@@ -58,54 +74,46 @@ def _ingesting(bucket: dict, now: float) -> bool:
     return ingested_at is not None and now - float(ingested_at) < INGESTION_WINDOW_SECONDS
 
 
-def refill(bucket: dict | None, now: float, quota_per_minute: int, share: float) -> dict:
-    """The bucket's levels at `now`: `level` is the whole quota (ingestion debits it, even below
-    zero), `send_level` what sends may take of it. While ingestion is working (it drew units in
-    the last minute) `send_level` refills at the sends' share of the rate; once ingestion has
-    been quiet for a minute, sends may use the whole refill (docs/outbox.md, "Order, pacing and
-    budgets"). A new bucket starts full."""
-    bucket = bucket or {}
-    rate, capacity = _rates(quota_per_minute, share)
-    elapsed = max(0.0, now - float(bucket.get("refilled_at", now)))
-    level = min(capacity, float(bucket.get("level", capacity)) + elapsed * rate)
-    if _ingesting(bucket, now):
-        send_level = min(capacity * share, float(bucket.get("send_level", capacity * share)) + elapsed * rate * share)
-    else:
-        send_level = level
-    state = {"level": level, "send_level": send_level, "refilled_at": now}
-    if bucket.get("ingested_at") is not None:
-        state["ingested_at"] = bucket["ingested_at"]
-    return state
+def _wait_to_free(window: list[list[float]], now: float, excess: float, column: int) -> float:
+    """Seconds until entries holding at least `excess` units (of `column`) leave the minute."""
+    freed = 0.0
+    for entry in window:
+        freed += entry[column]
+        if freed >= excess:
+            return entry[0] + 1 + WINDOW_SECONDS - now
+    return WINDOW_SECONDS
 
 
 def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, kind: str):
-    """(seconds to wait, changes): 0 and the new levels when one send may go now. An
-    acknowledgement also leaves one send's worth in the bucket, so a reply never waits behind it."""
-    blocked = float((bucket or {}).get("blocked_until") or 0)
+    """(seconds to wait, changes): 0 and the new window when one send may go now. The minute
+    keeps within the quota with ingestion's units counted first; while ingestion is working the
+    sends keep to their share of it. An acknowledgement also leaves one send's worth, so a reply
+    never waits behind it."""
+    bucket = bucket or {}
+    blocked = float(bucket.get("blocked_until") or 0)
     if blocked > now:
         return blocked - now, None
-    state = refill(bucket, now, quota_per_minute, share)
+    window = window_of(bucket, now)
+    limit = max(1, quota_per_minute) * SAFETY
     need = SEND_UNITS if kind == "reply" else 2 * SEND_UNITS
-    if state["level"] >= need and state["send_level"] >= need:
-        state["level"] -= SEND_UNITS
-        state["send_level"] -= SEND_UNITS
-        return 0.0, state
-    rate, _capacity = _rates(quota_per_minute, share)
-    send_rate = rate * share if _ingesting(state, now) else rate
-    wait = max((need - state["level"]) / rate, (need - state["send_level"]) / send_rate)
-    return max(wait, 0.05), None
+    used = sum(e[1] for e in window)
+    waits = []
+    if used + need > limit:
+        waits.append(_wait_to_free(window, now, used + need - limit, 1))
+    if _ingesting(bucket, now):
+        sends = sum(e[2] for e in window)
+        if sends + need > limit * share:
+            quiet_at = float(bucket["ingested_at"]) + INGESTION_WINDOW_SECONDS - now
+            waits.append(min(_wait_to_free(window, now, sends + need - limit * share, 2), quiet_at))
+    if waits:
+        return max(max(waits), 0.05), None
+    return 0.0, {"window": _with(window, now, SEND_UNITS, SEND_UNITS)}
 
 
 def spend_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, units: int):
-    """Ingestion's units come off the bucket first, whatever its level (ingestion never waits),
+    """Ingestion's units go into the minute first, whatever it holds (ingestion never waits),
     and hold sends to their share for the next minute."""
-    state = refill(bucket, now, quota_per_minute, share)
-    state["level"] = max(state["level"] - units, -float(quota_per_minute))
-    if not _ingesting(state, now):  # sends were on the whole refill: from now on, their share
-        _rate, capacity = _rates(quota_per_minute, share)
-        state["send_level"] = min(state["send_level"], capacity * share)
-    state["ingested_at"] = now
-    return units, state
+    return units, {"window": _with(window_of(bucket, now), now, units, 0.0), "ingested_at": now}
 
 
 def lease_decision(bucket: dict | None, now: float, owner: str, ttl: float):
