@@ -19,7 +19,7 @@ import time
 import uuid
 
 from mailbridge.domain import models, routing
-from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked
+from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked, WriteConflict
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes, outgoing
 from mailbridge.services.ports import OutboxPorts
@@ -29,8 +29,10 @@ SEND_UNITS = 100                 # messages.send
 # minute within 97 % of the quota, ingestion and sends counted together (docs/outbox.md).
 WINDOW_SECONDS = 60.0
 SAFETY = 0.97
-INGESTION_WINDOW_SECONDS = 60.0  # sends keep to their share this long after ingestion drew units
-DRAIN_LEASE_SECONDS = 30.0       # renewed before every send: a dead drainer is replaced within it
+INGESTION_WINDOW_SECONDS = 30.0  # acknowledgements keep to their share this long after ingestion drew units
+SPREAD_SECONDS = 10.0            # ... and take at most a sixth of it per ten seconds meanwhile
+DRAIN_LEASE_SECONDS = 30.0       # renewed at half time: a dead drainer is replaced within it
+PACING_RETRIES = 5               # a pacing document busy with syncs' writes: tries before giving up
 WAIT_STEP_SECONDS = 2.0          # longest sleep between looks for a newly queued reply
 RATE_LIMIT_DEFAULT_SECONDS = 5.0  # a 429 without a retry time: Gmail's backoff starts at 1 s
 PRIORITY = {"reply": 0, "acknowledgement": 1}
@@ -69,26 +71,32 @@ def _with(window: list[list[float]], now: float, units: float, send_units: float
 
 
 def _ingesting(bucket: dict, now: float) -> bool:
-    """Ingestion drew units within the last minute: sends keep to their share meanwhile."""
+    """Ingestion drew units within the last INGESTION_WINDOW_SECONDS: acknowledgements keep to their share."""
     ingested_at = bucket.get("ingested_at")
     return ingested_at is not None and now - float(ingested_at) < INGESTION_WINDOW_SECONDS
 
 
-def _wait_to_free(window: list[list[float]], now: float, excess: float, column: int) -> float:
-    """Seconds until entries holding at least `excess` units (of `column`) leave the minute."""
+def _wait_to_free(window: list[list[float]], now: float, excess: float, column: int,
+                  horizon: float = WINDOW_SECONDS) -> float:
+    """Seconds until entries holding at least `excess` units (of `column`) leave the last
+    `horizon` seconds."""
     freed = 0.0
     for entry in window:
         freed += entry[column]
         if freed >= excess:
-            return entry[0] + 1 + WINDOW_SECONDS - now
-    return WINDOW_SECONDS
+            return entry[0] + 1 + horizon - now
+    return horizon
 
 
 def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, kind: str):
-    """(seconds to wait, changes): 0 and the new window when one send may go now. The minute
-    keeps within the quota with ingestion's units counted first; while ingestion is working the
-    sends keep to their share of it. An acknowledgement also leaves one send's worth, so a reply
-    never waits behind it."""
+    """(seconds to wait, changes): 0 and the new window when one send may go now.
+
+    Every send keeps the rolling minute (ingestion and sends together) within 97 % of the quota.
+    While ingestion is working (it drew units in the last INGESTION_WINDOW_SECONDS), an
+    acknowledgement also keeps the minute within the sends' share, leaving the rest for new
+    mail, and acknowledgements spread over the minute (a sixth of the share per ten seconds)
+    instead of taking it at once, ahead of the mail still arriving. An agent's reply is held by
+    the quota alone, and an acknowledgement leaves one send's worth for it."""
     bucket = bucket or {}
     blocked = float(bucket.get("blocked_until") or 0)
     if blocked > now:
@@ -100,11 +108,16 @@ def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share:
     waits = []
     if used + need > limit:
         waits.append(_wait_to_free(window, now, used + need - limit, 1))
-    if _ingesting(bucket, now):
-        sends = sum(e[2] for e in window)
-        if sends + need > limit * share:
-            quiet_at = float(bucket["ingested_at"]) + INGESTION_WINDOW_SECONDS - now
-            waits.append(min(_wait_to_free(window, now, sends + need - limit * share, 2), quiet_at))
+    if kind != "reply" and _ingesting(bucket, now):
+        quiet_in = float(bucket["ingested_at"]) + INGESTION_WINDOW_SECONDS - now
+        if used + need > limit * share:
+            waits.append(min(_wait_to_free(window, now, used + need - limit * share, 1), quiet_in))
+        recent = [e for e in window if e[0] + 1 > now - SPREAD_SECONDS]
+        recent_sends = sum(e[2] for e in recent)
+        allowed = limit * share * SPREAD_SECONDS / WINDOW_SECONDS
+        if recent_sends + SEND_UNITS > allowed:
+            waits.append(min(_wait_to_free(recent, now, recent_sends + SEND_UNITS - allowed, 2, SPREAD_SECONDS),
+                             quiet_in))
     if waits:
         return max(max(waits), 0.05), None
     return 0.0, {"window": _with(window, now, SEND_UNITS, SEND_UNITS)}
@@ -112,7 +125,7 @@ def take_decision(bucket: dict | None, now: float, quota_per_minute: int, share:
 
 def spend_decision(bucket: dict | None, now: float, quota_per_minute: int, share: float, units: int):
     """Ingestion's units go into the minute first, whatever it holds (ingestion never waits),
-    and hold sends to their share for the next minute."""
+    and hold acknowledgements to their share for the next INGESTION_WINDOW_SECONDS."""
     return units, {"window": _with(window_of(bucket, now), now, units, 0.0), "ingested_at": now}
 
 
@@ -234,12 +247,24 @@ class Drainer:
         self.batch: list[dict] = []
         self.wake_at: float | None = None
         self.last_error: str | None = None
+        self.lease_until = 0.0  # when this drainer's lease on the pacing document runs out
+
+    def _pace(self, decide):
+        """The pacing document's read-modify-write, tried again while the mailbox's syncs hold
+        it (they record their units there): a busy document is a wait, not a failed task."""
+        for attempt in range(PACING_RETRIES):
+            try:
+                return self.store.change_send_pacing(self.key, decide)
+            except WriteConflict:
+                time.sleep(0.1 * (attempt + 1))
+        return self.store.change_send_pacing(self.key, decide)
 
     # -- lease ------------------------------------------------------------------------------
     def lease(self) -> bool:
         now = time.time()
-        taken = self.store.change_send_pacing(
-            self.key, lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS))
+        taken = self._pace(lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS))
+        if taken:
+            self.lease_until = now + DRAIN_LEASE_SECONDS
         return bool(taken)
 
     def release(self) -> None:
@@ -249,7 +274,7 @@ class Drainer:
         def decide(bucket):
             return None, (changes if (bucket or {}).get("drain_owner") == self.owner else None)
 
-        self.store.change_send_pacing(self.key, decide)
+        self._pace(decide)
         # the safety net the scheduled tick reads: when to look again (None: nothing waits)
         self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
 
@@ -295,8 +320,7 @@ class Drainer:
                 record = None
                 continue
             now = time.time()
-            wait = self.store.change_send_pacing(
-                self.key, lambda bucket: take_decision(bucket, now, quota, share, record.get("kind")))
+            wait = self._pace(lambda bucket: take_decision(bucket, now, quota, share, record.get("kind")))
             if wait > 0:
                 if time.monotonic() + wait > self.deadline:
                     if wait > self.services.settings.push_time_budget_s:
@@ -312,9 +336,13 @@ class Drainer:
             record = None
 
     def _renew(self) -> None:
+        """Push the drain lease ahead once half of it has passed (not before every send: each
+        write of the pacing document competes with the syncs recording their units)."""
         now = time.time()
-        self.store.change_send_pacing(
-            self.key, lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS))
+        if now < self.lease_until - DRAIN_LEASE_SECONDS / 2:
+            return
+        if self._pace(lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS)):
+            self.lease_until = now + DRAIN_LEASE_SECONDS
 
     def _refuse(self, record: dict):
         """Stop draining when the mailbox cannot send at all (nothing is lost: records wait)."""
@@ -366,7 +394,7 @@ class Drainer:
             result = outgoing.deliver(self.services, record["key"], gmail=self.gmail)
         except outgoing.RateLimited as e:
             until = retry_at(str(e), time.time())
-            self.store.change_send_pacing(self.key, lambda bucket: (None, {"blocked_until": until}))
+            self._pace(lambda bucket: (None, {"blocked_until": until}))
             self.last_error = str(e)[:300]
             log_event("WARNING", "outbox rate limited", mailbox=self.name, retry_in_s=round(until - time.time(), 1))
             return

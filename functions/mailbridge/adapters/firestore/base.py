@@ -9,6 +9,12 @@ from __future__ import annotations
 from google.cloud import firestore
 
 
+# Documents that several writers update at once (a mailbox's pacing document: its syncs and its
+# send drainer; the acknowledgement counters of a burst) get more transaction attempts than the
+# client's default 5: the emulator, and Firestore under contention, abort the losers.
+CONTENDED_ATTEMPTS = 20
+
+
 def inbound_key(mailbox: str, gmail_id: str) -> str:
     return f"{mailbox}~{gmail_id}"
 

@@ -18,7 +18,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge.adapters.firestore.base import FirestoreRepository
+from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
+from mailbridge.errors import WriteConflict
 
 UNSENT = ["queued", "pending", "sending", "failed"]
 BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
@@ -126,7 +127,7 @@ class OutboundRepository(FirestoreRepository):
     def change_send_pacing(self, key: str, decide):
         """Read-modify-write of one pacing document in a transaction; returns decide's result."""
         ref = self.db.collection("send_pacing").document(key)
-        transaction = self.db.transaction()
+        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
 
         @firestore.transactional
         def run(tx):
@@ -136,7 +137,10 @@ class OutboundRepository(FirestoreRepository):
                 tx.set(ref, changes, merge=True)
             return result, bool(changes)
 
-        result, wrote = run(transaction)
+        try:
+            result, wrote = run(transaction)
+        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
+            raise WriteConflict(f"send_pacing/{key}: {e}") from None
         if wrote:
             self.write_count += 1
         return result
@@ -146,7 +150,7 @@ class OutboundRepository(FirestoreRepository):
         """Count one acknowledgement to `recipient` in `hour` if fewer than `limit` were."""
         digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
         ref = self.db.collection("ack_limits").document(f"{digest}~{hour}")
-        transaction = self.db.transaction()
+        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
 
         @firestore.transactional
         def run(tx):
@@ -167,7 +171,7 @@ class OutboundRepository(FirestoreRepository):
         all or none, in one transaction: None when counted, else the first key at its limit."""
         refs = [(key, limit, self.db.collection("ack_limits").document(
             f"{hashlib.sha256(key.encode()).hexdigest()[:32]}~{hour}")) for key, limit in counters]
-        transaction = self.db.transaction()
+        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
 
         @firestore.transactional
         def run(tx):
