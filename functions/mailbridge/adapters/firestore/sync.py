@@ -47,15 +47,7 @@ class SyncRepository(FirestoreRepository):
             tx.set(ref, lease, merge=True)
             return True
 
-        try:
-            acquired = run(transaction)
-        except (gexc.Aborted, ValueError):
-            # Another poll won the race, or the commit's answer was lost after it was applied:
-            # read back, else a lease we hold would block this mailbox until it expires.
-            acquired = (ref.get().to_dict() or {}).get("lease_owner") == owner
-        if acquired:
-            self.write_count += 1
-        return acquired
+        return self._lease_write(ref, owner, run, transaction)
 
     def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
         """The heartbeat (services/sync.py): False once the lease is no longer ours."""
@@ -70,13 +62,19 @@ class SyncRepository(FirestoreRepository):
             tx.update(ref, {"lease_expires_at": time.time() + ttl_seconds})
             return True
 
+        return self._lease_write(ref, owner, run, transaction)
+
+    def _lease_write(self, ref, owner: str, run, transaction) -> bool:
+        """Run a lease transaction; True when the lease is ours afterwards. When another sync won
+        the race, or the commit's answer was lost after it was applied, the document is read back:
+        else a lease we hold would block the mailbox until it expires."""
         try:
-            renewed = run(transaction)
+            ours = run(transaction)
         except (gexc.Aborted, ValueError):
-            renewed = (ref.get().to_dict() or {}).get("lease_owner") == owner
-        if renewed:
+            ours = (ref.get().to_dict() or {}).get("lease_owner") == owner
+        if ours:
             self.write_count += 1
-        return renewed
+        return ours
 
     def release_lease(self, mailbox: str, instance: str, owner: str, changes: dict | None = None) -> None:
         ref = self.db.collection("sync").document(sync_key(mailbox, instance))
