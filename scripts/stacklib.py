@@ -39,7 +39,7 @@ WORK_SUBSCRIPTION = "mailbridge-work-push"
 # measures it) and ignores subscription filters, so the local work queue is sharded into 16
 # topics, each with its own push subscription (MAILBRIDGE_WORK_SHARDS; shard 0 is WORK_TOPIC,
 # shard k is WORK_TOPIC-kk): 32 deliveries in flight, as Cloud Run runs many `push` instances at
-# once. Terraform's count is var.work_queue_shards (docs/architecture.md, "Queue").
+# once. A deployment keeps one topic: Terraform leaves the variable unset (docs/architecture.md, "Queue").
 WORK_SHARDS = 16
 # The local push subscription's ack deadline (= how long the emulator waits for `push`); the
 # functions' push budget stays below it, as Terraform keeps it below the push timeout.

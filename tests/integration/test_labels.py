@@ -39,7 +39,7 @@ def gmail_of(services, name):
 def delete_label_in_gmail(services, name, label_id):
     """What an admin does in Gmail's web UI: the official client's labels.delete."""
     gmail = gmail_of(services, name)
-    gmail.users.labels().delete(userId="me", id=label_id).execute(http=gmail.http)
+    gmail.api.labels.delete(userId="me", id=label_id).execute(http=gmail.http)
 
 
 def inbox_messages(fake, address):

@@ -163,7 +163,6 @@ class Gmail:
         self.sleep = sleep
         self.retries = 0
         self.calls = collections.Counter()
-        self.users = self.api.users
         self._largest_raw: int | None = None  # largest raw message of the last batch (None: none yet)
         self._batch_size = FIRST_RAW_BATCH
 
@@ -206,7 +205,7 @@ class Gmail:
 
     # -- methods -----------------------------------------------------------------------
     def profile(self) -> dict:
-        return self._execute("getProfile", self.users.getProfile(userId="me"))
+        return self._execute("getProfile", self.api.users.getProfile(userId="me"))
 
     def history_ids(self, start_history_id: str, label_id: str = "INBOX"):
         """Yield (message ids of one page, history id) pages; the last page's id is the new start."""
@@ -401,11 +400,11 @@ class Gmail:
         return self._execute("settings.sendAs.list", self.api.send_as.list(userId="me")).get("sendAs", [])
 
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict:
-        return self._execute("watch", self.users.watch(userId="me", body={
+        return self._execute("watch", self.api.users.watch(userId="me", body={
             "topicName": topic, "labelIds": list(label_ids), "labelFilterBehavior": "include"}))
 
     def stop(self) -> None:
-        self._execute("stop", self.users.stop(userId="me"))
+        self._execute("stop", self.api.users.stop(userId="me"))
 
 
 class RawResults(collections.abc.Mapping):

@@ -187,7 +187,7 @@ def publish(services: OutboxPorts, mailbox_name: str, reason: str) -> None:
 
 
 def record_ingestion(services: OutboxPorts, mailbox: dict, units: int) -> None:
-    """Ingestion's Gmail units, taken from the mailbox's bucket so sends leave them room."""
+    """Ingestion's Gmail units, added to the mailbox's rolling minute so sends leave them room."""
     if units <= 0:
         return
     quota, share = quota_of(mailbox)
