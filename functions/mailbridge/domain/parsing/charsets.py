@@ -282,8 +282,9 @@ _CJK_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "FULLWIDTH", 
 
 # RFC 2047 encoded-words as the email package recognizes them when it writes a header: any
 # "=?charset?b|q?text?=" with no "?" inside charset or text, white space allowed, anywhere in
-# the value. Each part stops at the next "?", so matching is linear in the value.
-_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?([^?]*)\?=")
+# the value; and, as it reads them, a text that starts with "=XX" and runs to the end of the
+# value without a closing "?=". Each part stops at the next "?": matching is linear.
+_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?(?:([^?]*)\?=|(=[0-9A-Fa-f]{2}[^?]*)\Z)")
 _QUOTED_BYTE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 # Characters that end a line somewhere (NEL, LINE and PARAGRAPH SEPARATOR) and the other C1
@@ -330,7 +331,8 @@ def _decode_once(value: str, defects: Defects | None, name: str) -> str:
         between = value[position : word.start()]
         if not (after_word and (not between or between.isspace())):
             pieces.append(between)
-        charset, encoding, text = word.groups()
+        charset, encoding, closed, unclosed = word.groups()
+        text = closed if closed is not None else unclosed
         data = _b_decode(text) if encoding in "bB" else _q_decode(text)
         decoded, fallback = decode_text(data, charset.partition("*")[0] or None, guess=False)
         if fallback and defects is not None:
