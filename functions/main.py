@@ -54,3 +54,11 @@ def push(request):
     from mailbridge.http import push as handler
 
     return handler.handle(request)
+
+
+@functions_framework.http
+def api(request):
+    """The helpdesk's JSON API (OIDC token of an allowed caller); its contract at /openapi.json."""
+    from mailbridge.http import api as handler
+
+    return handler.handle(request)

@@ -33,8 +33,11 @@ REQUIRED_APIS = (
     "storage.googleapis.com",
 )
 # Entry points of functions/main.py and whether a browser opens them (terraform/main.tf).
-FUNCTIONS = {"admin": True, "labels": False, "oauth_callback": True, "oauth_start": True, "poll": False,
-             "push": False}
+FUNCTIONS = {"admin": True, "api": False, "labels": False, "oauth_callback": True, "oauth_start": True,
+             "poll": False, "push": False}
+# Services that keep the invoker IAM check yet take traffic from anywhere: the helpdesk calls
+# the JSON API from outside the project with an OIDC token (terraform/main.tf, `internet`).
+INTERNET_CALLED = ("api",)
 # Where Google returns an admin after sign-in: the admin URL + this (README.md, "Admin access").
 ADMIN_REDIRECT_PATH = "/signin/callback"
 GMAIL_PUSH_ACCOUNT = "serviceAccount:gmail-api-push@system.gserviceaccount.com"
@@ -342,7 +345,10 @@ def check_services(context: _Context) -> list[Finding]:
                 "browsers cannot reach it: the invoker IAM check is on" if browser
                 else "anyone can call it: the invoker IAM check is off",
                 "terraform apply (it sets invoker_iam_disabled on exactly admin, oauth_start and oauth_callback)"))
-        elif not browser and service.get("ingress") != "INGRESS_TRAFFIC_INTERNAL_ONLY":
+        elif not browser and function in INTERNET_CALLED and service.get("ingress") != "INGRESS_TRAFFIC_ALL":
+            findings.append(Finding(name, False, f"ingress is {service.get('ingress')}; callers outside the project "
+                                                 "cannot reach it (it should take all traffic)", "terraform apply"))
+        elif not browser and function not in INTERNET_CALLED and service.get("ingress") != "INGRESS_TRAFFIC_INTERNAL_ONLY":
             findings.append(Finding(name, False, f"ingress is {service.get('ingress')}; it should be internal only",
                                     "terraform apply"))
         else:

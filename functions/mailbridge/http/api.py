@@ -1,0 +1,184 @@
+"""The `api` function: the helpdesk's JSON API (docs/api.md), its contract at `/openapi.json`
+(http/openapi.py).
+
+Every call needs a Google-signed OIDC token of an account in MAILBRIDGE_API_CALLERS
+(http/invoker.py). Answers are JSON; an error is `{"error": kind, "message": text}` with the
+status of errors.py, and unknown routes, wrong methods and malformed input are 4xx, never 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import quote
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
+from werkzeug.routing import Map, Rule
+
+from mailbridge import errors
+from mailbridge.errors import InvalidInput, MethodNotAllowed, NotFound
+from mailbridge.http import invoker, openapi
+from mailbridge.http.common import json_response, services
+from mailbridge.logs import log_event
+from mailbridge.domain.parsing import safe_filename
+from mailbridge.services import api as api_service
+
+MAX_REQUEST_BYTES = 36 * 1024 * 1024  # Gmail's 25 MB message, base64 in JSON, and the text
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as the IETF draft's examples
+PATCH_FIELDS = ("status", "team", "type")
+
+
+def error_response(error: BaseException, headers: dict | None = None):
+    """`{"error": kind, "message": text}` with the error's HTTP status (errors.py)."""
+    status = errors.http_status(error)
+    if status >= 500:
+        log_event("ERROR", "api request failed", error=error.__class__.__name__)
+    body, status, base = json_response({"error": errors.kind(error), "message": errors.public_message(error)}, status)
+    return body, status, {**base, **(headers or {})}
+
+
+def attachment_url(ticket_id: str, message_id: str, index: int) -> str:
+    """Where the caller downloads an attachment: this function's own route (download_attachment)."""
+    base = services().settings.function_url("api")
+    return f"{base}/tickets/{ticket_id}/messages/{quote(message_id, safe='~')}/attachments/{index}"
+
+
+# ------------------------------------------------------------------ request parsing
+def body_of(request) -> dict:
+    """The request's JSON object; InvalidInput (400) for anything else."""
+    if (request.content_length or 0) > MAX_REQUEST_BYTES:
+        raise InvalidInput(f"request body is larger than {MAX_REQUEST_BYTES} bytes")
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return body
+
+
+def text_field(body: dict, name: str, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    return value
+
+
+def check_fields(body: dict, allowed) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}: use {', '.join(allowed)}")
+
+
+def attachments_of(body: dict) -> list[tuple[str, str, bytes]]:
+    items = body.get("attachments") or []
+    if not isinstance(items, list):
+        raise InvalidInput("attachments must be a list of {filename, content_type, data}")
+    result = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"attachment {number} must be an object {{filename, content_type, data}}")
+        check_fields(item, ("filename", "content_type", "data"))
+        filename = text_field(item, "filename", required=True)
+        content_type = text_field(item, "content_type") or "application/octet-stream"
+        try:
+            data = base64.b64decode(text_field(item, "data", required=True), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"attachment {number}: data must be standard base64") from None
+        result.append((filename, content_type, data))
+    return result
+
+
+def query_int(request, name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", raw):
+        raise InvalidInput(f"{name} must be a whole number")
+    return int(raw)
+
+
+# ------------------------------------------------------------------ routes
+def openapi_document(request):
+    return json_response(openapi.document(services().settings.function_url("api")))
+
+
+def list_tickets(request):
+    args = request.args
+    return json_response(api_service.list_page(
+        services(), attachment_url, mailbox=args.get("mailbox"), status=args.get("status"),
+        updated_after=args.get("updated_after"), limit=query_int(request, "limit", api_service.PAGE_SIZE),
+        cursor=args.get("cursor")))
+
+
+def show_ticket(request, ticket_id: str):
+    return json_response(api_service.ticket(services(), ticket_id, attachment_url))
+
+
+def change_ticket(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, PATCH_FIELDS)
+    for name in PATCH_FIELDS:
+        if name in body and name != "status":
+            text_field(body, name)
+    if "status" in body:
+        text_field(body, "status", required=True)
+    return json_response(api_service.change(services(), ticket_id, body, attachment_url))
+
+
+def reply(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, ("text", "html", "attachments"))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput("Idempotency-Key must be 1-255 printable ASCII characters")
+    result = api_service.reply(services(), ticket_id, text_field(body, "text", required=True),
+                               html=text_field(body, "html"), attachments=attachments_of(body), idempotency_key=key)
+    return json_response(result, 200 if result["final"] else 202)
+
+
+def confirm_participant(request, ticket_id: str, email: str):
+    return json_response(api_service.confirm_participant(services(), ticket_id, email))
+
+
+def download_attachment(request, ticket_id: str, message_id: str, index: str):
+    if not re.fullmatch(r"[0-9]{1,4}", index):
+        raise NotFound(f"no attachment {index[:20]!r}")
+    filename, _content_type, data = api_service.attachment(services(), ticket_id, message_id, int(index))
+    filename = safe_filename(filename) or f"attachment-{int(index) + 1}"
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()+,=@!#$%&'~-]", "_", filename.encode("ascii", "replace").decode())
+    return data, 200, {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff",
+                       "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                                              f"filename*=UTF-8''{quote(filename, safe='')}"}
+
+
+ROUTES = Map([
+    Rule("/openapi.json", methods=["GET"], endpoint=openapi_document),
+    Rule("/tickets", methods=["GET"], endpoint=list_tickets),
+    Rule("/tickets/<ticket_id>", methods=["GET"], endpoint=show_ticket),
+    Rule("/tickets/<ticket_id>", methods=["PATCH"], endpoint=change_ticket),
+    Rule("/tickets/<ticket_id>/reply", methods=["POST"], endpoint=reply),
+    Rule("/tickets/<ticket_id>/participants/<email>/confirm", methods=["POST"], endpoint=confirm_participant),
+    Rule("/tickets/<ticket_id>/messages/<message_id>/attachments/<index>", methods=["GET"],
+         endpoint=download_attachment),
+], merge_slashes=False, strict_slashes=False, redirect_defaults=False)
+
+
+def handle(request):
+    """Check the caller, route, answer; every failure is a JSON error."""
+    try:
+        settings = services().settings
+        invoker.verified_caller(request, "api", settings.api_callers, "an allowed API caller",
+                                "MAILBRIDGE_API_CALLERS")
+        try:
+            endpoint, values = ROUTES.bind_to_environ(request.environ).match()
+        except NoSuchMethod as e:
+            allowed = sorted(e.valid_methods or [])
+            return error_response(MethodNotAllowed(f"use {' or '.join(allowed)}"), {"Allow": ", ".join(allowed)})
+        except HTTPException:
+            raise NotFound(f"no route {request.method} {request.path[:200]!r}: see /openapi.json") from None
+        return endpoint(request, **values)
+    except Exception as e:  # noqa: BLE001 - every failure answers JSON; the unexpected as 500 "internal"
+        return error_response(e)
+
