@@ -9,7 +9,6 @@ status of errors.py, and unknown routes, wrong methods and malformed input are 4
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from urllib.parse import quote
 
@@ -26,7 +25,6 @@ from mailbridge.domain.parsing import safe_filename
 from mailbridge.services import api as api_service
 
 MAX_REQUEST_BYTES = 36 * 1024 * 1024  # Gmail's 25 MB message, base64 in JSON, and the text
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as the IETF draft's examples
 PATCH_FIELDS = ("status", "team", "type")
 
 
@@ -71,22 +69,31 @@ def check_fields(body: dict, allowed) -> None:
         raise InvalidInput(f"unknown field {unknown[0]!r}: use {', '.join(allowed)}")
 
 
+def matching(value: str | None, pattern: str, what: str) -> str | None:
+    """`value` when it matches the document's `pattern` (http/openapi.py); InvalidInput naming `what`."""
+    if value is not None and not re.fullmatch(pattern, value):
+        raise InvalidInput(what)
+    return value
+
+
 def attachments_of(body: dict) -> list[tuple[str, str, bytes]]:
-    items = body.get("attachments") or []
-    if not isinstance(items, list):
-        raise InvalidInput("attachments must be a list of {filename, content_type, data}")
+    items = body.get("attachments")
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) > openapi.MAX_ATTACHMENTS:
+        raise InvalidInput(f"attachments must be a list of at most {openapi.MAX_ATTACHMENTS} {{filename, content_type, data}}")
     result = []
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise InvalidInput(f"attachment {number} must be an object {{filename, content_type, data}}")
         check_fields(item, ("filename", "content_type", "data"))
-        filename = text_field(item, "filename", required=True)
-        content_type = text_field(item, "content_type") or "application/octet-stream"
-        try:
-            data = base64.b64decode(text_field(item, "data", required=True), validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(f"attachment {number}: data must be standard base64") from None
-        result.append((filename, content_type, data))
+        filename = matching(text_field(item, "filename", required=True), openapi.FILENAME,
+                            f"attachment {number}: filename must be 1-200 characters without control characters")
+        content_type = matching(text_field(item, "content_type"), openapi.CONTENT_TYPE,
+                                f"attachment {number}: content_type must be type/subtype, such as application/pdf")
+        data = matching(text_field(item, "data", required=True), openapi.BASE64,
+                        f"attachment {number}: data must be standard base64 (with padding)")
+        result.append((filename, content_type or "application/octet-stream", base64.b64decode(data)))
     return result
 
 
@@ -131,8 +138,7 @@ def reply(request, ticket_id: str):
     body = body_of(request)
     check_fields(body, ("text", "html", "attachments"))
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
-        raise InvalidInput("Idempotency-Key must be 1-255 printable ASCII characters")
+    matching(key, openapi.IDEMPOTENCY_KEY, "Idempotency-Key must be 1-255 printable ASCII characters")
     result = api_service.reply(services(), ticket_id, text_field(body, "text", required=True),
                                html=text_field(body, "html"), attachments=attachments_of(body), idempotency_key=key)
     return json_response(result, 200 if result["final"] else 202)
@@ -163,6 +169,12 @@ ROUTES = Map([
     Rule("/tickets/<ticket_id>/messages/<message_id>/attachments/<index>", methods=["GET"],
          endpoint=download_attachment),
 ], merge_slashes=False, strict_slashes=False, redirect_defaults=False)
+QUERY = {list_tickets: ("mailbox", "status", "updated_after", "limit", "cursor")}  # the others take none
+
+
+def not_routed(request):
+    """The JSON 404 of a path functions-framework cannot route to `handle` (functions/main.py)."""
+    return error_response(NotFound(f"no route {request.method} {request.path[:200]!r}: see /openapi.json"))
 
 
 def handle(request):
@@ -177,7 +189,11 @@ def handle(request):
             allowed = sorted(e.valid_methods or [])
             return error_response(MethodNotAllowed(f"use {' or '.join(allowed)}"), {"Allow": ", ".join(allowed)})
         except HTTPException:
-            raise NotFound(f"no route {request.method} {request.path[:200]!r}: see /openapi.json") from None
+            return not_routed(request)
+        unknown = sorted(set(request.args) - set(QUERY.get(endpoint, ())))
+        if unknown:  # a misspelt filter must not silently list everything
+            raise InvalidInput(f"unknown query parameter {unknown[0][:60]!r}"
+                               + (f": use {', '.join(QUERY[endpoint])}" if endpoint in QUERY else ""))
         return endpoint(request, **values)
     except Exception as e:  # noqa: BLE001 - every failure answers JSON; the unexpected as 500 "internal"
         return error_response(e)

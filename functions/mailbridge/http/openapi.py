@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from mailbridge.services import api as api_service
 
+# Patterns the handlers (http/api.py) check input against, so the document and the code agree.
+BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+FILENAME = "^[^\\u0000-\\u001f\\u007f\\u0085\\u2028\\u2029]{1,200}$"
+CONTENT_TYPE = "^(application|text|image|audio|video)/[a-z0-9.+-]{1,60}$"
+IDEMPOTENCY_KEY = "^[!-~]{1,255}$"  # printable ASCII, as the IETF draft's examples
+MAX_ATTACHMENTS = 20
+
 NULLABLE_STRING = {"type": ["string", "null"]}
 # What services/tickets.set_field accepts for a team or a type ("" or null clears it).
 FIELD_VALUE = {"type": ["string", "null"], "maxLength": 200, "pattern": "^[^/\\u0000-\\u001f\\u007f]*$"}
-BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 def ref(name: str) -> dict:
@@ -52,9 +58,9 @@ PAGE = obj({"tickets": {"type": "array", "items": ref("Ticket")},
 REPLY_REQUEST = obj({
     "text": {"type": "string", "description": "the reply's plain text"},
     "html": {"type": ["string", "null"], "description": "an HTML alternative (sanitized when stored)"},
-    "attachments": {"type": "array", "maxItems": 20, "items": obj({
-        "filename": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f]+$"},
-        "content_type": {"type": "string", "pattern": "^(application|text|image|audio|video)/[a-z0-9.+-]{1,60}$"},
+    "attachments": {"type": ["array", "null"], "maxItems": MAX_ATTACHMENTS, "items": obj({
+        "filename": {"type": "string", "pattern": FILENAME},
+        "content_type": {"type": "string", "pattern": CONTENT_TYPE},
         "data": {"type": "string", "contentEncoding": "base64", "pattern": BASE64},
     }, required=["filename", "data"], additionalProperties=False)},
 }, required=["text"], additionalProperties=False)
@@ -116,7 +122,7 @@ def paths() -> dict:
         {"name": "cursor", "in": "query", "schema": {"type": "string"},
          "description": "next_cursor of the previous page, as given"},
     ]
-    key = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    key = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY},
            "description": "the same key on the same ticket sends once; a retry answers with that send's state"}
     email = path_param("email", {"type": "string", "minLength": 3, "maxLength": 254},
                        "a suggested participant's address")

@@ -26,15 +26,15 @@ PAGE_SIZE = 20
 PAGE_MAX = 100
 SCAN_BATCH = 200     # tickets read per store query while filtering on updated_after
 SCAN_LIMIT = 1000    # tickets one request reads at most; a page may then be short, with a cursor
-TICKET_ID = re.compile(r"^[0-9]{1,12}$")
-INSTANT = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+TICKET_ID = re.compile(r"[0-9]{1,12}")
+INSTANT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 FINAL_STATUSES = ("sent", "given_up", "dropped", "skipped")  # a reply in these states changes no more
 
 
 def ticket_record(services: ApiPorts, ticket_id: str) -> dict:
     """The stored ticket; NotFound for an id that is not a ticket number (never a store error)."""
-    if not isinstance(ticket_id, str) or not TICKET_ID.match(ticket_id):
+    if not isinstance(ticket_id, str) or not TICKET_ID.fullmatch(ticket_id):
         raise NotFound(f"no ticket {str(ticket_id)[:40]!r}")
     return services.store.get_ticket(ticket_id)
 
@@ -66,7 +66,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 def parse_instant(text: str) -> datetime:
     """An RFC 3339 date-time (`2024-05-01T10:00:00Z`, any offset) as an aware datetime in UTC."""
-    match = INSTANT.match(text or "")
+    match = INSTANT.fullmatch(text or "")
     if not match:
         raise InvalidInput("updated_after must be an RFC 3339 date-time such as 2024-05-01T10:00:00Z")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])

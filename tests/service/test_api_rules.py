@@ -97,7 +97,8 @@ def test_parse_instant_reads_every_rfc3339_form(text, expected):
 
 
 @pytest.mark.parametrize("kwargs,message", [({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
-                                            ({"status": "pending"}, "status"), ({"mailbox": "../x"}, "mailbox")])
+                                            ({"status": "pending"}, "status"), ({"mailbox": "../x"}, "mailbox"),
+                                            ({"mailbox": "help\n"}, "mailbox")])
 def test_bad_filters_are_refused_with_the_reason(world, kwargs, message):
     services, _accounts = world
     with pytest.raises(InvalidInput, match=message):
