@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+import requests
 
 from mailbridge import bootstrap
 from mailbridge.cli import main as cli_main
@@ -165,3 +166,9 @@ def test_bad_requests_are_4xx_json_never_500(api_server, mb_env, method, path, b
 
 def test_the_local_stack_serves_the_api_function(api_server):
     assert "api" in api_server.http.get(api_server.base + "/_health", timeout=10).json()["functions"]
+
+
+def test_on_the_local_stack_the_check_is_off_and_the_api_answers_without_a_token(functions_url, mb_env):
+    answer = requests.get(functions_url + "/api/tickets", params={"limit": 1}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"tickets", "next_cursor"}

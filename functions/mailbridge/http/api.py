@@ -19,12 +19,12 @@ from werkzeug.routing import Map, Rule
 from mailbridge import errors
 from mailbridge.errors import InvalidInput, MethodNotAllowed, NotFound
 from mailbridge.http import invoker, openapi
-from mailbridge.http.common import json_response, services
-from mailbridge.logs import log_event
 from mailbridge.domain.parsing import safe_filename
+from mailbridge.http.common import content_disposition, json_response, services
+from mailbridge.logs import log_event
 from mailbridge.services import api as api_service
 
-MAX_REQUEST_BYTES = 36 * 1024 * 1024  # Gmail's 25 MB message, base64 in JSON, and the text
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # Cloud Run's limit on an HTTP/1 request body
 PATCH_FIELDS = ("status", "team", "type")
 
 
@@ -127,10 +127,8 @@ def change_ticket(request, ticket_id: str):
     body = body_of(request)
     check_fields(body, PATCH_FIELDS)
     for name in PATCH_FIELDS:
-        if name in body and name != "status":
-            text_field(body, name)
-    if "status" in body:
-        text_field(body, "status", required=True)
+        if name in body:
+            text_field(body, name, required=name == "status")  # null clears team and type, never status
     return json_response(api_service.change(services(), ticket_id, body, attachment_url))
 
 
@@ -152,11 +150,10 @@ def download_attachment(request, ticket_id: str, message_id: str, index: str):
     if not re.fullmatch(r"[0-9]{1,4}", index):
         raise NotFound(f"no attachment {index[:20]!r}")
     filename, _content_type, data = api_service.attachment(services(), ticket_id, message_id, int(index))
-    filename = safe_filename(filename) or f"attachment-{int(index) + 1}"
-    ascii_name = re.sub(r"[^A-Za-z0-9 ._()+,=@!#$%&'~-]", "_", filename.encode("ascii", "replace").decode())
+    # served as opaque bytes whatever the sender claimed, as the admin pages do
     return data, 200, {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff",
-                       "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
-                                              f"filename*=UTF-8''{quote(filename, safe='')}"}
+                       "Content-Disposition": content_disposition(safe_filename(filename)
+                                                                  or f"attachment-{int(index) + 1}")}
 
 
 ROUTES = Map([
