@@ -31,7 +31,8 @@ def result(data: dict) -> dict:
     answer = {
         "ticket": data.get("ticket_id"), "mailbox": data.get("mailbox"), "rule": data.get("rule"),
         "explanation": data.get("explanation"), "message_id": data.get("message_id"),
-        "sent_message_id": data.get("sent_message_id"), "gmail_message_id": data.get("gmail_message_id"), "thread_id": data.get("gmail_thread_id"),
+        "sent_message_id": data.get("sent_message_id"), "gmail_message_id": data.get("gmail_message_id"),
+        "thread_id": data.get("gmail_thread_id"),
         "status": data.get("status"), "idempotency_key": data.get("key"), "attempts": data.get("attempts", 0),
     }
     if data.get("status") != "sent" and data.get("last_error"):
