@@ -104,15 +104,15 @@ moved {
 
 # Documents of these collections are useless once expired; Firestore deletes them (typically
 # within a day of expires_at) instead of the code sweeping. The product must write a timestamp
-# field `expires_at` on every document of these collections (functions/mailbridge/store.py and
-# outgoing.py do for oauth_states, nonces and ack_limits; send_budget and admin_sessions must).
+# field `expires_at` on every document of these collections (adapters/firestore/links.py and
+# outbound.py write it; admin sessions get it from services/admin_access.py).
 locals {
   ttl_collections = toset([
-    "ack_limits",     # acknowledgement rate limit per recipient and hour (outgoing.py)
+    "ack_limits",     # acknowledgement rate limit per recipient and hour (services/outgoing/)
     "admin_sessions", # admin sign-in sessions (Sign in with Google)
     "nonces",         # single-use link nonces (store.use_nonce)
     "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
-    "send_budget",    # daily send budget per mailbox (outgoing.py)
+    "send_budget",    # daily send budget per mailbox (services/outgoing/budget.py)
   ])
 }
 
