@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 from google.api_core import exceptions as gexc
+from google.cloud import firestore
 
+from mailbridge.adapters.firestore.store import Store
 from mailbridge.domain import models
 from mailbridge.errors import AuthError, Conflict, DocumentTooLarge, NotFound, StoreUnavailable, WriteConflict
 from tests.conftest import TEST_PROJECT
@@ -22,10 +24,6 @@ from tests.memory.store.base import MAX_DOCUMENT_BYTES, MAX_VALUE_BYTES, documen
 def store(request, monkeypatch):
     if request.param == "memory":
         return MemoryStore()
-    from google.cloud import firestore
-
-    from mailbridge.adapters.firestore.store import Store
-
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", request.getfixturevalue("firestore"))  # emptied first
     return Store(firestore.Client(project=TEST_PROJECT))
 
