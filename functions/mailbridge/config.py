@@ -38,7 +38,7 @@ class Settings:
     # (NN = its shard, 01..N-1; shard 0 is work_topic itself), each topic with its own push
     # subscription, so deliveries run in parallel (docs/architecture.md, "Queue").
     work_shards: int = 1
-    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib.py)
+    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib/pubsub.py)
     # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
     # dead sync's mailbox is taken over within one lease period.
     lease_ttl_s: float = 30.0
@@ -46,7 +46,7 @@ class Settings:
     push_time_budget_s: float = 60.0
     gmail_quota_per_minute: int = 6000
     # poll and push check the caller's Google-signed OIDC token (http/invoker.py): on unless the
-    # local stack turns it off (scripts/stacklib.py); the token's email must be this account.
+    # local stack turns it off (scripts/stacklib/functions.py); the token's email must be this account.
     verify_invoker: bool = True
     invoker_service_account: str = ""
     # The service accounts whose OIDC tokens the `api` function accepts (http/api.py), checked the

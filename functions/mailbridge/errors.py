@@ -31,6 +31,10 @@ class MethodNotAllowed(InvalidInput):
     http_status = 405
 
 
+class DocumentTooLarge(InvalidInput):
+    """Firestore refused a document over its 1 MiB limit (or a field value over 1 MiB - 89 bytes)."""
+
+
 class NotFound(MailbridgeError):
     """The named mailbox, ticket or label does not exist."""
 

@@ -1,4 +1,4 @@
-"""scripts/mailbridge doctor (functions/mailbridge/adapters/doctor.py) against recorded API responses
+"""scripts/mailbridge doctor (functions/mailbridge/adapters/doctor/) against recorded API responses
 (tests/unit/recorded/doctor/README.md): each problem is found and comes with its fix."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class RecordedFetch:
         answer = self.answers[url]
         if "__http_error__" in answer:
             body = answer.get("body_text") or json.dumps(answer["body"])
-            raise doctor._http_error(answer["__http_error__"], body)
+            raise doctor.http_error(answer["__http_error__"], body)
         return copy.deepcopy(answer)
 
 
@@ -316,7 +316,7 @@ def test_without_client_ids_no_redirect_uri_is_probed():
 
 
 def test_oauth_error_answers_are_parsed_into_a_message():
-    error = doctor._http_error(401, json.dumps({"error": "invalid_client", "error_description": "The OAuth client was not found."}))
+    error = doctor.http_error(401, json.dumps({"error": "invalid_client", "error_description": "The OAuth client was not found."}))
     assert error.status == 401 and error.message.startswith("invalid_client")
 
 
@@ -324,18 +324,21 @@ def test_oauth_error_answers_are_parsed_into_a_message():
 
 
 def test_doctor_imports_nothing_but_the_standard_library():
+    # Nothing of ours outside the doctor package either: its parents are docstrings only.
     script = (
-        "import importlib.util, sys\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / 'functions')!r})\n"
         "before = set(sys.modules)  # site-packages' .pth files may preload namespace packages\n"
-        f"spec = importlib.util.spec_from_file_location('doctor', {str(REPO / 'functions' / 'mailbridge' / 'adapters' / 'doctor.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); sys.modules['doctor'] = module\n"
-        "spec.loader.exec_module(module)\n"
+        "import mailbridge.adapters.doctor\n"
         "loaded = sorted(name for name in set(sys.modules) - before\n"
         "                if name.split('.')[0] in ('google', 'requests', 'mailbridge'))\n"
         "print(loaded)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    package = sorted(f"mailbridge.adapters.doctor.{path.stem}"
+                     for path in (REPO / "functions" / "mailbridge" / "adapters" / "doctor").glob("[!_]*.py"))
+    assert result.stdout.strip() == str(sorted(["mailbridge", "mailbridge.adapters", "mailbridge.adapters.doctor",
+                                                *package]))
 
 
 def test_without_application_default_credentials_doctor_says_how_to_log_in(monkeypatch, tmp_path, capsys):

@@ -829,14 +829,10 @@ def test_build_account_touches_only_its_bucket_and_its_repository():
 
 
 def declared_indexes() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-    declared = set()
-    for body in resources("google_firestore_index").values():
-        fields = tuple(
-            (field["field_path"], "ARRAY_CONTAINS" if field.get("array_config") == "CONTAINS" else field["order"])
-            for field in body["fields"]
-        )
-        declared.add((body["collection"], fields))
-    return declared
+    """The entries of local.firestore_indexes, from which google_firestore_index.composite builds one
+    index each (test_each_index_entry_becomes_one_index_with_its_fields_in_order)."""
+    return {(index["collection"], tuple((field["field_path"], field["order"]) for field in index["fields"]))
+            for index in locals_()["firestore_indexes"].values()}
 
 
 def code_indexes() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -862,7 +858,31 @@ def test_firestore_indexes_target_the_default_native_database():
     assert database["count"] == "${var.create_firestore_database ? 1 : 0}"
     for name, body in resources("google_firestore_index").items():
         assert body["database"] == "(default)", name
-        assert len(body["fields"]) >= 2, f"{name}: a composite index has at least two fields"
+    for key, index in locals_()["firestore_indexes"].items():
+        assert len(index["fields"]) >= 2, f"{key}: a composite index has at least two fields"
+
+
+def test_each_index_entry_becomes_one_index_with_its_fields_in_order():
+    assert set(resources("google_firestore_index")) == {"composite"}
+    index = resources("google_firestore_index")["composite"]
+    assert index["for_each"] == "${local.firestore_indexes}"
+    assert index["collection"] == "${each.value.collection}"
+    [dynamic] = index["dynamic"]
+    assert dynamic["fields"]["for_each"] == "${each.value.fields}"
+    assert dynamic["fields"]["content"] == [{"field_path": "${fields.value.field_path}",
+                                             "order": "${fields.value.order}"}]
+    for key, entry in locals_()["firestore_indexes"].items():
+        assert key == "_".join([entry["collection"], *(field["field_path"] for field in entry["fields"])]), key
+
+
+def test_every_former_index_address_moves_to_its_entry():
+    # An existing deployment keeps its indexes instead of deleting and rebuilding them.
+    moved = {block["from"]: block["to"] for block in blocks("moved")}
+    for key in ("tickets_mailbox_number", "tickets_status_number", "tickets_mailbox_status_number",
+                "inbound_mailbox_processed_at"):
+        assert key in locals_()["firestore_indexes"], key
+        assert moved.get("${google_firestore_index." + key + "}") == (
+            '${google_firestore_index.composite["' + key + '"]}'), key
 
 
 def test_short_lived_collections_expire_by_ttl_on_expires_at():

@@ -5,7 +5,7 @@ accounts (MAILBRIDGE_API_CALLERS).
 
 Cloud Run's IAM already checks the token in a deployment; checking it here as well keeps the
 functions closed when IAM is misconfigured (`allUsers` invoker) and pins the caller's identity.
-The local stack turns the check off (MAILBRIDGE_VERIFY_INVOKER=false, scripts/stacklib.py), and
+The local stack turns the check off (MAILBRIDGE_VERIFY_INVOKER=false, scripts/stacklib/functions.py), and
 every call then logs a warning saying so (docs/reliability.md, "Hostile senders").
 """
 

@@ -3,7 +3,7 @@ opaque cursor and an updated-after filter, a ticket with its attachment links, r
 per ticket and Idempotency-Key, changes of status, team and type, attachment content.
 
 Everything else is the services the CLI and the admin pages use: services/tickets.py for views
-and changes, services/outgoing.py (`send_reply`) for replies.
+and changes, services/outgoing/ (`send_reply`) for replies.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def list_page(services: ApiPorts, attachment_url, mailbox: str | None = None, st
 # ------------------------------------------------------------------ changes
 def outbound_key(ticket_id: str, idempotency_key: str) -> str:
     """The outbound record of a reply: one per (ticket, Idempotency-Key), so a retried request
-    finds the record its first attempt created (services/outgoing.py: created once, sent once)."""
+    finds the record its first attempt created (services/outgoing/records.py: created once, sent once)."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
     return f"api-{ticket_id}-{digest}"
 
