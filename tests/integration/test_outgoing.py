@@ -16,6 +16,7 @@ from mailbridge.config import Settings
 from mailbridge.domain import rules
 from mailbridge.errors import Conflict, InvalidInput
 from mailbridge.services import mailboxes, outbox, outgoing
+from mailbridge.services.outgoing import delivery, records
 from mailbridge.services import sync as ingest
 from mailbridge.services import tickets
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
@@ -357,8 +358,8 @@ def test_a_failed_send_is_recorded_and_retried_by_the_outbox_after_its_backoff(s
 def test_concurrent_sender_holding_the_lease_is_not_doubled(services, fake):
     ticket, _ = new_ticket(services, fake)
     draft = outgoing.compose(services, ticket, "Hello")
-    assert outgoing._create_record(services, "held", draft)
-    assert outgoing._claim(services, "held")[0] == "claimed"  # another process is sending right now
+    assert records.create(services, "held", draft)
+    assert delivery.claim(services, "held")[0] == "claimed"  # another process is sending right now
     with pytest.raises(Conflict, match="being sent"):
         outgoing.send_reply(services, ticket["id"], "Hello", idempotency_key="held")
     assert sent(fake) == []

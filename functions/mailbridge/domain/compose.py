@@ -1,6 +1,6 @@
 """Composing outgoing mail: header and address checks, reply-all recipients, the subject with
 the ticket tag, the References chain, the MIME bytes (RFC 5322), acknowledgement text and
-automatic-reply headers. Pure: services/outgoing.py decides what to send and records it."""
+automatic-reply headers. Pure: services/outgoing/ decides what to send and records it."""
 
 from __future__ import annotations
 
