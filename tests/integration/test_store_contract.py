@@ -28,9 +28,11 @@ def store(request, monkeypatch):
     return Store(firestore.Client(project=TEST_PROJECT))
 
 
-def ticket(number: int, mailbox: str = "help", status: str = "open", message_ids=(), thread_keys=()) -> dict:
+def ticket(number: int, mailbox: str = "help", status: str = "open", message_ids=(), thread_keys=(),
+           **fields) -> dict:
     return {"id": str(number), "number": number, "mailbox": mailbox, "status": status, "subject": f"ticket {number}",
-            "message_ids": list(message_ids), "thread_keys": list(thread_keys), "updated_at": "2026-01-01T00:00:00Z"}
+            "message_ids": list(message_ids), "thread_keys": list(thread_keys), "updated_at": "2026-01-01T00:00:00Z",
+            **fields}
 
 
 def inbound_row(gmail_id: str, mailbox: str = "help", ticket_id: str | None = None, processed_at: str = "2026-01-01T00:00:00Z",
@@ -238,13 +240,17 @@ def test_a_ticket_is_updated_in_place_and_a_missing_one_is_not_created(store):
     assert store.find_ticket("2") is None
 
 
-def test_message_ids_and_threads_find_the_first_ticket_in_document_order(store):
+def test_message_ids_and_threads_find_the_oldest_ticket_by_number_not_document_order(store):
+    # issue 28, item 5: document ids sort as strings ("10" < "9"); the oldest by number wins,
+    # unless the sender takes part in another holder
     create_tickets(store, ticket(9, message_ids=["<a@x>", "<shared@x>"], thread_keys=["help:t9", "help:both"]),
-                   ticket(10, message_ids=["<b@x>", "<shared@x>"], thread_keys=["help:t10", "help:both"]))
+                   ticket(10, message_ids=["<b@x>", "<shared@x>"], thread_keys=["help:t10", "help:both"],
+                          participants=["late@x.example"]))
     assert store.tickets_by_message_ids(["<a@x>", "<b@x>", "<shared@x>", "<none@x>", ""]) == {
-        "<a@x>": "9", "<b@x>": "10", "<shared@x>": "10"}  # document ids sort as strings: "10" < "9"
-    assert store.tickets_by_thread_keys(["help:t9", "help:both", "help:none"]) == {"help:t9": "9", "help:both": "10"}
-    assert store.find_ticket_by_thread("help:both") == "10"
+        "<a@x>": "9", "<b@x>": "10", "<shared@x>": "9"}
+    assert store.tickets_by_message_ids(["<shared@x>"], "LATE@x.example") == {"<shared@x>": "10"}
+    assert store.tickets_by_thread_keys(["help:t9", "help:both", "help:none"]) == {"help:t9": "9", "help:both": "9"}
+    assert store.find_ticket_by_thread("help:both") == "9"
     assert store.find_ticket_by_thread("help:none") is None
     assert store.tickets_by_message_ids([]) == {} and store.tickets_by_thread_keys([]) == {}
 

@@ -271,7 +271,7 @@ def test_the_ports_are_narrower_than_the_container():
         port = getattr(ports, name)
         assert members(store_protocol(port)) < store, name
         assert members(port) - {"_own_addresses_cache"} <= container, name
-    assert members(ports.TicketsPorts) == {"store"}
+    assert members(ports.TicketsPorts) == {"store", "blobs"}  # blobs: parts of large messages (stored_bodies)
     assert "use_nonce" not in members(ports.SyncStore)
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from mailbridge.cli import common
+from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput
 from mailbridge.services import sync as ingest
 from mailbridge.services import tickets as ticket_service
@@ -97,7 +98,8 @@ def inbound(mailbox_name, as_json, limit):
     services.store.get_mailbox(mailbox_name)
     found = services.store.inbound_log(mailbox_name, limit + 1 if limit else 0)
     rows, more = ticket_service.page(found, limit)
-    rows = [{k: r.get(k) for k in INBOUND_FIELDS} for r in rows]
+    rows = [{**{k: r.get(k) for k in INBOUND_FIELDS}, "authentication": ticket_views.authentication_view(r)}
+            for r in rows]
 
     def render(items):
         if not items:

@@ -19,8 +19,9 @@ _REPLY_PREFIX = re.compile(
 
 
 class TicketLookup(Protocol):
-    def by_message_ids(self, ids: list[str]) -> str | None:
-        """Ticket of the first id (in the order given) stored on any ticket message, or None."""
+    def by_message_ids(self, ids: list[str], sender: str = "") -> str | None:
+        """Ticket of the first id (in the order given) stored on any ticket message, or None; of
+        several tickets holding it, the one `preferred_holder` picks."""
 
     def by_number(self, number: int) -> tuple[str, set[str]] | None:
         """(ticket id, participant emails in lower case) of the ticket with this number."""
@@ -78,20 +79,20 @@ def match_ticket(
 ) -> Match:
     """The ticket this message updates, strongest signal first (docs/architecture.md, "Threading"), or a new ticket."""
     own_id = msg.message_id
+    sender = msg.from_.email if msg.from_ else ""
     in_reply_to = [i for i in msg.in_reply_to if i != own_id]
     if in_reply_to:
-        ticket_id = lookup.by_message_ids(in_reply_to)
+        ticket_id = lookup.by_message_ids(in_reply_to, sender)
         if ticket_id:
             return Match(ticket_id, "in_reply_to", "In-Reply-To names a message of this ticket")
 
     references = [i for i in reversed(msg.references) if i != own_id and i not in in_reply_to]
     references = references[:MAX_REFERENCES_LOOKED_UP]
     if references:
-        ticket_id = lookup.by_message_ids(references)
+        ticket_id = lookup.by_message_ids(references, sender)
         if ticket_id:
             return Match(ticket_id, "references", "References names a message of this ticket")
 
-    sender = msg.from_.email if msg.from_ else ""
     unknown_tags = []
     for number in find_tag_numbers(msg.subject, tag_format):
         found = lookup.by_number(number)
@@ -118,6 +119,44 @@ def match_ticket(
     if unknown_tags:
         note = f"subject tag for unknown ticket number {unknown_tags[0]}; " + note
     return Match(None, None, note)
+
+
+def ticket_order(ticket: dict) -> tuple[int, str]:
+    """Oldest first by number compared as a number ("4" before "10"), never document order."""
+    number = ticket.get("number")
+    if number is None:
+        number = ticket.get("id")
+    try:
+        return int(number), str(ticket.get("id"))
+    except (TypeError, ValueError):
+        return 2 ** 63, str(ticket.get("id"))
+
+
+def preferred_holder(tickets: list[dict], sender: str = "") -> str | None:
+    """Of several tickets a reference (Message-ID, thread) could mean, the one to join: first one
+    whose participants (or requester) include `sender`, then the oldest by number; deterministic
+    whatever order the store answered in (docs/reliability.md, "Hostile senders")."""
+    sender = (sender or "").strip().lower()
+    return min(tickets, key=lambda t: (0 if sender and sender in people(t) else 1, ticket_order(t)))["id"] \
+        if tickets else None
+
+
+def people(ticket: dict) -> set[str]:
+    """A ticket's participants and requester, in lower case."""
+    found = {str(p).lower() for p in ticket.get("participants") or []}
+    found.add(((ticket.get("requester") or {}).get("email") or "").lower())
+    found.discard("")
+    return found
+
+
+def claimable_message_id(message_id: str, holders: list[dict], sender: str) -> bool:
+    """Whether a new message's own Message-ID may be held by the ticket it opens: not when another
+    ticket already holds it for a different sender (a squatted id would capture that customer's
+    follow-ups). `holders` are the tickets that hold it now."""
+    sender = (sender or "").strip().lower()
+    if not message_id:
+        return False
+    return all(sender and sender in people(ticket) for ticket in holders)
 
 
 def _check_format(fmt: str) -> None:
@@ -150,9 +189,7 @@ def may_add_participants(ticket: dict, sender: str, authenticated: bool) -> bool
     sender = (sender or "").strip().lower()
     if not authenticated or not sender:
         return False
-    people = {str(p).lower() for p in ticket.get("participants", [])}
-    people.add(((ticket.get("requester") or {}).get("email") or "").lower())
-    return sender in people
+    return sender in people(ticket)
 
 
 def suggest_participants(suggested: list[dict], emails: list[str], suggested_by: str, at: str) -> list[dict]:

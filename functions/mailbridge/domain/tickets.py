@@ -5,6 +5,17 @@ from __future__ import annotations
 MESSAGE_FIELDS = ("id", "direction", "gmail_message_id", "message_id", "from", "to", "cc", "subject",
                   "date", "text", "html")
 ATTACHMENT_FIELDS = ("filename", "content_type", "size", "content_id", "sha256")
+VERDICT_FIELDS = ("verdict", "dmarc", "spf", "dkim")
+
+
+def authentication_view(row: dict) -> dict | None:
+    """Gmail's verdict on an inbound message ({"verdict": "pass"|"fail"|"none", "dmarc", "spf",
+    "dkim"}, domain/authentication.py); None for a message we sent."""
+    message = row.get("message") or {}
+    if message.get("direction") == "out":
+        return None
+    recorded = row.get("authentication") or message.get("authentication") or {}
+    return {field: str(recorded.get(field) or "none") for field in VERDICT_FIELDS}
 
 
 def message_view(row: dict) -> dict:
@@ -14,6 +25,7 @@ def message_view(row: dict) -> dict:
     view["to"] = message.get("to") or []
     view["cc"] = message.get("cc") or []
     view["attachments"] = [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in message.get("attachments", [])]
+    view["authentication"] = authentication_view(row)
     # extras beyond the contract, useful to agents
     view["full_text"] = message.get("full_text")
     view["defects"] = message.get("defects", [])
@@ -21,6 +33,15 @@ def message_view(row: dict) -> dict:
         view["status"] = row.get("status")
         view["sent_via"] = row.get("mailbox")
     return view
+
+
+def requester_authenticated(view: dict) -> bool:
+    """Whether Gmail authenticated any message of the ticket's requester (a `ticket_view`): the
+    reply form warns when it never did (docs/reliability.md, "Hostile senders")."""
+    requester = ((view.get("requester") or {}).get("email") or "").lower()
+    return any(((m.get("from") or {}).get("email") or "").lower() == requester
+               and (m.get("authentication") or {}).get("verdict") == "pass"
+               for m in view.get("messages", []) if m.get("direction") != "out")
 
 
 def ticket_view(ticket: dict, message_rows: list[dict] | None = None) -> dict:
@@ -47,7 +68,8 @@ def contract_view(view: dict) -> dict:
     """Exactly the contract keys of `tickets list|show --json`, without the extras above."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
     out["messages"] = [{**{field: m.get(field) for field in MESSAGE_FIELDS},
-                        "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in m.get("attachments", [])]}
+                        "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in m.get("attachments", [])],
+                        "authentication": m.get("authentication")}
                        for m in view.get("messages", [])]
     return out
 

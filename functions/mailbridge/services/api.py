@@ -19,7 +19,7 @@ from mailbridge.domain import models
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, NotFound
 from mailbridge.logs import log_event
-from mailbridge.services import outgoing, tickets
+from mailbridge.services import outgoing, stored_bodies, tickets
 from mailbridge.services.ports import ApiPorts
 
 PAGE_SIZE = 20
@@ -42,7 +42,12 @@ def ticket_record(services: ApiPorts, ticket_id: str) -> dict:
 def ticket(services: ApiPorts, ticket_id: str, attachment_url) -> dict:
     """The API's JSON of one ticket (domain/tickets.api_view)."""
     record = ticket_record(services, ticket_id)
-    return ticket_views.api_view(record, services.store.ticket_messages(record["id"]), attachment_url)
+    return ticket_views.api_view(record, messages(services, record["id"]), attachment_url)
+
+
+def messages(services: ApiPorts, ticket_id: str) -> list[dict]:
+    """A ticket's message rows, parts kept in Cloud Storage read back (services/stored_bodies.py)."""
+    return stored_bodies.load_rows(services, services.store.ticket_messages(ticket_id))
 
 
 # ------------------------------------------------------------------ pages
@@ -123,7 +128,7 @@ def list_page(services: ApiPorts, attachment_url, mailbox: str | None = None, st
         found, next_before = found[:limit], found[limit - 1]["number"]
     else:
         next_before = None if exhausted else before
-    views = [ticket_views.api_view(r, services.store.ticket_messages(r["id"]), attachment_url) for r in found]
+    views = [ticket_views.api_view(r, messages(services, r["id"]), attachment_url) for r in found]
     return {"tickets": views, "next_cursor": encode_cursor(next_before) if next_before else None}
 
 

@@ -63,7 +63,7 @@ class TicketRepository(Protocol):
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]: ...
     def ticket_messages(self, ticket_id: str) -> list[dict]: ...  # inbound and outbound rows, in order
-    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]: ...
+    def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]: ...  # threads.preferred_holder
     def find_ticket_by_thread(self, thread_key: str) -> str | None: ...
     def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]: ...  # key -> ticket id, for those held
 
@@ -261,7 +261,13 @@ class ConnectPorts(WatchPorts, Protocol):
 class TicketsStore(TicketRepository, MailboxRepository, Protocol): ...
 
 
-class TicketsPorts(Protocol):
+class BodiesPorts(Protocol):
+    """services/stored_bodies.py: message parts too large for a Firestore document."""
+
+    blobs: Blobs
+
+
+class TicketsPorts(BodiesPorts, Protocol):
     """services/tickets.py: ticket views, fields and participants."""
 
     store: TicketsStore

@@ -5,13 +5,15 @@ from __future__ import annotations
 from mailbridge.domain import compose, models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError
+from mailbridge.services import stored_bodies
 from mailbridge.services.ports import TicketsPorts
 
 STATUSES = ("open", "closed")
 
 
 def view(services: TicketsPorts, ticket: dict) -> dict:
-    return ticket_views.ticket_view(ticket, services.store.ticket_messages(ticket["id"]))
+    rows = stored_bodies.load_rows(services, services.store.ticket_messages(ticket["id"]))
+    return ticket_views.ticket_view(ticket, rows)
 
 
 def show(services: TicketsPorts, ticket_id: str) -> dict:

@@ -7,6 +7,7 @@ Layout: counters/tickets   ticket numbers, reserved in blocks
 
 from __future__ import annotations
 
+from mailbridge.domain import threads
 from mailbridge.errors import NotFound
 from tests.memory.store.base import MemoryRepository, array_union
 
@@ -45,26 +46,24 @@ class TicketRepository(MemoryRepository):
         rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
         return rows
 
-    def _tickets_holding(self, field: str, values: list[str]) -> dict[str, str]:
-        """Each of `values` that a ticket's array `field` holds -> the first such ticket's id in
-        document order (what the adapter's array_contains_any queries answer)."""
-        found: dict[str, str] = {}
+    def _tickets_holding(self, field: str, values: list[str], sender: str = "") -> dict[str, str]:
+        """Each of `values` that a ticket's array `field` holds -> the ticket threads.preferred_holder
+        picks among those holding it (never document order, as the adapter)."""
+        holders: dict[str, list[dict]] = {}
         for ticket in self._query("tickets", (field, "array_contains_any", values)) if values else []:
-            for value in ticket.get(field, []):
-                if value in values:
-                    found.setdefault(value, ticket["id"])
-        return found
+            for value in set(ticket.get(field, [])).intersection(values):
+                holders.setdefault(value, []).append(ticket)
+        return {value: threads.preferred_holder(found, sender) for value, found in holders.items()}
 
-    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+    def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]:
         # the adapter looks up the first 60 distinct ids (two array_contains_any queries)
-        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60])
+        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60], sender)
 
     def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]:
         return self._tickets_holding("thread_keys", list(dict.fromkeys(k for k in keys if k)))
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
-        return next((t["id"] for t in self._query("tickets", ("thread_keys", "array_contains", thread_key), limit=1)),
-                    None)
+        return self._tickets_holding("thread_keys", [thread_key]).get(thread_key)
 
     def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]:
         return self._get("tickets", ticket_id), self._version("tickets", ticket_id)

@@ -11,6 +11,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import FirestoreRepository
+from mailbridge.domain import threads
 from mailbridge.errors import NotFound
 
 
@@ -64,22 +65,23 @@ class TicketRepository(FirestoreRepository):
         rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
         return rows
 
-    def _tickets_holding(self, field: str, values: list[str]) -> dict[str, str]:
-        """Map each of `values` that a ticket's array `field` holds to that ticket's id (the
-        first ticket in document order, as a single array_contains query with limit 1 would)."""
-        found: dict[str, str] = {}
+    def _tickets_holding(self, field: str, values: list[str], sender: str = "") -> dict[str, str]:
+        """Map each of `values` that a ticket's array `field` holds to the ticket
+        threads.preferred_holder picks among those holding it (the sender's, then the oldest by
+        number): never Firestore's document order, where "10" sorts before "4"."""
+        holders: dict[str, dict[str, dict]] = {}
         for start in range(0, len(values), 30):  # array_contains_any takes at most 30 values
             query = self.db.collection("tickets").where(
                 filter=FieldFilter(field, "array_contains_any", values[start:start + 30]))
             for snap in query.stream():
                 ticket = snap.to_dict()
                 for value in set(ticket.get(field, [])).intersection(values):
-                    found.setdefault(value, ticket["id"])
-        return found
+                    holders.setdefault(value, {})[ticket["id"]] = ticket
+        return {value: threads.preferred_holder(list(found.values()), sender) for value, found in holders.items()}
 
-    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
-        """Map each of `ids` that a ticket holds to that ticket's id."""
-        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60])
+    def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]:
+        """Map each of `ids` that a ticket holds to that ticket's id (of several, `sender`'s first)."""
+        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60], sender)
 
     def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]:
         """Map each of `keys` ("mailbox:gmail thread id") that a ticket holds to that ticket's id:
@@ -87,10 +89,7 @@ class TicketRepository(FirestoreRepository):
         return self._tickets_holding("thread_keys", list(dict.fromkeys(k for k in keys if k)))
 
     def find_ticket_by_thread(self, thread_key: str) -> str | None:
-        query = self.db.collection("tickets").where(filter=FieldFilter("thread_keys", "array_contains", thread_key))
-        for snap in query.limit(1).stream():
-            return snap.to_dict()["id"]
-        return None
+        return self._tickets_holding("thread_keys", [thread_key]).get(thread_key)
 
     def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]:
         """A ticket and its version: commit_inbound_chunk updates it only if it is unchanged."""

@@ -12,6 +12,7 @@ from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.rendering import respond
 from mailbridge.http.common import templates
 from mailbridge.logs import log_event
+from mailbridge.services import stored_bodies
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+=-]{0,200}(~[A-Za-z0-9_.:+=-]{1,200})?$")
 MESSAGE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
@@ -24,7 +25,7 @@ def _find_message(ctx: Ctx, message_id: str) -> dict:
     message = ctx.services.store.find_stored_message(message_id)
     if message is None:
         raise NotFound("no such message")
-    return message
+    return stored_bodies.load(ctx.services, message)
 
 
 def message_html(ctx: Ctx, message_id: str):

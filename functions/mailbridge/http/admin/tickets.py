@@ -7,6 +7,7 @@ import re
 import secrets
 
 from mailbridge import errors
+from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.forms import PAGE_SIZE, field_errors, page_size
@@ -63,6 +64,7 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body="", form=
     return render(ctx, "ticket.html", status, t=view, resolution=_resolution(ctx, ticket), error=error, body=body,
                   reply_key=reply_key, recipients=tickets.reply_recipients(ctx.services, ticket),
                   suggested=ticket.get("suggested_participants") or [],
+                  requester_authenticated=ticket_views.requester_authenticated(view),
                   ticket_fields={"team": ticket.get("team") or "", "type": ticket.get("ticket_type") or ""},
                   form=form or {}, field_errors=field_errors(error, fields))
 

@@ -23,9 +23,21 @@ def _delivered_messages(store: TicketRepository, ticket_id: str) -> list[dict]:
         if message.get("direction") == "out" and row.get("status") != "sent":
             continue  # never delivered: the customer cannot refer to it
         # Customers answer the Message-ID Gmail really sent (it may have replaced ours).
-        rows.append(dict(message, _mailbox=row.get("mailbox"),
+        rows.append(dict(message, _mailbox=row.get("mailbox"), _trusted=trusted(row),
                          message_id=message.get("sent_message_id") or message.get("message_id")))
     return rows
+
+
+def trusted(row: dict) -> bool:
+    """Whether a ticket message may steer a reply (its thread, subject, In-Reply-To, References):
+    one we sent, or one Gmail authenticated (the inbound row's `authentication` verdict). A tagged
+    or threaded message nobody vouches for joins the ticket but steers nothing
+    (docs/reliability.md, "Hostile senders")."""
+    message = row.get("message") or {}
+    if message.get("direction") == "out":
+        return True
+    verdict = (row.get("authentication") or message.get("authentication") or {}).get("verdict")
+    return verdict == "pass"
 
 
 def _thread_subject(ticket: dict, mailbox_name: str, thread_id: str | None, messages: list[dict]) -> str | None:
@@ -38,16 +50,25 @@ def _thread_subject(ticket: dict, mailbox_name: str, thread_id: str | None, mess
     return ticket.get("subject")
 
 
-def _thread_for(ticket: dict, mailbox_name: str, messages: list[dict]) -> str | None:
-    """Gmail threadId only when this mailbox's Gmail holds the customer's thread."""
+def _thread_for(ticket: dict, mailbox_name: str, messages: list[dict], untrusted_threads: set[str]) -> str | None:
+    """Gmail threadId only when this mailbox's Gmail holds the customer's thread (never a thread
+    only an unauthenticated message brought)."""
     for message in reversed(messages):
         if message.get("_mailbox") == mailbox_name and message.get("gmail_thread_id"):
             return message["gmail_thread_id"]
     prefix = f"{mailbox_name}:"
     for key in ticket.get("thread_keys", []):
-        if key.startswith(prefix):
+        if key.startswith(prefix) and key[len(prefix):] not in untrusted_threads:
             return key[len(prefix):]
     return None
+
+
+def _untrusted_threads(mailbox_name: str, delivered: list[dict]) -> set[str]:
+    """Gmail threads of this mailbox that only untrusted messages of the ticket are in."""
+    def threads(trust: bool) -> set[str]:
+        return {m["gmail_thread_id"] for m in delivered
+                if m["_trusted"] is trust and m.get("_mailbox") == mailbox_name and m.get("gmail_thread_id")}
+    return threads(False) - threads(True)
 
 
 @dataclasses.dataclass
@@ -81,9 +102,10 @@ def compose(services: ComposePorts, ticket: dict, text: str, html: str | None = 
         to, cc = mime.recipients(ticket, own)
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
-    messages = _delivered_messages(store, ticket["id"])
+    delivered = _delivered_messages(store, ticket["id"])
+    messages = [m for m in delivered if m["_trusted"]]
     in_reply_to, references = mime.reference_chain(messages) if in_reply_to_latest else (None, [])
-    thread_id = _thread_for(ticket, mailbox["name"], messages)
+    thread_id = _thread_for(ticket, mailbox["name"], messages, _untrusted_threads(mailbox["name"], delivered))
     thread_subject = _thread_subject(ticket, mailbox["name"], thread_id, messages)
     if kind == "acknowledgement" and thread_subject is not None and (
             rules.repeatable_subject(thread_subject) != mime.clean_header_text(thread_subject)):
