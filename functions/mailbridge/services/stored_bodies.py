@@ -16,32 +16,38 @@ PARTS = ("text", "full_text", "html")
 # (addresses, references, attachments' metadata) stays far below the remaining room.
 ROW_BODY_BUDGET = 600_000
 PREVIEW_CHARS = 2_000
+MAX_TEXT = 300_000  # characters kept per body field at all
 DEFECT = "message too large for one Firestore document: {parts} kept in Cloud Storage"
 
 
-def body_bytes(message: dict) -> int:
-    return sum(len(str(message.get(field) or "").encode("utf-8", "surrogatepass")) for field in PARTS)
+def _utf8(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass")
 
 
-def offload(services: BodiesPorts, message: dict) -> dict:
-    """`message` itself when its bodies fit its row; else a copy whose large parts are stored in
-    Cloud Storage (a failed upload raises: the caller fails or quarantines the message)."""
-    if body_bytes(message) <= ROW_BODY_BUDGET:
-        return message
-    message = dict(message, defects=list(message.get("defects") or []))
+def offload_parsed(services: BodiesPorts, parsed, max_chars: int = MAX_TEXT) -> dict[str, str]:
+    """Cut each body of a parsed message to `max_chars` (noted), and when the bodies would still
+    not fit a row (ROW_BODY_BUDGET bytes of UTF-8), keep the large ones in Cloud Storage and only
+    a preview on `parsed`. Returns the pointers (field -> sha256) for the row's `stored_parts`; a
+    failed upload raises (the message fails and is retried, as for attachments)."""
+    if any(len(getattr(parsed, field) or "") > max_chars for field in PARTS):
+        for field in PARTS:
+            value = getattr(parsed, field)
+            setattr(parsed, field, value[:max_chars] if value else value)
+        parsed.defects.append(f"body truncated to {max_chars} characters for storage")
+    if sum(len(_utf8(getattr(parsed, field) or "")) for field in PARTS) <= ROW_BODY_BUDGET:
+        return {}
     stored = {}
     for field in PARTS:
-        value = message.get(field)
-        if not value or len(value) <= PREVIEW_CHARS:
+        value = getattr(parsed, field) or ""
+        if len(value) <= PREVIEW_CHARS:
             continue
-        data = value.encode("utf-8", "surrogatepass")
+        data = _utf8(value)
         sha256 = hashlib.sha256(data).hexdigest()
         services.blobs.put(sha256, data, "text/plain; charset=utf-8")
         stored[field] = sha256
-        message[field] = value[:PREVIEW_CHARS]
-    message["stored_parts"] = stored
-    message["defects"].append(DEFECT.format(parts=", ".join(stored)))
-    return message
+        setattr(parsed, field, value[:PREVIEW_CHARS])
+    parsed.defects.append(DEFECT.format(parts=", ".join(stored)))
+    return stored
 
 
 def load(services: BodiesPorts, message: dict) -> dict:
