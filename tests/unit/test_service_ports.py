@@ -1,13 +1,14 @@
 """Each use case touches only the ports it declares (docs/architecture.md, "The store as a port").
 
-Every function or class of services/*.py that takes `services` annotates it with a port of
-services/ports.py (`services: SyncPorts`), and a `store` parameter with a store Protocol. This
-test reads the modules with `ast` and fails when one of them
+Every function or class of services/ (its modules and the modules of its packages, such as
+services/sync/) that takes `services` annotates it with a port of services/ports.py
+(`services: SyncPorts`), and a `store` parameter with a store Protocol. This test reads the
+modules with `ast` and fails when one of them
 - reads or sets an attribute of `services` (also `self.services`) that its port does not name,
 - calls a store method (`services.store.x`, `self.store.x`, a local `store`) that the port's
   store Protocol and the repository Protocols it combines do not name,
-- hands `services` (or the store) to a function whose port names more than its own, or to a
-  callable the test cannot follow,
+- hands `services` (or the store) to a function whose port names more than its own (also one
+  imported by name, or re-exported by a package), or to a callable the test cannot follow,
 - leaves a `services` or `store` parameter unannotated.
 """
 
@@ -24,7 +25,16 @@ from mailbridge import bootstrap
 from mailbridge.services import ports
 
 SERVICES_DIR = Path(ports.__file__).parent
-MODULES = sorted(p.stem for p in SERVICES_DIR.glob("*.py") if p.stem not in ("__init__", "ports"))
+SERVICES_PACKAGE = "mailbridge.services"
+
+
+def _module_name(path: Path) -> str:
+    """services/push.py → "push"; services/sync/run.py → "sync.run"; services/sync/__init__.py → "sync"."""
+    parts = path.relative_to(SERVICES_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = sorted(_module_name(p) for p in SERVICES_DIR.rglob("*.py") if _module_name(p) not in ("", "ports"))
 ATTRIBUTE_BUILTINS = ("getattr", "setattr", "hasattr", "delattr")
 
 
@@ -128,13 +138,26 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
     return units
 
 
-def _imported_services(source: str) -> dict[str, str]:
-    """Local name → module, for `from mailbridge.services import a, b`."""
-    names = {}
+@dataclass
+class Imported:
+    modules: dict[str, str]  # local name → service module: `from mailbridge.services import sync`
+    names: dict[str, tuple[str, str]]  # local name → (service module, name): `from mailbridge.services.sync.run import MailboxSync`
+
+
+def _imported_services(source: str, modules: set[str]) -> Imported:
+    imported = Imported({}, {})
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module == "mailbridge.services":
-            names.update({alias.asname or alias.name: alias.name for alias in node.names})
-    return names
+        if not (isinstance(node, ast.ImportFrom) and node.module
+                and (node.module + ".").startswith(SERVICES_PACKAGE + ".")):
+            continue
+        package = node.module.removeprefix(SERVICES_PACKAGE).removeprefix(".")
+        for alias in node.names:
+            module = f"{package}.{alias.name}".lstrip(".")
+            if module in modules:
+                imported.modules[alias.asname or alias.name] = module
+            elif package in modules:
+                imported.names[alias.asname or alias.name] = (package, alias.name)
+    return imported
 
 
 def _is_self(node) -> bool:
@@ -153,7 +176,7 @@ def _is_store(node) -> bool:
         isinstance(node, ast.Attribute) and node.attr == "store" and (_is_self(node.value) or _is_services(node.value)))
 
 
-def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: dict[str, str]) -> list[str]:
+def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: Imported) -> list[str]:
     problems = list(unit.problems)
     allowed = allowed_for(unit.services_annotation, unit.store_annotation)
     where = f"{unit.module}.{unit.name}"
@@ -166,9 +189,9 @@ def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: dict[st
 
     def callee(func) -> Unit | None:
         if isinstance(func, ast.Name):
-            return index.get((unit.module, func.id))
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in imported:
-            return index.get((imported[func.value.id], func.attr))
+            return index.get((unit.module, func.id)) or index.get(imported.names.get(func.id))
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in imported.modules:
+            return index.get((imported.modules[func.value.id], func.attr))
         return None
 
     for node in ast.walk(unit.node):
@@ -207,21 +230,38 @@ def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: dict[st
     return problems
 
 
-def check_modules(sources: dict[str, str]) -> list[str]:
+def index_units(sources: dict[str, str]) -> tuple[dict[tuple[str, str], Unit], dict[str, dict[str, Unit]],
+                                                 dict[str, Imported]]:
+    """Every unit by (module, name), also under the names other modules import it by (a
+    package's __init__ re-exporting its entry points, a module importing a sibling's function)."""
     index, per_module = {}, {}
     for module, source in sources.items():
         per_module[module] = units_of(module, source)
         index.update({(module, name): unit for name, unit in per_module[module].items()})
+    imports = {module: _imported_services(source, set(sources)) for module, source in sources.items()}
+    aliases = {(module, local): origin for module, imported in imports.items()
+               for local, origin in imported.names.items()}
+    while unresolved := {key: index[origin] for key, origin in aliases.items() if key not in index and origin in index}:
+        index.update(unresolved)
+    return index, per_module, imports
+
+
+def check_modules(sources: dict[str, str]) -> list[str]:
+    index, per_module, imports = index_units(sources)
     problems = []
-    for module, source in sources.items():
-        imported = _imported_services(source)
+    for module in sources:
         for unit in per_module[module].values():
-            problems += check_unit(unit, index, imported)
+            problems += check_unit(unit, index, imports[module])
     return problems
 
 
+def _path_of(module: str) -> Path:
+    path = SERVICES_DIR.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def service_sources() -> dict[str, str]:
-    return {module: (SERVICES_DIR / f"{module}.py").read_text() for module in MODULES}
+    return {module: _path_of(module).read_text() for module in MODULES}
 
 
 # -- the tests ----------------------------------------------------------------------------------
@@ -230,22 +270,39 @@ def test_every_service_touches_only_the_ports_it_declares():
     assert not problems, "\n".join(problems)
 
 
-def test_every_service_module_declares_a_port():
-    ported = {unit.module for units in map(units_of, MODULES, service_sources().values())
-              for unit in units.values() if unit.services_annotation}
-    assert ported == set(MODULES)
+def test_every_use_case_declares_a_port():
+    """Every module of services/, and every package as a whole (its steps may take only the
+    store, or only Gmail), has an entry point typed with a port; a package's __init__ counts by
+    the entry points it re-exports."""
+    index, _per_module, _imports = index_units(service_sources())
+    ported = {module.split(".")[0] for (module, _name), unit in index.items() if unit.services_annotation}
+    assert ported == {module.split(".")[0] for module in MODULES}
+    assert "sync" in {module for (module, _name), unit in index.items() if unit.services_annotation}
 
 
 def test_the_ports_are_narrower_than_the_container():
     container = members(ports.Services)
     store = members(ports.Store)
     for name in ("WatchPorts", "AdminAccessPorts", "ConnectPorts", "TicketsPorts", "LabelsPorts", "IntakePorts",
-                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PushPorts"):
+                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PollPorts", "PushPorts"):
         port = getattr(ports, name)
         assert members(store_protocol(port)) < store, name
         assert members(port) - {"_own_addresses_cache"} <= container, name
     assert members(ports.TicketsPorts) == {"store"}
-    assert "use_nonce" not in members(ports.SyncStore)
+    assert "use_nonce" not in members(ports.PollStore)
+
+
+def test_the_sync_port_names_only_what_the_sync_reads_and_writes():
+    """Its hand-offs (acknowledgements, the outbox) have their own ports; the entry points' port
+    joins them (docs/architecture.md, "Ports per use case")."""
+    handed_off = members(ports.OutboundRepository) | members(ports.OverrideRepository)
+    assert not members(ports.SyncStore) & handed_off
+    assert handed_off <= members(ports.PollStore)
+    # The steps of the sync take SyncPorts (or less); only its entry points join the hand-offs' ports.
+    index, _per_module, _imports = index_units(service_sources())
+    joined = {module for (module, _name), unit in index.items()
+              if module.startswith("sync.") and unit.services_annotation == "PollPorts"}
+    assert joined == {"sync.mailbox", "sync.fanout"}
 
 
 def test_the_container_offers_every_port():
@@ -255,6 +312,8 @@ def test_the_container_offers_every_port():
 
 FIXTURE = '''
 from mailbridge.services import mailboxes
+from mailbridge.services.mailboxes import add_mailbox
+from mailbridge.services.sync import handoffs
 
 
 def good(services: WatchPorts, name):
@@ -272,6 +331,14 @@ def calls_undeclared_store_method(services: WatchPorts, name):
 
 def hands_on_to_a_wider_port(services: WatchPorts, name):
     return mailboxes.add_mailbox(services, name, "a@b.example")
+
+
+def hands_an_imported_name_a_wider_port(services: WatchPorts, name):
+    return add_mailbox(services, name, "a@b.example")
+
+
+def a_step_of_the_sync_hands_off(services: SyncPorts, mailbox):
+    handoffs.queue_acknowledgements(services, mailbox, [])
 
 
 def unannotated(services, name):
@@ -300,6 +367,9 @@ def passes_to_unknown(services: WatchPorts):
     ("reads_undeclared", "services.secrets is not declared in WatchPorts"),
     ("calls_undeclared_store_method", "store.get_mailbox is not declared in WatchPorts"),
     ("hands_on_to_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
+    ("hands_an_imported_name_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
+    ("a_step_of_the_sync_hands_off",
+     "hands services to sync.handoffs.queue_acknowledgements, whose port (OutgoingPorts) names more than SyncPorts"),
     ("unannotated", "parameter `services` has no port annotation"),
     ("dynamic", "services.queue is not declared in WatchPorts"),
     ("Holder", "store.update_sync is not declared in TicketsPorts"),
