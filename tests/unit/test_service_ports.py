@@ -1,9 +1,9 @@
 """Each use case touches only the ports it declares (docs/architecture.md, "The store as a port").
 
-Every function or class of services/ (its modules and the modules of its packages, such as
-services/sync/) that takes `services` annotates it with a port of services/ports.py
-(`services: SyncPorts`), and a `store` parameter with a store Protocol. This test reads the
-modules with `ast` and fails when one of them
+Every function or class of services/*.py and of the modules of its packages (services/outgoing/…)
+that takes `services` annotates it with a port of services/ports.py (`services: SyncPorts`), and a
+`store` parameter with a store Protocol. This test reads the modules with `ast` and fails when one
+of them
 - reads or sets an attribute of `services` (also `self.services`) that its port does not name,
 - calls a store method (`services.store.x`, `self.store.x`, a local `store`) that the port's
   store Protocol and the repository Protocols it combines do not name,
@@ -25,16 +25,11 @@ from mailbridge import bootstrap
 from mailbridge.services import ports
 
 SERVICES_DIR = Path(ports.__file__).parent
-SERVICES_PACKAGE = "mailbridge.services"
-
-
-def _module_name(path: Path) -> str:
-    """services/push.py → "push"; services/sync/run.py → "sync.run"; services/sync/__init__.py → "sync"."""
-    parts = path.relative_to(SERVICES_DIR).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-MODULES = sorted(_module_name(p) for p in SERVICES_DIR.rglob("*.py") if _module_name(p) not in ("", "ports"))
+# every module of services/ and of its packages (services/outgoing/delivery.py: "outgoing.delivery");
+# a package's __init__ only re-exports its modules' names (checked below)
+MODULES = sorted(".".join(p.relative_to(SERVICES_DIR).with_suffix("").parts) for p in SERVICES_DIR.rglob("*.py")
+                 if p.name != "__init__.py" and p.stem != "ports")
+PACKAGES = sorted(p.parent.name for p in SERVICES_DIR.glob("*/__init__.py"))
 ATTRIBUTE_BUILTINS = ("getattr", "setattr", "hasattr", "delattr")
 
 
@@ -92,6 +87,7 @@ class Unit:
     node: ast.AST
     services_annotation: str | None = None
     store_annotation: str | None = None
+    gmail_port: bool = False  # takes `gmail: Gmail` (a step that reads only Gmail declares that port)
     problems: list[str] = field(default_factory=list)
 
 
@@ -115,6 +111,12 @@ def _annotation_of(function: ast.FunctionDef, name: str, where: str, problems: l
     return None
 
 
+def _takes_gmail_port(function: ast.FunctionDef) -> bool:
+    return any(arg.arg == "gmail" and arg.annotation is not None
+               and ast.unparse(arg.annotation).strip("'\"").removeprefix("ports.") == "Gmail"
+               for arg in _parameters(function))
+
+
 def units_of(module: str, source: str) -> dict[str, Unit]:
     units = {}
     for node in ast.parse(source).body:
@@ -123,6 +125,7 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
             where = f"{module}.{node.name}"
             unit.services_annotation = _annotation_of(node, "services", where, unit.problems)
             unit.store_annotation = _annotation_of(node, "store", where, unit.problems)
+            unit.gmail_port = _takes_gmail_port(node)
         elif isinstance(node, ast.ClassDef):
             unit = Unit(module, node.name, node)
             for method in node.body:
@@ -132,6 +135,7 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
                     store = _annotation_of(method, "store", where, unit.problems)
                     unit.services_annotation = unit.services_annotation or services
                     unit.store_annotation = unit.store_annotation or store
+                    unit.gmail_port = unit.gmail_port or _takes_gmail_port(method)
         else:
             continue
         units[node.name] = unit
@@ -140,24 +144,35 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
 
 @dataclass
 class Imported:
-    modules: dict[str, str]  # local name → service module: `from mailbridge.services import sync`
-    names: dict[str, tuple[str, str]]  # local name → (service module, name): `from mailbridge.services.sync.run import MailboxSync`
+    modules: dict[str, str]  # local name → module or package: `from mailbridge.services.outgoing import delivery`
+    names: dict[str, tuple[str, str]]  # local name → (module or package, name): `from …sync.run import MailboxSync`
 
 
 def _imported_services(source: str, modules: set[str]) -> Imported:
+    """What a module imports from services/: `from mailbridge.services import a, b` and
+    `from mailbridge.services.outgoing import delivery` ("outgoing.delivery") name modules;
+    `from mailbridge.services.sync.run import MailboxSync` names a unit of "sync.run"."""
     imported = Imported({}, {})
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.ImportFrom) and node.module
-                and (node.module + ".").startswith(SERVICES_PACKAGE + ".")):
-            continue
-        package = node.module.removeprefix(SERVICES_PACKAGE).removeprefix(".")
-        for alias in node.names:
-            module = f"{package}.{alias.name}".lstrip(".")
-            if module in modules:
-                imported.modules[alias.asname or alias.name] = module
-            elif package in modules:
-                imported.names[alias.asname or alias.name] = (package, alias.name)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailbridge.services"):
+            package = node.module.removeprefix("mailbridge.services").lstrip(".")
+            for alias in node.names:
+                module = ".".join(filter(None, (package, alias.name)))
+                if module in modules or module in PACKAGES:
+                    imported.modules[alias.asname or alias.name] = module
+                elif package in modules or package in PACKAGES:
+                    imported.names[alias.asname or alias.name] = (package, alias.name)
     return imported
+
+
+def _reexports(package: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(package, name) → (module, name) for the names a package's __init__ imports from its modules."""
+    aliases = {}
+    for node in ast.parse((SERVICES_DIR / package / "__init__.py").read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            module = (node.module or "").removeprefix("mailbridge.services.")
+            aliases.update({(package, alias.asname or alias.name): (module, alias.name) for alias in node.names})
+    return aliases
 
 
 def _is_self(node) -> bool:
@@ -230,38 +245,23 @@ def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: Importe
     return problems
 
 
-def index_units(sources: dict[str, str]) -> tuple[dict[tuple[str, str], Unit], dict[str, dict[str, Unit]],
-                                                 dict[str, Imported]]:
-    """Every unit by (module, name), also under the names other modules import it by (a
-    package's __init__ re-exporting its entry points, a module importing a sibling's function)."""
+def check_modules(sources: dict[str, str]) -> list[str]:
     index, per_module = {}, {}
     for module, source in sources.items():
         per_module[module] = units_of(module, source)
         index.update({(module, name): unit for name, unit in per_module[module].items()})
-    imports = {module: _imported_services(source, set(sources)) for module, source in sources.items()}
-    aliases = {(module, local): origin for module, imported in imports.items()
-               for local, origin in imported.names.items()}
-    while unresolved := {key: index[origin] for key, origin in aliases.items() if key not in index and origin in index}:
-        index.update(unresolved)
-    return index, per_module, imports
-
-
-def check_modules(sources: dict[str, str]) -> list[str]:
-    index, per_module, imports = index_units(sources)
+    for package in PACKAGES:  # `outgoing.send_reply(services, …)` is outgoing.replies.send_reply
+        index.update({alias: index[target] for alias, target in _reexports(package).items() if target in index})
     problems = []
-    for module in sources:
+    for module, source in sources.items():
+        imported = _imported_services(source, set(sources))
         for unit in per_module[module].values():
-            problems += check_unit(unit, index, imports[module])
+            problems += check_unit(unit, index, imported)
     return problems
 
 
-def _path_of(module: str) -> Path:
-    path = SERVICES_DIR.joinpath(*module.split("."))
-    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-
-
 def service_sources() -> dict[str, str]:
-    return {module: _path_of(module).read_text() for module in MODULES}
+    return {module: (SERVICES_DIR / f"{module.replace('.', '/')}.py").read_text() for module in MODULES}
 
 
 # -- the tests ----------------------------------------------------------------------------------
@@ -270,14 +270,17 @@ def test_every_service_touches_only_the_ports_it_declares():
     assert not problems, "\n".join(problems)
 
 
-def test_every_use_case_declares_a_port():
-    """Every module of services/, and every package as a whole (its steps may take only the
-    store, or only Gmail), has an entry point typed with a port; a package's __init__ counts by
-    the entry points it re-exports."""
-    index, _per_module, _imports = index_units(service_sources())
-    ported = {module.split(".")[0] for (module, _name), unit in index.items() if unit.services_annotation}
-    assert ported == {module.split(".")[0] for module in MODULES}
-    assert "sync" in {module for (module, _name), unit in index.items() if unit.services_annotation}
+def test_a_package_init_only_reexports_its_modules():
+    for package in PACKAGES:
+        tree = ast.parse((SERVICES_DIR / package / "__init__.py").read_text())
+        assert all(isinstance(node, (ast.ImportFrom, ast.Assign)) or (isinstance(node, ast.Expr) and isinstance(
+            node.value, ast.Constant)) for node in tree.body), package  # docstring, imports, __all__
+
+
+def test_every_service_module_declares_a_port():
+    ported = {unit.module for units in map(units_of, MODULES, service_sources().values())
+              for unit in units.values() if unit.services_annotation or unit.store_annotation or unit.gmail_port}
+    assert ported == set(MODULES)
 
 
 def test_the_ports_are_narrower_than_the_container():
@@ -293,15 +296,13 @@ def test_the_ports_are_narrower_than_the_container():
 
 
 def test_the_sync_port_names_only_what_the_sync_reads_and_writes():
-    """Its hand-offs (acknowledgements, the outbox) have their own ports; the entry points' port
-    joins them (docs/architecture.md, "Ports per use case")."""
+    """Its hand-offs (acknowledgements, the outbox) have their own ports; only the entry points'
+    port joins them (docs/architecture.md, "Ports per use case")."""
     handed_off = members(ports.OutboundRepository) | members(ports.OverrideRepository)
     assert not members(ports.SyncStore) & handed_off
     assert handed_off <= members(ports.PollStore)
-    # The steps of the sync take SyncPorts (or less); only its entry points join the hand-offs' ports.
-    index, _per_module, _imports = index_units(service_sources())
-    joined = {module for (module, _name), unit in index.items()
-              if module.startswith("sync.") and unit.services_annotation == "PollPorts"}
+    joined = {unit.module for module, source in service_sources().items() if module.startswith("sync.")
+              for unit in units_of(module, source).values() if unit.services_annotation == "PollPorts"}
     assert joined == {"sync.mailbox", "sync.fanout"}
 
 
@@ -368,8 +369,8 @@ def passes_to_unknown(services: WatchPorts):
     ("calls_undeclared_store_method", "store.get_mailbox is not declared in WatchPorts"),
     ("hands_on_to_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
     ("hands_an_imported_name_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
-    ("a_step_of_the_sync_hands_off",
-     "hands services to sync.handoffs.queue_acknowledgements, whose port (OutgoingPorts) names more than SyncPorts"),
+    ("a_step_of_the_sync_hands_off", "hands services to sync.handoffs.queue_acknowledgements, "
+                                     "whose port (AcknowledgementPorts) names more than SyncPorts"),
     ("unannotated", "parameter `services` has no port annotation"),
     ("dynamic", "services.queue is not declared in WatchPorts"),
     ("Holder", "store.update_sync is not declared in TicketsPorts"),

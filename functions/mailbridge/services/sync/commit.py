@@ -1,4 +1,4 @@
-"""Step 4 of a sync, the commit (docs/architecture.md, "The path of a poll"): a chunk's inbound
+"""A sync's commit step (docs/architecture.md, "The path of a poll"): a chunk's inbound
 rows and tickets in ONE batch. Rows are `create`d (fail if present) and ticket updates carry a
 last-update-time precondition, so a concurrent writer makes the batch fail; the chunk is then
 re-read, re-matched and committed again."""

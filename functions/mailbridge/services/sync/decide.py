@@ -1,4 +1,4 @@
-"""Step 3 of a sync, deciding (docs/architecture.md, "The path of a poll"): each fetched message
+"""A sync's decide step (docs/architecture.md, "The path of a poll"): each fetched message
 is parsed (domain/parsing), judged (domain/rules.classify), its authentication read and its
 attachments stored; match.py then finds its ticket."""
 

@@ -1,4 +1,4 @@
-"""Step 2 of a sync, fetching (docs/architecture.md, "The path of a poll"): a chunk's raw messages
+"""A sync's fetch step (docs/architecture.md, "The path of a poll"): a chunk's raw messages
 from Gmail, and the inbound rows of the messages that get no further: deleted before the fetch,
 failed (retried by later runs), or quarantined after too many unfinished attempts."""
 

@@ -1,8 +1,8 @@
-"""Step 5 of a sync, after the commit (docs/architecture.md, "The path of a poll"): the hand-offs
-to other use cases, each a named step with the port of the use case it hands to, so SyncPorts
-names only what the sync itself reads and writes. mailbox.py calls them: the labels after
-processing and the Gmail watch under the lease, the quota bucket and the acknowledgements after
-it; the poll (fanout.py) wakes the outboxes."""
+"""A sync's last step, after the commit (docs/architecture.md, "The path of a poll"): the
+hand-offs to other use cases, each a named step with its own port (services/ports.py: what it
+needs of the use case it hands to), so SyncPorts names only what the sync itself reads and
+writes. mailbox.py calls them: the labels after processing and the Gmail watch under the lease,
+the quota bucket and the acknowledgements after it; the poll (fanout.py) wakes the outboxes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from mailbridge.errors import GmailError
 from mailbridge.logs import log_event
 from mailbridge.services import labels, outbox, outgoing
-from mailbridge.services.ports import LabelsPorts, OutboxPorts, OutgoingPorts
+from mailbridge.services.ports import AcknowledgementPorts, LabelsPorts, PacingPorts, SendTaskPorts
 from mailbridge.services.sync.decide import Prepared
 
 
@@ -32,7 +32,7 @@ def label_processed(services: LabelsPorts, mailbox: dict, gmail, ids: list[str])
         log_event("WARNING", "post-processing failed; mail left in place", mailbox=mailbox["name"], error=str(e)[:200])
 
 
-def record_ingestion(services: OutboxPorts, mailbox: dict, units: int) -> None:
+def record_ingestion(services: PacingPorts, mailbox: dict, units: int) -> None:
     """Ingestion draws on the mailbox's quota bucket first; the outbox's sends use what is left
     (docs/outbox.md). A run that only asked for its history (2 units) leaves the bucket alone."""
     if units <= 2:
@@ -43,7 +43,7 @@ def record_ingestion(services: OutboxPorts, mailbox: dict, units: int) -> None:
         log_event("WARNING", "quota bucket not updated", mailbox=mailbox["name"], error=_error(e))
 
 
-def queue_acknowledgements(services: OutgoingPorts, mailbox: dict, new_tickets: list[tuple[dict, Prepared]]) -> None:
+def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_tickets: list[tuple[dict, Prepared]]) -> None:
     """Queue the acknowledgements of the new tickets in the outbox and ask for one send task
     (docs/outbox.md): they are only queued here; the outbox sends them. `new_tickets`: (ticket,
     the message that opened it) pairs."""
@@ -63,7 +63,7 @@ def queue_acknowledgements(services: OutgoingPorts, mailbox: dict, new_tickets: 
         log_event("WARNING", "send task not queued", mailbox=mailbox["name"], error=_error(e))
 
 
-def wake_outboxes(services: OutboxPorts, boxes: list[dict]) -> None:
+def wake_outboxes(services: SendTaskPorts, boxes: list[dict]) -> None:
     """Outboxes that asked to be woken (backoff passed, next day, mailbox reconnected) get a send
     task; the mailbox documents were read anyway, so an idle mailbox costs nothing more."""
     for box in boxes:

@@ -1,4 +1,4 @@
-"""Step 1 of a sync, finding new mail (docs/architecture.md, "The path of a poll"): the Gmail
+"""A sync's first step, finding new mail (docs/architecture.md, "The path of a poll"): the Gmail
 history since the stored history id, or a listing of the inbox on a first, full or backfill run."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import datetime
 from mailbridge.domain import models
 from mailbridge.errors import HistoryExpired
 from mailbridge.logs import log_event
+from mailbridge.services.ports import Gmail
 
 
 @dataclasses.dataclass
@@ -19,7 +20,7 @@ class NewMail:
     ends_backfill: bool = False  # the sync state's pending backfill window is listed here
 
 
-def find_new_mail(gmail, state: dict, mailbox: str, backfill_since: float | None = None) -> NewMail:
+def find_new_mail(gmail: Gmail, state: dict, mailbox: str, backfill_since: float | None = None) -> NewMail:
     """What this run ingests. `state`: the mailbox's sync state; `backfill_since`: an admin's
     backfill (epoch seconds) instead of the history."""
     if backfill_since is not None or not state.get("history_id"):
@@ -37,7 +38,7 @@ def find_new_mail(gmail, state: dict, mailbox: str, backfill_since: float | None
     return found
 
 
-def _history(gmail, state: dict, mailbox: str) -> NewMail:
+def _history(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
     ids: list[str] = []
     history_id = None
     try:
@@ -49,7 +50,7 @@ def _history(gmail, state: dict, mailbox: str) -> NewMail:
     return NewMail("incremental", ids, history_id)
 
 
-def _full_listing(gmail, state: dict, mailbox: str) -> NewMail:
+def _full_listing(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
     """Gmail no longer has the history since the stored id: the inbox since the last success (an
     hour's margin); the rows of what was ingested before make the overlap harmless."""
     history_id = gmail.profile().get("historyId")
@@ -60,7 +61,7 @@ def _full_listing(gmail, state: dict, mailbox: str) -> NewMail:
     return NewMail("full", ids, history_id)
 
 
-def listed_ids(gmail, query: str) -> list[str]:
+def listed_ids(gmail: Gmail, query: str) -> list[str]:
     ids = []
     for page in gmail.list_ids(query):
         ids.extend(page)

@@ -1,5 +1,5 @@
-"""Step 3 of a sync, matching (docs/architecture.md, "Threading"): which ticket each judged
-message joins or opens, and the ticket and message records its commit writes."""
+"""The matching half of a sync's decide step (docs/architecture.md, "Threading"): which ticket
+each judged message joins or opens, and the ticket and message records its commit writes."""
 
 from __future__ import annotations
 
