@@ -216,7 +216,7 @@ class Services(Protocol):
 # -- the ports of each use case ----------------------------------------------------------------
 # A service function's `services` parameter is annotated with the port of its module (or a
 # narrower one); it touches only what that port names, and hands `services` on only to functions
-# whose port is part of its own. tests/unit/test_ports.py reads services/*.py and enforces it.
+# whose port is part of its own. tests/unit/test_service_ports.py reads services/ and enforces it.
 # bootstrap.Services satisfies every one of them; a test may pass anything narrower.
 
 
@@ -361,23 +361,51 @@ class OutboxPorts(OutgoingPorts, Protocol):
     services/outgoing/delivery.py); the operators' status, list, retry and drop."""
 
 
-class SyncStore(OutgoingStore, SyncRepository, InboundRepository, Protocol):
-    """Ingest (sync state, inbound log, tickets) and what follows it: acknowledgements and the
-    outbox (outbound, overrides). Only the links and the admin sessions stay out."""
+class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
+                Protocol):
+    """What the sync itself reads and writes: the switches and the ticket tag format, the
+    mailboxes (loop protection), the sync state and lease, the tickets, the inbound log."""
 
 
-class SyncPorts(OutboxPorts, LabelsPorts, WatchPorts, Protocol):
-    """services/sync.py: poll one mailbox, ingest exactly once, then labels, acknowledgements,
-    the watch and the outbox's wake-up."""
+class SyncPorts(InstancePorts, Protocol):
+    """services/sync/: find new mail, fetch, decide, commit (one mailbox, exactly once), and the
+    sync's own tasks (a continuation, the tick's fan-out). Its hand-offs after the commit are
+    named steps with their own ports (services/sync/handoffs.py): PollPorts joins them."""
 
     store: SyncStore
+    blobs: Blobs  # attachments
+    google: OAuth  # a revoked token is recorded (mark_revoked)
     # own_addresses() caches the deployment's addresses on the container for a minute
     _own_addresses_cache: tuple[float, set[str]]
 
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
 
-class PushPorts(SyncPorts, Protocol):
-    """services/push.py: a Pub/Sub notification or task → a sync (services/sync.py) or a send
-    (services/outbox.py)."""
+    @property
+    def queue(self) -> WorkQueue: ...
+
+
+class AcknowledgementPorts(ComposePorts, SendTaskPorts, Protocol):
+    """services/sync/handoffs.queue_acknowledgements: a sync's new tickets acknowledged
+    (services/outgoing/acknowledgements.py: queued records) and one send task asked for."""
+
+    store: OutgoingStore
+
+
+class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...
+
+
+class PollPorts(SyncPorts, LabelsPorts, WatchPorts, PacingPorts, AcknowledgementPorts, Protocol):
+    """The sync's entry points (services/sync: poll, sync_mailbox): the sync, and the ports of the
+    steps it hands on to after the commit (services/sync/handoffs.py): labels after processing
+    (LabelsPorts), the Gmail watch (WatchPorts), the quota bucket (PacingPorts), the
+    acknowledgements (AcknowledgementPorts) and the outboxes' wake-up (SendTaskPorts)."""
+
+    store: PollStore
+
+
+class PushPorts(PollPorts, OutboxPorts, Protocol):
+    """services/push.py: a Pub/Sub notification or task → a sync (services/sync/) or a send
+    (services/outbox/)."""
 
 
 # -- the helpdesk's JSON API ------------------------------------------------------------------
