@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mailbridge import bootstrap
 from mailbridge.cli.app import cli
-from mailbridge.services import outgoing, sync
+from mailbridge.services import outgoing, stored_bodies, sync
 from mailbridge.services import tickets as ticket_service
 from tests.helpers import make_email, make_mail
 from tests.memory.services import connected_mailbox, memory_services
@@ -159,14 +159,14 @@ def test_a_3mb_text_and_a_5mb_html_mail_become_tickets_read_back_whole(script):
     accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, "Ordinary question"))
     result = sync.poll(services, "help")
 
-    assert result["counts"]["created"] == 3, result
+    assert result["mailboxes"][0]["counts"]["created"] == 3, result
     views = {v["subject"]: v for v in ticket_service.list_tickets(services, mailbox="help")}
     big_text, big_page = views["Big log"]["messages"][0], views["Big page"]["messages"][0]
     assert big_text["full_text"].startswith(line.strip()) and len(big_text["full_text"]) > 100_000
     assert big_page["html"] and len(big_page["html"]) > 100_000
     assert any("kept in Cloud Storage" in d for d in big_text["defects"] + big_page["defects"])
-    rows = services.store.ticket_messages(views["Big log"]["id"])
-    assert rows[0]["message"]["stored_parts"]  # the row itself holds only a preview
+    stored = [services.store.ticket_messages(views[s]["id"])[0]["message"].get("stored_parts") for s in views]
+    assert any(stored)  # such a row holds only a preview and the pointers
 
 
 # ---- the same attacks through the local stack (Firestore and Storage emulators, fake Google) -----
@@ -205,7 +205,7 @@ def test_stack_a_06mb_cjk_mail_and_the_ordinary_mail_after_it_both_become_ticket
     stack_deliver(fake, make_mail(DANA, ADDRESS, "Invoice question", "Where is my invoice?"))
     result = sync.poll(services, "help", scheduled=False)
 
-    assert result["counts"]["created"] == 2, result
+    assert result["mailboxes"][0]["counts"]["created"] == 2, result
     views = {v["subject"]: v for v in ticket_service.list_tickets(services, mailbox="help")}
     assert set(views) == {"Forwarded log", "Invoice question"}
     assert views["Forwarded log"]["messages"][0]["full_text"].count("写道:") == 75_000  # read back whole
@@ -273,3 +273,52 @@ def test_stack_the_ticket_page_shows_each_verdict_and_warns_about_the_requester(
     assert "not authenticated (verdict fail: dmarc=fail, spf=fail, dkim=fail)" in html
     assert 'id="requester-unauthenticated"' in html
     assert "Your reply to ceo@bank.example</label>" in html  # spy and drop only suggested
+
+
+def test_a_message_that_cannot_be_stored_is_quarantined_with_its_raw_copy_and_the_rest_go_on(monkeypatch):
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts, outgoing={"acknowledge_new": False})
+    monkeypatch.setattr(stored_bodies, "ROW_BODY_BUDGET", 10**9)  # as before issue 28: bodies stay in the row
+    big = accounts.deliver(ADDRESS, make_mail("log@customer.example", ADDRESS, "Forwarded log", "张三 写道:\n" * 75_000))
+    accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, "Invoice question"))
+    result = sync.poll(services, "help")["mailboxes"][0]
+
+    assert (result["outcome"], result["counts"]["created"], result["counts"]["quarantined"]) == ("ok", 1, 1)
+    row = next(r for r in services.store.collection("inbound").values() if r["gmail_message_id"] == big)
+    assert row["outcome"] == "quarantined" and "DocumentTooLarge" in row["reason"]
+    assert services.blobs.get(row["raw_sha256"]).endswith(accounts.account(ADDRESS)["messages"][big]["raw"][-200:])
+
+    monkeypatch.undo()  # what a person's Retry meets once it can be stored (admin Retry = retry_quarantined)
+    sync.retry_quarantined(services, "help", big)
+    sync.poll(services, "help")
+    assert services.store.get_inbound_rows("help", [big])[big]["outcome"] == "created"
+
+
+# ---- 5. a squatted Message-ID captures the victim's follow-up ----------------------------------
+def test_a_squatted_message_id_is_not_held_and_the_follow_up_reaches_the_victim(world):
+    services, accounts, ticket = world
+    for n in range(9):  # tickets #2..#10: "10" sorts before "1" and "4" in document order
+        accounts.deliver(ADDRESS, make_mail(f"c{n}@other.example", ADDRESS, f"Other {n}", "x"))
+    sync.poll(services, "help")
+    accounts.deliver(ADDRESS, make_mail("mallory@evil.test", ADDRESS, "Invoice question", "squat",
+                                        message_id="<q1@customer.example>"))
+    sync.poll(services, "help")
+    accounts.deliver(ADDRESS, make_mail(DANA, ADDRESS, "Re: Invoice question", "IBAN DE00",
+                                        In_Reply_To="<q1@customer.example>"))
+    sync.poll(services, "help")
+
+    squatter = next(t for t in services.store.list_tickets(limit=0) if t["requester"]["email"] == "mallory@evil.test")
+    assert "<q1@customer.example>" not in squatter["message_ids"]
+    (squat,) = services.store.ticket_messages(squatter["id"])
+    assert any("already held by another sender's ticket" in d for d in squat["message"]["defects"])
+    assert [r["message"]["text"].strip() for r in services.store.ticket_messages(ticket["id"])] == ["Hello", "IBAN DE00"]
+
+
+def test_the_same_senders_message_id_in_a_second_mailbox_is_still_held(world):
+    services, accounts, ticket = world
+    connected_mailbox(services, accounts, "sales", "sales@acme.example", outgoing={"acknowledge_new": False})
+    accounts.deliver("sales@acme.example", make_mail(DANA, "sales@acme.example", "Invoice question",
+                                                     message_id="<q1@customer.example>"))
+    sync.poll(services, "sales")
+    other = next(t for t in services.store.list_tickets(limit=0) if t["mailbox"] == "sales")
+    assert other["message_ids"] == ["<q1@customer.example>"]

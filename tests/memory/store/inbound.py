@@ -15,7 +15,7 @@ from tests.memory.store.base import DELETE, MemoryRepository
 # what the Firestore adapter reads of a row (its field masks)
 VERSION_FIELDS = ["gmail_message_id", "outcome", "attempts", "unfinished"]
 INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
-                      "processed_at", "subject", "from_email", "mailbox", "defects"]
+                      "processed_at", "subject", "from_email", "mailbox", "defects", "authentication"]
 
 
 def _key(mailbox: str, gmail_id: str) -> str:

@@ -30,7 +30,7 @@ class InboundRepository(FirestoreRepository):
         return found
 
     INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
-                          "processed_at", "subject", "from_email", "mailbox", "defects"]
+                          "processed_at", "subject", "from_email", "mailbox", "defects", "authentication"]
 
     def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
         query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox))

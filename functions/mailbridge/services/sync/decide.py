@@ -13,6 +13,7 @@ from mailbridge.domain import models, rules
 from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.parsing import parse_message
+from mailbridge.services import stored_bodies
 from mailbridge.services.ports import SyncPorts
 from mailbridge.services.sync.fetch import Fetched
 
@@ -30,6 +31,7 @@ class Prepared:
     verdict: object
     stored_attachments: list
     authentication: object = UNAUTHENTICATED  # domain.authentication.Authentication
+    stored_parts: dict = dataclasses.field(default_factory=dict)  # body field -> sha256 (stored_bodies)
 
 
 def own_addresses(services: SyncPorts) -> set[str]:
@@ -75,9 +77,11 @@ class Decider:
             parsed, own_addresses=self.own_addresses(), loop_marker=rules.loop_marker(self.services.settings.prefix),
             ignore_senders=self.incoming.get("ignore_senders") or [],
             ignore_subjects=self.incoming.get("ignore_subjects") or [])
-        stored = self._store_attachments(parsed) if verdict.action == "accept" or verdict.automatic else []
+        kept = verdict.action == "accept" or verdict.automatic
+        stored = self._store_attachments(parsed) if kept else []
+        parts = stored_bodies.offload_parsed(self.services, parsed) if kept else {}
         return Prepared(message.gmail_id, message.thread_id, message.internal_date, parsed, verdict, stored,
-                        authenticate(parsed.headers, parsed.from_.email if parsed.from_ else ""))
+                        authenticate(parsed.headers, parsed.from_.email if parsed.from_ else ""), parts)
 
     def _apply_size_limit(self, parsed) -> None:
         limit = int(self.incoming.get("max_message_bytes") or 0)

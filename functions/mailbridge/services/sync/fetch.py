@@ -54,12 +54,12 @@ class Attempts:
                   outcome=row["outcome"], attempts=row.get("attempts"), reason=reason[:200])
         return row["outcome"]
 
-    def final_row(self, gmail_id: str, outcome: str, reason: str) -> str:
+    def final_row(self, gmail_id: str, outcome: str, reason: str, **extra) -> str:
         try:
             self.store.put_inbound_row(self.mailbox, gmail_id, {
                 "mailbox": self.mailbox, "gmail_message_id": gmail_id, "message_id": None,
                 "outcome": outcome, "reason": reason, "ticket_id": None, "attempts": 1,
-                "processed_at": models.now_iso()})
+                "processed_at": models.now_iso(), **extra})
         except StoreUnavailable:
             return self.failure(gmail_id, reason)
         return outcome

@@ -10,7 +10,6 @@ from mailbridge.domain.threads import match_ticket
 from mailbridge.services.ports import TicketRepository
 from mailbridge.services.sync.decide import Prepared
 
-MAX_TEXT = 300_000  # characters kept per body field; Firestore documents cap at 1 MiB
 
 
 @dataclasses.dataclass
@@ -28,12 +27,9 @@ def _address(addr) -> dict | None:
 
 def message_record(prepared: Prepared, mailbox_name: str) -> dict:
     parsed = prepared.parsed
+    # bodies already cut to size, and kept in Cloud Storage when too large for the row (decide.py)
     notes = list(parsed.defects)
     text, full_text, html = parsed.text or "", parsed.full_text or "", parsed.html
-    if len(full_text) > MAX_TEXT or len(text) > MAX_TEXT or (html and len(html) > MAX_TEXT):
-        notes.append(f"body truncated to {MAX_TEXT} characters for storage")
-        text, full_text = text[:MAX_TEXT], full_text[:MAX_TEXT]
-        html = html[:MAX_TEXT] if html else html
     return {
         "id": f"{mailbox_name}~{prepared.gmail_id}", "direction": "in",
         "gmail_message_id": prepared.gmail_id, "gmail_thread_id": prepared.thread_id,
@@ -46,6 +42,7 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
         "received_at": prepared.internal_date or parsed.date,
         "text": text, "full_text": full_text, "html": html,
         "attachments": prepared.stored_attachments, "defects": notes, "size": parsed.size,
+        **({"stored_parts": prepared.stored_parts} if prepared.stored_parts else {}),
     }
 
 
@@ -62,15 +59,21 @@ class StoreLookup:
         self.thread_keys = set(thread_keys) - self.new_thread_keys
         self.stored_threads = store.tickets_by_thread_keys(sorted(self.thread_keys)) if self.thread_keys else {}
 
-    def by_message_ids(self, ids):
+    def by_message_ids(self, ids, sender=""):
+        """Of several tickets holding an id (stored or touched by this chunk), the one
+        threads.preferred_holder picks: the sender's, then the oldest by number."""
         ids = list(ids)
-        stored = self.store.tickets_by_message_ids(ids)
+        stored = self.store.tickets_by_message_ids(ids, sender)
         for message_id in ids:  # the strongest signal (first id) wins, wherever it is held
-            for ticket_id, ticket in self.overlay.items():
-                if message_id in ticket.get("message_ids", []):
-                    return ticket_id
-            if message_id in stored:
-                return stored[message_id]
+            holders = [dict(ticket, id=ticket_id) for ticket_id, ticket in self.overlay.items()
+                       if message_id in ticket.get("message_ids", [])]
+            held = stored.get(message_id)
+            if held and held not in self.overlay:
+                if not holders:
+                    return held
+                holders.append(self.store.find_ticket(held) or {"id": held, "number": held})
+            if holders:
+                return threads.preferred_holder(holders, sender)
         return None
 
     def by_number(self, number):
@@ -150,13 +153,38 @@ class ChunkTickets:
         parsed = p.parsed
         requester = message["from"]
         participants = self._participants(parsed, [])
-        return {
+        ticket = {
             "id": None, "number": None, "subject": parsed.subject or "(no subject)", "status": "open",
             "mailbox": self.mailbox, "requester": requester, "participants": participants,
             "created_at": message["received_at"] or models.now_iso(), "updated_at": models.now_iso(),
-            "message_ids": [parsed.message_id], "thread_keys": [f"{self.mailbox}:{p.thread_id}"] if p.thread_id else [],
+            "message_ids": self._own_message_id(p, message),
+            "thread_keys": [f"{self.mailbox}:{p.thread_id}"] if p.thread_id else [],
             "message_count": 1, "ticket_type": None, "team": None, "client": None,
         }
+        if not p.authentication.passed and len(participants) > 1:
+            # Nobody vouches for this sender: its Cc, To and Reply-To are only suggested, as on
+            # replies (docs/reliability.md, "Hostile senders")
+            sender = requester.get("email") or ""
+            ticket["participants"] = [e for e in participants if e == sender]
+            ticket["suggested_participants"] = threads.suggest_participants(
+                [], [e for e in participants if e != sender], sender, models.now_iso())
+        return ticket
+
+    def _own_message_id(self, p: Prepared, message: dict) -> list[str]:
+        """The new ticket holds its first message's Message-ID unless another sender's ticket
+        holds it already: an id is evidence, not a key anyone can claim (a squatted id would
+        capture that customer's follow-ups)."""
+        message_id = p.parsed.message_id
+        sender = (message["from"].get("email") or "").lower()
+        held = self.lookup.by_message_ids([message_id], sender) if message_id else None
+        if not held:
+            return [message_id] if message_id else []
+        holder = self.tickets.get(held) or self.store.find_ticket(held) or {}
+        if threads.claimable_message_id(message_id, [holder], sender):
+            return [message_id]
+        message["defects"].append(f"Message-ID {message_id[:200]} is already held by another sender's ticket: "
+                                  "this ticket does not hold it")
+        return []
 
     def _participants(self, parsed, current: list[str]) -> list[str]:
         own = self.own_addresses

@@ -7,9 +7,11 @@ are the caller's (mailbox.py, handoffs.py): a run says what they need in `proces
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import hashlib
 import time
 
 from mailbridge.domain import models
+from mailbridge.errors import DocumentTooLarge, InvalidInput, StoreUnavailable
 from mailbridge.logs import log_event
 from mailbridge.services.ports import SyncPorts
 from mailbridge.services.sync import commit, fetch, listing
@@ -148,13 +150,73 @@ class MailboxSync:
             if message is not None:
                 self._prepare(message, prepared, outcomes)
         if prepared:
-            committed = commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
-                                            own_addresses=self.decider.own_addresses())
-            outcomes.update(committed.outcomes)
-            self.new_tickets.extend(committed.new_tickets)
+            self._commit(prepared, outcomes)
         for outcome in outcomes.values():
             self.counts[outcome if outcome in self.counts else "failed"] += 1
         return outcomes
+
+    def _commit(self, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
+        """The chunk in one commit; when that fails for any reason but an unavailable store, once
+        more message by message, so a message that cannot be stored (over Firestore's 1 MiB even
+        with its bodies in Cloud Storage) never holds up the others (docs/reliability.md). When
+        no message at all can be committed and the reason is not the mail's (not an InvalidInput),
+        the store is at fault: the run ends in that error and the next one retries them all."""
+        try:
+            batches = [self._commit_one_batch(prepared)]
+        except StoreUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - the next step tells the messages apart
+            log_event("WARNING", "chunk commit failed; committing message by message", mailbox=self.name,
+                      messages=len(prepared), error=f"{e.__class__.__name__}: {str(e)[:200]}")
+            batches, unknown = [], []
+            for p in prepared:
+                try:
+                    batches.append(self._commit_one_batch([p]))
+                except StoreUnavailable:
+                    raise
+                except InvalidInput as error:  # the mail itself cannot be stored
+                    outcomes[p.gmail_id] = self._unstorable(p, error)
+                except Exception as error:  # noqa: BLE001 - judged below
+                    unknown.append((p, error))
+            if unknown and not batches:
+                raise unknown[0][1]
+            for p, error in unknown:
+                outcomes[p.gmail_id] = self._unstorable(p, error)
+        for committed in batches:
+            outcomes.update(committed.outcomes)
+            self.new_tickets.extend(committed.new_tickets)
+
+    def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
+        return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
+                                   own_addresses=self.decider.own_addresses())
+
+    def _unstorable(self, p: Prepared, error: Exception) -> str:
+        """A message whose own commit failed: quarantined at once with the reason when it can
+        never fit a document (its raw copy kept in Cloud Storage, `raw_sha256` on the row), else a
+        failed attempt like any other (quarantined after max_attempts)."""
+        reason = f"could not be stored: {error.__class__.__name__}: {str(error)[:200]}"
+        if not isinstance(error, DocumentTooLarge):
+            outcome = self.attempts.failure(p.gmail_id, reason)
+            if outcome == "failed" and p.thread_id:
+                self.failed_threads.add(p.thread_id)
+            return outcome
+        log_event("ERROR", "message quarantined", mailbox=self.name, gmail_message_id=p.gmail_id, reason=reason)
+        return self.attempts.final_row(p.gmail_id, "quarantined", reason, raw_sha256=self._keep_raw(p.gmail_id))
+
+    def _keep_raw(self, gmail_id: str) -> str | None:
+        """The raw message, kept in Cloud Storage for a person to look at (None if not fetched)."""
+        try:
+            result = self.gmail.get_raw_many([gmail_id]).get(gmail_id)
+            raw = result["raw"] if isinstance(result, dict) else None
+            if raw is None:
+                return None
+            sha256 = hashlib.sha256(raw).hexdigest()
+            self.services.blobs.put(sha256, raw, "message/rfc822")
+            return sha256
+        except Exception as e:  # noqa: BLE001 - the quarantine stands without the copy
+            log_event("WARNING", "raw copy of a quarantined message not kept", mailbox=self.name,
+                      gmail_message_id=gmail_id, error=e.__class__.__name__)
+            return None
 
     def _prepare(self, message: fetch.Fetched, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
         try:
