@@ -16,7 +16,7 @@ PARTS = ("text", "full_text", "html")
 # (addresses, references, attachments' metadata) stays far below the remaining room.
 ROW_BODY_BUDGET = 600_000
 PREVIEW_CHARS = 2_000
-MAX_TEXT = 300_000  # characters kept per body field at all
+MAX_TEXT = 2_000_000  # characters kept per body field at all (beyond a row's room, in Cloud Storage)
 DEFECT = "message too large for one Firestore document: {parts} kept in Cloud Storage"
 
 
