@@ -40,6 +40,11 @@ MESSAGE = obj({
     "subject": NULLABLE_STRING, "date": NULLABLE_STRING, "text": NULLABLE_STRING,
     "html": {"type": ["string", "null"], "description": "sanitized HTML"},
     "attachments": {"type": "array", "items": ref("Attachment")},
+    "authentication": {"anyOf": [obj({field: {"enum": ["pass", "fail", "none"]} if field == "verdict" else
+                                       {"type": "string"} for field in ("verdict", "dmarc", "spf", "dkim")}),
+                                 {"type": "null"}],
+                       "description": "Gmail's verdict on the sender (null for mail we sent); only authenticated "
+                                      "mail steers replies"},
 })
 SUGGESTION = obj({"email": NULLABLE_STRING, "suggested_by": NULLABLE_STRING, "suggested_at": NULLABLE_STRING},
                  required=["email"])
