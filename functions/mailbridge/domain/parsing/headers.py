@@ -11,7 +11,7 @@ from email import errors
 from email.message import Message
 
 from .addresses import addresses, has_domain
-from .charsets import decode_words, unescape
+from .charsets import decode_words, header_charset, unescape
 from .limits import MAX_HEADER_NAMES, MAX_REFERENCES, MAX_STORED_HEADER_CHARS, MAX_VALUES_PER_HEADER
 from .model import SURROGATES, Defects, ParsedMessage, clean_line, unfold
 
@@ -51,13 +51,20 @@ def declared_charset(message: Message) -> str | None:
     return None
 
 
+def raw_header_charset(message: Message) -> str | None:
+    """The charset of the message's raw 8-bit header bytes, chosen once for all its headers
+    (charsets.header_charset): None when every header is ASCII, as almost all are, so the
+    declared charset (a Content-Type parse) is looked up only when a header needs it."""
+    raw = [str(value) for _, value in message.raw_items() if SURROGATES.search(str(value))]
+    return header_charset(raw, declared_charset(message)) if raw else None
+
+
 # Where a message has no usable From, the requester comes from these, in this order.
 _SENDER_FALLBACKS = ("sender", "reply-to", "return-path")
 
 
 def read_headers(message: Message, result: ParsedMessage, defects: Defects) -> None:
-    # Looked up only when some header holds raw 8-bit bytes: it costs a Content-Type parse.
-    charset = declared_charset(message) if any(SURROGATES.search(str(value)) for _, value in message.raw_items()) else None
+    charset = raw_header_charset(message)
     result.headers = header_map(message, charset)
     subjects = raw_values(message, "subject", charset, defects)
     result.subject = decode_words(subjects[0], defects, "Subject") if subjects else ""

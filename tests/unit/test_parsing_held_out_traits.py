@@ -1,0 +1,135 @@
+"""The three traits a held-out corpus of helpdesk mail found (issue 34, docs/parsing.md): a top-level
+header block whose continuation lines lost their indent, raw 8-bit East Asian headers, and files
+inside the multipart/alternative branch that is not shown. One minimal message per trait, and
+properties over generated ones."""
+
+import base64
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mailbridge.domain.parsing import Address, parse_message
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def raw_subject_message(subject: bytes, content_type: str | None, body: bytes = b"Hello.\r\n") -> bytes:
+    head = b"From: a@customer.example\r\nMessage-ID: <m@customer.example>\r\nSubject: " + subject + b"\r\n"
+    if content_type:
+        head += b"Content-Type: " + content_type.encode("ascii") + b"\r\n"
+    return head + b"\r\n" + body
+
+
+# --- raw 8-bit East Asian headers
+
+
+def test_raw_gbk_subject_under_a_latin1_label_is_read_as_chinese():
+    parsed = parse_message(raw_subject_message("转发：关于下周会议的通知".encode("gbk"), "text/plain; charset=iso-8859-1"))
+
+    assert parsed.subject == "转发：关于下周会议的通知"
+    assert "Subject: raw 8-bit text is not iso-8859-1 as declared; read as gb18030" in parsed.defects
+
+
+def test_raw_shift_jis_subject_without_a_charset_is_read_as_japanese():
+    parsed = parse_message(raw_subject_message("ツールのご案内".encode("shift_jis"), None))
+
+    assert parsed.subject == "ツールのご案内"
+    assert "Subject: raw 8-bit text without a usable charset, read as cp932" in parsed.defects
+
+
+def test_raw_shift_jis_subject_under_a_chinese_label_is_read_as_japanese():
+    # Read as GBK these bytes are rare ideographs (僣乕儖), not text anyone writes.
+    parsed = parse_message(raw_subject_message("ツール".encode("shift_jis"), "text/plain; charset=gb2312"))
+
+    assert parsed.subject == "ツール"
+
+
+def test_raw_euc_kr_subject_under_an_ascii_label_is_read_as_korean():
+    parsed = parse_message(raw_subject_message("[중요] 시스템 점검 안내".encode("euc-kr"), "text/plain; charset=us-ascii"))
+
+    assert parsed.subject == "[중요] 시스템 점검 안내"
+
+
+def test_raw_big5_subject_under_a_windows_1252_label_is_read_as_chinese():
+    parsed = parse_message(raw_subject_message("轉寄：會議通知".encode("big5"), "text/html; charset=windows-1252"))
+
+    assert parsed.subject == "轉寄：會議通知"
+
+
+def test_raw_display_name_and_subject_are_read_in_one_charset():
+    raw = ("From: 张三 <zhang@customer.example>\r\nSubject: 申请退款\r\nMessage-ID: <m@customer.example>\r\n"
+           "Content-Type: text/plain; charset=iso-8859-1\r\n\r\nHello.\r\n").encode("gbk")
+
+    parsed = parse_message(raw)
+
+    assert parsed.from_ == Address("zhang@customer.example", "张三")
+    assert parsed.subject == "申请退款"
+
+
+def test_a_western_subject_keeps_its_declared_latin1():
+    parsed = parse_message(raw_subject_message("Grüße aus München".encode("latin-1"), "text/plain; charset=iso-8859-1"))
+
+    assert parsed.subject == "Grüße aus München"
+    assert "Subject: raw 8-bit text read in the declared charset iso-8859-1" in parsed.defects
+
+
+def characters(codec: str, leads: range, trails: range = range(0xA1, 0xFF)) -> list[str]:
+    """The characters a double-byte codec gives for these lead and trail bytes."""
+    found = []
+    for lead in leads:
+        for trail in trails:
+            try:
+                found.append(bytes((lead, trail)).decode(codec))
+            except UnicodeDecodeError:
+                continue
+    return [char for char in found if len(char) == 1]
+
+
+KANA = [chr(code) for code in range(0x3041, 0x3094)] + [chr(code) for code in range(0x30A1, 0x30F7)] + ["ー"]
+ASCII_WORDS = [" ", "Re: ", "PDF", "2024", "-", "(1)"]
+# What subjects in each language are written with: GB2312's ideographs, JIS X 0208's kanji and
+# kana, KS X 1001's Hangul syllables, each language's punctuation, and ASCII.
+LANGUAGES = {
+    "gbk": (characters("gb2312", range(0xB0, 0xF8)) + list("，。：！？、（）【】《》“”") + ASCII_WORDS,
+            ["gbk", "gb2312", "GB18030", "x-gbk", "cp936"]),
+    "shift_jis": (characters("euc_jp", range(0xB0, 0xF5)) + KANA + list("、。「」・！？（）【】") + ASCII_WORDS,
+                  ["Shift_JIS", "shift-jis", "windows-31j", "x-sjis", "cp932"]),
+    "euc-kr": (characters("euc_kr", range(0xB0, 0xC9)) + list("，．！？（）［］") + ASCII_WORDS,
+               ["euc-kr", "ks_c_5601-1987", "cp949", "windows-949"]),
+}
+
+
+@st.composite
+def east_asian_subjects(draw):
+    charset = draw(st.sampled_from(sorted(LANGUAGES)))
+    alphabet, labels = LANGUAGES[charset]
+    subject = "".join(draw(st.lists(st.sampled_from(alphabet), min_size=1, max_size=30))).strip()
+    assume(subject and not subject.isascii())
+    return subject, charset, draw(st.sampled_from(labels)), draw(st.booleans())
+
+
+@SETTINGS
+@given(east_asian_subjects())
+def test_any_gbk_shift_jis_or_euc_kr_subject_round_trips_from_raw_bytes(case):
+    subject, charset, label, multipart = case
+    if multipart:  # the charset is declared by the text part only
+        content_type = 'multipart/mixed; boundary="b"'
+        body = (f"--b\r\nContent-Type: text/plain; charset={label}\r\n\r\n".encode("ascii")
+                + subject.encode(charset) + b"\r\n--b--\r\n")
+    else:
+        content_type, body = f"text/plain; charset={label}", subject.encode(charset) + b"\r\n"
+
+    parsed = parse_message(raw_subject_message(subject.encode(charset), content_type, body))
+
+    assert parsed.subject == subject
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(LANGUAGES["shift_jis"][0]), max_size=12), st.lists(st.sampled_from(KANA), min_size=2, max_size=2),
+       st.sampled_from([None, "text/plain; charset=us-ascii", "text/plain; charset=iso-8859-1", "text/html; charset=windows-1252"]))
+def test_a_shift_jis_subject_with_kana_is_found_whatever_western_label_the_text_has(words, kana, content_type):
+    subject = "".join(kana[:1] + words + kana[1:]).strip()
+
+    parsed = parse_message(raw_subject_message(subject.encode("shift_jis"), content_type))
+
+    assert parsed.subject == subject
