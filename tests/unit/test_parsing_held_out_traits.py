@@ -133,3 +133,64 @@ def test_a_shift_jis_subject_with_kana_is_found_whatever_western_label_the_text_
     parsed = parse_message(raw_subject_message(subject.encode("shift_jis"), content_type))
 
     assert parsed.subject == subject
+
+
+# --- files in the multipart/alternative branch that is not shown
+
+PDF = base64.b64encode(b"%PDF-1.4 report").decode("ascii")
+
+
+def alternative(plain_branch: str, rich_branch: str) -> bytes:
+    lines = ["From: alice@customer.example", "Subject: Report", "Message-ID: <m1@customer.example>",
+             'Content-Type: multipart/alternative; boundary="Apple-Mail=_alt"', "",
+             "--Apple-Mail=_alt", plain_branch, "--Apple-Mail=_alt", rich_branch, "--Apple-Mail=_alt--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def mixed(boundary: str, first: str, *files: str) -> str:
+    parts = [f'Content-Type: multipart/mixed; boundary="{boundary}"', "", f"--{boundary}", first]
+    for file in files:
+        parts += [f"--{boundary}", file]
+    return "\r\n".join(parts + [f"--{boundary}--", ""])
+
+
+PLAIN = "Content-Type: text/plain; charset=us-ascii\r\n\r\nThe report is attached."
+HTML = "Content-Type: text/html; charset=us-ascii\r\n\r\n<p>The report is <b>attached</b>.</p>"
+
+
+def pdf_part(disposition: str = "attachment", content_id: str | None = None) -> str:
+    lines = [f"Content-Disposition: {disposition}; filename=report.pdf",
+             'Content-Type: application/pdf; name="report.pdf"', "Content-Transfer-Encoding: base64"]
+    if content_id:
+        lines.append(f"Content-ID: <{content_id}>")
+    return "\r\n".join(lines + ["", PDF])
+
+
+def test_a_file_in_the_rich_branch_is_kept_when_the_plain_branch_is_shown():
+    # Apple Mail: the plain text, or the HTML with the file between two HTML parts.
+    parsed = parse_message(alternative(PLAIN, mixed("Apple-Mail=_mix", HTML, pdf_part("inline"), HTML)))
+
+    assert parsed.text == "The report is attached."
+    assert [(attachment.filename, attachment.data) for attachment in parsed.attachments] == [
+        ("report.pdf", b"%PDF-1.4 report")]
+
+
+def test_a_file_in_both_branches_of_an_alternative_is_kept_once():
+    parsed = parse_message(alternative(mixed("plain-mix", PLAIN, pdf_part()), mixed("rich-mix", HTML, pdf_part())))
+
+    assert [attachment.filename for attachment in parsed.attachments] == ["report.pdf"]
+
+
+def test_copies_the_html_points_at_by_different_content_ids_are_all_kept():
+    parsed = parse_message(alternative(mixed("plain-mix", PLAIN, pdf_part("inline", "a@x")),
+                                       mixed("rich-mix", HTML, pdf_part("inline", "b@x"))))
+
+    assert sorted(attachment.content_id for attachment in parsed.attachments) == ["a@x", "b@x"]
+
+
+def test_the_same_file_attached_twice_outside_an_alternative_is_kept_twice():
+    raw = ("From: alice@customer.example\r\nMessage-ID: <m1@customer.example>\r\n" + mixed("m", PLAIN, pdf_part(), pdf_part())).encode()
+
+    parsed = parse_message(raw)
+
+    assert [attachment.filename for attachment in parsed.attachments] == ["report.pdf", "report.pdf"]
