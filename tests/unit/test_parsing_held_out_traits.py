@@ -20,6 +20,86 @@ def raw_subject_message(subject: bytes, content_type: str | None, body: bytes = 
     return head + b"\r\n" + body
 
 
+# --- a header block whose continuation lines lost their indent
+
+TRACKING = base64.encodebytes(bytes(range(256)) * 2).decode("ascii").splitlines()  # eleven 76-column lines
+
+
+def test_a_tracking_header_wrapped_at_column_0_keeps_every_header_after_it():
+    raw = ("Received: from relay.example by mx.example; Mon, 7 Dec 2026 10:00:00 +0000\r\n"
+           f"X-Relay-Tracking: {TRACKING[0]}\r\n" + "".join(line + "\r\n" for line in TRACKING[1:])
+           + "From: Alice <alice@customer.example>\r\nTo: support@helpdesk.example\r\nSubject: Printer on fire\r\n"
+           "Date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m1@customer.example>\r\n\r\nIt smokes.\r\n").encode("ascii")
+
+    parsed = parse_message(raw)
+
+    assert parsed.subject == "Printer on fire"
+    assert parsed.from_ == Address("alice@customer.example", "Alice")
+    assert parsed.to == [Address("support@helpdesk.example")]
+    assert parsed.date == "2026-12-07T10:00:00+00:00"
+    assert parsed.text == "It smokes."
+    assert parsed.header("x-relay-tracking") == " ".join(TRACKING)
+    assert "header line without a field name joined to the header above" in parsed.defects
+
+
+def test_a_continuation_whose_name_is_no_field_name_is_joined_to_its_header():
+    raw = (b"From: alice@customer.example\r\nThread-Topic: About the\r\n=?utf-8?Q?invoice:_March?=\r\n"
+           b"Subject: Invoice\r\nMessage-ID: <m1@customer.example>\r\n\r\nHello.\r\n")
+
+    parsed = parse_message(raw)
+
+    assert parsed.header("thread-topic") == "About the invoice: March"
+    assert sorted(parsed.headers) == ["from", "message-id", "subject", "thread-topic"]
+
+
+def test_lines_after_the_last_real_field_still_start_the_body():
+    raw = (b"From: alice@customer.example\r\nSubject: Printer\r\nHello,\r\nthe printer\r\nis broken\r\n"
+           b"again, and\r\nNote: the toner is empty.\r\n")
+
+    parsed = parse_message(raw)
+
+    assert parsed.subject == "Printer"
+    assert parsed.text.startswith("Hello,")
+
+
+# Fields a header block has, and continuation lines a relay may have left at column 0.
+FIELDS = [("From", "alice@customer.example"), ("To", "support@helpdesk.example"), ("Cc", "bob@customer.example"),
+          ("Subject", "Printer"), ("Date", "Mon, 7 Dec 2026 10:00:00 +0000"), ("Message-ID", "<m1@customer.example>"),
+          ("MIME-Version", "1.0"), ("X-Mailer", "Mailer 1.0"), ("X-Relay-Tracking", "abc"), ("List-Id", "<list.example>"),
+          ("Received", "from relay.example by mx.example"), ("Reply-To", "alice@customer.example"),
+          ("Thread-Topic", "Printer"), ("Content-Type", "text/plain; charset=utf-8")]
+continuation_lines = st.one_of(
+    st.from_regex(r"[A-Za-z0-9+/]{4,76}={0,2}", fullmatch=True),  # base64
+    st.from_regex(r"[a-z]{1,10}( [a-z0-9]{1,10}){0,6}", fullmatch=True),  # words
+    st.from_regex(r"[<(\[][a-z]{1,8}:[0-9]{1,8}[>)\]]", fullmatch=True),  # a colon after no field name
+)
+
+
+@st.composite
+def header_blocks(draw):
+    fields = draw(st.lists(st.sampled_from(FIELDS), min_size=2, max_size=len(FIELDS), unique=True))
+    runs = {index: draw(st.lists(continuation_lines, min_size=1, max_size=12))
+            for index in draw(st.sets(st.integers(0, len(fields) - 2), min_size=1))}
+    lines = []
+    for index, (name, value) in enumerate(fields):
+        lines.append(f"{name}: {value}")
+        lines += runs.get(index, [])
+    return fields, runs, ("\r\n".join(lines) + "\r\n\r\nThe body.\r\n").encode("ascii")
+
+
+@SETTINGS
+@given(header_blocks())
+def test_any_header_block_with_unindented_continuations_keeps_every_later_field(case):
+    fields, runs, raw = case
+
+    parsed = parse_message(raw)
+
+    for index, (name, value) in enumerate(fields):
+        stored = parsed.headers[name.lower()][0]
+        assert stored == " ".join([value, *runs.get(index, [])]), (name, stored)
+    assert parsed.text == "The body."
+
+
 # --- raw 8-bit East Asian headers
 
 
