@@ -153,6 +153,23 @@ def test_a_western_subject_keeps_its_declared_latin1():
     assert "Subject: raw 8-bit text read in the declared charset iso-8859-1" in parsed.defects
 
 
+def test_short_shift_jis_that_happens_to_be_valid_utf8_is_read_in_the_declared_charset():
+    # E7 80 89 40 is also UTF-8 for 瀉@.
+    parsed = parse_message(raw_subject_message("轢院".encode("shift_jis"), "text/plain; charset=Shift_JIS"))
+
+    assert parsed.subject == "轢院"
+
+
+def test_raw_utf8_with_latin_letters_stays_utf8_under_an_east_asian_label():
+    # mail-parser's mail_test_12: C3 BC is ü in UTF-8 and 眉 in GB2312.
+    raw = ("From: a@customer.example\r\nTo: danglüe@email.example\r\nMessage-ID: <m@customer.example>\r\n"
+           'Content-Type: text/plain;charset="GB2312"\r\n\r\nHello.\r\n').encode("utf-8")
+
+    parsed = parse_message(raw)
+
+    assert parsed.to == [Address("danglüe@email.example")]
+
+
 def characters(codec: str, leads: range, trails: range = range(0xA1, 0xFF)) -> list[str]:
     """The characters a double-byte codec gives for these lead and trail bytes."""
     found = []
