@@ -183,7 +183,9 @@ def characters(codec: str, leads: range, trails: range = range(0xA1, 0xFF)) -> l
 
 
 KANA = [chr(code) for code in range(0x3041, 0x3094)] + [chr(code) for code in range(0x30A1, 0x30F7)] + ["ー"]
-ASCII_WORDS = [" ", "Re: ", "PDF", "2024", "-", "(1)"]
+# Latin words stand apart: bytes that make a word with ASCII letters in UTF-8 are read as UTF-8
+# whatever the label (docs/parsing.md), and `PDF茅` in GB2312 is `PDFé` in UTF-8.
+ASCII_WORDS = [" ", "Re: ", " PDF ", "2024", "-", "(1)"]
 # What subjects in each language are written with: GB2312's ideographs, JIS X 0208's kanji and
 # kana, KS X 1001's Hangul syllables, each language's punctuation, and ASCII.
 LANGUAGES = {

@@ -156,19 +156,19 @@ UTF8_CHECK_BYTES = 256
 
 
 def reads_better_than_utf8(data: bytes, codec: str) -> bool:
-    """Short East Asian text can be valid UTF-8 by chance (轢院 in Shift_JIS is 瀉@ in UTF-8):
-    a declared East Asian codec wins when the UTF-8 reading is East Asian text too (not
-    `danglüe`), and the codec's reading is clean and scores higher than the UTF-8 one does as
-    text of the same language."""
+    """Short East Asian text can be valid UTF-8 by chance (轢院 in Shift_JIS is 瀉@ in UTF-8, 큄
+    in EUC-KR is š): a declared East Asian codec wins when its reading is clean and scores at
+    least as well as the UTF-8 one, read both as text of that language and as any text
+    (`danglüe` in UTF-8 is a word, `dangl眉e` in GB2312 is not)."""
     if codec not in _LANGUAGE:
         return False
     sample = data[:UTF8_CHECK_BYTES]
     cut = len(sample) < len(data)
     declared_text, utf8_text = read_as(sample, codec, cut), read_as(sample, "utf-8", cut)
-    if declared_text is None or utf8_text is None or any("\x80" <= char < "\u3000" for char in utf8_text):
+    if declared_text is None or utf8_text is None:
         return False
     value, clean = score(declared_text, codec)
-    return clean and value > score(utf8_text, codec)[0]
+    return clean and value >= max(score(utf8_text, codec)[0], score(utf8_text, "utf-8")[0])
 
 
 def choose(sample: bytes, declared: str | None = None, extra: tuple[str, ...] = (), cut: bool = False) -> tuple[str, bool]:
