@@ -96,7 +96,7 @@ def _east_asian(char: str, language: str) -> tuple[str, int, int]:
         return ("KO", COMMON, 0) if _in_ks_x_1001(char) else ("KO", 0, 1)
     if 0x3131 <= code <= 0x318E:  # Hangul jamo on their own (ㅋㅋ)
         return ("KO", 0, 0) if language == "ko" else ("HANGUL", 0, 2)
-    if 0xFF66 <= code <= 0xFF9F or code in (0xFFFD,) or unicodedata.category(char) in ("Co", "Cn", "Cc", "Cf"):
+    if 0xFF66 <= code <= 0xFF9F or code == 0xFFFD or unicodedata.category(char) in ("Co", "Cn", "Cc", "Cf"):
         return "", 0, 1  # half-width katakana, private use, unassigned, controls
     if 0xFF21 <= code <= 0xFF5A or not char.isalpha():
         return "", 0, 0  # full-width letters, the charset's punctuation and symbols
