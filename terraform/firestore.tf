@@ -1,7 +1,7 @@
 # Firestore in Native mode, the composite indexes the code's queries need and the TTL policies of
 # short-lived collections. The index list must match COMPOSITE_INDEXES in
-# functions/mailbridge/indexes.py (tests/unit/test_terraform.py checks it). Index resource names:
-# <collection>_<field>_<field>...
+# functions/mailbridge/indexes.py (tests/unit/test_terraform.py checks it): one index resource per
+# entry of local.firestore_indexes.
 #
 # A project that already has a (default) database: either set create_firestore_database = false
 # (Terraform leaves it alone; it must be in Native mode, which `scripts/mailbridge doctor`
@@ -26,94 +26,93 @@ resource "google_firestore_database" "default" {
   depends_on = [time_sleep.apis_propagate]
 }
 
-resource "google_firestore_index" "tickets_mailbox_number" {
+locals {
+  # Every composite index, keyed <collection>_<field>_<field>...; the fields in index order.
+  firestore_indexes = {
+    tickets_mailbox_number = {
+      collection = "tickets"
+      fields = [
+        { field_path = "mailbox", order = "ASCENDING" },
+        { field_path = "number", order = "DESCENDING" },
+      ]
+    }
+    tickets_status_number = {
+      collection = "tickets"
+      fields = [
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "number", order = "DESCENDING" },
+      ]
+    }
+    tickets_mailbox_status_number = {
+      collection = "tickets"
+      fields = [
+        { field_path = "mailbox", order = "ASCENDING" },
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "number", order = "DESCENDING" },
+      ]
+    }
+    inbound_mailbox_processed_at = {
+      collection = "inbound"
+      fields = [
+        { field_path = "mailbox", order = "ASCENDING" },
+        { field_path = "processed_at", order = "DESCENDING" },
+      ]
+    }
+  }
+}
+
+resource "google_firestore_index" "composite" {
+  for_each = local.firestore_indexes
+
   project    = var.project_id
   database   = "(default)"
-  collection = "tickets"
+  collection = each.value.collection
 
-  fields {
-    field_path = "mailbox"
-    order      = "ASCENDING"
-  }
+  dynamic "fields" {
+    for_each = each.value.fields
 
-  fields {
-    field_path = "number"
-    order      = "DESCENDING"
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
   }
 
   depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
 }
 
-resource "google_firestore_index" "tickets_status_number" {
-  project    = var.project_id
-  database   = "(default)"
-  collection = "tickets"
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "number"
-    order      = "DESCENDING"
-  }
-
-  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
+# Where the indexes were before they became one for_each: an existing deployment moves them in its
+# state instead of deleting and rebuilding them.
+moved {
+  from = google_firestore_index.tickets_mailbox_number
+  to   = google_firestore_index.composite["tickets_mailbox_number"]
 }
 
-resource "google_firestore_index" "tickets_mailbox_status_number" {
-  project    = var.project_id
-  database   = "(default)"
-  collection = "tickets"
-
-  fields {
-    field_path = "mailbox"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "status"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "number"
-    order      = "DESCENDING"
-  }
-
-  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
+moved {
+  from = google_firestore_index.tickets_status_number
+  to   = google_firestore_index.composite["tickets_status_number"]
 }
 
-resource "google_firestore_index" "inbound_mailbox_processed_at" {
-  project    = var.project_id
-  database   = "(default)"
-  collection = "inbound"
+moved {
+  from = google_firestore_index.tickets_mailbox_status_number
+  to   = google_firestore_index.composite["tickets_mailbox_status_number"]
+}
 
-  fields {
-    field_path = "mailbox"
-    order      = "ASCENDING"
-  }
-
-  fields {
-    field_path = "processed_at"
-    order      = "DESCENDING"
-  }
-
-  depends_on = [google_firestore_database.default, time_sleep.apis_propagate]
+moved {
+  from = google_firestore_index.inbound_mailbox_processed_at
+  to   = google_firestore_index.composite["inbound_mailbox_processed_at"]
 }
 
 # Documents of these collections are useless once expired; Firestore deletes them (typically
 # within a day of expires_at) instead of the code sweeping. The product must write a timestamp
-# field `expires_at` on every document of these collections (functions/mailbridge/store.py and
-# outgoing.py do for oauth_states, nonces and ack_limits; send_budget and admin_sessions must).
+# field `expires_at` on every document of these collections (adapters/firestore/links.py and
+# outbound.py write it; admin sessions get it from services/admin_access.py).
 locals {
   ttl_collections = toset([
-    "ack_limits",     # acknowledgement rate limit per recipient and hour (outgoing.py)
+    "ack_limits",     # acknowledgement rate limit per recipient and hour (services/outgoing/)
     "admin_sessions", # admin sign-in sessions (Sign in with Google)
     "nonces",         # single-use link nonces (store.use_nonce)
     "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
-    "send_budget",    # daily send budget per mailbox (outgoing.py)
+    "send_budget",    # daily send budget per mailbox (services/outgoing/budget.py)
   ])
 }
 

@@ -1,5 +1,5 @@
 """Shared fixtures: the emulators, the fake Google server and the functions, one of each per
-test session, started lazily (through scripts/stacklib.py) the first time a test asks for them;
+test session, started lazily (through scripts/stacklib/) the first time a test asks for them;
 per-test fixtures reset their data. Every process group started here is killed at session end.
 """
 

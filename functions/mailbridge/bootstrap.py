@@ -132,7 +132,7 @@ class Services:
 
 
 def doctor():
-    """The project checker of `scripts/mailbridge doctor` (adapters/doctor.py)."""
+    """The project checker of `scripts/mailbridge doctor` (adapters/doctor/)."""
     from mailbridge.adapters import doctor as module
 
     return module

@@ -38,7 +38,7 @@ class Settings:
     # (NN = its shard, 01..N-1; shard 0 is work_topic itself), each topic with its own push
     # subscription, so deliveries run in parallel (docs/architecture.md, "Queue").
     work_shards: int = 1
-    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib.py)
+    pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib/pubsub.py)
     # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
     # dead sync's mailbox is taken over within one lease period.
     lease_ttl_s: float = 30.0
@@ -46,9 +46,12 @@ class Settings:
     push_time_budget_s: float = 60.0
     gmail_quota_per_minute: int = 6000
     # poll and push check the caller's Google-signed OIDC token (http/invoker.py): on unless the
-    # local stack turns it off (scripts/stacklib.py); the token's email must be this account.
+    # local stack turns it off (scripts/stacklib/functions.py); the token's email must be this account.
     verify_invoker: bool = True
     invoker_service_account: str = ""
+    # The service accounts whose OIDC tokens the `api` function accepts (http/api.py), checked the
+    # same way; Terraform also grants them roles/run.invoker on that service only.
+    api_callers: tuple = ()
     # `reply` waits this long for its send before answering "still queued".
     reply_wait_s: float = 60.0
     # Admin sign-in with Google (README.md, "Admin access"): who may sign in, and the OAuth
@@ -87,6 +90,7 @@ class Settings:
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
             verify_invoker=_flag(env, "MAILBRIDGE_VERIFY_INVOKER", True),
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
+            api_callers=parse_api_callers(env.get("MAILBRIDGE_API_CALLERS", "")),
             work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
             admin_emails=parse_admin_emails(env.get("MAILBRIDGE_ADMIN_EMAILS", "")),
@@ -173,6 +177,17 @@ def parse_admin_emails(raw) -> tuple:
         if item and item not in seen:
             seen.append(item)
     return tuple(seen)
+
+
+def parse_api_callers(raw: str) -> tuple:
+    """MAILBRIDGE_API_CALLERS: service account emails, comma or space separated; anything that is
+    not an address is refused, so a typo never silently shuts every caller out."""
+    callers = parse_admin_emails(raw)
+    for caller in callers:
+        name, at, domain = caller.partition("@")
+        if not (name and at and "." in domain and "@" not in domain):
+            raise ConfigError(f"MAILBRIDGE_API_CALLERS must list service account emails, got {caller!r}")
+    return callers
 
 
 def _function_urls(raw: str) -> dict:

@@ -8,6 +8,8 @@ import pytest
 
 from mailbridge.errors import GmailError, InvalidInput, NotFound
 from mailbridge.services import outbox, outgoing, sync
+from mailbridge.services.outbox import pacing
+from mailbridge.services.outgoing import budget
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
@@ -150,7 +152,7 @@ def test_a_reply_past_the_daily_budget_waits_for_the_next_utc_day_never_dropped(
     run_tasks(services, queue)
     record = services.store.get_outbound("reply-d2")
     assert record["status"] == "queued" and "queued until" in record["last_error"]
-    assert record["next_attempt_at"] == outbox.next_utc_midnight(datetime.now(timezone.utc).timestamp())
+    assert record["next_attempt_at"] == budget.next_utc_midnight(datetime.now(timezone.utc).timestamp())
     assert services.store.get_mailbox("help")["outbox_wake_at"] == record["next_attempt_at"]
 
 
@@ -224,9 +226,9 @@ def simulate_sends(seconds: float, quota: int, share: float, kind: str, ingestio
     bucket, now, sent = None, start, []
     while now < start + seconds:
         if ingestion_per_s:
-            _u, changes = outbox.spend_decision(bucket, now, quota, share, ingestion_per_s * 0.1)
+            _u, changes = pacing.spend_decision(bucket, now, quota, share, ingestion_per_s * 0.1)
             bucket = {**(bucket or {}), **changes}
-        wait, changes = outbox.take_decision(bucket, now, quota, share, kind)
+        wait, changes = pacing.take_decision(bucket, now, quota, share, kind)
         if changes:
             bucket = {**(bucket or {}), **changes}
             sent.append(now)
@@ -259,12 +261,12 @@ def test_once_ingestion_is_quiet_sends_use_the_whole_minute_and_never_go_over_th
 
 
 def test_ingestion_holds_acknowledgements_to_their_share_for_a_while_after_it_draws():
-    _units, bucket = outbox.spend_decision(None, 1000.0, 6000, 0.7, 5)
+    _units, bucket = pacing.spend_decision(None, 1000.0, 6000, 0.7, 5)
     full_share = {**bucket, "window": [{"at": 1000.0 + i, "units": 100.0, "sends": 100.0} for i in range(41)]}
-    wait, _ = outbox.take_decision(full_share, 1025.0, 6000, 0.7, "acknowledgement")
+    wait, _ = pacing.take_decision(full_share, 1025.0, 6000, 0.7, "acknowledgement")
     assert wait > 0  # 4,100 units in the minute: the share of 5,820 is spent while ingestion works
-    assert outbox.take_decision(full_share, 1025.0, 6000, 0.7, "reply")[0] == 0  # a reply only needs quota
-    wait, changes = outbox.take_decision(full_share, 1000.0 + outbox.INGESTION_WINDOW_SECONDS + 1, 6000, 0.7,
+    assert pacing.take_decision(full_share, 1025.0, 6000, 0.7, "reply")[0] == 0  # a reply only needs quota
+    wait, changes = pacing.take_decision(full_share, 1000.0 + pacing.INGESTION_WINDOW_SECONDS + 1, 6000, 0.7,
                                          "acknowledgement")
     assert wait == 0 and changes  # ingestion has been quiet: the whole quota again
 
@@ -273,13 +275,13 @@ def test_a_burst_being_ingested_keeps_its_units_and_leaves_room_for_a_reply():
     bucket, now, acks = None, 1000.0, 0
     for step in range(200):  # 20 s of 100 units/s of ingestion, the drainer trying all along
         now = 1000.0 + step / 10
-        _u, changes = outbox.spend_decision(bucket, now, 6000, 0.7, 10)
+        _u, changes = pacing.spend_decision(bucket, now, 6000, 0.7, 10)
         bucket = {**(bucket or {}), **changes}
-        wait, changes = outbox.take_decision(bucket, now, 6000, 0.7, "acknowledgement")
+        wait, changes = pacing.take_decision(bucket, now, 6000, 0.7, "acknowledgement")
         if changes:
             bucket, acks = {**bucket, **changes}, acks + 1
     assert 2000 + acks * 100 <= 0.7 * 5820  # ingestion never met a full minute
-    assert outbox.take_decision(bucket, now, 6000, 0.7, "reply")[0] == 0
+    assert pacing.take_decision(bucket, now, 6000, 0.7, "reply")[0] == 0
 
 
 def test_ingestion_draws_first_and_sends_use_what_is_left():
@@ -292,18 +294,18 @@ def test_ingestion_draws_first_and_sends_use_what_is_left():
 
 def test_an_acknowledgement_leaves_one_send_in_the_minute_for_a_reply():
     bucket = {"window": [{"at": 1000.0, "units": 5820.0 - 150.0, "sends": 0.0}]}
-    assert outbox.take_decision(bucket, 1001.0, 6000, 0.7, "acknowledgement")[1] is None
-    assert outbox.take_decision(bucket, 1001.0, 6000, 0.7, "reply")[1] is not None
+    assert pacing.take_decision(bucket, 1001.0, 6000, 0.7, "acknowledgement")[1] is None
+    assert pacing.take_decision(bucket, 1001.0, 6000, 0.7, "reply")[1] is not None
 
 
 def test_the_minute_forgets_what_left_it():
     bucket = {"window": [{"at": 1000.0, "units": 5820.0, "sends": 0.0}]}
-    assert outbox.take_decision(bucket, 1030.0, 6000, 0.7, "reply")[0] == pytest.approx(31.0)
-    wait, changes = outbox.take_decision(bucket, 1061.0, 6000, 0.7, "reply")
+    assert pacing.take_decision(bucket, 1030.0, 6000, 0.7, "reply")[0] == pytest.approx(31.0)
+    wait, changes = pacing.take_decision(bucket, 1061.0, 6000, 0.7, "reply")
     assert wait == 0 and changes["window"] == [{"at": 1061.0, "units": 100.0, "sends": 100.0}]
 
 
 def test_retry_time_is_read_from_gmails_message():
-    assert outbox.retry_at("429 rateLimitExceeded Retry after 2026-12-02T10:15:01.500Z", 0) == \
+    assert pacing.retry_at("429 rateLimitExceeded Retry after 2026-12-02T10:15:01.500Z", 0) == \
         datetime(2026, 12, 2, 10, 15, 1, 500000, tzinfo=timezone.utc).timestamp()
-    assert outbox.retry_at("429 rateLimitExceeded", 100.0) == 100.0 + outbox.RATE_LIMIT_DEFAULT_SECONDS
+    assert pacing.retry_at("429 rateLimitExceeded", 100.0) == 100.0 + pacing.RATE_LIMIT_DEFAULT_SECONDS

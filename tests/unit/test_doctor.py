@@ -1,4 +1,4 @@
-"""scripts/mailbridge doctor (functions/mailbridge/adapters/doctor.py) against recorded API responses
+"""scripts/mailbridge doctor (functions/mailbridge/adapters/doctor/) against recorded API responses
 (tests/unit/recorded/doctor/README.md): each problem is found and comes with its fix."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class RecordedFetch:
         answer = self.answers[url]
         if "__http_error__" in answer:
             body = answer.get("body_text") or json.dumps(answer["body"])
-            raise doctor._http_error(answer["__http_error__"], body)
+            raise doctor.http_error(answer["__http_error__"], body)
         return copy.deepcopy(answer)
 
 
@@ -126,6 +126,7 @@ def test_functions_are_the_entry_points_with_the_browser_facing_ones_marked():
     text = (REPO / "functions" / "main.py").read_text()
     assert set(doctor.FUNCTIONS) == set(re.findall(r"^def (\w+)\(request\)", text, re.M))
     assert {name for name, browser in doctor.FUNCTIONS.items() if browser} == {"admin", "oauth_callback", "oauth_start"}
+    assert doctor.INTERNET_CALLED == ("api",)
 
 
 # --- Organisation policies -------------------------------------------------------------------
@@ -239,7 +240,8 @@ def test_a_machine_service_with_the_invoker_check_off_is_open_to_anyone():
 def test_services_not_yet_deployed_are_listed():
     findings = failed(check("healthy", "fresh_secure_by_default_org"))
     assert {name for name in findings if name.startswith("service ")} == {
-        f"service mailbridge-{name}" for name in ("admin", "labels", "oauth-callback", "oauth-start", "poll", "push")}
+        f"service mailbridge-{name}" for name in ("admin", "api", "labels", "oauth-callback", "oauth-start", "poll",
+                                                "push")}
 
 
 def test_paused_scheduler_job_points_at_use_scheduling_service():
@@ -314,7 +316,7 @@ def test_without_client_ids_no_redirect_uri_is_probed():
 
 
 def test_oauth_error_answers_are_parsed_into_a_message():
-    error = doctor._http_error(401, json.dumps({"error": "invalid_client", "error_description": "The OAuth client was not found."}))
+    error = doctor.http_error(401, json.dumps({"error": "invalid_client", "error_description": "The OAuth client was not found."}))
     assert error.status == 401 and error.message.startswith("invalid_client")
 
 
@@ -322,18 +324,21 @@ def test_oauth_error_answers_are_parsed_into_a_message():
 
 
 def test_doctor_imports_nothing_but_the_standard_library():
+    # Nothing of ours outside the doctor package either: its parents are docstrings only.
     script = (
-        "import importlib.util, sys\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / 'functions')!r})\n"
         "before = set(sys.modules)  # site-packages' .pth files may preload namespace packages\n"
-        f"spec = importlib.util.spec_from_file_location('doctor', {str(REPO / 'functions' / 'mailbridge' / 'adapters' / 'doctor.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); sys.modules['doctor'] = module\n"
-        "spec.loader.exec_module(module)\n"
+        "import mailbridge.adapters.doctor\n"
         "loaded = sorted(name for name in set(sys.modules) - before\n"
         "                if name.split('.')[0] in ('google', 'requests', 'mailbridge'))\n"
         "print(loaded)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    package = sorted(f"mailbridge.adapters.doctor.{path.stem}"
+                     for path in (REPO / "functions" / "mailbridge" / "adapters" / "doctor").glob("[!_]*.py"))
+    assert result.stdout.strip() == str(sorted(["mailbridge", "mailbridge.adapters", "mailbridge.adapters.doctor",
+                                                *package]))
 
 
 def test_without_application_default_credentials_doctor_says_how_to_log_in(monkeypatch, tmp_path, capsys):
@@ -351,3 +356,11 @@ def test_an_unreachable_api_becomes_a_finding_not_a_traceback():
     findings = doctor.run_checks(PROJECT, REGION, PREFIX, offline, [CLIENT_ID])
     assert findings and not any(finding.ok for finding in findings)
     assert all("cannot" in finding.problem for finding in findings if not finding.ok)
+
+
+def test_the_api_takes_traffic_from_outside_the_project_with_the_invoker_check_on():
+    url = RUN_SERVICE.format("mailbridge-api")
+    assert check("healthy")["service mailbridge-api"].ok
+    internal = dict(recording("healthy")[url], ingress="INGRESS_TRAFFIC_INTERNAL_ONLY")
+    finding = check("healthy", answers={url: internal})["service mailbridge-api"]
+    assert not finding.ok and "callers outside the project cannot reach it" in finding.problem

@@ -1,8 +1,9 @@
 """Each use case touches only the ports it declares (docs/architecture.md, "The store as a port").
 
-Every function or class of services/*.py that takes `services` annotates it with a port of
-services/ports.py (`services: SyncPorts`), and a `store` parameter with a store Protocol. This
-test reads the modules with `ast` and fails when one of them
+Every function or class of services/*.py and of the modules of its packages (services/outgoing/…)
+that takes `services` annotates it with a port of services/ports.py (`services: SyncPorts`), and a
+`store` parameter with a store Protocol. This test reads the modules with `ast` and fails when one
+of them
 - reads or sets an attribute of `services` (also `self.services`) that its port does not name,
 - calls a store method (`services.store.x`, `self.store.x`, a local `store`) that the port's
   store Protocol and the repository Protocols it combines do not name,
@@ -24,7 +25,11 @@ from mailbridge import bootstrap
 from mailbridge.services import ports
 
 SERVICES_DIR = Path(ports.__file__).parent
-MODULES = sorted(p.stem for p in SERVICES_DIR.glob("*.py") if p.stem not in ("__init__", "ports"))
+# every module of services/ and of its packages (services/outgoing/delivery.py: "outgoing.delivery");
+# a package's __init__ only re-exports its modules' names (checked below)
+MODULES = sorted(".".join(p.relative_to(SERVICES_DIR).with_suffix("").parts) for p in SERVICES_DIR.rglob("*.py")
+                 if p.name != "__init__.py" and p.stem != "ports")
+PACKAGES = sorted(p.parent.name for p in SERVICES_DIR.glob("*/__init__.py"))
 ATTRIBUTE_BUILTINS = ("getattr", "setattr", "hasattr", "delattr")
 
 
@@ -129,12 +134,25 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
 
 
 def _imported_services(source: str) -> dict[str, str]:
-    """Local name → module, for `from mailbridge.services import a, b`."""
+    """Local name → module, for `from mailbridge.services import a, b` and
+    `from mailbridge.services.outgoing import delivery` ("outgoing.delivery")."""
     names = {}
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module == "mailbridge.services":
-            names.update({alias.asname or alias.name: alias.name for alias in node.names})
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailbridge.services"):
+            package = node.module.removeprefix("mailbridge.services").lstrip(".")
+            names.update({alias.asname or alias.name: ".".join(filter(None, (package, alias.name)))
+                          for alias in node.names})
     return names
+
+
+def _reexports(package: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(package, name) → (module, name) for the names a package's __init__ imports from its modules."""
+    aliases = {}
+    for node in ast.parse((SERVICES_DIR / package / "__init__.py").read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            module = (node.module or "").removeprefix("mailbridge.services.")
+            aliases.update({(package, alias.asname or alias.name): (module, alias.name) for alias in node.names})
+    return aliases
 
 
 def _is_self(node) -> bool:
@@ -212,6 +230,8 @@ def check_modules(sources: dict[str, str]) -> list[str]:
     for module, source in sources.items():
         per_module[module] = units_of(module, source)
         index.update({(module, name): unit for name, unit in per_module[module].items()})
+    for package in PACKAGES:  # `outgoing.send_reply(services, …)` is outgoing.replies.send_reply
+        index.update({alias: index[target] for alias, target in _reexports(package).items() if target in index})
     problems = []
     for module, source in sources.items():
         imported = _imported_services(source)
@@ -221,7 +241,7 @@ def check_modules(sources: dict[str, str]) -> list[str]:
 
 
 def service_sources() -> dict[str, str]:
-    return {module: (SERVICES_DIR / f"{module}.py").read_text() for module in MODULES}
+    return {module: (SERVICES_DIR / f"{module.replace('.', '/')}.py").read_text() for module in MODULES}
 
 
 # -- the tests ----------------------------------------------------------------------------------
@@ -230,9 +250,16 @@ def test_every_service_touches_only_the_ports_it_declares():
     assert not problems, "\n".join(problems)
 
 
+def test_a_package_init_only_reexports_its_modules():
+    for package in PACKAGES:
+        tree = ast.parse((SERVICES_DIR / package / "__init__.py").read_text())
+        assert all(isinstance(node, (ast.ImportFrom, ast.Assign)) or (isinstance(node, ast.Expr) and isinstance(
+            node.value, ast.Constant)) for node in tree.body), package  # docstring, imports, __all__
+
+
 def test_every_service_module_declares_a_port():
     ported = {unit.module for units in map(units_of, MODULES, service_sources().values())
-              for unit in units.values() if unit.services_annotation}
+              for unit in units.values() if unit.services_annotation or unit.store_annotation}
     assert ported == set(MODULES)
 
 

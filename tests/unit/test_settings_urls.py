@@ -1,5 +1,5 @@
 """config.Settings: each function's own URL in a deployment (MAILBRIDGE_FUNCTION_URLS), the admin
-sign-in settings, and the local stack's environment for them (scripts/stacklib.py)."""
+sign-in settings, and the local stack's environment for them (scripts/stacklib/functions.py)."""
 
 from __future__ import annotations
 

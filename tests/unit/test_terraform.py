@@ -308,6 +308,22 @@ def test_image_tag_changes_with_the_code_and_the_build_runs_once_per_tag():
     assert "${terraform_data.functions_image}" in depends_on(service())
 
 
+# The email package before 3.11.10 writes a CR/LF decoded from an encoded word as a real header
+# (CVE-2024-6923); 3.11.15 also fixes CVE-2025-11468 and CVE-2026-1299 (header injection on
+# serialization). docs/reliability.md, "Hostile senders".
+PATCHED_PYTHON = (3, 11, 15)
+
+
+def test_the_image_runs_a_pinned_patched_python_311():
+    dockerfile = (TERRAFORM / "build" / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    pinned = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim", base)
+    assert pinned, f"{base}: the base image must name an exact Python release (python:3.11.N-slim), not a moving tag"
+    version = tuple(int(part) for part in pinned.groups())
+    assert version[:2] == (3, 11), "the functions are written and tested for Python 3.11"
+    assert version >= PATCHED_PYTHON, f"Python {version} has the email header injection of CVE-2024-6923 or later ones"
+
+
 def test_no_lifecycle_rule_deletes_what_a_running_service_needs():
     # Services run the image in Artifact Registry; the build bucket only holds build inputs and logs.
     build_bucket = resources("google_storage_bucket")["build"]
@@ -341,10 +357,31 @@ def test_invoker_iam_check_is_off_on_exactly_the_browser_facing_services():
     assert service()["invoker_iam_disabled"] == "${each.value.browser}"
 
 
-def test_every_other_service_accepts_internal_traffic_only():
-    assert service()["ingress"] == '${each.value.browser ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}'
-    for name in ("poll", "push", "labels"):
+def test_only_the_browser_pages_and_the_api_take_traffic_from_outside_the_project():
+    assert service()["ingress"] == '${each.value.internet ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}'
+    internet = {name for name, function in functions_local().items() if function["internet"] is True}
+    assert internet == BROWSER_FUNCTIONS | {"api"}
+    for name in ("api", "poll", "push", "labels"):
         assert functions_local()[name]["browser"] is False, name
+
+
+def test_the_api_is_invoked_by_the_api_callers_only_on_its_own_service():
+    grant = resources("google_cloud_run_v2_service_iam_member")["api_invoker"]
+    assert grant["for_each"] == "${toset(var.api_callers)}"
+    assert grant["name"] == '${google_cloud_run_v2_service.function["api"].name}'
+    assert (grant["role"], grant["member"]) == ("roles/run.invoker", "serviceAccount:${each.value}")
+    assert variables()["api_callers"]["default"] == []
+    assert locals_()["function_extra_environment"]["api"]["MAILBRIDGE_API_CALLERS"] == '${join(",", var.api_callers)}'
+    other_grants = [name for kind, name, body in iam_members() if "var.api_callers" in str(body) and name != "api_invoker"]
+    assert other_grants == []
+
+
+def test_api_callers_are_service_account_emails():
+    pattern = validation_pattern("api_callers")
+    assert pattern.search("helpdesk@acme-helpdesk.iam.gserviceaccount.com")
+    for refused in ("serviceAccount:helpdesk@acme-helpdesk.iam.gserviceaccount.com", "allUsers",
+                    "someone@example.com", "helpdesk@acme-helpdesk.iam.gserviceaccount.com,b@p.iam.gserviceaccount.com"):
+        assert not pattern.search(refused), refused
 
 
 def test_labels_function_is_callable_by_nobody_unless_named():
@@ -476,7 +513,7 @@ def test_the_functions_that_queue_work_may_publish_to_the_work_topic_and_nobody_
     grant = grants["work_publishers"]
     assert grant["role"] == "roles/pubsub.publisher"
     assert grant["member"] == "${google_service_account.function[each.key].member}"
-    assert resolve_name_set(grant["for_each"]) == {"admin", "poll", "push"}
+    assert resolve_name_set(grant["for_each"]) == {"admin", "api", "poll", "push"}
 
 
 def test_pubsub_may_mint_oidc_tokens_for_the_work_queue_even_without_gmail_push():
@@ -520,7 +557,14 @@ def test_push_budget_is_below_push_timeout_which_equals_the_ack_deadline(push_ti
     assert 0 < timeouts["push_time_budget_s"] < timeouts["push_timeout_s"] == timeouts["push_ack_deadline_s"] <= 600
 
 
+@pytest.mark.parametrize("timeout", variable_bounds("function_timeout_seconds"))
+def test_an_api_reply_stops_waiting_for_its_send_well_before_the_api_times_out(timeout):
+    timeouts = timeouts_for({"poll_timeout_seconds": 540, "push_timeout_seconds": 60, "function_timeout_seconds": timeout})
+    assert 0 < timeouts["api_reply_wait_s"] <= timeouts["api_timeout_s"] - 5
+
+
 def test_every_timeout_is_read_from_the_one_place():
+    assert functions_local()["api"]["timeout_s"] == "${local.timeouts.api_timeout_s}"
     assert functions_local()["poll"]["timeout_s"] == "${local.timeouts.poll_timeout_s}"
     assert functions_local()["push"]["timeout_s"] == "${local.timeouts.push_timeout_s}"
     assert one(service()["template"])["timeout"] == "${each.value.timeout_s}s"
@@ -530,6 +574,7 @@ def test_every_timeout_is_read_from_the_one_place():
     extra = locals_()["function_extra_environment"]
     assert extra["poll"]["MAILBRIDGE_POLL_TIME_BUDGET_S"] == "${tostring(local.timeouts.poll_time_budget_s)}"
     assert extra["push"]["MAILBRIDGE_PUSH_TIME_BUDGET_S"] == "${tostring(local.timeouts.push_time_budget_s)}"
+    assert extra["api"]["MAILBRIDGE_REPLY_WAIT_S"] == "${tostring(local.timeouts.api_reply_wait_s)}"
 
 
 # --- Names: every one carries the prefix -----------------------------------------------------
@@ -782,7 +827,7 @@ def test_attachments_bucket_is_private_versioned_expires_and_grants_object_user_
     assert "${var.attachment_retention_days}" in ages
     grant = resources("google_storage_bucket_iam_member")["attachment_writer"]
     assert grant["role"] == "roles/storage.objectUser"
-    assert resolve_name_set(locals_()["attachment_writers"]) == {"admin", "poll", "push"}
+    assert resolve_name_set(locals_()["attachment_writers"]) == {"admin", "api", "poll", "push"}
 
 
 def test_build_account_touches_only_its_bucket_and_its_repository():
@@ -800,14 +845,10 @@ def test_build_account_touches_only_its_bucket_and_its_repository():
 
 
 def declared_indexes() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-    declared = set()
-    for body in resources("google_firestore_index").values():
-        fields = tuple(
-            (field["field_path"], "ARRAY_CONTAINS" if field.get("array_config") == "CONTAINS" else field["order"])
-            for field in body["fields"]
-        )
-        declared.add((body["collection"], fields))
-    return declared
+    """The entries of local.firestore_indexes, from which google_firestore_index.composite builds one
+    index each (test_each_index_entry_becomes_one_index_with_its_fields_in_order)."""
+    return {(index["collection"], tuple((field["field_path"], field["order"]) for field in index["fields"]))
+            for index in locals_()["firestore_indexes"].values()}
 
 
 def code_indexes() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
@@ -833,7 +874,31 @@ def test_firestore_indexes_target_the_default_native_database():
     assert database["count"] == "${var.create_firestore_database ? 1 : 0}"
     for name, body in resources("google_firestore_index").items():
         assert body["database"] == "(default)", name
-        assert len(body["fields"]) >= 2, f"{name}: a composite index has at least two fields"
+    for key, index in locals_()["firestore_indexes"].items():
+        assert len(index["fields"]) >= 2, f"{key}: a composite index has at least two fields"
+
+
+def test_each_index_entry_becomes_one_index_with_its_fields_in_order():
+    assert set(resources("google_firestore_index")) == {"composite"}
+    index = resources("google_firestore_index")["composite"]
+    assert index["for_each"] == "${local.firestore_indexes}"
+    assert index["collection"] == "${each.value.collection}"
+    [dynamic] = index["dynamic"]
+    assert dynamic["fields"]["for_each"] == "${each.value.fields}"
+    assert dynamic["fields"]["content"] == [{"field_path": "${fields.value.field_path}",
+                                             "order": "${fields.value.order}"}]
+    for key, entry in locals_()["firestore_indexes"].items():
+        assert key == "_".join([entry["collection"], *(field["field_path"] for field in entry["fields"])]), key
+
+
+def test_every_former_index_address_moves_to_its_entry():
+    # An existing deployment keeps its indexes instead of deleting and rebuilding them.
+    moved = {block["from"]: block["to"] for block in blocks("moved")}
+    for key in ("tickets_mailbox_number", "tickets_status_number", "tickets_mailbox_status_number",
+                "inbound_mailbox_processed_at"):
+        assert key in locals_()["firestore_indexes"], key
+        assert moved.get("${google_firestore_index." + key + "}") == (
+            '${google_firestore_index.composite["' + key + '"]}'), key
 
 
 def test_short_lived_collections_expire_by_ttl_on_expires_at():
@@ -932,6 +997,7 @@ def test_constrained_variables_are_validated():
         "admin_emails",
         "admin_oauth_client_id",
         "alert_email",
+        "api_callers",
         "attachment_retention_days",
         "function_memory",
         "function_timeout_seconds",
@@ -963,7 +1029,7 @@ def outputs() -> dict[str, dict]:
 
 
 def test_every_output_has_a_description():
-    for name in ("function_urls", "oauth_redirect_uri", "cli_env", "admin_url", "signing_key_secret_id"):
+    for name in ("function_urls", "oauth_redirect_uri", "cli_env", "admin_url", "api_url", "signing_key_secret_id"):
         assert name in outputs(), f"output {name} is missing"
     for name, body in outputs().items():
         assert body.get("description"), f"output {name} has no description"

@@ -1,6 +1,6 @@
 """Which mailbox answers a ticket: override keys and the resolution order (ticket, ticket type,
 team, client overrides, then the mailbox the mail arrived in, then the default), with the reason
-each candidate was skipped. Pure: services/outgoing.py reads the overrides and mailboxes."""
+each candidate was skipped. Pure: services/outgoing/overrides.py reads the overrides and mailboxes."""
 
 from __future__ import annotations
 

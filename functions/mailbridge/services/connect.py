@@ -120,10 +120,8 @@ def _complete_recorded(services: ConnectPorts, state: str, data: dict, code, err
         raise
 
 
-def _complete(services: ConnectPorts, state: str, data: dict, code, error, granted_scope) -> dict:
-    store, google = services.store, services.google
-    mailbox = store.get_mailbox(data["mailbox"])
-    instance = data["instance"]
+def _check_answer(store: ConnectStore, mailbox: dict, instance: str, data: dict, code, error) -> None:
+    """Google's answer carries a code, no error, and the sign-in kept its PKCE verifier."""
     if error:
         _refuse(store, mailbox, instance,
                 "consent was denied" if error == "access_denied" else f"Google returned an error: {error[:80]}")
@@ -131,49 +129,72 @@ def _complete(services: ConnectPorts, state: str, data: dict, code, error, grant
         raise AuthError("Google did not return an authorization code")
     if not data.get("code_verifier"):
         raise AuthError("sign-in state has no PKCE verifier: start again")
-    previous = models.require_credential(mailbox, instance)
+
+
+def _exchange(services: ConnectPorts, mailbox: dict, instance: str, previous: dict, state: str, data: dict, code):
+    """(token, credentials) for the code; a refused client secret is named as the suspect."""
     try:
-        token, credentials = google.exchange_code(mailbox, previous, state, data["code_verifier"], code)
+        return services.google.exchange_code(mailbox, previous, state, data["code_verifier"], code)
     except AuthError as e:
         if "InvalidClient" not in str(e):
             raise
         # Google names no detail; with the client id checked when added, the secret is the suspect.
-        _refuse(store, mailbox, instance,
+        _refuse(services.store, mailbox, instance,
                 f"Google refused the client secret for client id {previous['client_id']}: the secret does not "
                 "match this client id. Replace it (mailbox page, Credentials, or `credentials set "
                 f"{mailbox['name']} --instance {instance} --client-secret-stdin`), then sign in again")
+
+
+def _check_grant(services: ConnectPorts, mailbox: dict, instance: str, token: dict, granted_scope) -> str:
+    """The Gmail scope was granted and a refresh token came with it: the refresh token."""
     scopes = token.get("scope") or granted_scope or ""
     scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
     if MAIL_SCOPE not in scopes:
-        google.revoke(token.get("refresh_token") or token.get("access_token"))
-        _refuse(store, mailbox, instance,
+        services.google.revoke(token.get("refresh_token") or token.get("access_token"))
+        _refuse(services.store, mailbox, instance,
                 "the Gmail permission (https://mail.google.com/) was not granted: sign in again and keep it ticked")
     refresh_token = token.get("refresh_token")
     if not refresh_token:
         raise AuthError("Google returned no refresh token (access_type=offline and prompt=consent are required)")
-    gmail = services.gmail_with(credentials)
+    return refresh_token
+
+
+def _check_account(services: ConnectPorts, mailbox: dict, instance: str, previous: dict, token: dict,
+                   refresh_token: str, gmail) -> tuple[dict, str]:
+    """The account signed in is the mailbox's own, on Google Workspace (else the new token is
+    revoked): its Gmail profile and address."""
     profile = gmail.profile()
     email = profile.get("emailAddress", "").lower()
     if email != mailbox["address"].lower():
-        google.revoke(refresh_token)
-        _refuse(store, mailbox, instance,
+        services.google.revoke(refresh_token)
+        _refuse(services.store, mailbox, instance,
                 f"signed in as {email or 'an unknown account'}, but this mailbox is {mailbox['address']}: "
                 "sign in with the mailbox's own Google account")
     try:
         _check_workspace(services, mailbox, instance, previous, token, email)
     except AuthError:
-        google.revoke(refresh_token)
+        services.google.revoke(refresh_token)
         raise
+    return profile, email
+
+
+def _store_token(services: ConnectPorts, mailbox: dict, instance: str, previous: dict, refresh_token: str,
+                 email: str, now: str) -> dict:
+    """The refresh token into Secret Manager (older ones retired); the credential set, connected."""
     secret_id = models.credential_secret_id(services.settings.prefix, mailbox["name"], instance, "refresh")
     old_token = services.secrets.get(previous["refresh_token_secret"]) if previous.get("refresh_token_secret") else None
     services.secrets.put(secret_id, refresh_token)
     _retire_old_token(services, previous, secret_id, old_token, refresh_token, email)
-    now = models.now_iso()
-    updated = store.update_credential(mailbox["name"], instance, {
+    return services.store.update_credential(mailbox["name"], instance, {
         "status": "connected", "connected_email": email, "connected_at": now,
         "refresh_token_secret": secret_id, "last_error": None, "disconnected_at": None,
         "connected_client_id": previous["client_id"],
     })
+
+
+def _start_history(store: ConnectStore, mailbox: dict, instance: str, previous: dict, email: str, profile: dict,
+                   now: str) -> None:
+    """Where the next sync starts reading the mailbox's history."""
     sync = store.get_sync(mailbox["name"], instance)
     if (previous.get("status") == "disconnected" and previous.get("connected_email") == email
             and sync.get("history_id")):
@@ -186,7 +207,22 @@ def _complete(services: ConnectPorts, state: str, data: dict, code, error, grant
         days = int((mailbox.get("incoming") or {}).get("backfill_days") or 0)
         if days > 0:  # an explicit choice: the first poll also takes this much older inbox mail
             store.update_sync(mailbox["name"], instance, {"backfill_since": time.time() - days * 86400})
+
+
+def _complete(services: ConnectPorts, state: str, data: dict, code, error, granted_scope) -> dict:
+    store = services.store
+    mailbox = store.get_mailbox(data["mailbox"])
+    instance = data["instance"]
+    _check_answer(store, mailbox, instance, data, code, error)
+    previous = models.require_credential(mailbox, instance)
+    token, credentials = _exchange(services, mailbox, instance, previous, state, data, code)
+    refresh_token = _check_grant(services, mailbox, instance, token, granted_scope)
+    gmail = services.gmail_with(credentials)
+    profile, email = _check_account(services, mailbox, instance, previous, token, refresh_token, gmail)
+    now = models.now_iso()
+    updated = _store_token(services, mailbox, instance, previous, refresh_token, email, now)
+    _start_history(store, mailbox, instance, previous, email, profile, now)
     # Push starts at the connection (Gmail watch), not at the first scheduled poll.
     watch.maybe_watch(services, {**mailbox, "credentials": [updated]}, gmail, {}, force=True)
-    google.forget(mailbox["name"], instance)
+    services.google.forget(mailbox["name"], instance)
     return updated

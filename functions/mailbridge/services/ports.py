@@ -98,7 +98,7 @@ class OutboundRepository(Protocol):
     def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool: ...
     # every (key, limit) counter of the hour, all or none: None when counted, else the full key
     def take_acknowledgement_slots(self, counters: list[tuple[str, int]], hour: str) -> str | None: ...
-    # the outbox (services/outbox.py): one mailbox's unsent records, its pacing document
+    # the outbox (services/outbox/): one mailbox's unsent records, its pacing document
     def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,
                        statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]: ...
     def change_send_pacing(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
@@ -152,7 +152,7 @@ class WorkQueue(Protocol):
     """The managed work queue (docs/architecture.md, "Queue"): Pub/Sub topic `{prefix}-work`
     whose push subscription delivers every task, at least once, to the `push` function.
 
-    kind: "sync" (synchronize one mailbox, services/push.py) or "send" (services/outbox.py).
+    kind: "sync" (synchronize one mailbox, services/push.py) or "send" (services/outbox/).
     attributes: extra string attributes (e.g. "tick", "key"); "kind", "mailbox" and "instance"
     are set by the queue. A duplicate or late delivery must be harmless: handlers are idempotent.
     """
@@ -303,25 +303,56 @@ class MailboxesPorts(WatchPorts, Protocol):
     def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
 
 
+class OverridesStore(SettingsRepository, MailboxRepository, OverrideRepository, Protocol): ...
+
+
+class OverridesPorts(InstancePorts, Protocol):
+    """services/outgoing/overrides.py: the override rules, and which mailbox answers a ticket."""
+
+    store: OverridesStore
+
+
 class OutgoingStore(SettingsRepository, MailboxRepository, TicketRepository, OutboundRepository, OverrideRepository,
                     Protocol): ...
 
 
-class OutgoingPorts(InstancePorts, Protocol):
-    """services/outgoing.py: compose, budget and deliver mail, acknowledgements, overrides."""
+class ComposePorts(InstancePorts, Protocol):
+    """services/outgoing/ drafts.py, records.create, acknowledgements.py: compose a message and
+    record it in the outbox. Nothing here reaches Gmail or the work queue."""
 
     store: OutgoingStore
     blobs: Blobs
-    google: OAuth
 
-    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
+
+class SendTaskPorts(Protocol):
+    """Ask the work queue for a mailbox's "send" task and set its wake-up time
+    (services/outgoing/records.enqueue_send, services/outbox/drain.publish and kick_if_waiting)."""
+
+    store: MailboxRepository
 
     @property
     def queue(self) -> WorkQueue: ...
 
 
+class OutgoingPorts(ComposePorts, SendTaskPorts, Protocol):
+    """services/outgoing/: what composing and recording need, plus delivery through Gmail
+    (delivery.py) and replies that ask for their send task and wait for it (replies.py)."""
+
+    store: OutgoingStore
+    google: OAuth
+
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
+
+
+class PacingPorts(InstancePorts, Protocol):
+    """services/outbox/pacing.record_ingestion: a sync's Gmail units into the mailbox's rolling minute."""
+
+    store: OutboundRepository
+
+
 class OutboxPorts(OutgoingPorts, Protocol):
-    """services/outbox.py: drain one mailbox's outbox, paced (it delivers through outgoing)."""
+    """services/outbox/: drain one mailbox's outbox, paced (it delivers through
+    services/outgoing/delivery.py); the operators' status, list, retry and drop."""
 
 
 class SyncStore(OutgoingStore, SyncRepository, InboundRepository, Protocol):
@@ -341,3 +372,11 @@ class SyncPorts(OutboxPorts, LabelsPorts, WatchPorts, Protocol):
 class PushPorts(SyncPorts, Protocol):
     """services/push.py: a Pub/Sub notification or task → a sync (services/sync.py) or a send
     (services/outbox.py)."""
+
+
+# -- the helpdesk's JSON API ------------------------------------------------------------------
+class ApiPorts(OutgoingPorts, TicketsPorts, Protocol):
+    """services/api.py: ticket pages and views (services/tickets.py), replies (services/outgoing/),
+    attachment content (blobs)."""
+
+    store: OutgoingStore

@@ -44,7 +44,7 @@ FIELDS = {"team": "team", "type": "ticket_type", "ticket_type": "ticket_type"}  
 
 def set_field(services: TicketsPorts, ticket_id: str, field: str, value: str) -> dict:
     """Set (or, with an empty value, clear) a ticket's team or ticket type: the keys that team and
-    ticket-type overrides match (services/outgoing.py, override_lookups)."""
+    ticket-type overrides match (services/outgoing/overrides.py, override_lookups)."""
     if field not in FIELDS:
         raise InvalidInput(f"a ticket field is team or type, got {field!r}")
     value = (value or "").strip()

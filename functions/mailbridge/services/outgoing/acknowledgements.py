@@ -1,0 +1,70 @@
+"""Acknowledgements: the automatic answer to a new ticket (RFC 3834 auto-reply), queued in the
+outbox during a sync and sent by it after any queued reply (docs/outbox.md). Nothing is sent here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import time
+
+from mailbridge.domain import compose as mime
+from mailbridge.domain import models, rules
+from mailbridge.errors import InvalidInput
+from mailbridge.logs import log_event
+from mailbridge.services.outgoing import budget, drafts, records
+from mailbridge.services.ports import ComposePorts
+
+
+def _hour_key(now: float | None = None) -> str:
+    return datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y%m%d%H")
+
+
+def acknowledge(services: ComposePorts, mailbox: dict, ticket: dict, parsed, verdict) -> dict:
+    """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender,
+    at most N per recipient and M per recipient domain per hour, repeating its subject only when
+    harmless (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md); the
+    outbox sends it after any queued reply. Nothing is sent here."""
+
+    outgoing = models.outgoing_settings(mailbox)
+    recipient = ((ticket.get("requester") or {}).get("email") or "").strip().lower()
+
+    def skip(reason):
+        log_event("INFO", "acknowledgement skipped", ticket=ticket.get("id"), mailbox=mailbox["name"], reason=reason)
+        return {"status": "skipped", "reason": reason, "ticket": ticket.get("id")}
+
+    if not outgoing.get("acknowledge_new", True):
+        return skip("acknowledgements are off for this mailbox (outgoing.acknowledge_new=false)")
+    store = services.store
+    marker = rules.loop_marker(services.settings.prefix)
+    refusal = rules.acknowledgement_refusal(parsed, verdict, recipient)
+    if refusal:
+        return skip(refusal)
+    key = f"ack-{ticket['id']}"
+    existing = store.get_outbound(key)
+    if existing is not None:
+        return records.result(existing)
+    limit = int(outgoing.get("acknowledgement_limit_per_hour") or 0)
+    domain_limit = int(outgoing.get("acknowledgement_limit_per_domain_per_hour") or 0)
+    domain = "@" + recipient.rpartition("@")[2]
+    full = store.take_acknowledgement_slots([(recipient, limit), (domain, domain_limit)], _hour_key())
+    if full is not None:
+        return skip(f"{full} already got {limit if full == recipient else domain_limit} acknowledgements this hour")
+    settings = store.settings()
+    fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
+    subject = rules.repeatable_subject(ticket.get("subject", ""))
+    text = mime.acknowledgement_text(outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING[
+        "acknowledgement_template"], mime.format_tag(ticket["number"], fmt), ticket["number"], subject)
+    try:
+        draft = drafts.compose(services, {**ticket, "subject": subject}, text, extra_headers=mime.auto_headers(marker),
+                               only_to=recipient, kind="acknowledgement")
+    except InvalidInput as e:
+        return skip(f"acknowledgement could not be composed: {e}")
+    daily_budget, _share = budget.daily_limits(draft.mailbox)
+    # the share is the receiving mailbox's setting; the budget is the sending mailbox's
+    ack_budget = daily_budget * int(outgoing.get("acknowledgement_share_percent") or 0) // 100
+    used = store.send_budget_used(draft.mailbox["name"], budget.today())
+    if used >= ack_budget:
+        return skip(budget.acknowledgement_share_spent(daily_budget, ack_budget, used))
+    if not records.create(services, key, draft):
+        return records.result(store.get_outbound(key))
+    return records.result(store.get_outbound(key))  # queued: the caller publishes one send task per sync
