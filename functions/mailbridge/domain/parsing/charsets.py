@@ -377,23 +377,37 @@ def _header_line(value: str) -> str:
 
 
 def _decode_once(value: str, defects: Defects | None, name: str) -> str:
-    """One round: every encoded word decoded; white space between two of them dropped."""
+    """One round: every encoded word decoded; white space between two of them dropped. Adjacent
+    words in one charset are decoded together, as the email package does: mailers split a
+    character between two words (flufl.bounce's simple_39 cuts a Cyrillic letter in two)."""
     pieces: list[str] = []
+    run: list[bytes] = []  # the bytes of adjacent words in one charset, not yet decoded
+    run_charset: str | None = None
     position, after_word = 0, False
     for word in _ENCODED_WORD.finditer(value):
         between = value[position : word.start()]
-        if not (after_word and (not between or between.isspace())):
-            pieces.append(between)
+        adjacent = after_word and (not between or between.isspace())
         charset, encoding, closed, unclosed = word.groups()
+        charset = charset.partition("*")[0].lower() or None
+        if run and not (adjacent and charset == run_charset):
+            pieces.append(_decode_word_bytes(b"".join(run), run_charset, defects, name))
+            run = []
+        if not adjacent:
+            pieces.append(between)
         text = closed if closed is not None else unclosed
-        data = _b_decode(text) if encoding in "bB" else _q_decode(text)
-        decoded, fallback = decode_text(data, charset.partition("*")[0] or None, guess=False)
-        if fallback and defects is not None:
-            defects.add(f"{name}: {fallback}")
-        pieces.append(decoded)
-        position, after_word = word.end(), True
+        run.append(_b_decode(text) if encoding in "bB" else _q_decode(text))
+        run_charset, position, after_word = charset, word.end(), True
+    if run:
+        pieces.append(_decode_word_bytes(b"".join(run), run_charset, defects, name))
     pieces.append(value[position:])
     return "".join(pieces)
+
+
+def _decode_word_bytes(data: bytes, charset: str | None, defects: Defects | None, name: str) -> str:
+    decoded, fallback = decode_text(data, charset, guess=False)
+    if fallback and defects is not None:
+        defects.add(f"{name}: {fallback}")
+    return decoded
 
 
 def _b_decode(text: str) -> bytes:
