@@ -66,6 +66,36 @@ def test_hostile_family_cpu_grows_linearly_including_c_code(family):
     assert large <= 10 * max(small, 0.005), (family, small, large)
 
 
+def unindented_header_runs(size: int) -> bytes:
+    """Header lines each followed by continuation lines that lost their indent (issue 34)."""
+    unit = b"X-Relay-Tracking: a\r\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\nMDEyMzQ1Njc4OQ==\r\n"
+    return unit * (size // len(unit)) + b"From: a@customer.example\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+def raw_8bit_headers(size: int) -> bytes:
+    """Header lines of raw GBK that the declared Latin-1 does not read (issue 34)."""
+    unit = b"X-Note: " + "转发：关于会议的通知".encode("gbk") * 4 + b"\r\n"
+    return (b"From: a@customer.example\r\nSubject: " + "申请退款".encode("gbk") + b"\r\n"
+            + unit * (size // len(unit)) + b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nbody\r\n")
+
+
+def raw_8bit_file_names(size: int) -> bytes:
+    """Parts whose file names are raw GBK, each part read again for its name (issue 34)."""
+    unit = b'--b\r\nContent-Type: application/pdf; name="' + "报价单".encode("gbk") * 8 + b'.pdf"\r\n\r\nxx\r\n'
+    return (b"From: a@customer.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            + unit * (size // len(unit)) + b"--b--\r\n")
+
+
+@pytest.mark.parametrize("build", [unindented_header_runs, raw_8bit_headers, raw_8bit_file_names])
+def test_header_repair_and_raw_8bit_detection_cost_linear_work(build):
+    parse_message(build(SMALL))
+
+    small = lines_executed(build(SMALL))
+    large = lines_executed(build(4 * SMALL))
+
+    assert large <= LINEAR_WITH_SLACK * small, (build.__name__, small, large)
+
+
 def test_deeply_nested_lists_are_capped_before_the_tree_builders():
     html = "<ul><li>item" * 500
 

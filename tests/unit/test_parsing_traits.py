@@ -1,5 +1,6 @@
 """The real-world traits of issue 16, one minimal message each: read right, repair noted."""
 
+import base64
 import binascii
 
 import pytest
@@ -336,3 +337,15 @@ def test_named_text_file_next_to_a_body_stays_a_file_only(log_headers):
 
     assert "line of the log" not in parsed.text
     assert [a.filename for a in parsed.attachments] == ["log.txt"]
+
+
+# --- a character split between two encoded words (flufl.bounce's simple_39)
+
+
+def test_a_character_split_between_two_encoded_words_is_read_whole():
+    data = "Ваше сообщение не доставлено.".encode("utf-8")
+    first, second = base64.b64encode(data[:48]).decode(), base64.b64encode(data[48:]).decode()  # inside a letter
+
+    parsed = parse_message(message(f"Subject: =?utf-8?b?{first}?=\r\n\t=?UTF-8?B?{second}?=", *STANDARD[1:]))
+
+    assert parsed.subject == "Ваше сообщение не доставлено."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email
 import email.parser
 
-from .bodies import read_body, read_body_fallback, repair_boundary, safe_filename
+from .bodies import read_body, read_body_fallback, repair_boundary
 from .charsets import decode_text, decode_words
 from .headers import generated_message_id, read_headers, repair_header_block, repair_part_headers
 from .html import cid_references, html_to_text, resolve_cid, sanitize_html
@@ -19,6 +19,7 @@ from .limits import (
     MAX_DEPTH, MAX_PARTS, MAX_RECIPIENTS, Budget, CappedPolicy, bound_structure, cap_part_headers,
 )
 from .model import Address, Attachment, Defects, ParsedMessage
+from .parts import safe_filename
 
 __all__ = [
     "MAX_DEPTH", "MAX_PARTS", "MAX_RECIPIENTS", "Address", "Attachment", "ParsedMessage", "cid_references",

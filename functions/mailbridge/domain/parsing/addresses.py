@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 from email import policy
@@ -49,63 +50,83 @@ def split_address_list(value: str):
     One pass over the value: parsing items one by one keeps the cost linear, where the stdlib
     parser is superlinear on a header with thousands of addresses.
     """
-    start = 0
-    quoted = escaped = False
-    angle = comment = 0
-    in_group = False
-    address_seen = False  # an "@" or "<" since the item began: then a ":" starts no group
+    scan = _ListScan()
     index, length = 0, len(value)
     while index < length:
         char = value[index]
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif quoted:
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char == "(":
-            comment += 1
-        elif char == ")" and comment:
-            comment -= 1
-        elif comment:
-            pass
-        elif char == "=" and value.startswith("=?", index):
-            word = _ENCODED_WORD.match(value, index)
+        if char not in _LIST_SPECIALS:
+            scan.escaped = False  # all an ordinary character can change
+        elif not scan.quoting(char):
+            word = _ENCODED_WORD.match(value, index) if char == "=" and value.startswith("=?", index) else None
             if word:
                 index = word.end()
                 continue
-        elif char == "<":
-            angle += 1
-            address_seen = True
-        elif char == ">" and angle:
-            angle -= 1
-        elif angle:
-            pass
-        elif char == "@":
-            address_seen = True
-        elif char == ":" and not in_group and not address_seen:
-            # "team: a@x, b@y;" — the group's members are listed one by one.
-            if value[start:index].strip():
-                in_group = True
-                start = index + 1
-        elif char == ";" and in_group:
-            item = value[start:index].strip()
+            item = scan.delimit(value, index, char)
             if item:
                 yield item
-            in_group = address_seen = False
-            start = index + 1
-        elif char == ",":
-            item = value[start:index].strip()
-            if item:
-                yield item
-            start = index + 1
-            address_seen = False
         index += 1
-    item = value[start:].strip().rstrip(";")
+    item = value[scan.start :].strip().rstrip(";")
     if item:
         yield item
+
+
+# The characters that can change where split_address_list stands.
+_LIST_SPECIALS = frozenset('\\"()=<>@:;,')
+
+
+@dataclasses.dataclass
+class _ListScan:
+    """Where split_address_list's one pass stands."""
+
+    start: int = 0  # where the current item began
+    quoted: bool = False
+    escaped: bool = False
+    angle: int = 0
+    comment: int = 0
+    in_group: bool = False
+    address_seen: bool = False  # an "@" or "<" since the item began: then a ":" starts no group
+
+    def quoting(self, char: str) -> bool:
+        """Escapes, quoted strings and comments: True when `char` belongs to them."""
+        if self.escaped:
+            self.escaped = False
+        elif char == "\\":
+            self.escaped = True
+        elif self.quoted:
+            self.quoted = char != '"'
+        elif char == '"':
+            self.quoted = True
+        elif char == "(":
+            self.comment += 1
+        elif char == ")" and self.comment:
+            self.comment -= 1
+        else:
+            return self.comment > 0
+        return True
+
+    def delimit(self, value: str, index: int, char: str) -> str | None:
+        """Angle brackets, groups and commas: the item that `char` ends, if it ends one."""
+        if char == "<":
+            self.angle += 1
+            self.address_seen = True
+        elif char == ">" and self.angle:
+            self.angle -= 1
+        elif self.angle:
+            pass
+        elif char == "@":
+            self.address_seen = True
+        elif char == ":" and not self.in_group and not self.address_seen:
+            # "team: a@x, b@y;" — the group's members are listed one by one.
+            if value[self.start : index].strip():
+                self.in_group = True
+                self.start = index + 1
+        elif char == ";" and self.in_group or char == ",":
+            item = value[self.start : index].strip()
+            self.start = index + 1
+            self.address_seen = False
+            self.in_group = self.in_group and char == ","
+            return item
+        return None
 
 
 def parse_address_item(name: str, item: str, defects: Defects, label: str) -> list[Address]:

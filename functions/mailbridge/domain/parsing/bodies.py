@@ -1,47 +1,28 @@
-"""Bodies: walk the MIME tree into text, HTML and attachments; repair what mailers break."""
+"""Bodies: walk the MIME tree into text, HTML and attachments; repair what mailers break.
+
+Every part is read (parts.py reads one part): the text of every text part, and every file of
+every branch of a multipart/alternative, whichever body is shown; a file repeated in another
+branch of the same alternative is kept once (docs/parsing.md, trait D).
+"""
 
 from __future__ import annotations
 
-import binascii
-import email.utils
-import hashlib
-import io
-import mimetypes
+import dataclasses
 import re
-import unicodedata
-from email import errors, policy
-from email.generator import BytesGenerator
+from email import errors
 from email.message import Message
 
 from mailbridge.domain import quotes
 
-from .charsets import decode_text, decode_words, unescape
+from .charsets import codec_name, decode_text, header_charset
 from .headers import declared_charset
 from .html import cid_references, html_text_without_markup, html_to_text, sanitize_html
-from .limits import (
-    MAX_DEPTH, MAX_FILENAME_CHARS, MAX_HTML_TO_TEXT_CHARS, MAX_PARTS, MAX_TEXT_OVER_BUDGET, Budget, cap_part_headers,
+from .limits import MAX_DEPTH, MAX_HTML_TO_TEXT_CHARS, MAX_PARTS, MAX_TEXT_OVER_BUDGET, Budget, cap_part_headers
+from .model import Attachment, Defects, ParsedMessage, normalize_text
+from .parts import (
+    attachment, looks_binary, message_part_bytes, param, part_bytes, part_charset, part_disposition, part_filename,
+    part_type,
 )
-from .model import Attachment, Defects, ParsedMessage, clean_line, normalize_text
-
-_EXTENSIONS = {
-    "application/pdf": ".pdf",
-    "application/zip": ".zip",
-    "application/ms-tnef": ".dat",
-    "application/vnd.ms-tnef": ".dat",
-    "application/octet-stream": ".bin",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "text/plain": ".txt",
-    "text/html": ".html",
-    "text/calendar": ".ics",
-    "message/rfc822": ".eml",
-    "message/global": ".eml",
-    "message/delivery-status": ".txt",
-    "text/rfc822-headers": ".txt",
-    "message/disposition-notification": ".txt",
-}
-
 
 _DELIMITER_LINE = re.compile(rb"^--([ -~]{6,69}?)[ \t]*\r?\n(?=[A-Za-z-]+:)", re.MULTILINE)
 
@@ -80,105 +61,204 @@ def read_body_fallback(raw: bytes, result: ParsedMessage, defects: Defects) -> N
     result.text = quotes.strip_reply(result.full_text)
 
 
+# Where a part sits: for each multipart/alternative above it, (id of that part, branch index).
+Branches = tuple[tuple[int, int], ...]
+
+
+@dataclasses.dataclass
+class _Copies:
+    """Where the files with one content hash sit inside multipart/alternative parts."""
+
+    branches: dict[int, set[int]] = dataclasses.field(default_factory=dict)
+    content_ids: set[str | None] = dataclasses.field(default_factory=set)
+
+    def elsewhere(self, where: Branches, content_id: str | None) -> bool:
+        """True when a copy sits in another branch of an alternative that holds `where`, and
+        dropping this one loses no Content-ID the HTML may point at."""
+        if content_id is not None and content_id not in self.content_ids:
+            return False
+        for alternative, index in where:
+            holding = self.branches.get(alternative, set())
+            if len(holding) > (index in holding):  # a branch other than this one holds a copy
+                return True
+        return False
+
+    def add(self, where: Branches, content_id: str | None) -> None:
+        for alternative, index in where:
+            self.branches.setdefault(alternative, set()).add(index)
+        self.content_ids.add(content_id)
+
+
+@dataclasses.dataclass
+class _Walk:
+    """What reading one message's MIME tree collects, part by part (read_body)."""
+
+    message: Message
+    defects: Defects
+    max_attachment_bytes: int | None
+    budget: Budget
+    plain: list[str] = dataclasses.field(default_factory=list)
+    html: list[str] = dataclasses.field(default_factory=list)
+    attachments: list[Attachment] = dataclasses.field(default_factory=list)
+    named_text: list[tuple[str, bytes, str | None]] = dataclasses.field(default_factory=list)
+    delivery_report: bool = False
+    copies: dict[str, _Copies] = dataclasses.field(default_factory=dict)
+    # One detection per codec for raw 8-bit file names, however many parts the message has.
+    name_charsets: dict[str | None, str] = dataclasses.field(default_factory=dict)
+    declared: str | None = None  # the message's charset, read at the first raw file name
+    declared_read: bool = False
+
+    def keep(self, part: Message, content_type: str, data: bytes, filename: str | None, where: Branches) -> None:
+        kept = attachment(part, content_type, data, len(self.attachments) + 1, self.max_attachment_bytes,
+                          self.defects, filename)
+        if where:
+            copies = self.copies.setdefault(kept.sha256, _Copies())
+            if copies.elsewhere(where, kept.content_id):
+                return
+            copies.add(where, kept.content_id)
+        self.attachments.append(kept)
+
+    def filename(self, part: Message) -> str | None:
+        return part_filename(part, self.defects, self._raw_name_charset)
+
+    def _raw_name_charset(self, part: Message, name: str) -> str | None:
+        """Raw 8-bit bytes of a file name: the part's charset, else the message's, weighed once
+        per codec against the other candidates (charsets.header_charset)."""
+        label = part_charset(part)
+        if label is None:
+            if not self.declared_read:
+                self.declared, self.declared_read = declared_charset(self.message), True
+            label = self.declared
+        key = codec_name(label) if label else None
+        if key not in self.name_charsets:
+            chosen = header_charset([name], label, normalizer=False)
+            if chosen is None:
+                return label  # valid UTF-8: read as such, nothing to choose
+            self.name_charsets[key] = chosen
+        return self.name_charsets[key]
+
+
 def read_body(message: Message, result: ParsedMessage, defects: Defects, max_attachment_bytes,
               budget: Budget | None = None) -> None:
-    budget = budget or Budget()
-    for defect in getattr(message, "defects", ()):
+    walk = _Walk(message, defects, max_attachment_bytes, budget or Budget())
+    report_type = (param(message, "report-type") or "").lower()
+    walk.delivery_report = part_type(message) == "multipart/report" and report_type in ("", "delivery-status")
+    _note_mime_defects(message, defects)
+    _read_parts(walk)
+    if not walk.plain and not walk.html and walk.named_text:
+        _show_named_text(walk)
+    result.is_delivery_report = walk.delivery_report or "x-failed-recipients" in result.headers
+    if walk.html:
+        result.html = sanitize_html("\n".join(walk.html), defects)
+        _mark_inline(walk.attachments, cid_references(result.html))
+    result.attachments = walk.attachments
+    _set_text(result, "\n".join(walk.plain), defects, walk.budget)
+
+
+def _note_mime_defects(part: Message, defects: Defects) -> None:
+    for defect in getattr(part, "defects", ()):
         defects.add(f"MIME: {type(defect).__name__}")
-    plain: list[str] = []
-    html_parts: list[str] = []
-    attachments: list[Attachment] = []
-    named_text: list[tuple[str, bytes, str | None]] = []
-    stack: list[tuple[Message, int]] = [(message, 0)]
+
+
+def _read_parts(walk: _Walk) -> None:
+    """Every part, depth first in the order written, at most MAX_PARTS of them."""
+    stack: list[tuple[Message, int, Branches]] = [(walk.message, 0, ())]
     count = 0
-    top_type = _content_type(message)
-    report_type = (_param(message, "report-type") or "").lower()
-    delivery_report = top_type == "multipart/report" and report_type in ("", "delivery-status")
     while stack:
-        part, depth = stack.pop()
+        part, depth, where = stack.pop()
         count += 1
         if count > MAX_PARTS:
-            defects.add(f"more than {MAX_PARTS} MIME parts; the rest were skipped")
+            walk.defects.add(f"more than {MAX_PARTS} MIME parts; the rest were skipped")
             break
-        if part is not message:
-            cap_part_headers(part, defects)
-            for defect in getattr(part, "defects", ()):
-                defects.add(f"MIME: {type(defect).__name__}")
-        content_type = _content_type(part)
+        if part is not walk.message:
+            cap_part_headers(part, walk.defects)
+            _note_mime_defects(part, walk.defects)
+        content_type = part_type(part)
         if content_type == "message/delivery-status":
-            delivery_report = True
-        if content_type.startswith("message/") and part is not message:
-            attachments.append(_attachment(part, content_type, _message_part_bytes(part, content_type),
-                                           len(attachments) + 1, max_attachment_bytes, defects))
-            continue
-        if part.is_multipart():
-            if depth >= MAX_DEPTH:
-                defects.add(f"MIME nesting deeper than {MAX_DEPTH}; inner parts skipped")
-                continue
-            children = part.get_payload()
-            if isinstance(children, list):
-                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
-            continue
-        data = _payload_bytes(part, defects)
-        filename = _filename(part, defects, message)
-        disposition = _disposition(part)
-        if content_type == "application/plain":
-            content_type = "text/plain"  # a type some mailers invent for plain text
-        if content_type.startswith("multipart/"):
-            # Declared multipart, but no delimiter splits it: a container is never an attachment.
-            if _looks_binary(data):
-                defects.add(f"{content_type} without any part; its binary body was kept as a file")
-                content_type = "application/octet-stream"
-            else:
-                defects.add(f"{content_type} without any part; its body was read as text")
-                content_type = "text/plain"
-        shown_file = filename and disposition in ("inline", None) and content_type in ("text/plain", "text/html")
-        if shown_file and disposition is None:
-            # Named, without a disposition: a file, shown only if the message has no other text.
-            named_text.append((content_type, data, _charset(part)))
-            shown_file = False
-        if shown_file:
-            # RFC 2183: an inline part is displayed; a named one is also kept as the file it names.
-            attachments.append(_attachment(part, content_type, data, len(attachments) + 1,
-                                           max_attachment_bytes, defects, filename=filename))
-        if content_type in ("text/plain", "text/html") and disposition != "attachment" and (not filename or shown_file):
-            over_budget = budget.exhausted("reading the text parts")
-            if over_budget:
-                data = data[:MAX_TEXT_OVER_BUDGET]
-            text, fallback = decode_text(data, _charset(part), guess=not over_budget)
-            if fallback:
-                defects.add(f"{content_type} part: {fallback}")
-            (plain if content_type == "text/plain" else html_parts).append(text)
-            continue
-        attachments.append(_attachment(part, content_type, data, len(attachments) + 1,
-                                       max_attachment_bytes, defects, filename=filename))
+            walk.delivery_report = True
+        if content_type.startswith("message/") and part is not walk.message:
+            walk.keep(part, content_type, message_part_bytes(part, content_type), walk.filename(part), where)
+        elif part.is_multipart():
+            stack.extend(reversed(_children(walk, part, content_type, depth, where)))
+        else:
+            _read_leaf(walk, part, content_type, where)
 
-    if not plain and not html_parts and named_text:
-        defects.add("no text part; the text files named without a disposition were shown")
-        for content_type, data, charset in named_text:
-            text, _fallback = decode_text(data[:MAX_TEXT_OVER_BUDGET], charset, guess=True)
-            (plain if content_type == "text/plain" else html_parts).append(text)
-    if "x-failed-recipients" in result.headers:
-        delivery_report = True
-    result.is_delivery_report = delivery_report
-    if html_parts:
-        result.html = sanitize_html("\n".join(html_parts), defects)
-        referenced = cid_references(result.html)
-        for attachment in attachments:
-            if attachment.content_id and (
-                attachment.content_id in referenced or attachment.content_id.lower() in referenced
-            ):
-                attachment.inline = True
-    result.attachments = attachments
-    full_text = "\n".join(plain)
+
+def _children(walk: _Walk, part: Message, content_type: str, depth: int,
+              where: Branches) -> list[tuple[Message, int, Branches]]:
+    if depth >= MAX_DEPTH:
+        walk.defects.add(f"MIME nesting deeper than {MAX_DEPTH}; inner parts skipped")
+        return []
+    children = part.get_payload()
+    if not isinstance(children, list):
+        return []
+    alternative = content_type == "multipart/alternative"
+    return [(child, depth + 1, where + ((id(part), index),) if alternative else where)
+            for index, child in enumerate(children) if isinstance(child, Message)]
+
+
+def _read_leaf(walk: _Walk, part: Message, content_type: str, where: Branches) -> None:
+    """A part that is not a container: shown text, a file, or both (RFC 2183)."""
+    data = part_bytes(part, walk.defects)
+    filename = walk.filename(part)
+    disposition = part_disposition(part)
+    content_type = _leaf_type(content_type, data, walk.defects)
+    is_text = content_type in ("text/plain", "text/html")
+    shown_file = bool(filename) and disposition in ("inline", None) and is_text
+    if shown_file and disposition is None:
+        # Named, without a disposition: a file, shown only if the message has no other text.
+        walk.named_text.append((content_type, data, part_charset(part)))
+        shown_file = False
+    if shown_file:
+        # RFC 2183: an inline part is displayed; a named one is also kept as the file it names.
+        walk.keep(part, content_type, data, filename, where)
+    if is_text and disposition != "attachment" and (not filename or shown_file):
+        _read_text(walk, part, content_type, data)
+        return
+    walk.keep(part, content_type, data, filename, where)
+
+
+def _leaf_type(content_type: str, data: bytes, defects: Defects) -> str:
+    if content_type == "application/plain":
+        return "text/plain"  # a type some mailers invent for plain text
+    if not content_type.startswith("multipart/"):
+        return content_type
+    # Declared multipart, but no delimiter splits it: a container is never an attachment.
+    if looks_binary(data):
+        defects.add(f"{content_type} without any part; its binary body was kept as a file")
+        return "application/octet-stream"
+    defects.add(f"{content_type} without any part; its body was read as text")
+    return "text/plain"
+
+
+def _read_text(walk: _Walk, part: Message, content_type: str, data: bytes) -> None:
+    over_budget = walk.budget.exhausted("reading the text parts")
+    if over_budget:
+        data = data[:MAX_TEXT_OVER_BUDGET]
+    text, fallback = decode_text(data, part_charset(part), guess=not over_budget)
+    if fallback:
+        walk.defects.add(f"{content_type} part: {fallback}")
+    (walk.plain if content_type == "text/plain" else walk.html).append(text)
+
+
+def _show_named_text(walk: _Walk) -> None:
+    walk.defects.add("no text part; the text files named without a disposition were shown")
+    for content_type, data, charset in walk.named_text:
+        text, _fallback = decode_text(data[:MAX_TEXT_OVER_BUDGET], charset, guess=True)
+        (walk.plain if content_type == "text/plain" else walk.html).append(text)
+
+
+def _mark_inline(attachments: list[Attachment], referenced: set[str]) -> None:
+    for item in attachments:
+        if item.content_id and (item.content_id in referenced or item.content_id.lower() in referenced):
+            item.inline = True
+
+
+def _set_text(result: ParsedMessage, full_text: str, defects: Defects, budget: Budget) -> None:
+    """The text shown: the plain parts, or the HTML's text when there are none or they are a
+    stub of it; stripped of quotes unless the CPU budget is spent."""
     if result.html and not budget.exhausted("converting HTML to text"):
-        if not full_text.strip():
-            full_text = html_to_text(result.html, defects)
-        elif len(full_text.split()) <= STUB_MAX_WORDS:
-            html_text = html_to_text(result.html, defects)
-            if _is_stub(full_text, len(html_text.split())):
-                defects.add("the plain-text part is a stub of the HTML part; the HTML text was shown")
-                full_text = html_text
+        full_text = _plain_or_html_text(full_text, result.html, defects)
     elif result.html and not full_text.strip():
         full_text = html_text_without_markup(result.html[:MAX_TEXT_OVER_BUDGET])
     if budget.exhausted("stripping quoted replies"):
@@ -189,6 +269,17 @@ def read_body(message: Message, result: ParsedMessage, defects: Defects, max_att
         return
     result.full_text = normalize_text(full_text)
     result.text = quotes.strip_reply(result.full_text)
+
+
+def _plain_or_html_text(plain: str, html: str, defects: Defects) -> str:
+    if not plain.strip():
+        return html_to_text(html, defects)
+    if len(plain.split()) <= STUB_MAX_WORDS:
+        html_text = html_to_text(html, defects)
+        if _is_stub(plain, len(html_text.split())):
+            defects.add("the plain-text part is a stub of the HTML part; the HTML text was shown")
+            return html_text
+    return plain
 
 
 # A plain part with at most this many words is a stub of the HTML part when it says so ("view
@@ -209,202 +300,3 @@ def _is_stub(plain: str, html_words: int) -> bool:
     if html_words < STUB_HTML_RATIO * max(1, words):
         return False
     return bool(_STUB_PHRASES.search(plain)) or (words <= 3 and html_words >= STUB_MIN_HTML_WORDS)
-
-
-def _content_type(part: Message) -> str:
-    try:
-        return part.get_content_type().lower()
-    except Exception:  # noqa: BLE001
-        return "application/octet-stream"
-
-
-def _param(part: Message, name: str) -> str | None:
-    try:
-        value = part.get_param(name)
-    except Exception:  # noqa: BLE001
-        return None
-    if isinstance(value, tuple):
-        value = email.utils.collapse_rfc2231_value(value)
-    return str(value) if value is not None else None
-
-
-def _charset(part: Message) -> str | None:
-    try:
-        charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001
-        charset = _param(part, "charset")
-    return clean_line(unescape(charset)).lower() if charset else None
-
-
-def _disposition(part: Message) -> str | None:
-    try:
-        return part.get_content_disposition()
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _payload_bytes(part: Message, defects: Defects) -> bytes:
-    encoding = raw_header(part, "content-transfer-encoding").strip().lower()
-    if encoding in _UUENCODINGS:
-        payload = part.get_payload()
-        if isinstance(payload, str) and not _UU_BEGIN.search(payload):
-            defects.add("uuencoded part without a begin line was decoded line by line")
-            return _uudecode_lines(payload)
-    try:
-        data = part.get_payload(decode=True)
-    except Exception as e:  # noqa: BLE001
-        defects.add(f"undecodable part body: {type(e).__name__}")
-        data = None
-    if data is None:
-        payload = part.get_payload()
-        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
-    return data
-
-
-def _message_part_bytes(part: Message, content_type: str) -> bytes:
-    """The bytes of a message/* part's body: a nested message is kept whole, as one file."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        chunks = []
-        for child in payload:
-            if isinstance(child, Message):
-                chunks.append(_generate(child))
-        separator = b"" if content_type in ("message/rfc822", "message/global") else b"\r\n"
-        return separator.join(chunks)
-    if isinstance(payload, str):
-        return part.get_payload(decode=True) or b""
-    return b""
-
-
-def _generate(message: Message) -> bytes:
-    buffer = io.BytesIO()
-    BytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(message)
-    return buffer.getvalue()
-
-
-def _looks_binary(data: bytes) -> bool:
-    """NUL bytes, or many control bytes, in the first 4 KB: not text in any charset mail uses."""
-    sample = data[:4096]
-    controls = sum(1 for byte in sample if byte < 9 or 13 < byte < 32)
-    return b"\x00" in sample or controls * 20 > len(sample)
-
-
-_UUENCODINGS = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
-_UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ", re.MULTILINE)
-
-
-def _uudecode_lines(payload: str) -> bytes:
-    chunks = []
-    for line in payload.encode("ascii", "replace").splitlines():
-        line = line.rstrip(b"\r")
-        if not line or line in (b"`", b"end"):
-            continue
-        try:
-            chunks.append(binascii.a2b_uu(line))
-        except binascii.Error:
-            # Some encoders write lines one byte short (as the stdlib's uu handling allows).
-            nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
-            try:
-                chunks.append(binascii.a2b_uu(line[:nbytes]))
-            except binascii.Error:
-                continue
-    return b"".join(chunks)
-
-
-def raw_header(part: Message, name: str) -> str:
-    """A header's first value as written (no structured parse, which costs far more)."""
-    for header_name, value in part.raw_items():
-        if str(header_name).lower() == name:
-            return str(value)
-    return ""
-
-
-def _filename(part: Message, defects: Defects, message: Message | None = None) -> str | None:
-    try:
-        name = part.get_filename()
-    except Exception:  # noqa: BLE001
-        name = _param(part, "filename") or _param(part, "name")
-        defects.add("unreadable attachment filename parameter")
-    if not name:
-        return None
-    charset = None
-    if "\ufffd" in name:
-        # Raw 8-bit bytes: read them in the part's charset, else the message's.
-        name = _raw_filename(part) or name
-        charset = _charset(part) or (declared_charset(message) if message is not None else None)
-    return safe_filename(name, defects, charset)
-
-
-_RAW_FILENAME = re.compile(r'\b(?:file)?name[ \t]*=[ \t]*(?:"([^"\r\n]{1,1000})"|([^\s;"]{1,1000}))', re.IGNORECASE)
-
-
-def _raw_filename(part: Message) -> str | None:
-    """The filename parameter as the message wrote it (raw 8-bit bytes still surrogate
-    escapes, for unescape to read in the declared charset); the stdlib has already turned
-    them into U+FFFD."""
-    for header_name in ("content-disposition", "content-type"):
-        for name, value in part.raw_items():
-            if str(name).lower() == header_name:
-                found = _RAW_FILENAME.search(str(value))
-                if found:
-                    return found.group(1) or found.group(2)
-    return None
-
-
-def safe_filename(name: str, defects: Defects | None = None, charset: str | None = None) -> str | None:
-    """A filename with no directories or control/format characters; None when nothing is left."""
-    name = str(name)
-    if "=?" in name:
-        name = decode_words(name, defects, "filename")
-    name = unescape(name, charset, defects, "filename").replace("\\", "/").split("/")[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = name.strip().strip(".").strip()
-    if not name:
-        return None
-    if len(name) > MAX_FILENAME_CHARS:
-        stem, dot, extension = name.rpartition(".")
-        if dot and 0 < len(extension) <= 10:
-            name = stem[: MAX_FILENAME_CHARS - len(extension) - 1] + "." + extension
-        else:
-            name = name[:MAX_FILENAME_CHARS]
-    return name
-
-
-def _generated_filename(content_type: str, index: int) -> str:
-    if content_type in ("message/rfc822", "message/global"):
-        return "message.eml"
-    if content_type == "message/delivery-status":
-        return "delivery-status.txt"
-    if content_type == "text/rfc822-headers":
-        return "headers.txt"
-    extension = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type, strict=True) or ".bin"
-    return f"attachment-{index}{extension}"
-
-
-def _attachment(part, content_type, data, index, max_attachment_bytes, defects, filename=None) -> Attachment:
-    if filename is None:
-        filename = _filename(part, defects)
-    content_id = None
-    try:
-        raw_id = part.get("content-id")
-    except Exception:  # noqa: BLE001
-        raw_id = None
-    if raw_id:
-        content_id = clean_line(unescape(str(raw_id))).strip().strip("<>").strip()[:998] or None
-    size = len(data)
-    omitted = None
-    if max_attachment_bytes is not None and size > max_attachment_bytes:
-        omitted = f"larger than {max_attachment_bytes} bytes"
-    attachment = Attachment(
-        filename=filename or _generated_filename(content_type, index),
-        content_type=content_type,
-        size=size,
-        content_id=content_id,
-        sha256=hashlib.sha256(data).hexdigest(),
-        data=b"" if omitted else data,
-        inline=False,
-        omitted=omitted,
-    )
-    if omitted:
-        defects.add(f"attachment {attachment.filename} omitted: {omitted}")
-    return attachment

@@ -5,8 +5,8 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-import unicodedata
 
+from . import short_text
 from .limits import MAX_HEADER_CHARS
 from .model import SURROGATES, Defects, clean_line, unfold
 
@@ -24,6 +24,10 @@ _CHARSET_ALIASES = {
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "euc-cn": "gb18030",
+    "csgb2312": "gb18030",
+    "gb_2312-80": "gb18030",
     "iso-8859-1": "cp1252",
     "iso8859-1": "cp1252",
     "latin1": "cp1252",
@@ -32,14 +36,24 @@ _CHARSET_ALIASES = {
     "ascii": "cp1252",
     "ks_c_5601-1987": "cp949",
     "euc-kr": "cp949",
+    "windows-949": "cp949",
+    "x-windows-949": "cp949",
     "shift_jis": "cp932",
     "shift-jis": "cp932",
     "sjis": "cp932",
     "x-sjis": "cp932",
+    "windows-31j": "cp932",
+    "csshiftjis": "cp932",
+    "x-euc-jp": "euc_jp",
+    "x-x-big5": "big5",
     "iso-2022-jp": "iso2022_jp_ext",
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
 }
+
+
+# Labels that say nothing about 8-bit bytes: such bytes are read as if undeclared.
+_ASCII_LABELS = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968"})
 
 
 def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tuple[str, str | None]:
@@ -50,51 +64,69 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
     charset_normalizer guess (only for data long enough to guess from), and finally
     windows-1252, read leniently so it never fails.
     """
-    declared_name = (declared or "").strip().strip('"').lower() or None
-    codec = None
-    unknown = False
-    if declared_name:
-        codec = _codec(declared_name)
-        unknown = codec is None
+    label = (declared or "").strip().strip('"').lower() or None
+    codec = _codec(label) if label else None
+    unknown = label is not None and codec is None
     if not data:
         return "", None
     is_ascii = data.isascii()
-    if codec and not is_ascii and declared_name in ("us-ascii", "ascii", "ansi_x3.4-1968"):
+    if codec and not is_ascii and label in _ASCII_LABELS:
         codec = None  # 8-bit bytes under an ASCII label: the label says nothing about them
-    if is_ascii and codec:
+    return (_decode_seven_bit(data, codec, is_ascii)
+            or _decode_utf8(data, label, codec, unknown, is_ascii)
+            or _decode_declared(data, label, codec)
+            or _decode_guessed(data, label, unknown, guess))
+
+
+def _decode_seven_bit(data: bytes, codec: str | None, is_ascii: bool) -> tuple[str, str | None] | None:
+    if not is_ascii:
+        return None
+    if codec:
         try:
             return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
             pass
-    if is_ascii and b"\x1b$" in data and (codec is None or codec.startswith("iso2022_jp")):
+    if b"\x1b$" in data and (codec is None or codec.startswith("iso2022_jp")):
         return decode_iso2022jp_vendor(data), "ISO-2022-JP with vendor characters read as CP50220 (JIS to windows-31j)"
+    return None
+
+
+def _decode_utf8(data: bytes, label: str | None, codec: str | None, unknown: bool,
+                 is_ascii: bool) -> tuple[str, str | None] | None:
     try:
         text = data.decode("utf-8")
-        if is_ascii or codec in (None, "utf-8") or unknown:
-            note = f"unknown charset {declared_name!r}, read as utf-8" if unknown else None
-            if declared_name is None and not is_ascii:
-                note = "no charset declared, read as utf-8"
-            elif declared_name and not unknown and not is_ascii and codec is None:
-                note = f"declared {declared_name} but content is utf-8"
-            return text, note
-        return text, f"declared {declared_name} but content is utf-8"
     except UnicodeDecodeError:
-        pass
+        return None
+    if not (is_ascii or codec in (None, "utf-8") or unknown):
+        return text, f"declared {label} but content is utf-8"
+    note = f"unknown charset {label!r}, read as utf-8" if unknown else None
+    if label is None and not is_ascii:
+        note = "no charset declared, read as utf-8"
+    elif label and not unknown and not is_ascii and codec is None:
+        note = f"declared {label} but content is utf-8"
+    return text, note
+
+
+def _decode_declared(data: bytes, label: str | None, codec: str | None) -> tuple[str, str | None] | None:
+    """The declared charset; without one (or declared UTF-8), UTF-8 with a few broken bytes."""
     if codec and codec != "utf-8":
         try:
             return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
-            pass
-    else:
-        # UTF-8 with a stray broken byte (a cut sequence, a mangled quoted-printable soft break):
-        # guessing another charset for the whole text would turn every letter into mojibake.
-        text = data.decode("utf-8", errors="replace")
-        bad = text.count("\ufffd")
-        if bad and sum(1 for ch in text if ch > "\x7f") >= 11 * bad:
-            what = "no charset declared" if declared_name is None else f"charset {declared_name}"
-            return text, f"{what}: {bad} invalid UTF-8 sequence(s) replaced"
-    what = "no charset declared" if declared_name is None else (
-        f"unknown charset {declared_name!r}" if unknown else f"declared {declared_name} is wrong")
+            return None
+    # UTF-8 with a stray broken byte (a cut sequence, a mangled quoted-printable soft break):
+    # guessing another charset for the whole text would turn every letter into mojibake.
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if bad and sum(1 for ch in text if ch > "\x7f") >= 11 * bad:
+        what = "no charset declared" if label is None else f"charset {label}"
+        return text, f"{what}: {bad} invalid UTF-8 sequence(s) replaced"
+    return None
+
+
+def _decode_guessed(data: bytes, label: str | None, unknown: bool, guess: bool) -> tuple[str, str]:
+    what = "no charset declared" if label is None else (
+        f"unknown charset {label!r}" if unknown else f"declared {label} is wrong")
     guessed = _guess_charset(data) if guess and len(data) >= MIN_GUESS_BYTES else None
     if guessed:
         try:
@@ -103,7 +135,7 @@ def decode_text(data: bytes, declared: str | None, *, guess: bool = True) -> tup
             pass
     if guess and len(data) < MIN_GUESS_BYTES:
         # Too short for charset_normalizer: the scorer made for header text reads it better.
-        short = guess_short_charset(data)
+        short, _ = short_text.choose(data)
         if short != "cp1252":
             return data.decode(short, errors="replace"), f"{what}, read as {short}"
     return _decode_cp1252(data), f"{what}, read as windows-1252"
@@ -154,6 +186,11 @@ def _decode_cp1252(data: bytes) -> str:
     )
 
 
+def codec_name(label: str) -> str | None:
+    """The Python codec a declared charset label names (aliases applied), or None."""
+    return _codec(label.strip().strip('"').lower())
+
+
 def _codec(name: str) -> str | None:
     name = _CHARSET_ALIASES.get(name, name)
     try:
@@ -187,10 +224,83 @@ def _guess_charset(data: bytes) -> str | None:
     return best.encoding
 
 
+# How many bytes of a message's raw 8-bit header values detection reads: enough for a subject
+# and names, and a bound on the work a header block full of them can cost (about 4 ms of CPU).
+HEADER_SAMPLE_BYTES = 1_024
+
+
+_ASCII_BYTES = bytes(range(128))
+
+
+class HeaderCharset(str):
+    """The codec chosen for raw 8-bit header bytes (header_charset), with how it was found:
+    `declared` is the label the message declares (None if none or an ASCII label), `detected`
+    whether detection chose the codec rather than that label."""
+
+    declared: str | None = None
+    detected: bool = False
+
+
+def header_charset(values: list[str], declared: str | None, *, normalizer: bool = True) -> HeaderCharset | None:
+    """The charset for raw 8-bit header values (surrogate escapes, as the stdlib leaves them),
+    chosen once over all of them (docs/parsing.md, trait C): the declared charset when it reads
+    them as valid text in one script, else the candidate that reads them best (short_text,
+    with charset_normalizer's guess as one more candidate for a long sample when `normalizer`).
+    None when every value is ASCII or valid UTF-8."""
+    label = (declared or "").strip().strip('"').lower() or None
+    codec = _codec(label) if label and label not in _ASCII_LABELS else None
+    sample, cut = _raw_sample(values)
+    if not sample:
+        return _declared_header_charset(codec, label) if codec else None
+    extra = ()
+    if normalizer and len(sample) >= MIN_GUESS_BYTES:
+        guessed = _guess_charset(sample)
+        extra = (guessed,) if guessed else ()
+    chosen, detected = short_text.choose(sample, codec, extra, cut)
+    if not detected:
+        return _declared_header_charset(chosen, label)
+    result = HeaderCharset(chosen)
+    result.declared, result.detected = (label if codec else None), True
+    return result
+
+
+def _declared_header_charset(codec: str, label: str | None) -> HeaderCharset:
+    result = HeaderCharset(codec)
+    result.declared = label
+    return result
+
+
+def _raw_sample(values: list[str]) -> tuple[bytes, bool]:
+    """The first HEADER_SAMPLE_BYTES of the values that hold 8-bit bytes and are not UTF-8, and
+    whether the last of them was cut."""
+    chunks: list[bytes] = []
+    size = 0
+    for value in values:
+        room = HEADER_SAMPLE_BYTES - size
+        if room <= 0:
+            break
+        data = value.encode("utf-8", "surrogateescape")
+        cut = len(data) > room
+        if cut:
+            # A long value: its sample starts at the word that holds its first 8-bit byte.
+            first = len(data) - len(data.lstrip(_ASCII_BYTES))
+            data = data[data.rfind(b" ", 0, first) + 1 :]
+            cut = len(data) > room
+            data = data[:room]
+        if data.isascii() or short_text.read_as(data, "utf-8", cut) is not None:
+            continue
+        chunks.append(data)
+        size += len(data) + 1
+        if cut:
+            return b"\n".join(chunks), True
+    return b"\n".join(chunks), False
+
+
 def unescape(value: str, charset: str | None = None, notes: Defects | None = None, label: str = "header") -> str:
     """Raw 8-bit header bytes arrive as surrogate escapes. They are read as UTF-8 when they
-    are valid UTF-8, else in the charset the message declares, else in the charset that reads
-    them most plausibly (guess_short_charset); a note says which."""
+    are valid UTF-8 (unless a declared East Asian charset reads them better: short_text), else
+    in `charset`: a HeaderCharset already chosen for the message, or a declared label, which
+    header_charset weighs against the other candidates; a note says which."""
     if not SURROGATES.search(value):
         return value
     try:
@@ -198,86 +308,29 @@ def unescape(value: str, charset: str | None = None, notes: Defects | None = Non
     except UnicodeEncodeError:
         return SURROGATES.sub("\ufffd", value)
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    codec = _codec(charset) if charset else None
-    if codec and codec != "utf-8":
-        try:
-            text = data.decode(codec)
-            if notes is not None:
-                notes.add(f"{label}: raw 8-bit text read in the declared charset {charset}")
-            return text
-        except (UnicodeDecodeError, LookupError):
-            pass
-    codec = guess_short_charset(data)
+        text = None
+    declared = isinstance(charset, HeaderCharset) and not charset.detected
+    if text is not None and not (declared and short_text.reads_better_than_utf8(data, charset)):
+        return text
+    chosen = charset if isinstance(charset, HeaderCharset) else None
+    chosen = chosen or header_charset([value], charset, normalizer=False) or _WINDOWS_1252
     if notes is not None:
-        notes.add(f"{label}: raw 8-bit text without a usable charset, read as {codec}")
-    return data.decode(codec, errors="replace")
+        notes.add(_raw_header_note(label, chosen))
+    return data.decode(chosen, errors="replace")
 
 
-# Tried in this order; on a tie the earlier wins, so western text stays windows-1252.
-_SHORT_CANDIDATES = ("cp1252", "cp1250", "koi8_r", "cp1251", "iso8859_7", "gb18030", "cp932", "big5", "cp949")
+_WINDOWS_1252 = HeaderCharset("cp1252")
+_WINDOWS_1252.detected = True
 
 
-def guess_short_charset(data: bytes) -> str:
-    """The charset that reads a few undeclared 8-bit bytes (a subject, a name) most plausibly.
-
-    charset_normalizer needs far more text than a header holds (it reads a KOI8-R subject as
-    Shift_JIS). This scores each candidate by its non-ASCII characters: letters of one script
-    count for it; symbols, half-width kana, a script change inside a word and a capital after a
-    small letter count against it. Linear in the length.
-    """
-    best, best_score = "cp1252", None
-    for codec in _SHORT_CANDIDATES:
-        try:
-            text = data.decode(codec)
-        except UnicodeDecodeError:
-            continue
-        score = _plausibility(text)
-        if best_score is None or score > best_score:
-            best, best_score = codec, score
-    return best
-
-
-def _plausibility(text: str) -> int:
-    scripts: dict[str, int] = {}
-    penalty = 0
-    previous = " "
-    previous_script = ""
-    accented_run = 0  # non-ASCII Latin letters in a row: western words have one or two
-    for char in text:
-        if char < "\x80":
-            script = "LATIN" if char.isalpha() else ""
-            accented_run = 0
-        elif not char.isalpha():
-            penalty += 1
-            script = ""
-            accented_run = 0
-        else:
-            script = unicodedata.name(char, "").split(" ", 1)[0]
-            weight = 1
-            if script == "HALFWIDTH":
-                penalty += 1
-            elif script in ("HIRAGANA", "KATAKANA"):
-                weight = 3  # kana only come from a Japanese charset
-            elif script in ("CJK", "HANGUL"):
-                weight = 2  # one character from two bytes
-            if script in _CJK_SCRIPTS:
-                script = "CJK"
-            scripts[script] = scripts.get(script, 0) + weight
-            if previous.islower() and char.isupper():
-                penalty += 1
-            accented_run = accented_run + 1 if script == "LATIN" else 0
-            if accented_run >= 3:
-                penalty += 1
-        if script and previous_script and script != previous_script:
-            penalty += 1
-        previous, previous_script = char, script
-    return (max(scripts.values()) if scripts else 0) - 2 * penalty
-
-
-_CJK_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "FULLWIDTH", "IDEOGRAPHIC"})
+def _raw_header_note(label: str, chosen: HeaderCharset) -> str:
+    if not chosen.detected:
+        return f"{label}: raw 8-bit text read in the declared charset {chosen.declared}"
+    if chosen.declared:
+        return f"{label}: raw 8-bit text is not {chosen.declared} as declared; read as {chosen}"
+    return f"{label}: raw 8-bit text without a usable charset, read as {chosen}"
 
 
 # RFC 2047 encoded-words as the email package recognizes them when it writes a header: any
@@ -324,23 +377,37 @@ def _header_line(value: str) -> str:
 
 
 def _decode_once(value: str, defects: Defects | None, name: str) -> str:
-    """One round: every encoded word decoded; white space between two of them dropped."""
+    """One round: every encoded word decoded; white space between two of them dropped. Adjacent
+    words in one charset are decoded together, as the email package does: mailers split a
+    character between two words (flufl.bounce's simple_39 cuts a Cyrillic letter in two)."""
     pieces: list[str] = []
+    run: list[bytes] = []  # the bytes of adjacent words in one charset, not yet decoded
+    run_charset: str | None = None
     position, after_word = 0, False
     for word in _ENCODED_WORD.finditer(value):
         between = value[position : word.start()]
-        if not (after_word and (not between or between.isspace())):
-            pieces.append(between)
+        adjacent = after_word and (not between or between.isspace())
         charset, encoding, closed, unclosed = word.groups()
+        charset = charset.partition("*")[0].lower() or None
+        if run and not (adjacent and charset == run_charset):
+            pieces.append(_decode_word_bytes(b"".join(run), run_charset, defects, name))
+            run = []
+        if not adjacent:
+            pieces.append(between)
         text = closed if closed is not None else unclosed
-        data = _b_decode(text) if encoding in "bB" else _q_decode(text)
-        decoded, fallback = decode_text(data, charset.partition("*")[0] or None, guess=False)
-        if fallback and defects is not None:
-            defects.add(f"{name}: {fallback}")
-        pieces.append(decoded)
-        position, after_word = word.end(), True
+        run.append(_b_decode(text) if encoding in "bB" else _q_decode(text))
+        run_charset, position, after_word = charset, word.end(), True
+    if run:
+        pieces.append(_decode_word_bytes(b"".join(run), run_charset, defects, name))
     pieces.append(value[position:])
     return "".join(pieces)
+
+
+def _decode_word_bytes(data: bytes, charset: str | None, defects: Defects | None, name: str) -> str:
+    decoded, fallback = decode_text(data, charset, guess=False)
+    if fallback and defects is not None:
+        defects.add(f"{name}: {fallback}")
+    return decoded
 
 
 def _b_decode(text: str) -> bytes:

@@ -11,7 +11,7 @@ from email import errors
 from email.message import Message
 
 from .addresses import addresses, has_domain
-from .charsets import decode_words, unescape
+from .charsets import decode_words, header_charset, unescape
 from .limits import MAX_HEADER_NAMES, MAX_REFERENCES, MAX_STORED_HEADER_CHARS, MAX_VALUES_PER_HEADER
 from .model import SURROGATES, Defects, ParsedMessage, clean_line, unfold
 
@@ -51,13 +51,20 @@ def declared_charset(message: Message) -> str | None:
     return None
 
 
+def raw_header_charset(message: Message) -> str | None:
+    """The charset of the message's raw 8-bit header bytes, chosen once for all its headers
+    (charsets.header_charset): None when every header is ASCII, as almost all are, so the
+    declared charset (a Content-Type parse) is looked up only when a header needs it."""
+    raw = [str(value) for _, value in message.raw_items() if SURROGATES.search(str(value))]
+    return header_charset(raw, declared_charset(message)) if raw else None
+
+
 # Where a message has no usable From, the requester comes from these, in this order.
 _SENDER_FALLBACKS = ("sender", "reply-to", "return-path")
 
 
 def read_headers(message: Message, result: ParsedMessage, defects: Defects) -> None:
-    # Looked up only when some header holds raw 8-bit bytes: it costs a Content-Type parse.
-    charset = declared_charset(message) if any(SURROGATES.search(str(value)) for _, value in message.raw_items()) else None
+    charset = raw_header_charset(message)
     result.headers = header_map(message, charset)
     subjects = raw_values(message, "subject", charset, defects)
     result.subject = decode_words(subjects[0], defects, "Subject") if subjects else ""
@@ -162,9 +169,17 @@ def generated_message_id(raw: bytes) -> str:
 # A field name (printable ASCII but the colon), then the colon; RFC 5322 §4.5 (obsolete syntax)
 # allows white space before the colon, and a parser must accept it.
 _FIELD = re.compile(rb"([!-9;-~]+)([ \t]*):")
-# How many lines without a field name in a row are taken as a broken header rather than as the
-# start of a body that lacks its blank separator line.
+# A name as mail really writes one. A line whose "name" holds anything else (`=?utf-8?Q?Re:_x?=`,
+# `<tracking:1>`) is a continuation that lost its indent, though the stdlib takes it for a field.
+_FIELD_NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# How many lines without a field name above the first field are taken as a banner a forwarding
+# tool put there rather than as a body without headers.
 MAX_NAMELESS_RUN = 3
+
+
+def _field(line: bytes) -> re.Match | None:
+    field = _FIELD.match(line)
+    return field if field and _FIELD_NAME.fullmatch(field.group(1)) else None
 
 
 def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
@@ -172,10 +187,11 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
 
     The stdlib ends the header block at the first line that is neither a field nor a
     continuation, and every header after it is lost (no From, no Message-ID). Here, scanning
-    the block once: white space before a colon is removed; a short run of lines without a
-    field name between two fields is joined to the field above (a continuation that lost its
-    indent); such lines above the first field (a banner a forwarding tool put there) are
-    dropped. A long run still starts the body, as the stdlib would have it.
+    the block (up to its blank line) once: white space before a colon is removed; a run of
+    lines without a field name after a field is joined to it (continuations that lost their
+    indent: a relay's base64 tracking header) when a field that mail really has follows; a
+    short such run above the first field (a banner a forwarding tool put there) is dropped.
+    Otherwise the run starts the body, as the stdlib would have it.
     """
     end = _header_end(raw)
     block = raw[:end]
@@ -183,21 +199,21 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
     if all(_plain_header_line(line, index) for index, line in enumerate(lines)):
         return raw, []
     notes: list[str] = []
-    fields = [index for index, line in enumerate(lines) if _FIELD.match(line) and line[:1] not in b" \t"]
-    last_field = fields[-1] if fields else -1
+    known = [index for index, line in enumerate(lines) if _known_field(line)]
+    last_known = known[-1] if known else -1
     out: list[bytes] = []
     index = 0
     while index < len(lines):
         line = lines[index]
-        if not out and line[:1] in (b" ", b"\t") and _FIELD.match(line.lstrip(b" \t")):
+        if not out and line[:1] in (b" ", b"\t") and _field(line.lstrip(b" \t")):
             # The first header indented: read as a continuation of nothing, it would be lost.
             line = line.lstrip(b" \t")
             notes.append("white space before the first header removed")
-        if line[:1] in (b" ", b"\t") or (index == 0 and line.startswith(b"From ") and not _FIELD.match(line)):
+        if line[:1] in (b" ", b"\t") or (index == 0 and line.startswith(b"From ") and not _field(line)):
             out.append(line)
             index += 1
             continue
-        field = _FIELD.match(line)
+        field = _field(line)
         if field:
             if field.group(2):
                 line = field.group(1) + b":" + line[field.end() :]
@@ -206,9 +222,10 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
             index += 1
             continue
         run_end = index
-        while run_end < len(lines) and not _FIELD.match(lines[run_end]) and lines[run_end][:1] not in b" \t":
+        while run_end < len(lines) and not _field(lines[run_end]) and lines[run_end][:1] not in b" \t":
             run_end += 1
-        if index > last_field or run_end - index > MAX_NAMELESS_RUN or not _known_field(lines[run_end]):
+        followed = run_end <= last_known  # a field mail really has comes after the run
+        if not followed or not out and (run_end - index > MAX_NAMELESS_RUN or not _known_field(lines[run_end])):
             out.extend(lines[index:])
             break
         if out:
@@ -270,7 +287,7 @@ _KNOWN_PREFIXES = (b"x-", b"content-", b"list-", b"arc-", b"resent-", b"dkim-", 
 
 
 def _known_field(line: bytes) -> bool:
-    field = _FIELD.match(line)
+    field = _field(line)
     if field is None:
         return False
     name = field.group(1).lower()
@@ -286,7 +303,7 @@ def _header_end(raw: bytes) -> int:
 def _plain_header_line(line: bytes, index: int) -> bool:
     if line[:1] in (b" ", b"\t"):
         return index > 0
-    if index == 0 and line.startswith(b"From ") and not _FIELD.match(line):
+    if index == 0 and line.startswith(b"From ") and not _field(line):
         return True
-    field = _FIELD.match(line)
+    field = _field(line)
     return field is not None and not field.group(2)
