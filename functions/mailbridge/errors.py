@@ -23,6 +23,10 @@ class InvalidInput(MailbridgeError):
     exit_code = 2  # bad input
 
 
+class DocumentTooLarge(InvalidInput):
+    """Firestore refused a document over its 1 MiB limit (or a field value over 1 MiB - 89 bytes)."""
+
+
 class NotFound(MailbridgeError):
     """The named mailbox, ticket or label does not exist."""
 

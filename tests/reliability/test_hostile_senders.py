@@ -35,7 +35,8 @@ def only_ticket(services):
 
 
 def inbound_rows(services):
-    return sorted(services.store.inbound_log("help"), key=lambda r: r["gmail_message_id"])
+    """The inbound rows as stored (inbound_log reads only the log's fields, as Firestore does)."""
+    return sorted(services.store.collection("inbound").values(), key=lambda r: r["gmail_message_id"])
 
 
 # ---- 2. join someone else's ticket -------------------------------------------------------------

@@ -33,12 +33,16 @@ def test_every_port_method_exists_with_the_same_parameters(port, implementations
             assert parameters(cls, name) == parameters(port, name), (cls.__name__, name)
 
 
+@pytest.mark.parametrize("store", [Store, MemoryStore], ids=["firestore", "memory"])
 @pytest.mark.parametrize("port", [ports.SettingsRepository, ports.MailboxRepository, ports.SyncRepository,
                                   ports.LinkRepository, ports.TicketRepository, ports.InboundRepository,
                                   ports.OutboundRepository, ports.OverrideRepository, ports.AdminRepository],
                          ids=lambda port: port.__name__)
-def test_each_firestore_repository_implements_its_port_in_its_own_module(port):
-    repository = next(base for base in Store.__mro__ if base.__name__ == port.__name__)
+def test_each_repository_implements_its_port_in_its_own_module(port, store):
+    """The in-memory store is cut like the Firestore one: same class names, same module names."""
+    repository = next(base for base in store.__mro__ if base.__name__ == port.__name__)
     own = {name for name, value in vars(repository).items() if callable(value)}
     assert set(methods(port)) <= own, sorted(set(methods(port)) - own)
-    assert repository.__module__ != Store.__module__
+    assert repository.__module__ != store.__module__
+    assert repository.__module__.rsplit(".", 1)[1] == next(
+        base for base in Store.__mro__ if base.__name__ == port.__name__).__module__.rsplit(".", 1)[1]

@@ -20,7 +20,7 @@ def ticket(number, message_ids=(), participants=(), thread_keys=()):
 
 def store_with_ticket_12():
     store = MemoryStore()
-    store._put("tickets", "12", ticket(12, ["<plain-1@customer.example>", "<out-12-1@helpdesk.example>"],
+    store._set("tickets", "12", ticket(12, ["<plain-1@customer.example>", "<out-12-1@helpdesk.example>"],
                                        ["alice@customer.example", "support@helpdesk.example"], [f"{MAILBOX}:thread-a"]))
     return store
 

@@ -1,18 +1,50 @@
 """What the Firestore repositories share: the client and the write count (Store sets both),
-the keys of documents named by more than one aggregate, and the ticket documents that the inbound
-commit and outgoing mail write too. One repository per aggregate, mixed into Store
+the keys of documents named by more than one aggregate, the ticket documents that the inbound
+commit and outgoing mail write too, and the one place where a document over Firestore's size
+limit becomes DocumentTooLarge. One repository per aggregate, mixed into Store
 (adapters/firestore/store.py, which lists the whole layout).
 """
 
 from __future__ import annotations
 
+import functools
+
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from mailbridge.errors import DocumentTooLarge
 
 # Documents that several writers update at once (a mailbox's pacing document: its syncs and its
 # send drainer; the acknowledgement counters of a burst) get more transaction attempts than the
 # client's default 5: the emulator, and Firestore under contention, abort the losers.
 CONTENDED_ATTEMPTS = 20
+
+
+# How Firestore (and its emulator) words a refused size: a document over 1 MiB, a value over
+# 1 MiB - 89 bytes (the in-memory store refuses the same: tests/memory/store/base.py).
+TOO_LARGE = ("maximum entity size", "exceeds the maximum allowed size", "is longer than 1048487 bytes")
+
+
+def refuse_large_documents(client) -> None:
+    """Every write of every repository (a set, a batch, a transaction) reaches Firestore through
+    the client's one Commit call: there a refused size becomes DocumentTooLarge, whichever
+    repository wrote the document, instead of the library's generic InvalidArgument."""
+    api = client._firestore_api
+    commit = api.commit
+    if getattr(commit, "refuses_large_documents", False):
+        return  # a second Store over the same client
+
+    @functools.wraps(commit)
+    def checked_commit(*args, **kwargs):
+        try:
+            return commit(*args, **kwargs)
+        except gexc.InvalidArgument as e:
+            if any(words in str(e) for words in TOO_LARGE):
+                raise DocumentTooLarge(f"Firestore refused a document over its size limit ({e.message})") from e
+            raise
+
+    checked_commit.refuses_large_documents = True
+    api.commit = checked_commit
 
 
 def inbound_key(mailbox: str, gmail_id: str) -> str:
@@ -24,8 +56,16 @@ def sync_key(mailbox: str, instance: str) -> str:
 
 
 class FirestoreRepository:
-    db: firestore.Client
     write_count: int  # documents written by this process (benchmarks read it)
+
+    @property
+    def db(self) -> firestore.Client:
+        return self._db
+
+    @db.setter
+    def db(self, client: firestore.Client) -> None:
+        refuse_large_documents(client)
+        self._db = client
 
     def ticket_ref(self, ticket_id: str):
         return self.db.collection("tickets").document(str(ticket_id))

@@ -1,0 +1,79 @@
+"""In-memory repository of the tickets: numbers, headers, the Message-IDs and threads that match
+mail to them, and their messages in order (as adapters/firestore/tickets.py).
+
+Layout: counters/tickets   ticket numbers, reserved in blocks
+        tickets/{number}   ticket header: subject, status, participants, Message-IDs, threads
+"""
+
+from __future__ import annotations
+
+from mailbridge.errors import NotFound
+from tests.memory.store.base import MemoryRepository, array_union
+
+
+class TicketRepository(MemoryRepository):
+    def reserve_ticket_numbers(self, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        with self._lock:
+            last = int((self._get("counters", "tickets") or {}).get("last", 0)) + count
+            self._set_merge("counters", "tickets", {"last": last})
+        return list(range(last - count + 1, last + 1))
+
+    def find_ticket(self, ticket_id: str) -> dict | None:
+        return self._get("tickets", str(ticket_id).lstrip("#"))
+
+    def get_ticket(self, ticket_id: str) -> dict:
+        ticket = self.find_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(f"no ticket {str(ticket_id).lstrip('#')!r}")
+        return ticket
+
+    def update_ticket(self, ticket_id: str, changes: dict) -> None:
+        self._update("tickets", str(ticket_id), changes)
+
+    def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
+                     before: int | None = None) -> list[dict]:
+        filters = [("mailbox", "==", mailbox)] if mailbox else []
+        filters += [("status", "==", status)] if status else []
+        filters += [("number", "<", int(before))] if before is not None else []
+        return self._query("tickets", *filters, order_by="number", descending=True, limit=limit or None)
+
+    def ticket_messages(self, ticket_id: str) -> list[dict]:
+        rows = [r for coll in ("inbound", "outbound") for r in self._query(coll, ("ticket_id", "==", str(ticket_id)))]
+        rows = [r for r in rows if r.get("message")]
+        rows.sort(key=lambda r: (r["message"].get("received_at") or r["message"].get("date") or "", r.get("seq", 0)))
+        return rows
+
+    def _tickets_holding(self, field: str, values: list[str]) -> dict[str, str]:
+        """Each of `values` that a ticket's array `field` holds -> the first such ticket's id in
+        document order (what the adapter's array_contains_any queries answer)."""
+        found: dict[str, str] = {}
+        for ticket in self._query("tickets", (field, "array_contains_any", values)) if values else []:
+            for value in ticket.get(field, []):
+                if value in values:
+                    found.setdefault(value, ticket["id"])
+        return found
+
+    def tickets_by_message_ids(self, ids: list[str]) -> dict[str, str]:
+        # the adapter looks up the first 60 distinct ids (two array_contains_any queries)
+        return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60])
+
+    def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]:
+        return self._tickets_holding("thread_keys", list(dict.fromkeys(k for k in keys if k)))
+
+    def find_ticket_by_thread(self, thread_key: str) -> str | None:
+        return next((t["id"] for t in self._query("tickets", ("thread_keys", "array_contains", thread_key), limit=1)),
+                    None)
+
+    def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]:
+        return self._get("tickets", ticket_id), self._version("tickets", ticket_id)
+
+    def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
+                              updated_at: str) -> None:
+        with self._lock:
+            ticket = self._get("tickets", str(ticket_id)) or {}  # a missing one: _update refuses it
+            changes = {"updated_at": updated_at, "message_ids": array_union(ticket.get("message_ids"), message_ids)}
+            if thread_keys:
+                changes["thread_keys"] = array_union(ticket.get("thread_keys"), thread_keys)
+            self._update("tickets", str(ticket_id), changes)
