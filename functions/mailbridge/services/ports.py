@@ -57,6 +57,9 @@ class TicketRepository(Protocol):
     def get_ticket(self, ticket_id: str) -> dict: ...            # NotFound
     def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]: ...  # (ticket, version)
     def update_ticket(self, ticket_id: str, changes: dict) -> None: ...
+    # a ticket's change with its event document, in one transaction (decide: ticket -> result,
+    # changes, event document); NotFound; WriteConflict when the ticket stays contended
+    def change_ticket(self, ticket_id: str, decide: Callable[[dict], tuple[object, dict | None, tuple | None]]): ...
     def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
                               updated_at: str) -> None: ...
     # newest first; limit 0 = all; `before`: only numbers below it (the next page's cursor)
@@ -81,7 +84,8 @@ class InboundRepository(Protocol):
     def failed_rows(self, mailbox: str) -> list[str]: ...
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None: ...  # StoreUnavailable
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]]) -> int: ...  # WriteConflict
+                             tickets: list[tuple[str, dict, object]],
+                             event_document: tuple[str, dict] | None = None) -> int: ...  # WriteConflict
 
 
 class OutboundRepository(Protocol):
@@ -91,6 +95,9 @@ class OutboundRepository(Protocol):
     def create_outbound(self, key: str, record: dict) -> bool: ...  # False if the key exists
     def update_outbound(self, key: str, changes: dict) -> None: ...
     def change_outbound(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
+    # the sent transition, the ticket's references and the event, in one transaction (decide:
+    # record, ticket -> result, record changes, ticket changes, event document)
+    def commit_sent(self, key: str, decide: Callable[[dict | None, dict | None], tuple]): ...
     def unsent_outbound(self, limit: int = 500) -> list[dict]: ...
     def send_budget_used(self, mailbox: str, day: str) -> int: ...
     def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]: ...
@@ -103,6 +110,20 @@ class OutboundRepository(Protocol):
                        statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]: ...
     def change_send_pacing(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
     def get_send_pacing(self, key: str) -> dict | None: ...
+
+
+class EventRepository(Protocol):
+    """The ticket event log (docs/events.md): one document per commit, written by the change's own
+    method (change_ticket, commit_sent, commit_inbound_chunk, a credential set that stops being
+    connected, a quarantined row); here what the publisher and the operators read, and the mark."""
+
+    def pending_events(self, mailbox: str, limit: int = 200) -> list[dict]: ...  # oldest first, with "id"
+    def mark_events_published(self, document_ids: list[str], published_at: str) -> None: ...
+    # newest first: those with an event of `subject`, created at or after `since`; limit 0 = all
+    def event_documents(self, subject: str | None = None, since: str | None = None, limit: int = 0) -> list[dict]: ...
+    def events_waiting(self, mailbox: str) -> int: ...
+    def mailboxes_with_waiting_events(self, before: str, limit: int = 1000) -> list[str]: ...
+    def event_message_rows(self, refs: list[dict]) -> dict[str, dict]: ...  # "collection/key" -> row
 
 
 class OverrideRepository(Protocol):
@@ -123,7 +144,7 @@ class AdminRepository(Protocol):
 
 
 class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, Protocol):
+            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository, Protocol):
     """Every repository: adapters/firestore.Store in production, tests/memory in service tests."""
 
 
@@ -160,6 +181,19 @@ class WorkQueue(Protocol):
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None: ...
     # Many tasks of one kind in as few requests as the queue allows (the scheduled tick's fan-out).
     def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None: ...
+
+
+class EventTopic(Protocol):
+    """The ticket events topic (adapters/pubsub_events.py): CloudEvents, ordering key = subject."""
+
+    def publish(self, events: list[dict]) -> None: ...  # in order; QueueUnavailable
+
+
+class EventSubscription(Protocol):
+    """A pull subscription on the events topic (`events tail`)."""
+
+    def pull(self, max_messages: int, wait_s: float) -> list[tuple[str, dict]]: ...  # (ack id, event)
+    def ack(self, ack_ids: list[str]) -> None: ...
 
 
 class Secrets(Protocol):
@@ -212,6 +246,12 @@ class Services(Protocol):
     @property
     def queue(self) -> WorkQueue: ...
 
+    @property
+    def event_topic(self) -> EventTopic | None: ...  # None: no MAILBRIDGE_EVENTS_TOPIC
+
+    @property
+    def event_subscription(self) -> EventSubscription: ...
+
 
 # -- the ports of each use case ----------------------------------------------------------------
 # A service function's `services` parameter is annotated with the port of its module (or a
@@ -258,11 +298,36 @@ class ConnectPorts(WatchPorts, Protocol):
     def gmail_with(self, credentials) -> Gmail: ...
 
 
-class TicketsStore(TicketRepository, MailboxRepository, Protocol): ...
+class EventsStore(EventRepository, SettingsRepository, Protocol): ...
 
 
-class TicketsPorts(Protocol):
-    """services/tickets.py: ticket views, fields and participants."""
+class EventsPorts(Protocol):
+    """services/events.py: publish the events waiting in the log after a commit, replay them; a
+    publish that fails asks the work queue for an "events" task (docs/events.md)."""
+
+    settings: Settings
+    store: EventsStore
+
+    @property
+    def event_topic(self) -> EventTopic | None: ...
+
+    @property
+    def queue(self) -> WorkQueue: ...
+
+
+class EventFeedPorts(Protocol):
+    """services/events.tail: the events as they arrive on a pull subscription."""
+
+    @property
+    def event_subscription(self) -> EventSubscription: ...
+
+
+class TicketsStore(TicketRepository, MailboxRepository, EventRepository, SettingsRepository, Protocol): ...
+
+
+class TicketsPorts(EventsPorts, Protocol):
+    """services/tickets.py: ticket views, fields and participants; a change's event is published
+    after its commit (services/events.py)."""
 
     store: TicketsStore
 
@@ -313,7 +378,7 @@ class OverridesPorts(InstancePorts, Protocol):
 
 
 class OutgoingStore(SettingsRepository, MailboxRepository, TicketRepository, OutboundRepository, OverrideRepository,
-                    Protocol): ...
+                    EventRepository, Protocol): ...
 
 
 class ComposePorts(InstancePorts, Protocol):
@@ -334,9 +399,10 @@ class SendTaskPorts(Protocol):
     def queue(self) -> WorkQueue: ...
 
 
-class OutgoingPorts(ComposePorts, SendTaskPorts, Protocol):
+class OutgoingPorts(ComposePorts, SendTaskPorts, EventsPorts, Protocol):
     """services/outgoing/: what composing and recording need, plus delivery through Gmail
-    (delivery.py) and replies that ask for their send task and wait for it (replies.py)."""
+    (delivery.py, which publishes the ticket.reply_sent event) and replies that ask for their
+    send task and wait for it (replies.py)."""
 
     store: OutgoingStore
     google: OAuth

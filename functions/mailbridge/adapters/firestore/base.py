@@ -1,8 +1,8 @@
 """What the Firestore repositories share: the client and the write count (Store sets both),
 the keys of documents named by more than one aggregate, the ticket documents that the inbound
-commit and outgoing mail write too, and the one place where a document over Firestore's size
-limit becomes DocumentTooLarge. One repository per aggregate, mixed into Store
-(adapters/firestore/store.py, which lists the whole layout).
+commit and outgoing mail write too, the event documents every change writes with it, and the
+one place where a document over Firestore's size limit becomes DocumentTooLarge. One repository
+per aggregate, mixed into Store (adapters/firestore/store.py, which lists the whole layout).
 """
 
 from __future__ import annotations
@@ -69,3 +69,7 @@ class FirestoreRepository:
 
     def ticket_ref(self, ticket_id: str):
         return self.db.collection("tickets").document(str(ticket_id))
+
+    def events_ref(self, document_id: str):
+        """An event document (adapters/firestore/events.py), written in the commit of its change."""
+        return self.db.collection("events").document(document_id)

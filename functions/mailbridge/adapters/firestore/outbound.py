@@ -74,6 +74,35 @@ class OutboundRepository(FirestoreRepository):
             self.write_count += 1
         return result, data
 
+    def commit_sent(self, key: str, decide):
+        """A record's sent transition with its ticket's references and the event of the send, in
+        one transaction: `decide(record or None, ticket or None)` returns (result, record changes,
+        ticket changes, event document (id, fields)), each None for nothing to write."""
+        ref = self.outbound_ref(key)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            record = snap.to_dict() if snap.exists else None
+            ticket_ref = self.ticket_ref(record["ticket_id"]) if record and record.get("ticket_id") else None
+            ticket_snap = ticket_ref.get(transaction=tx) if ticket_ref else None
+            ticket = ticket_snap.to_dict() if ticket_snap is not None and ticket_snap.exists else None
+            result, changes, ticket_changes, event_document = decide(record, ticket)
+            if changes:
+                tx.update(ref, changes)
+            if ticket_changes and ticket is not None:
+                tx.update(ticket_ref, ticket_changes)
+            if event_document:
+                tx.create(self.events_ref(event_document[0]), event_document[1])
+            return result, bool(changes) + bool(ticket_changes and ticket is not None) + bool(event_document)
+
+        try:
+            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
+        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
+            raise WriteConflict(f"outbound/{key}: {e}") from None
+        self.write_count += writes
+        return result
+
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
         """Records not sent yet (pending, sending or failed), any instance."""
         query = self.db.collection("outbound").where(filter=FieldFilter("status", "in", UNSENT))

@@ -10,8 +10,8 @@ from __future__ import annotations
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge.adapters.firestore.base import FirestoreRepository
-from mailbridge.errors import NotFound
+from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
+from mailbridge.errors import NotFound, WriteConflict
 
 
 class TicketRepository(FirestoreRepository):
@@ -40,6 +40,31 @@ class TicketRepository(FirestoreRepository):
     def update_ticket(self, ticket_id: str, changes: dict) -> None:
         self.ticket_ref(ticket_id).update(changes)
         self.write_count += 1
+
+    def change_ticket(self, ticket_id: str, decide):
+        """Read-modify-write of a ticket with the event of its change, in one transaction:
+        `decide(ticket)` returns (result, changes or None, event document (id, fields) or None),
+        written together only if the ticket did not change meanwhile. NotFound for no ticket."""
+        ref = self.ticket_ref(ticket_id)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound(f"no ticket {str(ticket_id)!r}")
+            result, changes, event_document = decide(snap.to_dict())
+            if changes:
+                tx.update(ref, changes)
+            if event_document:
+                tx.create(self.events_ref(event_document[0]), event_document[1])
+            return result, bool(changes) + bool(event_document)
+
+        try:
+            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
+        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
+            raise WriteConflict(f"tickets/{ticket_id}: {e}") from None
+        self.write_count += writes
+        return result
 
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
