@@ -12,7 +12,7 @@ import functools
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from mailbridge.errors import DocumentTooLarge
+from mailbridge.errors import DocumentTooLarge, WriteConflict
 
 # Documents that several writers update at once (a mailbox's pacing document: its syncs and its
 # send drainer; the acknowledgement counters of a burst) get more transaction attempts than the
@@ -69,6 +69,16 @@ class FirestoreRepository:
 
     def ticket_ref(self, ticket_id: str):
         return self.db.collection("tickets").document(str(ticket_id))
+
+    def run_contended(self, run, what: str):
+        """Run a @firestore.transactional `run(tx)` answering (result, documents written) with
+        CONTENDED_ATTEMPTS; WriteConflict when every attempt lost; returns the result."""
+        try:
+            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
+        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
+            raise WriteConflict(f"{what}: {e}") from None
+        self.write_count += writes
+        return result
 
     def events_ref(self, document_id: str):
         """An event document (adapters/firestore/events.py), written in the commit of its change."""

@@ -19,7 +19,6 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
-from mailbridge.errors import WriteConflict
 
 UNSENT = ["queued", "pending", "sending", "failed"]
 BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
@@ -96,12 +95,7 @@ class OutboundRepository(FirestoreRepository):
                 tx.create(self.events_ref(event_document[0]), event_document[1])
             return result, bool(changes) + bool(ticket_changes and ticket is not None) + bool(event_document)
 
-        try:
-            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
-        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
-            raise WriteConflict(f"outbound/{key}: {e}") from None
-        self.write_count += writes
-        return result
+        return self.run_contended(run, f"outbound/{key}")
 
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
         """Records not sent yet (pending, sending or failed), any instance."""
@@ -156,7 +150,6 @@ class OutboundRepository(FirestoreRepository):
     def change_send_pacing(self, key: str, decide):
         """Read-modify-write of one pacing document in a transaction; returns decide's result."""
         ref = self.db.collection("send_pacing").document(key)
-        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
 
         @firestore.transactional
         def run(tx):
@@ -164,15 +157,9 @@ class OutboundRepository(FirestoreRepository):
             result, changes = decide(snap.to_dict() if snap.exists else None)
             if changes:
                 tx.set(ref, changes, merge=True)
-            return result, bool(changes)
+            return result, int(bool(changes))
 
-        try:
-            result, wrote = run(transaction)
-        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
-            raise WriteConflict(f"send_pacing/{key}: {e}") from None
-        if wrote:
-            self.write_count += 1
-        return result
+        return self.run_contended(run, f"send_pacing/{key}")
 
     # -- acknowledgement limits --------------------------------------------------------------
     def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
-from mailbridge.errors import NotFound, WriteConflict
+from mailbridge.adapters.firestore.base import FirestoreRepository
+from mailbridge.errors import NotFound
 
 
 class TicketRepository(FirestoreRepository):
@@ -59,12 +59,7 @@ class TicketRepository(FirestoreRepository):
                 tx.create(self.events_ref(event_document[0]), event_document[1])
             return result, bool(changes) + bool(event_document)
 
-        try:
-            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
-        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
-            raise WriteConflict(f"tickets/{ticket_id}: {e}") from None
-        self.write_count += writes
-        return result
+        return self.run_contended(run, f"tickets/{ticket_id}")
 
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
