@@ -5,6 +5,7 @@ module is imported on the instance's first request, so `poll` never loads the ad
 `import main` stays cheap (cold start: docs/benchmarks.md, docs/architecture.md).
 """
 
+import flask
 import functions_framework
 
 
@@ -54,3 +55,22 @@ def push(request):
     from mailbridge.http import push as handler
 
     return handler.handle(request)
+
+
+@functions_framework.http
+def api(request):
+    """The helpdesk's JSON API (OIDC token of an allowed caller); its contract at /openapi.json."""
+    from mailbridge.http import api as handler
+
+    return handler.handle(request)
+
+
+@functions_framework.errorhandler(404)
+def not_routed(error):
+    """A path functions-framework itself cannot route (a line break in it): the api answers it
+    as JSON like its other errors; every other function keeps the framework's page."""
+    if flask.current_app.name != "api":
+        return error
+    from mailbridge.http import api as handler
+
+    return handler.not_routed(flask.request)

@@ -14,9 +14,10 @@ locals {
   event_push = var.event_push_endpoint != ""
 
   # The functions whose code changes tickets and publishes the events after the commit: admin
-  # (ticket pages, disconnect), poll and push (ingestion, sends, revoked tokens, events tasks).
-  # Any other function only writes events to the log; the tick's sweep gets them published.
-  event_publishers = toset(["admin", "poll", "push"])
+  # (ticket pages, disconnect), api (status, team, type, participants, replies sent inline), poll
+  # and push (ingestion, sends, revoked tokens, events tasks). Any other function only writes
+  # events to the log; the tick's sweep gets them published.
+  event_publishers = toset(["admin", "api", "poll", "push"])
 }
 
 resource "google_pubsub_topic" "events" {

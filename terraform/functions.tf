@@ -3,9 +3,10 @@
 # run.app URLs of main.tf (local.function_urls).
 #
 # admin, oauth_start and oauth_callback are opened by browsers: ingress from anywhere and the
-# invoker IAM check off (iam.tf, "Who may call what", says why). poll, push and labels keep the
-# IAM check and accept internal traffic only: Cloud Scheduler, Pub/Sub push and Cloud Tasks of
-# the same project count as internal. Run a poll by hand with
+# invoker IAM check off (iam.tf, "Who may call what", says why). api takes traffic from anywhere
+# (a helpdesk calls it from outside the project) and keeps the IAM check: only var.api_callers
+# may invoke it. poll, push and labels keep the IAM check and accept internal traffic only:
+# Cloud Scheduler, Pub/Sub push and Cloud Tasks of the same project count as internal. Run a poll by hand with
 # `gcloud scheduler jobs run <prefix>-poll --location <region>`.
 
 resource "google_cloud_run_v2_service" "function" {
@@ -17,7 +18,7 @@ resource "google_cloud_run_v2_service" "function" {
   description = "mailbridge ${each.key} (${var.prefix}, ${var.instance})"
   labels      = merge(local.labels, { function = replace(each.key, "_", "-") })
 
-  ingress              = each.value.browser ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  ingress              = each.value.internet ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
   invoker_iam_disabled = each.value.browser
   # Stateless: deleting a service loses nothing (terraform destroy must be able to).
   deletion_protection = false

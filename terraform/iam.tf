@@ -10,7 +10,8 @@ locals {
 
   # Read every credential secret (client secret and refresh token): they call Gmail or exchange
   # codes for tokens.
-  credential_secret_readers = toset(["admin", "labels", "oauth_callback", "poll", "push"])
+  # (api: a reply whose earlier send was interrupted is looked up in Gmail before any new send.)
+  credential_secret_readers = toset(["admin", "api", "labels", "oauth_callback", "poll", "push"])
 
   # Read client secrets only: oauth_start builds the consent URL of one credential set.
   client_secret_readers = toset(["oauth_start"])
@@ -26,8 +27,9 @@ locals {
   # oauth_start verifies sign-in links. (oauth_callback checks the stored OAuth state instead.)
   signing_key_readers = toset(["admin", "oauth_start"])
 
-  # Store and read attachments (objectUser: objects only, no bucket IAM or settings).
-  attachment_writers = toset(["admin", "poll", "push"])
+  # Store and read attachments (objectUser: objects only, no bucket IAM or settings); api serves
+  # attachment downloads and stores the MIME of large replies.
+  attachment_writers = toset(["admin", "api", "poll", "push"])
 
   # Machine-called services the invoker account may call (OIDC tokens with the service URL as
   # audience). A fan-out queue added later calls poll with the same account.
@@ -230,6 +232,18 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   name     = google_cloud_run_v2_service.function[each.key].name
   role     = "roles/run.invoker"
   member   = google_service_account.invoker.member
+}
+
+# The helpdesk's JSON API: only the service accounts in var.api_callers may invoke it (the code
+# checks their OIDC tokens again: MAILBRIDGE_API_CALLERS, functions/mailbridge/http/invoker.py).
+resource "google_cloud_run_v2_service_iam_member" "api_invoker" {
+  for_each = toset(var.api_callers)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.function["api"].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${each.value}"
 }
 
 # labels is internal-only with the IAM check on: the admin pages and the CLI run the same code

@@ -15,18 +15,30 @@ locals {
   # concurrency: poll and push take one request at a time, so poll_memory is sized for one
   # message being parsed (README.md); pages and OAuth redirects are light.
   # browser: opened by people's browsers, so Cloud Run's invoker IAM check is off (iam.tf says
-  # why); every other service keeps the check and takes internal traffic only.
+  # why); every other service keeps the check.
+  # internet: takes traffic from anywhere: the browser pages, and api, which a helpdesk outside
+  # the project calls with an OIDC token (the IAM check stays on); the rest is internal only.
   functions = {
     admin = {
       concurrency   = 20
       browser       = true
+      internet      = true
       memory        = var.function_memory
       timeout_s     = local.timeouts.browser_timeout_s
+      max_instances = var.function_max_instances
+    }
+    api = {
+      concurrency   = 20
+      browser       = false
+      internet      = true
+      memory        = var.function_memory
+      timeout_s     = local.timeouts.api_timeout_s
       max_instances = var.function_max_instances
     }
     labels = {
       concurrency   = 20
       browser       = false
+      internet      = false
       memory        = var.function_memory
       timeout_s     = local.timeouts.browser_timeout_s
       max_instances = var.function_max_instances
@@ -34,6 +46,7 @@ locals {
     oauth_callback = {
       concurrency   = 20
       browser       = true
+      internet      = true
       memory        = var.function_memory
       timeout_s     = local.timeouts.browser_timeout_s
       max_instances = var.function_max_instances
@@ -41,6 +54,7 @@ locals {
     oauth_start = {
       concurrency   = 20
       browser       = true
+      internet      = true
       memory        = var.function_memory
       timeout_s     = local.timeouts.browser_timeout_s
       max_instances = var.function_max_instances
@@ -48,6 +62,7 @@ locals {
     poll = {
       concurrency   = 1
       browser       = false
+      internet      = false
       memory        = var.poll_memory
       timeout_s     = local.timeouts.poll_timeout_s
       max_instances = var.poll_max_instances
@@ -55,6 +70,7 @@ locals {
     push = {
       concurrency   = 1
       browser       = false
+      internet      = false
       memory        = var.poll_memory
       timeout_s     = local.timeouts.push_timeout_s
       max_instances = var.function_max_instances
@@ -77,8 +93,11 @@ locals {
   # Every timeout, derived here and nowhere else:
   #   poll budget < poll timeout <= scheduler attempt deadline
   #   push budget < push timeout  = push subscription ack deadline
+  #   api reply wait = half the api timeout (then it answers 202: the outbox sends it later)
   # A budget is when the code stops starting new work, leaving time to finish what it started.
   timeouts = {
+    api_timeout_s        = var.function_timeout_seconds
+    api_reply_wait_s     = var.function_timeout_seconds / 2
     browser_timeout_s    = var.function_timeout_seconds
     poll_timeout_s       = var.poll_timeout_seconds
     poll_time_budget_s   = var.poll_timeout_seconds - 60
@@ -132,6 +151,11 @@ locals {
       MAILBRIDGE_ADMIN_OAUTH_CLIENT_ID        = var.admin_oauth_client_id
       MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID = google_secret_manager_secret.admin_oauth_client_secret.secret_id
       MAILBRIDGE_EVENTS_TOPIC                 = google_pubsub_topic.events.id
+    }
+    api = {
+      MAILBRIDGE_API_CALLERS  = join(",", var.api_callers)
+      MAILBRIDGE_EVENTS_TOPIC = google_pubsub_topic.events.id
+      MAILBRIDGE_REPLY_WAIT_S = tostring(local.timeouts.api_reply_wait_s)
     }
     labels         = {}
     oauth_callback = {}

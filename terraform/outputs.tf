@@ -8,6 +8,11 @@ output "admin_url" {
   value       = local.function_urls["admin"]
 }
 
+output "api_url" {
+  description = "The helpdesk's JSON API (README.md, \"JSON API\"): callers in api_callers send an OIDC token whose audience is exactly this URL; its contract is GET /openapi.json."
+  value       = local.function_urls["api"]
+}
+
 output "attachments_bucket" {
   description = "Cloud Storage bucket holding email attachments."
   value       = google_storage_bucket.attachments.name

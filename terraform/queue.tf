@@ -21,10 +21,11 @@ resource "google_pubsub_topic" "work" {
 # Its push subscription, retries and dead-letter topic are the "work" entries of pubsub.tf
 # (local.push_queue_settings: google_pubsub_subscription.push["work"] and the dead_letter resources).
 
-# Who publishes tasks: poll (the tick's fan-out), push (continuations, sends) and admin
-# (a "poll now" that runs out of budget continues through the queue; replies queue sends).
+# Who publishes tasks: poll (the tick's fan-out), push (continuations, sends), admin
+# (a "poll now" that runs out of budget continues through the queue; replies queue sends) and
+# api (replies queue sends).
 resource "google_pubsub_topic_iam_member" "work_publishers" {
-  for_each = toset(["admin", "poll", "push"])
+  for_each = toset(["admin", "api", "poll", "push"])
 
   project = var.project_id
   topic   = google_pubsub_topic.work.name

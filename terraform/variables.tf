@@ -44,6 +44,17 @@ variable "alert_email" {
   }
 }
 
+variable "api_callers" {
+  description = "Service account emails (a helpdesk's, a script's) that may call the api function with an OIDC token: each gets roles/run.invoker on that service only, and the code accepts their tokens only (MAILBRIDGE_API_CALLERS). Default: nobody."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.api_callers : can(regex("^[a-z0-9][a-z0-9._-]*@[a-z0-9-]+(\\.[a-z0-9-]+)*\\.gserviceaccount\\.com$", email))])
+    error_message = "api_callers must be service account emails such as helpdesk@PROJECT.iam.gserviceaccount.com (no serviceAccount: prefix)."
+  }
+}
+
 variable "attachment_retention_days" {
   description = "Days an email attachment is kept in the attachments bucket before Cloud Storage deletes it."
   type        = number

@@ -54,6 +54,9 @@ class Settings:
     # local stack turns it off (scripts/stacklib/functions.py); the token's email must be this account.
     verify_invoker: bool = True
     invoker_service_account: str = ""
+    # The service accounts whose OIDC tokens the `api` function accepts (http/api.py), checked the
+    # same way; Terraform also grants them roles/run.invoker on that service only.
+    api_callers: tuple = ()
     # `reply` waits this long for its send before answering "still queued".
     reply_wait_s: float = 60.0
     # Admin sign-in with Google (README.md, "Admin access"): who may sign in, and the OAuth
@@ -92,6 +95,7 @@ class Settings:
             pubsub_topic=env.get("MAILBRIDGE_PUBSUB_TOPIC", ""),
             verify_invoker=_flag(env, "MAILBRIDGE_VERIFY_INVOKER", True),
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
+            api_callers=parse_api_callers(env.get("MAILBRIDGE_API_CALLERS", "")),
             work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
             events_topic=env.get("MAILBRIDGE_EVENTS_TOPIC", "").strip(),
             events_subscription=env.get("MAILBRIDGE_EVENTS_SUBSCRIPTION", "").strip(),
@@ -195,6 +199,17 @@ def parse_admin_emails(raw) -> tuple:
         if item and item not in seen:
             seen.append(item)
     return tuple(seen)
+
+
+def parse_api_callers(raw: str) -> tuple:
+    """MAILBRIDGE_API_CALLERS: service account emails, comma or space separated; anything that is
+    not an address is refused, so a typo never silently shuts every caller out."""
+    callers = parse_admin_emails(raw)
+    for caller in callers:
+        name, at, domain = caller.partition("@")
+        if not (name and at and "." in domain and "@" not in domain):
+            raise ConfigError(f"MAILBRIDGE_API_CALLERS must list service account emails, got {caller!r}")
+    return callers
 
 
 def _function_urls(raw: str) -> dict:

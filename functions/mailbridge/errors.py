@@ -4,6 +4,8 @@ Every function (http/common.py), the admin pages (http/admin) and the CLI (cli/a
 an error with `http_status(error)` / `exit_code(error)`; nothing else maps errors to codes.
 """
 
+import re
+
 
 class MailbridgeError(Exception):
     """Root of every error mailbridge raises on purpose."""
@@ -21,6 +23,12 @@ class InvalidInput(MailbridgeError):
 
     http_status = 400
     exit_code = 2  # bad input
+
+
+class MethodNotAllowed(InvalidInput):
+    """The route exists, but not for this method (405; the answer names the allowed ones)."""
+
+    http_status = 405
 
 
 class DocumentTooLarge(InvalidInput):
@@ -57,6 +65,13 @@ class AuthError(MailbridgeError):
     http_status = 403
 
 
+class Unauthenticated(AuthError):
+    """No credentials, or credentials we cannot verify (a missing or refused bearer token): 401,
+    where AuthError's 403 means the caller is known and not allowed."""
+
+    http_status = 401
+
+
 class TokenRevoked(AuthError):
     """Google answered invalid_grant: the refresh token no longer works."""
 
@@ -84,6 +99,14 @@ def http_status(error: BaseException) -> int:
 def exit_code(error: BaseException) -> int:
     """The CLI exit code for `error`: 2 bad input, 1 failure."""
     return error.exit_code if isinstance(error, MailbridgeError) else 1
+
+
+def kind(error: BaseException) -> str:
+    """The error's kind as a caller reads it in JSON (`invalid_input`, `not_found`, …): its
+    class name in snake case; `internal` for anything unexpected, which says nothing more."""
+    if not isinstance(error, MailbridgeError) or type(error) is MailbridgeError:
+        return "internal"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
 def public_message(error: BaseException) -> str:

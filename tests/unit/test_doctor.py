@@ -126,6 +126,7 @@ def test_functions_are_the_entry_points_with_the_browser_facing_ones_marked():
     text = (REPO / "functions" / "main.py").read_text()
     assert set(doctor.FUNCTIONS) == set(re.findall(r"^def (\w+)\(request\)", text, re.M))
     assert {name for name, browser in doctor.FUNCTIONS.items() if browser} == {"admin", "oauth_callback", "oauth_start"}
+    assert doctor.INTERNET_CALLED == ("api",)
 
 
 # --- Organisation policies -------------------------------------------------------------------
@@ -239,7 +240,8 @@ def test_a_machine_service_with_the_invoker_check_off_is_open_to_anyone():
 def test_services_not_yet_deployed_are_listed():
     findings = failed(check("healthy", "fresh_secure_by_default_org"))
     assert {name for name in findings if name.startswith("service ")} == {
-        f"service mailbridge-{name}" for name in ("admin", "labels", "oauth-callback", "oauth-start", "poll", "push")}
+        f"service mailbridge-{name}" for name in ("admin", "api", "labels", "oauth-callback", "oauth-start", "poll",
+                                                "push")}
 
 
 def test_paused_scheduler_job_points_at_use_scheduling_service():
@@ -354,3 +356,11 @@ def test_an_unreachable_api_becomes_a_finding_not_a_traceback():
     findings = doctor.run_checks(PROJECT, REGION, PREFIX, offline, [CLIENT_ID])
     assert findings and not any(finding.ok for finding in findings)
     assert all("cannot" in finding.problem for finding in findings if not finding.ok)
+
+
+def test_the_api_takes_traffic_from_outside_the_project_with_the_invoker_check_on():
+    url = RUN_SERVICE.format("mailbridge-api")
+    assert check("healthy")["service mailbridge-api"].ok
+    internal = dict(recording("healthy")[url], ingress="INGRESS_TRAFFIC_INTERNAL_ONLY")
+    finding = check("healthy", answers={url: internal})["service mailbridge-api"]
+    assert not finding.ok and "callers outside the project cannot reach it" in finding.problem

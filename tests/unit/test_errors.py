@@ -44,3 +44,18 @@ def test_cli_exit_code_comes_from_the_error_kind(monkeypatch, capsys):
     monkeypatch.setattr(common, "services", refuse)
     assert cli_main(["tickets", "list"]) == 2
     assert capsys.readouterr().err.strip() == "error: no mailbox 'x'"
+
+
+@pytest.mark.parametrize("error,kind", [
+    (errors.InvalidInput("bad"), "invalid_input"), (errors.NotFound("none"), "not_found"),
+    (errors.WriteConflict("raced"), "write_conflict"), (errors.Unauthenticated("who"), "unauthenticated"),
+    (errors.AuthError("no"), "auth_error"), (errors.MethodNotAllowed("use GET"), "method_not_allowed"),
+    (errors.StoreUnavailable("down"), "store_unavailable"),
+    (errors.MailbridgeError("failed"), "internal"), (RuntimeError("surprise"), "internal"),
+], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v)
+def test_each_kind_has_a_name_callers_read_and_the_unexpected_says_only_internal(error, kind):
+    assert errors.kind(error) == kind
+
+
+def test_a_refused_or_missing_token_is_401_and_a_wrong_method_405():
+    assert (errors.http_status(errors.Unauthenticated("x")), errors.http_status(errors.MethodNotAllowed("x"))) == (401, 405)

@@ -31,3 +31,14 @@ def test_without_function_urls_the_shared_base_is_used():
 def test_function_urls_that_are_not_an_object_are_refused():
     with pytest.raises(ConfigError, match="MAILBRIDGE_FUNCTION_URLS must be a JSON object"):
         Settings.from_env({**BASE, "MAILBRIDGE_FUNCTION_URLS": '["https://x"]'})
+
+
+def test_api_callers_are_a_lower_cased_list_of_service_accounts():
+    settings = Settings.from_env({**BASE, "MAILBRIDGE_API_CALLERS": "Desk@p.iam.gserviceaccount.com, b@p.iam.gserviceaccount.com"})
+    assert settings.api_callers == ("desk@p.iam.gserviceaccount.com", "b@p.iam.gserviceaccount.com")
+    assert Settings.from_env(BASE).api_callers == ()
+
+
+def test_an_api_caller_that_is_not_an_address_is_refused():
+    with pytest.raises(ConfigError, match="MAILBRIDGE_API_CALLERS must list service account emails, got 'desk'"):
+        Settings.from_env({**BASE, "MAILBRIDGE_API_CALLERS": "desk"})

@@ -341,10 +341,31 @@ def test_invoker_iam_check_is_off_on_exactly_the_browser_facing_services():
     assert service()["invoker_iam_disabled"] == "${each.value.browser}"
 
 
-def test_every_other_service_accepts_internal_traffic_only():
-    assert service()["ingress"] == '${each.value.browser ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}'
-    for name in ("poll", "push", "labels"):
+def test_only_the_browser_pages_and_the_api_take_traffic_from_outside_the_project():
+    assert service()["ingress"] == '${each.value.internet ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}'
+    internet = {name for name, function in functions_local().items() if function["internet"] is True}
+    assert internet == BROWSER_FUNCTIONS | {"api"}
+    for name in ("api", "poll", "push", "labels"):
         assert functions_local()[name]["browser"] is False, name
+
+
+def test_the_api_is_invoked_by_the_api_callers_only_on_its_own_service():
+    grant = resources("google_cloud_run_v2_service_iam_member")["api_invoker"]
+    assert grant["for_each"] == "${toset(var.api_callers)}"
+    assert grant["name"] == '${google_cloud_run_v2_service.function["api"].name}'
+    assert (grant["role"], grant["member"]) == ("roles/run.invoker", "serviceAccount:${each.value}")
+    assert variables()["api_callers"]["default"] == []
+    assert locals_()["function_extra_environment"]["api"]["MAILBRIDGE_API_CALLERS"] == '${join(",", var.api_callers)}'
+    other_grants = [name for kind, name, body in iam_members() if "var.api_callers" in str(body) and name != "api_invoker"]
+    assert other_grants == []
+
+
+def test_api_callers_are_service_account_emails():
+    pattern = validation_pattern("api_callers")
+    assert pattern.search("helpdesk@acme-helpdesk.iam.gserviceaccount.com")
+    for refused in ("serviceAccount:helpdesk@acme-helpdesk.iam.gserviceaccount.com", "allUsers",
+                    "someone@example.com", "helpdesk@acme-helpdesk.iam.gserviceaccount.com,b@p.iam.gserviceaccount.com"):
+        assert not pattern.search(refused), refused
 
 
 def test_labels_function_is_callable_by_nobody_unless_named():
@@ -483,7 +504,7 @@ def test_the_functions_that_queue_work_may_publish_to_the_work_topic_and_nobody_
     grant = grants["work_publishers"]
     assert grant["role"] == "roles/pubsub.publisher"
     assert grant["member"] == "${google_service_account.function[each.key].member}"
-    assert resolve_name_set(grant["for_each"]) == {"admin", "poll", "push"}
+    assert resolve_name_set(grant["for_each"]) == {"admin", "api", "poll", "push"}
 
 
 def test_pubsub_may_mint_oidc_tokens_for_the_work_queue_even_without_gmail_push():
@@ -501,7 +522,7 @@ def test_ticket_events_have_their_topic_and_the_functions_that_change_tickets_ma
     assert list(grants) == ["event_publishers"]
     assert grants["event_publishers"]["role"] == "roles/pubsub.publisher"
     publishers = resolve_name_set(grants["event_publishers"]["for_each"])
-    assert publishers == {"admin", "poll", "push"}
+    assert publishers == {"admin", "api", "poll", "push"}
     extra = locals_()["function_extra_environment"]
     given = {name for name, settings in extra.items() if "MAILBRIDGE_EVENTS_TOPIC" in settings}
     assert given == publishers, "the topic goes exactly where publishing is allowed"
@@ -578,7 +599,14 @@ def test_push_budget_is_below_push_timeout_which_equals_the_ack_deadline(push_ti
     assert 0 < timeouts["push_time_budget_s"] < timeouts["push_timeout_s"] == timeouts["push_ack_deadline_s"] <= 600
 
 
+@pytest.mark.parametrize("timeout", variable_bounds("function_timeout_seconds"))
+def test_an_api_reply_stops_waiting_for_its_send_well_before_the_api_times_out(timeout):
+    timeouts = timeouts_for({"poll_timeout_seconds": 540, "push_timeout_seconds": 60, "function_timeout_seconds": timeout})
+    assert 0 < timeouts["api_reply_wait_s"] <= timeouts["api_timeout_s"] - 5
+
+
 def test_every_timeout_is_read_from_the_one_place():
+    assert functions_local()["api"]["timeout_s"] == "${local.timeouts.api_timeout_s}"
     assert functions_local()["poll"]["timeout_s"] == "${local.timeouts.poll_timeout_s}"
     assert functions_local()["push"]["timeout_s"] == "${local.timeouts.push_timeout_s}"
     assert one(service()["template"])["timeout"] == "${each.value.timeout_s}s"
@@ -590,6 +618,7 @@ def test_every_timeout_is_read_from_the_one_place():
     extra = locals_()["function_extra_environment"]
     assert extra["poll"]["MAILBRIDGE_POLL_TIME_BUDGET_S"] == "${tostring(local.timeouts.poll_time_budget_s)}"
     assert extra["push"]["MAILBRIDGE_PUSH_TIME_BUDGET_S"] == "${tostring(local.timeouts.push_time_budget_s)}"
+    assert extra["api"]["MAILBRIDGE_REPLY_WAIT_S"] == "${tostring(local.timeouts.api_reply_wait_s)}"
 
 
 # --- Names: every one carries the prefix -----------------------------------------------------
@@ -842,7 +871,7 @@ def test_attachments_bucket_is_private_versioned_expires_and_grants_object_user_
     assert "${var.attachment_retention_days}" in ages
     grant = resources("google_storage_bucket_iam_member")["attachment_writer"]
     assert grant["role"] == "roles/storage.objectUser"
-    assert resolve_name_set(locals_()["attachment_writers"]) == {"admin", "poll", "push"}
+    assert resolve_name_set(locals_()["attachment_writers"]) == {"admin", "api", "poll", "push"}
 
 
 def test_build_account_touches_only_its_bucket_and_its_repository():
@@ -1012,6 +1041,7 @@ def test_constrained_variables_are_validated():
         "admin_emails",
         "admin_oauth_client_id",
         "alert_email",
+        "api_callers",
         "attachment_retention_days",
         "event_push_endpoint",
         "event_subscribers",
@@ -1045,7 +1075,7 @@ def outputs() -> dict[str, dict]:
 
 
 def test_every_output_has_a_description():
-    for name in ("function_urls", "oauth_redirect_uri", "cli_env", "admin_url", "signing_key_secret_id"):
+    for name in ("function_urls", "oauth_redirect_uri", "cli_env", "admin_url", "api_url", "signing_key_secret_id"):
         assert name in outputs(), f"output {name} is missing"
     for name, body in outputs().items():
         assert body.get("description"), f"output {name} has no description"

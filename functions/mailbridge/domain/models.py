@@ -70,7 +70,7 @@ def now_iso() -> str:
 
 
 def validate_mailbox_name(name: str) -> str:
-    if not MAILBOX_NAME.match(name or ""):
+    if not MAILBOX_NAME.fullmatch(name or ""):  # not match: `$` would let a trailing newline in
         raise InvalidInput(
             f"mailbox name {name!r} is invalid: use 1-63 letters, digits, '.', '_' or '-'"
         )

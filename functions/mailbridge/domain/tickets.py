@@ -54,3 +54,22 @@ def contract_view(view: dict) -> dict:
     out = {field: view.get(field) for field in TICKET_FIELDS}
     out["messages"] = [contract_message(m) for m in view.get("messages", [])]
     return out
+
+
+SUGGESTION_FIELDS = ("email", "suggested_by", "suggested_at")
+
+
+def api_view(ticket: dict, message_rows: list[dict], attachment_url) -> dict:
+    """The `api` function's ticket JSON (docs/api.md): the contract of `tickets show --json`, plus
+    the ticket's `team`, `type` and `suggested_participants`, and on each attachment a `url`
+    (`attachment_url(ticket id, message id, index)`; null when its content was not stored)."""
+    view = contract_view(ticket_view(ticket, message_rows))
+    view["team"] = ticket.get("team") or None
+    view["type"] = ticket.get("ticket_type") or None
+    view["suggested_participants"] = [{f: s.get(f) for f in SUGGESTION_FIELDS}
+                                      for s in ticket.get("suggested_participants") or []]
+    for message, row in zip(view["messages"], message_rows):
+        stored = row["message"].get("attachments", [])
+        for index, (attachment, item) in enumerate(zip(message["attachments"], stored)):
+            attachment["url"] = attachment_url(view["id"], message["id"], index) if item.get("storage_key") else None
+    return view

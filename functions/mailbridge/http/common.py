@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from urllib.parse import quote
 
 from mailbridge import bootstrap, errors
 from mailbridge.errors import InvalidInput
@@ -51,3 +53,10 @@ def request_json(request) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
     return body
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with a name already made safe (parsing.safe_filename, the one filename rule):
+    an ASCII name for old clients and the UTF-8 one (RFC 6266)."""
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()+,=@!#$%&'~-]", "_", filename.encode("ascii", "replace").decode())
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

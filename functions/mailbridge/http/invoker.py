@@ -1,5 +1,7 @@
-"""Who may call `poll` and `push`: a Google-signed OIDC token (Cloud Scheduler, Pub/Sub push) for
-this function's own URL, from the invoker service account (MAILBRIDGE_INVOKER_SERVICE_ACCOUNT).
+"""Who may call `poll`, `push` and `api`: a Google-signed OIDC token for this function's own URL
+from an allowed service account — for poll and push the invoker account
+(MAILBRIDGE_INVOKER_SERVICE_ACCOUNT: Cloud Scheduler, Pub/Sub push), for api the helpdesk's
+accounts (MAILBRIDGE_API_CALLERS).
 
 Cloud Run's IAM already checks the token in a deployment; checking it here as well keeps the
 functions closed when IAM is misconfigured (`allUsers` invoker) and pins the caller's identity.
@@ -9,44 +11,62 @@ every call then logs a warning saying so (docs/reliability.md, "Hostile senders"
 
 from __future__ import annotations
 
-from mailbridge.errors import AuthError, ConfigError
+from mailbridge import errors
+from mailbridge.errors import AuthError, ConfigError, MailbridgeError, Unauthenticated
 from mailbridge.http.common import json_response, services
 from mailbridge.logs import log_event
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 
-def refusal(request, function: str):
-    """None when the caller may call `function`; else the 401/403 JSON answer to return."""
-    container = services()
-    settings = container.settings
+def verified_caller(request, function: str, accounts, role: str, setting: str) -> str | None:
+    """The email of the caller of `function` when its bearer token is Google's, for this
+    function's URL, from one of `accounts` (the `role` named in refusals, configured by the
+    environment variable `setting`); None when the check is off (the local stack).
+    Unauthenticated (401) for a missing or refused token, AuthError (403) for another account,
+    ConfigError (500) when no account can be accepted. Every refusal is logged."""
+    settings = services().settings
     if not settings.verify_invoker:
         log_event("WARNING", "invoker check is off (MAILBRIDGE_VERIFY_INVOKER=false): unauthenticated call accepted",
                   function=function)
         return None
+    try:
+        return _check(request, function, tuple(accounts), role, setting)
+    except MailbridgeError as e:
+        status = errors.http_status(e)
+        log_event("WARNING" if status < 500 else "ERROR", "invoker refused", function=function, status=status,
+                  reason=str(e))
+        raise
+
+
+def _check(request, function: str, accounts: tuple, role: str, setting: str) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _refuse(function, 401, "missing bearer token: callers need a Google-signed OIDC token")
-    try:
-        audience = settings.function_url(function)
-        if not settings.invoker_service_account:
-            raise ConfigError("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT is not set: no caller can be accepted")
-    except ConfigError as e:
-        return _refuse(function, 500, str(e))
+        raise Unauthenticated("missing bearer token: callers need a Google-signed OIDC token")
+    container = services()
+    audience = container.settings.function_url(function)
+    if not accounts:
+        raise ConfigError(f"{setting} is not set: no caller can be accepted")
     try:
         claims = container.invoker_verifier.verify(token.strip(), audience)
     except AuthError as e:
-        return _refuse(function, 401, str(e))
+        raise Unauthenticated(str(e)) from None
     if claims.get("iss") not in GOOGLE_ISSUERS:
-        return _refuse(function, 401, "token refused: not issued by Google")
+        raise Unauthenticated("token refused: not issued by Google")
     email = str(claims.get("email") or "").lower()
-    if email != settings.invoker_service_account or claims.get("email_verified") not in (True, "true"):
-        return _refuse(function, 403, f"caller {email or '(no email)'} is not the invoker service account")
+    if email not in accounts or claims.get("email_verified") not in (True, "true"):
+        raise AuthError(f"caller {email or '(no email)'} is not {role}")
+    return email
+
+
+def refusal(request, function: str):
+    """For poll and push: None when the invoker account calls `function`; else the 401/403 JSON
+    answer to return (`{"error": reason}`)."""
+    account = services().settings.invoker_service_account
+    try:
+        verified_caller(request, function, (account,) if account else (), "the invoker service account",
+                        "MAILBRIDGE_INVOKER_SERVICE_ACCOUNT")
+    except MailbridgeError as e:
+        return json_response({"error": errors.public_message(e)}, errors.http_status(e))
     return None
-
-
-def _refuse(function: str, status: int, reason: str):
-    log_event("WARNING" if status < 500 else "ERROR", "invoker refused", function=function, status=status,
-              reason=reason)
-    return json_response({"error": reason}, status)

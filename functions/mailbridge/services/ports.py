@@ -438,3 +438,11 @@ class SyncPorts(OutboxPorts, LabelsPorts, WatchPorts, Protocol):
 class PushPorts(SyncPorts, Protocol):
     """services/push.py: a Pub/Sub notification or task → a sync (services/sync.py) or a send
     (services/outbox.py)."""
+
+
+# -- the helpdesk's JSON API ------------------------------------------------------------------
+class ApiPorts(OutgoingPorts, TicketsPorts, Protocol):
+    """services/api.py: ticket pages and views (services/tickets.py), replies (services/outgoing/),
+    attachment content (blobs)."""
+
+    store: OutgoingStore

@@ -18,14 +18,16 @@ from typing import Iterable
 
 from mailbridge.adapters.doctor.apis import REQUIRED_APIS, check_apis
 from mailbridge.adapters.doctor.context import Context, DoctorError, Fetch, Finding, HttpError
-from mailbridge.adapters.doctor.deployment import FUNCTIONS, check_admin_sign_in_secret, check_firestore, check_services
+from mailbridge.adapters.doctor.deployment import (
+    FUNCTIONS, INTERNET_CALLED, check_admin_sign_in_secret, check_firestore, check_services,
+)
 from mailbridge.adapters.doctor.http_client import default_fetch, http_error
 from mailbridge.adapters.doctor.oauth_clients import ADMIN_REDIRECT_PATH, check_redirect_uri
 from mailbridge.adapters.doctor.policies import LOCATION_GROUPS, check_organisation_policies
 from mailbridge.adapters.doctor.triggers import GMAIL_PUSH_ACCOUNT, check_push_topic, check_scheduler
 
 __all__ = [
-    "ADMIN_REDIRECT_PATH", "FUNCTIONS", "GMAIL_PUSH_ACCOUNT", "LOCATION_GROUPS", "REQUIRED_APIS",
+    "ADMIN_REDIRECT_PATH", "FUNCTIONS", "GMAIL_PUSH_ACCOUNT", "INTERNET_CALLED", "LOCATION_GROUPS", "REQUIRED_APIS",
     "DoctorError", "Fetch", "Finding", "HttpError",
     "check_admin_sign_in_secret", "check_apis", "check_firestore", "check_organisation_policies", "check_push_topic",
     "check_redirect_uri", "check_scheduler", "check_services", "default_fetch", "format_findings", "http_error",

@@ -1,4 +1,4 @@
-"""What `terraform apply` deploys and the functions run on: the Firestore database, the six Cloud
+"""What `terraform apply` deploys and the functions run on: the Firestore database, the seven Cloud
 Run services with their invoker check and ingress, and the admin sign-in secret."""
 
 from __future__ import annotations
@@ -8,8 +8,11 @@ from urllib.parse import quote, urlencode
 from mailbridge.adapters.doctor.context import Context, Finding, read
 
 # Entry points of functions/main.py and whether a browser opens them (terraform/main.tf).
-FUNCTIONS = {"admin": True, "labels": False, "oauth_callback": True, "oauth_start": True, "poll": False,
-             "push": False}
+FUNCTIONS = {"admin": True, "api": False, "labels": False, "oauth_callback": True, "oauth_start": True,
+             "poll": False, "push": False}
+# Services that keep the invoker IAM check yet take traffic from anywhere: the helpdesk calls
+# the JSON API from outside the project with an OIDC token (terraform/main.tf, `internet`).
+INTERNET_CALLED = ("api",)
 
 
 def check_firestore(context: Context) -> Finding:
@@ -37,20 +40,27 @@ def check_services(context: Context) -> list[Finding]:
                                       f"{context.region}/services/{context.service_name(function)}",
                        "the Cloud Run service", "roles/run.viewer", Finding(name, False, "not deployed",
                                                                              "terraform apply"))
-        if isinstance(service, Finding):
-            findings.append(service)
-        elif bool(service.get("invokerIamDisabled")) != browser:
-            findings.append(Finding(
-                name, False,
-                "browsers cannot reach it: the invoker IAM check is on" if browser
-                else "anyone can call it: the invoker IAM check is off",
-                "terraform apply (it sets invoker_iam_disabled on exactly admin, oauth_start and oauth_callback)"))
-        elif not browser and service.get("ingress") != "INGRESS_TRAFFIC_INTERNAL_ONLY":
-            findings.append(Finding(name, False, f"ingress is {service.get('ingress')}; it should be internal only",
-                                    "terraform apply"))
-        else:
-            findings.append(Finding(name, True))
+        findings.append(service if isinstance(service, Finding) else _service_finding(name, function, browser, service))
     return findings
+
+
+def _service_finding(name: str, function: str, browser: bool, service: dict) -> Finding:
+    """Whether a deployed service has the invoker check and the ingress its callers need."""
+    if bool(service.get("invokerIamDisabled")) != browser:
+        return Finding(
+            name, False,
+            "browsers cannot reach it: the invoker IAM check is on" if browser
+            else "anyone can call it: the invoker IAM check is off",
+            "terraform apply (it sets invoker_iam_disabled on exactly admin, oauth_start and oauth_callback)")
+    if browser:
+        return Finding(name, True)
+    if function in INTERNET_CALLED and service.get("ingress") != "INGRESS_TRAFFIC_ALL":
+        return Finding(name, False, f"ingress is {service.get('ingress')}; callers outside the project cannot reach "
+                                    "it (it should take all traffic)", "terraform apply")
+    if function not in INTERNET_CALLED and service.get("ingress") != "INGRESS_TRAFFIC_INTERNAL_ONLY":
+        return Finding(name, False, f"ingress is {service.get('ingress')}; it should be internal only",
+                       "terraform apply")
+    return Finding(name, True)
 
 
 def check_admin_sign_in_secret(context: Context) -> Finding:
