@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from scripts import stacklib
+import stacklib  # on sys.path through tests/conftest.py
 from tests.conftest import TEST_PROJECT
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
 

@@ -441,9 +441,14 @@ def test_waiting_events_are_read_oldest_first_per_mailbox_and_marked_published(s
     assert store.events_waiting("help") == 3 and store.events_waiting("nobody") == 0
     assert store.mailboxes_with_waiting_events("2026-01-02T12:00:00Z") == ["help", "sales"]
     assert store.mailboxes_with_waiting_events("2026-01-01T12:00:00Z") == ["sales"]
-    store.mark_events_published(["b", "gone-by-ttl"], "2026-01-04T00:00:00Z")
+    read = store.pending_events("help")
+    assert store.mark_events_published(read[:1], "2026-01-04T00:00:00Z") == 1
     assert [d["id"] for d in store.pending_events("help")] == ["a"] and store.events_waiting("help") == 1
     assert {d["id"]: d["published"] for d in store.event_documents()} == {"a": False, "b": True, "c": False}
+    # another publisher marked "b" meanwhile: it is not marked twice, "a" still is
+    assert store.mark_events_published(read, "2026-01-04T00:00:01Z") == 1
+    assert {d["id"]: d["published_at"] for d in store.event_documents()}["b"] == "2026-01-04T00:00:00Z"
+    assert store.mark_events_published([], "2026-01-04T00:00:02Z") == 0
 
 
 def test_the_event_log_is_read_newest_first_by_subject_and_since(store):

@@ -58,7 +58,7 @@ def publish_pending(services: EventsPorts, mailbox: str) -> int:
             return published
         stored = events.in_order([e for document in documents for e in document["events"]])
         topic.publish(render(services, stored))
-        services.store.mark_events_published([d["id"] for d in documents], models.now_iso())
+        services.store.mark_events_published(documents, models.now_iso())
         published += len(stored)
         if len(documents) < PENDING_BATCH:
             return published

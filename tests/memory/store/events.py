@@ -15,19 +15,24 @@ MESSAGE_ROW_FIELDS = ("message", "status", "mailbox")  # the adapter's field mas
 
 class EventRepository(MemoryRepository):
     def _event_documents(self, *filters: tuple[str, str, object]) -> list[dict]:
-        """Event documents matching every filter, in document order, each with its "id"."""
-        return [{**self._get("events", key), "id": key} for (collection, key), doc in sorted(self.docs.items())
+        """Event documents matching every filter, in document order, each with its "id" and version."""
+        return [{**self._get("events", key), "id": key, "_update_time": self._version("events", key)}
+                for (collection, key), doc in sorted(self.docs.items())
                 if collection == "events" and all(matches(doc, *f) for f in filters)]
 
     def pending_events(self, mailbox: str, limit: int = 200) -> list[dict]:
         documents = self._event_documents(("mailbox", "==", mailbox), ("published", "==", False))[:limit]
         return sorted(documents, key=lambda d: (d.get("created_at") or "", d["id"]))
 
-    def mark_events_published(self, document_ids: list[str], published_at: str) -> None:
+    def mark_events_published(self, documents: list[dict], published_at: str) -> int:
+        """Each document unchanged since read is marked; others are left alone."""
+        marked = 0
         with self._lock:
-            for document_id in document_ids:
-                if self._get("events", document_id) is not None:
-                    self._update("events", document_id, {"published": True, "published_at": published_at})
+            for document in documents:
+                if self._version("events", document["id"]) == document["_update_time"]:
+                    self._update("events", document["id"], {"published": True, "published_at": published_at})
+                    marked += 1
+        return marked
 
     def event_documents(self, subject: str | None = None, since: str | None = None, limit: int = 0) -> list[dict]:
         filters = [("subjects", "array_contains", subject)] if subject is not None else []

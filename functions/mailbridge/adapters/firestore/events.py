@@ -21,34 +21,44 @@ MESSAGE_ROW_FIELDS = ["message", "status", "mailbox"]  # what domain/tickets.mes
 
 class EventRepository(FirestoreRepository):
     def _documents(self, query) -> list[dict]:
-        return [{**snap.to_dict(), "id": snap.id} for snap in query.stream()]
+        return [{**snap.to_dict(), "id": snap.id, "_update_time": snap.update_time} for snap in query.stream()]
 
     def pending_events(self, mailbox: str, limit: int = 200) -> list[dict]:
-        """A mailbox's event documents not published yet, oldest first (each with its "id")."""
+        """A mailbox's event documents not published yet, oldest first (each with its "id" and
+        its version, "_update_time", for the mark)."""
         query = (self.db.collection("events").where(filter=FieldFilter("mailbox", "==", mailbox))
                  .where(filter=FieldFilter("published", "==", False)).limit(limit))
         return sorted(self._documents(query), key=lambda d: (d.get("created_at") or "", d["id"]))
 
-    def mark_events_published(self, document_ids: list[str], published_at: str) -> None:
-        """Mark documents published, one batch; a document the TTL already removed is skipped."""
-        if not document_ids:
-            return
+    def mark_events_published(self, documents: list[dict], published_at: str) -> int:
+        """Mark documents (as pending_events read them) published, in one batch, each only if
+        unchanged since read: a document another publisher marked meanwhile, or the TTL removed,
+        is left alone, so each is marked once. Returns how many this call marked."""
         changes = {"published": True, "published_at": published_at}
+
+        def update(batch, document):
+            batch.update(self.events_ref(document["id"]), changes,
+                         option=self.db.write_option(last_update_time=document["_update_time"]))
+
         batch = self.db.batch()
-        for document_id in document_ids:
-            batch.update(self.events_ref(document_id), changes)
+        for document in documents:
+            update(batch, document)
         try:
-            batch.commit()
-            self.write_count += len(document_ids)
-            return
-        except gexc.NotFound:
-            pass
-        for document_id in document_ids:
-            try:
-                self.events_ref(document_id).update(changes)
-                self.write_count += 1
-            except gexc.NotFound:
-                continue
+            if documents:
+                batch.commit()
+            marked = len(documents)
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            marked = 0
+            for document in documents:  # one by one: only the others' are skipped
+                single = self.db.batch()
+                update(single, document)
+                try:
+                    single.commit()
+                    marked += 1
+                except (gexc.FailedPrecondition, gexc.NotFound):
+                    continue
+        self.write_count += marked
+        return marked
 
     def event_documents(self, subject: str | None = None, since: str | None = None, limit: int = 0) -> list[dict]:
         """Event documents newest first: those holding an event of `subject`, those created at
