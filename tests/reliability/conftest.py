@@ -22,7 +22,8 @@ import pytest
 import requests
 
 from mailbridge.services import connect as connect_service
-from tests.helpers import CLIENT_SECRET, client_id_for, export_all, follow_consent, make_mail, register_google_side
+from tests.helpers import (CLIENT_SECRET, client_id_for, event_ledger, export_all, follow_consent, make_mail,
+                           register_google_side)
 
 ADDRESS = "help@acme.example"
 MAILBOX = "help"
@@ -236,43 +237,8 @@ def outcome_view(services, gmail_ids: list[str], name: str = MAILBOX) -> dict:
 
 
 def event_problems(services, name: str = MAILBOX) -> list[str]:
-    """What breaks "exactly one event per change" (docs/events.md) in the store: each inbound row
-    that created or joined a ticket has its one ticket.created / ticket.message_added event, each
-    sent outbound record its one ticket.reply_sent, each quarantined row one inbound.quarantined;
-    no event without its change, no id twice, and each ticket's sequence is 1..n. [] when all hold."""
-    db = services.store.db
-    stored = [e for snap in db.collection("events").stream() for e in snap.to_dict()["events"]]
-    problems = [f"event {i} stored {n} times" for i, n in _counts(e["id"] for e in stored).items() if n > 1]
-    rows = [s.to_dict() for s in db.collection("inbound").stream()]
-    expected = {f"{name}~{r['gmail_message_id']}": "ticket.created" if r["outcome"] == "created" else "ticket.message_added"
-                for r in rows if r.get("mailbox") == name and r.get("outcome") in ("created", "updated")}
-    expected.update({f"{r['key']}~sent": "ticket.reply_sent" for r in (s.to_dict() for s in db.collection("outbound").stream())
-                     if r.get("status") == "sent"})
-    found = {e["id"]: e["type"] for e in stored if e["type"] != "inbound.quarantined"}
-    problems += [f"no event for {i}" for i in expected.keys() - found.keys()]
-    problems += [f"event {i} without its change" for i in found.keys() - expected.keys()]
-    problems += [f"event {i} is {found[i]}, not {kind}" for i, kind in expected.items() if found.get(i, kind) != kind]
-    quarantined = sum(1 for r in rows if r.get("mailbox") == name and r.get("outcome") == "quarantined")
-    if sum(1 for e in stored if e["type"] == "inbound.quarantined") != quarantined:
-        problems.append(f"{quarantined} quarantined rows, other than their events")
-    for subject, sequences in _sequences(stored).items():
-        if sorted(sequences) != list(range(1, len(sequences) + 1)):
-            problems.append(f"subject {subject}: sequences {sorted(sequences)}")
-    return problems
-
-
-def _counts(values) -> dict:
-    counts: dict = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
-
-
-def _sequences(stored: list[dict]) -> dict[str, list[int]]:
-    by_subject: dict[str, list[int]] = {}
-    for event in stored:
-        by_subject.setdefault(event["subject"], []).append(event["sequence"])
-    return by_subject
+    """What breaks "exactly one event per change" for one mailbox (tests/helpers.event_ledger)."""
+    return event_ledger(services, name)["problems"]
 
 
 def lost_and_duplicated(view: dict, delivered: int) -> tuple[int, int]:
