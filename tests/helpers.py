@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import parse_qs, urlparse
+import time
 
 import requests
 
@@ -162,3 +163,14 @@ def event_ledger(services, name: str) -> dict:
             problems.append(f"subject {subject}: sequences {sorted(numbers)}")
     checked = sum(1 for e in stored if e["type"] not in ("mailbox.disconnected", "ticket.updated"))
     return {"changes": changes, "events": checked, "problems": problems}
+
+
+def wait_for(predicate, timeout: float, message: str):
+    """predicate()'s first true value, asked every 0.3 s; fails naming `message` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.3)
+        value = predicate()
+    assert value, f"timed out after {timeout}s waiting for {message}"
+    return value

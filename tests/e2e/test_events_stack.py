@@ -6,7 +6,6 @@ least once, each ticket's events in sequence order — read through `scripts/mai
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
@@ -14,19 +13,9 @@ import requests
 
 import stacklib  # on sys.path through tests/conftest.py
 from tests.conftest import TEST_PROJECT
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli, wait_for
 
 CUSTOMER = "dana@customer.example"
-
-
-def wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = predicate()
-    assert value, f"timed out after {timeout}s waiting for {message}"
-    return value
 
 
 @pytest.fixture
