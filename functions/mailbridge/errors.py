@@ -25,6 +25,11 @@ class InvalidInput(MailbridgeError):
     exit_code = 2  # bad input
 
 
+class HeaderMismatch(InvalidInput):
+    """A message we built does not read back with the header names, recipients and values we
+    checked (domain/compose.check_rendered): it is refused, never sent."""
+
+
 class MethodNotAllowed(InvalidInput):
     """The route exists, but not for this method (405; the answer names the allowed ones)."""
 

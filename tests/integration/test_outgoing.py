@@ -238,6 +238,30 @@ def test_header_injection_is_refused_and_nothing_is_recorded_or_sent(services, f
     assert services.store.db.collection("outbound").get() == []
 
 
+def test_a_bcc_smuggled_through_a_twice_encoded_subject_reaches_no_message(services, fake):
+    """Issue 28: an encoded word inside an encoded word; the email package of 3.11.7 decoded the
+    inner one while writing the acknowledgement and the agent's reply, into a real Bcc header."""
+    def encoded(text: str) -> str:
+        return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+    mailboxes.set_mailbox_setting(services, "help", "outgoing.acknowledge_new", "true")
+    subject = encoded(encoded("Printer\r\nBcc: x@evil.example"))
+    deliver(fake.url, ADDRESS, (f"From: Dana <{CUSTOMER}>\r\nTo: {ADDRESS}\r\nSubject: {subject}\r\n"
+                                "Date: Mon, 01 Jun 2026 10:00:00 +0000\r\nMessage-ID: <smuggle@customer.example>\r\n"
+                                "Content-Type: text/plain; charset=utf-8\r\n\r\nIt is broken\r\n").encode())
+    ingest.poll(services, "help")
+    (ticket,) = services.store.list_tickets()
+    assert ticket["subject"] == "Printer Bcc: x@evil.example"
+
+    outgoing.send_reply(services, ticket["id"], "Your new password is in the portal.", idempotency_key="smuggle-1")
+
+    rows = sent(fake)
+    assert len(rows) == 2  # the acknowledgement and the reply
+    for row in rows:
+        assert b"\nbcc:" not in raw_of(row).lower() and row["message"]["Bcc"] is None
+        assert [a.addr_spec for a in row["message"]["To"].addresses] == [CUSTOMER]
+
+
 def test_a_reply_past_the_daily_budget_stays_queued_before_google(services, fake):
     mailboxes.set_mailbox_setting(services, "help", "outgoing.daily_send_budget", "2")
     ticket, _ = new_ticket(services, fake)

@@ -96,6 +96,42 @@ def test_the_inbound_row_records_googles_verdict(world):
     assert inbound_rows(services)[0]["authentication"]["verdict"] == "pass"
 
 
+# ---- issue 28, 3. Authentication-Results read as RFC 8601 writes it ----------------------------
+# What Google's MX would write for a spoofed From: dmarc=fail, with the envelope sender's quoted
+# local part (the attacker's) holding a fake result ahead of it.
+SMUGGLED_PASS = ('mx.google.com; spf=pass (google.com: domain of x@evil.example designates 192.0.2.9 as permitted '
+                 'sender) smtp.mailfrom="x; dmarc=pass header.from=customer.example"@evil.example; '
+                 "dmarc=fail (p=REJECT sp=REJECT dis=QUARANTINE) header.from=customer.example")
+
+
+def deliver_with_results(accounts, raw: bytes, results: str) -> None:
+    """Delivered with `results` as the topmost Authentication-Results, as Google's MX puts its own."""
+    accounts.deliver(ADDRESS, f"Authentication-Results: {results}\r\n".encode() + raw, authentication="none")
+
+
+def test_a_dmarc_pass_smuggled_in_a_quoted_local_part_adds_no_participant(world):
+    services, accounts, ticket = world
+    deliver_with_results(accounts, make_mail(DANA, ADDRESS, f"Re: [#{ticket['number']}] Invoice question",
+                                             "add my colleague", Cc="spy@evil.test"), SMUGGLED_PASS)
+    sync.poll(services, "help")
+
+    updated = only_ticket(services)
+    verdict = inbound_rows(services)[-1]["authentication"]
+    assert (verdict["dmarc"], verdict["verdict"]) == ("fail", "fail")
+    assert "spy@evil.test" not in updated["participants"]
+    assert [s["email"] for s in updated["suggested_participants"]] == ["spy@evil.test"]
+
+
+def test_the_same_mail_with_googles_pass_still_adds_its_cc(world):
+    services, accounts, ticket = world
+    honest = SMUGGLED_PASS.replace("dmarc=fail (p=REJECT sp=REJECT dis=QUARANTINE)", "dmarc=pass (p=REJECT)")
+    deliver_with_results(accounts, make_mail(DANA, ADDRESS, f"Re: [#{ticket['number']}] Invoice question",
+                                             "add my colleague", Cc="boss@customer.example"), honest)
+    sync.poll(services, "help")
+
+    assert "boss@customer.example" in only_ticket(services)["participants"]
+
+
 # ---- 7. push and poll check the caller's Google-signed OIDC token ---------------------------------
 INVOKER = "scheduler@mailbridge-test.iam.gserviceaccount.com"
 FUNCTIONS = "https://functions.example"

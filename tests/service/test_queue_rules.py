@@ -177,7 +177,7 @@ def test_the_budget_is_checked_before_every_message_not_every_chunk(world, monke
     services, accounts = world
     deliver(accounts, "box0", sync.CHUNK + 10)
     parsed = []
-    real_parse = sync.parse_message
+    real_parse = sync.decide.parse_message
     clock = {"offset": 0.0}
 
     def parse_and_age(raw):
@@ -186,8 +186,8 @@ def test_the_budget_is_checked_before_every_message_not_every_chunk(world, monke
             clock["offset"] = 10_000.0  # the budget runs out in the middle of the second chunk
         return real_parse(raw)
 
-    monkeypatch.setattr(sync, "parse_message", parse_and_age)
-    monkeypatch.setattr(sync, "time", types.SimpleNamespace(
+    monkeypatch.setattr(sync.decide, "parse_message", parse_and_age)  # the decide step parses
+    monkeypatch.setattr(sync.run, "time", types.SimpleNamespace(  # the run checks the budget
         monotonic=lambda: time.monotonic() + clock["offset"], time=time.time, sleep=time.sleep))
     result = sync.sync_mailbox(services, "box0", budget_s=100)
     assert result["complete"] is False

@@ -5,8 +5,11 @@ tailed."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 import time
 
+import jsonschema_rs  # installed with schemathesis (requirements.txt)
 import pytest
 
 from mailbridge.errors import ConfigError, InvalidInput
@@ -152,32 +155,34 @@ def test_a_quarantined_message_is_inbound_quarantined(world):
 # ------------------------------------------------------------------ publishing, never lost
 def test_a_failed_publish_leaves_the_events_waiting_and_asks_the_queue_to_retry(world):
     services, accounts = world
-    services.event_topic.failing = 1
+    services.event_topic.failing = 2  # after the chunk's commit and at the end of the sync
     ticket = new_ticket(services, accounts)
     assert published(services) == [] and services.store.events_waiting("help") == 1
-    (task,) = [t for t in services.queue.take() if t["kind"] == "events"]
-    assert push.on_task(services, task).status == 200
-    assert [e["subject"] for e in published(services)] == [ticket["id"]]
+    tasks = [t for t in services.queue.take() if t["kind"] == "events"]
+    assert len(tasks) == 2 and {t["mailbox"] for t in tasks} == {"help"}
+    assert [push.on_task(services, task).status for task in tasks] == [200, 200]
+    assert [e["subject"] for e in published(services)] == [ticket["id"]]  # the second task found nothing
     assert services.store.events_waiting("help") == 0
 
 
 def test_an_events_task_that_cannot_publish_asks_for_redelivery(world):
     services, accounts = world
-    services.event_topic.failing = 2
+    services.event_topic.failing = 3
     new_ticket(services, accounts)
-    (task,) = [t for t in services.queue.take() if t["kind"] == "events"]
+    task = [t for t in services.queue.take() if t["kind"] == "events"][0]
     assert push.on_task(services, task).status == 503
     assert push.on_task(services, task).status == 200
 
 
 def test_the_ticks_sweep_queues_an_events_task_for_events_left_waiting(world, monkeypatch):
     services, accounts = world
-    services.event_topic.failing = 1
+    services.event_topic.failing = 2
     services.queue.publish = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("queue down too"))
     new_ticket(services, accounts)
     del services.queue.publish  # the instance attribute: the queue works again
     assert events.sweep(services) == []  # too recent: its writer may still be publishing
-    monkeypatch.setattr(events.time, "time", lambda: time.time() + events.SWEEP_AGE_S + 1)
+    later = time.time() + events.SWEEP_AGE_S + 1
+    monkeypatch.setattr(events.time, "time", lambda: later)
     assert events.sweep(services) == ["help"]
     services.queue.deliver(services, kinds=("events",))
     assert len(published(services)) == 1
@@ -185,7 +190,7 @@ def test_the_ticks_sweep_queues_an_events_task_for_events_left_waiting(world, mo
 
 def test_a_later_event_publishes_the_earlier_one_waiting_first(world):
     services, accounts = world
-    services.event_topic.failing = 1
+    services.event_topic.failing = 2
     ticket = new_ticket(services, accounts)
     services.queue.take()
     tickets.set_status(services, ticket["id"], "closed")
@@ -238,3 +243,22 @@ def test_tail_hands_each_event_over_once_and_stops_at_its_count(world):
     assert [e["type"] for e in seen] == ["ticket.created", "ticket.created"]
     assert services.event_subscription.acked == ["0", "1"]
     assert events.tail(services, seen.append, timeout_s=0.01) == 0
+
+
+def test_every_kind_of_event_matches_the_documented_json_schema(world):
+    services, accounts = world
+    services.store.update_mailbox("help", {"outgoing.acknowledge_new": True})
+    ticket = new_ticket(services, accounts)
+    send_tasks(services)
+    tickets.set_field(services, ticket["id"], "team", "billing")
+    for _ in range(services.settings.max_attempts + 1):
+        services.store.begin_attempt("help", "g-big", services.settings.max_attempts, "never finished")
+    services.google.mark_revoked("help", "production", "invalid_grant")
+    events.after_commit(services, "help")
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "event.schema.json").read_text())
+    validator = jsonschema_rs.validator_for(schema)
+    assert {e["type"] for e in published(services)} == {"ticket.created", "ticket.reply_sent", "ticket.updated",
+                                                        "inbound.quarantined", "mailbox.disconnected"}
+    for event in published(services):
+        assert validator.is_valid(event), (event["type"], [str(e) for e in validator.iter_errors(event)][:3])
+    assert not validator.is_valid({**published(services)[0], "sequence": 0})

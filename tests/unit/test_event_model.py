@@ -16,9 +16,13 @@ def ticket(**fields) -> dict:
             "created_at": NOW, "updated_at": NOW, "message_ids": ["<a@x>"], "thread_keys": ["help:t1"], **fields}
 
 
+def joined(ticket: dict, gmail_id: str, created: bool) -> dict:
+    return events.message_joined(*reversed(events.joined(ticket)), "help", gmail_id, created, NOW)
+
+
 def test_a_new_ticket_is_one_created_event_with_sequence_1_and_the_inbound_key_as_id():
     new = ticket()
-    event = events.message_joined(new, "help", "18c0ffee", created=True, time=NOW)
+    event = joined(new, "18c0ffee", created=True)
     assert (event["type"], event["id"], event["subject"], event["sequence"]) == ("ticket.created", "help~18c0ffee", "7", 1)
     assert new[events.SEQUENCE_FIELD] == 1  # counted on the ticket the same commit writes
     assert event["message_ref"] == {"collection": "inbound", "key": "help~18c0ffee"}
@@ -27,7 +31,7 @@ def test_a_new_ticket_is_one_created_event_with_sequence_1_and_the_inbound_key_a
 
 def test_each_later_change_of_a_ticket_takes_the_next_sequence():
     current = ticket(event_sequence=1)
-    added = events.message_joined(current, "help", "18c0ffef", created=False, time=NOW)
+    added = joined(current, "18c0ffef", created=False)
     closed = events.ticket_updated(current, {**current, "status": "closed"}, NOW)
     assert (added["type"], added["sequence"]) == ("ticket.message_added", 2)
     assert (closed["type"], closed["sequence"], closed["id"]) == ("ticket.updated", 3, "7~updated~3")
@@ -84,8 +88,8 @@ def test_a_credential_set_that_stops_being_connected_is_one_disconnected_event()
 
 
 def test_a_commit_stores_one_document_with_its_events_and_an_expiry():
-    first = events.message_joined(ticket(), "help", "g1", created=True, time=NOW)
-    second = events.message_joined(ticket(id="8"), "help", "g2", created=True, time=NOW)
+    first = joined(ticket(), "g1", created=True)
+    second = joined(ticket(id="8"), "g2", created=True)
     document_id, document = events.batch([first, second], "help", NOW, 7)
     assert document_id == "help~g1" and document["count"] == 2 and document["subjects"] == ["7", "8"]
     assert document["published"] is False and document["mailbox"] == "help"
@@ -94,7 +98,7 @@ def test_a_commit_stores_one_document_with_its_events_and_an_expiry():
 
 
 def test_the_published_form_is_a_structured_cloudevent_with_the_message_as_tickets_show_prints_it():
-    event = events.message_joined(ticket(), "help", "g1", created=True, time=NOW)
+    event = joined(ticket(), "g1", created=True)
     row = {"message": {"id": "help~g1", "direction": "in", "gmail_message_id": "g1", "message_id": "<a@x>",
                        "from": {"email": "ann@example.org", "name": "Ann"}, "to": [], "cc": [], "subject": "Broken",
                        "date": NOW, "text": "It is broken", "html": None, "full_text": "It is broken",
@@ -111,6 +115,13 @@ def test_the_published_form_is_a_structured_cloudevent_with_the_message_as_ticke
     assert message["attachments"] == [{"filename": "a.txt", "content_type": "text/plain", "size": 3,
                                        "content_id": None, "sha256": "ab"}]
     assert "message_ref" not in cloud and "message" not in event["data"]
+
+
+def test_a_ticket_new_in_its_chunk_gets_its_number_in_its_event():
+    new = ticket(id=None, number=None)
+    sequence, taken = events.joined(new)
+    event = events.message_joined(events.numbered(taken, {"id": 12, "number": 12}), sequence, "help", "g1", True, NOW)
+    assert (event["subject"], event["data"]["ticket"]["id"], event["data"]["ticket"]["number"]) == ("12", "12", 12)
 
 
 def test_events_are_put_in_each_subjects_sequence_order():

@@ -7,8 +7,8 @@ of them
 - reads or sets an attribute of `services` (also `self.services`) that its port does not name,
 - calls a store method (`services.store.x`, `self.store.x`, a local `store`) that the port's
   store Protocol and the repository Protocols it combines do not name,
-- hands `services` (or the store) to a function whose port names more than its own, or to a
-  callable the test cannot follow,
+- hands `services` (or the store) to a function whose port names more than its own (also one
+  imported by name, or re-exported by a package), or to a callable the test cannot follow,
 - leaves a `services` or `store` parameter unannotated.
 """
 
@@ -87,6 +87,7 @@ class Unit:
     node: ast.AST
     services_annotation: str | None = None
     store_annotation: str | None = None
+    gmail_port: bool = False  # takes `gmail: Gmail` (a step that reads only Gmail declares that port)
     problems: list[str] = field(default_factory=list)
 
 
@@ -110,6 +111,12 @@ def _annotation_of(function: ast.FunctionDef, name: str, where: str, problems: l
     return None
 
 
+def _takes_gmail_port(function: ast.FunctionDef) -> bool:
+    return any(arg.arg == "gmail" and arg.annotation is not None
+               and ast.unparse(arg.annotation).strip("'\"").removeprefix("ports.") == "Gmail"
+               for arg in _parameters(function))
+
+
 def units_of(module: str, source: str) -> dict[str, Unit]:
     units = {}
     for node in ast.parse(source).body:
@@ -118,6 +125,7 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
             where = f"{module}.{node.name}"
             unit.services_annotation = _annotation_of(node, "services", where, unit.problems)
             unit.store_annotation = _annotation_of(node, "store", where, unit.problems)
+            unit.gmail_port = _takes_gmail_port(node)
         elif isinstance(node, ast.ClassDef):
             unit = Unit(module, node.name, node)
             for method in node.body:
@@ -127,22 +135,34 @@ def units_of(module: str, source: str) -> dict[str, Unit]:
                     store = _annotation_of(method, "store", where, unit.problems)
                     unit.services_annotation = unit.services_annotation or services
                     unit.store_annotation = unit.store_annotation or store
+                    unit.gmail_port = unit.gmail_port or _takes_gmail_port(method)
         else:
             continue
         units[node.name] = unit
     return units
 
 
-def _imported_services(source: str) -> dict[str, str]:
-    """Local name → module, for `from mailbridge.services import a, b` and
-    `from mailbridge.services.outgoing import delivery` ("outgoing.delivery")."""
-    names = {}
+@dataclass
+class Imported:
+    modules: dict[str, str]  # local name → module or package: `from mailbridge.services.outgoing import delivery`
+    names: dict[str, tuple[str, str]]  # local name → (module or package, name): `from …sync.run import MailboxSync`
+
+
+def _imported_services(source: str, modules: set[str]) -> Imported:
+    """What a module imports from services/: `from mailbridge.services import a, b` and
+    `from mailbridge.services.outgoing import delivery` ("outgoing.delivery") name modules;
+    `from mailbridge.services.sync.run import MailboxSync` names a unit of "sync.run"."""
+    imported = Imported({}, {})
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailbridge.services"):
             package = node.module.removeprefix("mailbridge.services").lstrip(".")
-            names.update({alias.asname or alias.name: ".".join(filter(None, (package, alias.name)))
-                          for alias in node.names})
-    return names
+            for alias in node.names:
+                module = ".".join(filter(None, (package, alias.name)))
+                if module in modules or module in PACKAGES:
+                    imported.modules[alias.asname or alias.name] = module
+                elif package in modules or package in PACKAGES:
+                    imported.names[alias.asname or alias.name] = (package, alias.name)
+    return imported
 
 
 def _reexports(package: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -171,7 +191,7 @@ def _is_store(node) -> bool:
         isinstance(node, ast.Attribute) and node.attr == "store" and (_is_self(node.value) or _is_services(node.value)))
 
 
-def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: dict[str, str]) -> list[str]:
+def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: Imported) -> list[str]:
     problems = list(unit.problems)
     allowed = allowed_for(unit.services_annotation, unit.store_annotation)
     where = f"{unit.module}.{unit.name}"
@@ -184,9 +204,9 @@ def check_unit(unit: Unit, index: dict[tuple[str, str], Unit], imported: dict[st
 
     def callee(func) -> Unit | None:
         if isinstance(func, ast.Name):
-            return index.get((unit.module, func.id))
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in imported:
-            return index.get((imported[func.value.id], func.attr))
+            return index.get((unit.module, func.id)) or index.get(imported.names.get(func.id))
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in imported.modules:
+            return index.get((imported.modules[func.value.id], func.attr))
         return None
 
     for node in ast.walk(unit.node):
@@ -234,7 +254,7 @@ def check_modules(sources: dict[str, str]) -> list[str]:
         index.update({alias: index[target] for alias, target in _reexports(package).items() if target in index})
     problems = []
     for module, source in sources.items():
-        imported = _imported_services(source)
+        imported = _imported_services(source, set(sources))
         for unit in per_module[module].values():
             problems += check_unit(unit, index, imported)
     return problems
@@ -259,7 +279,7 @@ def test_a_package_init_only_reexports_its_modules():
 
 def test_every_service_module_declares_a_port():
     ported = {unit.module for units in map(units_of, MODULES, service_sources().values())
-              for unit in units.values() if unit.services_annotation or unit.store_annotation}
+              for unit in units.values() if unit.services_annotation or unit.store_annotation or unit.gmail_port}
     assert ported == set(MODULES)
 
 
@@ -267,14 +287,26 @@ def test_the_ports_are_narrower_than_the_container():
     container = members(ports.Services)
     store = members(ports.Store)
     for name in ("WatchPorts", "AdminAccessPorts", "ConnectPorts", "TicketsPorts", "LabelsPorts", "IntakePorts",
-                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PushPorts", "EventsPorts"):
+                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PollPorts", "PushPorts",
+                 "EventsPorts"):
         port = getattr(ports, name)
         assert members(store_protocol(port)) < store, name
         assert members(port) - {"_own_addresses_cache"} <= container, name
     assert members(ports.EventFeedPorts) == {"event_subscription"}
     # ticket changes reach the store and, for their events, the events topic and the work queue
     assert members(ports.TicketsPorts) == {"store", "settings", "event_topic", "queue"}
-    assert "use_nonce" not in members(ports.SyncStore)
+    assert "use_nonce" not in members(ports.PollStore)
+
+
+def test_the_sync_port_names_only_what_the_sync_reads_and_writes():
+    """Its hand-offs (acknowledgements, the outbox) have their own ports; only the entry points'
+    port joins them (docs/architecture.md, "Ports per use case")."""
+    handed_off = members(ports.OutboundRepository) | members(ports.OverrideRepository)
+    assert not members(ports.SyncStore) & handed_off
+    assert handed_off <= members(ports.PollStore)
+    joined = {unit.module for module, source in service_sources().items() if module.startswith("sync.")
+              for unit in units_of(module, source).values() if unit.services_annotation == "PollPorts"}
+    assert joined == {"sync.mailbox", "sync.fanout"}
 
 
 def test_the_container_offers_every_port():
@@ -284,6 +316,8 @@ def test_the_container_offers_every_port():
 
 FIXTURE = '''
 from mailbridge.services import mailboxes
+from mailbridge.services.mailboxes import add_mailbox
+from mailbridge.services.sync import handoffs
 
 
 def good(services: WatchPorts, name):
@@ -301,6 +335,14 @@ def calls_undeclared_store_method(services: WatchPorts, name):
 
 def hands_on_to_a_wider_port(services: WatchPorts, name):
     return mailboxes.add_mailbox(services, name, "a@b.example")
+
+
+def hands_an_imported_name_a_wider_port(services: WatchPorts, name):
+    return add_mailbox(services, name, "a@b.example")
+
+
+def a_step_of_the_sync_hands_off(services: SyncPorts, mailbox):
+    handoffs.queue_acknowledgements(services, mailbox, [])
 
 
 def unannotated(services, name):
@@ -329,6 +371,9 @@ def passes_to_unknown(services: WatchPorts):
     ("reads_undeclared", "services.secrets is not declared in WatchPorts"),
     ("calls_undeclared_store_method", "store.get_mailbox is not declared in WatchPorts"),
     ("hands_on_to_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
+    ("hands_an_imported_name_a_wider_port", "hands services to mailboxes.add_mailbox, whose port (MailboxesPorts)"),
+    ("a_step_of_the_sync_hands_off", "hands services to sync.handoffs.queue_acknowledgements, "
+                                     "whose port (AcknowledgementPorts) names more than SyncPorts"),
     ("unannotated", "parameter `services` has no port annotation"),
     ("dynamic", "services.queue is not declared in WatchPorts"),
     ("Holder", "store.update_sync is not declared in TicketsPorts"),

@@ -308,6 +308,22 @@ def test_image_tag_changes_with_the_code_and_the_build_runs_once_per_tag():
     assert "${terraform_data.functions_image}" in depends_on(service())
 
 
+# The email package before 3.11.10 writes a CR/LF decoded from an encoded word as a real header
+# (CVE-2024-6923); 3.11.15 also fixes CVE-2025-11468 and CVE-2026-1299 (header injection on
+# serialization). docs/reliability.md, "Hostile senders".
+PATCHED_PYTHON = (3, 11, 15)
+
+
+def test_the_image_runs_a_pinned_patched_python_311():
+    dockerfile = (TERRAFORM / "build" / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    pinned = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim", base)
+    assert pinned, f"{base}: the base image must name an exact Python release (python:3.11.N-slim), not a moving tag"
+    version = tuple(int(part) for part in pinned.groups())
+    assert version[:2] == (3, 11), "the functions are written and tested for Python 3.11"
+    assert version >= PATCHED_PYTHON, f"Python {version} has the email header injection of CVE-2024-6923 or later ones"
+
+
 def test_no_lifecycle_rule_deletes_what_a_running_service_needs():
     # Services run the image in Artifact Registry; the build bucket only holds build inputs and logs.
     build_bucket = resources("google_storage_bucket")["build"]

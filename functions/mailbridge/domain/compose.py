@@ -15,6 +15,8 @@ import re
 import uuid
 
 from mailbridge.domain import models
+from mailbridge.domain import header_writing
+from mailbridge.domain.header_writing import clean_header_text
 from mailbridge.domain.rules import outgoing_auto_headers
 from mailbridge.domain.threads import format_tag as shared
 from mailbridge.domain.threads import subject_with_tag
@@ -30,9 +32,8 @@ CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][
 # Every character that ends a line somewhere: CR, LF, VT, FF, the file/group/record separators,
 # NEL, LINE and PARAGRAPH SEPARATOR (what str.splitlines() splits on, and so the email package's
 # folding), plus NUL. Values we check (addresses, ids, names) refuse them; header text that
-# came in with the mail (a ticket subject) is cleaned of them (docs/reliability.md).
+# came in with the mail (a ticket subject) is brought to its final form (clean_header_text).
 LINE_SEPARATORS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00"
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -42,12 +43,6 @@ def check_header_value(name: str, value: str) -> str:
     if any(c in LINE_SEPARATORS for c in value):
         raise InvalidInput(f"{name} contains a line break: header injection refused")
     return value
-
-
-def clean_header_text(value) -> str:
-    """Text for a header: every line separator and control character becomes a space, and runs
-    of whitespace one space."""
-    return " ".join(_CONTROL.sub(" ", str(value or "")).split())
 
 
 def check_address(email: str, what: str = "address") -> str:
@@ -117,7 +112,8 @@ def new_message_id(mailbox_address: str) -> str:
 
 def reference_chain(messages: list[dict]) -> tuple[str | None, list[str]]:
     """In-Reply-To = the last delivered message; References = its references + its id
-    (trimmed to the first plus the most recent ones, as RFC 5322 suggests)."""
+    (trimmed to the first plus the most recent ones, as RFC 5322 suggests). Only ids we can
+    write as they are (writable_id) take part."""
     if not messages:
         return None, []
     last = messages[-1]
@@ -125,10 +121,22 @@ def reference_chain(messages: list[dict]) -> tuple[str | None, list[str]]:
     if not chain:
         chain = [m.get("message_id") for m in messages[:-1] if m.get("message_id")]
     chain.append(last.get("message_id"))
-    chain = [c for c in dict.fromkeys(chain) if c]
+    chain = [c for c in dict.fromkeys(chain) if writable_id(c)]
     if len(chain) > MAX_REFERENCES:
         chain = chain[:1] + chain[-(MAX_REFERENCES - 1):]
-    return last.get("message_id"), chain
+    in_reply_to = last.get("message_id")
+    return (in_reply_to if writable_id(in_reply_to) else None), chain
+
+
+MAX_ID_CHARS = 250
+
+
+def writable_id(message_id) -> bool:
+    """A message id from mail that the email package writes unchanged: printable ASCII, no white
+    space and no "=?" (it decodes an encoded word even inside an id while folding: on 3.11.7 a
+    CR/LF in it becomes a header), of a length that fits a line."""
+    return (isinstance(message_id, str) and 0 < len(message_id) <= MAX_ID_CHARS and message_id.isascii()
+            and message_id.isprintable() and " " not in message_id and "=?" not in message_id)
 
 
 @dataclasses.dataclass
@@ -150,7 +158,7 @@ class Outgoing:
     def headers(self) -> dict[str, str]:
         """The message's headers but Date, in order: what a dry run shows and build_mime writes."""
         try:
-            sender = str(Address(display_name=self.from_name or "", addr_spec=self.from_email))
+            sender = str(Address(display_name=clean_header_text(self.from_name), addr_spec=self.from_email))
         except (ValueError, IndexError) as e:
             raise InvalidInput(f"From address {self.from_email!r} is invalid") from e
         headers = {"From": sender, "To": ", ".join(self.to)}
@@ -166,6 +174,11 @@ class Outgoing:
         for name, value in self.extra_headers:
             headers[name] = value
         return headers
+
+
+# SMTP's policy, but the values folded by domain/header_writing.py (set_raw) are written as they
+# are, even a line of one long encoded word: refolding them would undo what it did.
+WRITING_POLICY = policy.SMTP.clone(refold_source="none")
 
 
 def build_mime(out: Outgoing, now: datetime | None = None) -> bytes:
@@ -192,9 +205,14 @@ def _build_mime(out: Outgoing, now: datetime | None) -> bytes:
         check_header_value(name, value)
     if len(out.to) + len(out.cc) > MAX_RECIPIENTS:
         raise InvalidInput(f"at most {MAX_RECIPIENTS} recipients per message")
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=WRITING_POLICY)
     for name, value in out.headers().items():
-        message[name] = value
+        if name == "Subject":  # folded by us, written as they are (domain/header_writing.py)
+            message.set_raw(name, header_writing.fold_text(name, value))
+        elif name == "From":
+            message.set_raw(name, header_writing.sender(out.from_name, out.from_email))
+        else:
+            message[name] = value
     message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     message.set_content(out.text or "")
     if out.html:
@@ -216,7 +234,13 @@ def _build_mime(out: Outgoing, now: datetime | None) -> bytes:
     raw = message.as_bytes()
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidInput(f"the message is {len(raw)} bytes; Gmail sends at most {MAX_MESSAGE_BYTES} bytes")
+    check_rendered(raw, out)
     return raw
+
+
+def check_rendered(raw: bytes, out: Outgoing) -> None:
+    """Refuse (HeaderMismatch) a rendered message that does not read back as `out` intends."""
+    header_writing.check_rendered(raw, out.headers(), out.from_name, out.from_email, out.to, out.cc)
 
 
 def acknowledgement_text(template: str, tag: str, number, subject: str) -> str:

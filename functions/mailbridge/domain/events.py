@@ -76,13 +76,21 @@ def outbound_ref(key: str) -> dict:
 
 
 # ------------------------------------------------------------------ one event per change
-def message_joined(ticket: dict, mailbox: str, gmail_id: str, created: bool, time: str) -> dict:
+def joined(ticket: dict) -> tuple[int, dict]:
+    """When a message joins a ticket: count one event on it and take its JSON as the message
+    leaves it (a ticket new in this chunk gets its id and number at the commit: `numbered`)."""
+    return next_sequence(ticket), ticket_data(ticket)
+
+
+def numbered(ticket_json: dict, ticket: dict) -> dict:
+    return {**ticket_json, "id": str(ticket["id"]), "number": ticket["number"]}
+
+
+def message_joined(ticket_json: dict, sequence: int, mailbox: str, gmail_id: str, created: bool, time: str) -> dict:
     """ticket.created (the ticket's first message) or ticket.message_added (customer mail joined
-    it). `ticket` is the ticket as this message leaves it; its sequence is counted here. The id is
-    the inbound row's key: a Gmail message joins a ticket once."""
-    sequence = next_sequence(ticket)
-    return _event(CREATED if created else MESSAGE_ADDED, f"{mailbox}~{gmail_id}", str(ticket["id"]), sequence,
-                  time, {"ticket": ticket_data(ticket)}, inbound_ref(mailbox, gmail_id))
+    it), from what `joined` took. The id is the inbound row's key: a Gmail message joins once."""
+    return _event(CREATED if created else MESSAGE_ADDED, f"{mailbox}~{gmail_id}", str(ticket_json["id"]), sequence,
+                  time, {"ticket": ticket_json}, inbound_ref(mailbox, gmail_id))
 
 
 def reply_sent(ticket: dict, record: dict, time: str) -> dict:

@@ -34,7 +34,7 @@ import re
 from mailbridge.domain import patterns
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.models import EMAIL
-from mailbridge.domain.parsing import ParsedMessage
+from mailbridge.domain.parsing import ParsedMessage, decode_words
 from mailbridge.errors import InvalidInput
 
 AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
@@ -187,8 +187,10 @@ _BAIT = re.compile(
 
 def repeatable_subject(subject: str) -> str:
     """The subject an acknowledgement may repeat (body {subject} and Subject line): the
-    sender's own when it holds no bait, else a neutral one."""
-    subject = " ".join((subject or "").split())
+    sender's own when it holds no bait, else a neutral one. Checked in its final form (RFC 2047
+    decoded until nothing changes, cleaned: parsing.decode_words), the one the parser stores
+    and compose writes, so an encoded word inside an encoded word hides nothing from it."""
+    subject = " ".join(decode_words(subject or "", None, "Subject").split())
     if not subject or len(subject) > MAX_REPEATED_SUBJECT or _BAIT.search(subject):
         return NEUTRAL_SUBJECT
     return subject

@@ -57,9 +57,7 @@ class TicketRepository(Protocol):
     def get_ticket(self, ticket_id: str) -> dict: ...            # NotFound
     def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]: ...  # (ticket, version)
     def update_ticket(self, ticket_id: str, changes: dict) -> None: ...
-    # a ticket's change with its event document, in one transaction (decide: ticket -> result,
-    # changes, event document); NotFound; WriteConflict when the ticket stays contended
-    def change_ticket(self, ticket_id: str, decide: Callable[[dict], tuple[object, dict | None, tuple | None]]): ...
+    def change_ticket(self, ticket_id: str, decide: Callable[[dict], tuple]): ...  # + its event document, one commit
     def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
                               updated_at: str) -> None: ...
     # newest first; limit 0 = all; `before`: only numbers below it (the next page's cursor)
@@ -84,8 +82,7 @@ class InboundRepository(Protocol):
     def failed_rows(self, mailbox: str) -> list[str]: ...
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None: ...  # StoreUnavailable
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]],
-                             event_document: tuple[str, dict] | None = None) -> int: ...  # WriteConflict
+                             tickets: list[tuple[str, dict, object]], event_document: tuple | None = None) -> int: ...
 
 
 class OutboundRepository(Protocol):
@@ -95,9 +92,7 @@ class OutboundRepository(Protocol):
     def create_outbound(self, key: str, record: dict) -> bool: ...  # False if the key exists
     def update_outbound(self, key: str, changes: dict) -> None: ...
     def change_outbound(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
-    # the sent transition, the ticket's references and the event, in one transaction (decide:
-    # record, ticket -> result, record changes, ticket changes, event document)
-    def commit_sent(self, key: str, decide: Callable[[dict | None, dict | None], tuple]): ...
+    def commit_sent(self, key: str, decide: Callable[[dict | None, dict | None], tuple]): ...  # + ticket, event
     def unsent_outbound(self, limit: int = 500) -> list[dict]: ...
     def send_budget_used(self, mailbox: str, day: str) -> int: ...
     def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]: ...
@@ -112,15 +107,10 @@ class OutboundRepository(Protocol):
     def get_send_pacing(self, key: str) -> dict | None: ...
 
 
-class EventRepository(Protocol):
-    """The ticket event log (docs/events.md): one document per commit, written by the change's own
-    method (change_ticket, commit_sent, commit_inbound_chunk, a credential set that stops being
-    connected, a quarantined row); here what the publisher and the operators read, and the mark."""
-
+class EventRepository(Protocol):  # the ticket event log (docs/events.md), written by each change's own commit
     def pending_events(self, mailbox: str, limit: int = 200) -> list[dict]: ...  # oldest first, "id", "_update_time"
-    # each of pending_events' documents still unchanged is marked (once); returns how many
-    def mark_events_published(self, documents: list[dict], published_at: str) -> int: ...
-    # newest first: those with an event of `subject`, created at or after `since`; limit 0 = all
+    def mark_events_published(self, documents: list[dict], published_at: str) -> int: ...  # unchanged ones, once
+    # newest first, of `subject`, created at or after `since`; limit 0 = all
     def event_documents(self, subject: str | None = None, since: str | None = None, limit: int = 0) -> list[dict]: ...
     def events_waiting(self, mailbox: str) -> int: ...
     def mailboxes_with_waiting_events(self, before: str, limit: int = 1000) -> list[str]: ...
@@ -184,15 +174,11 @@ class WorkQueue(Protocol):
     def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None: ...
 
 
-class EventTopic(Protocol):
-    """The ticket events topic (adapters/pubsub_events.py): CloudEvents, ordering key = subject."""
-
+class EventTopic(Protocol):  # adapters/pubsub_events.py: CloudEvents, ordering key = subject
     def publish(self, events: list[dict]) -> None: ...  # in order; QueueUnavailable
 
 
-class EventSubscription(Protocol):
-    """A pull subscription on the events topic (`events tail`)."""
-
+class EventSubscription(Protocol):  # a pull subscription on the events topic (`events tail`)
     def pull(self, max_messages: int, wait_s: float) -> list[tuple[str, dict]]: ...  # (ack id, event)
     def ack(self, ack_ids: list[str]) -> None: ...
 
@@ -247,17 +233,14 @@ class Services(Protocol):
     @property
     def queue(self) -> WorkQueue: ...
 
-    @property
-    def event_topic(self) -> EventTopic | None: ...  # None: no MAILBRIDGE_EVENTS_TOPIC
-
-    @property
-    def event_subscription(self) -> EventSubscription: ...
+    event_topic: EventTopic | None  # None: no MAILBRIDGE_EVENTS_TOPIC
+    event_subscription: EventSubscription
 
 
 # -- the ports of each use case ----------------------------------------------------------------
 # A service function's `services` parameter is annotated with the port of its module (or a
 # narrower one); it touches only what that port names, and hands `services` on only to functions
-# whose port is part of its own. tests/unit/test_ports.py reads services/*.py and enforces it.
+# whose port is part of its own. tests/unit/test_service_ports.py reads services/ and enforces it.
 # bootstrap.Services satisfies every one of them; a test may pass anything narrower.
 
 
@@ -303,32 +286,23 @@ class EventsStore(EventRepository, SettingsRepository, Protocol): ...
 
 
 class EventsPorts(Protocol):
-    """services/events.py: publish the events waiting in the log after a commit, replay them; a
-    publish that fails asks the work queue for an "events" task (docs/events.md)."""
+    """services/events.py: publish (or queue an "events" task), list, replay (docs/events.md)."""
 
     settings: Settings
     store: EventsStore
-
-    @property
-    def event_topic(self) -> EventTopic | None: ...
-
-    @property
-    def queue(self) -> WorkQueue: ...
+    event_topic: EventTopic | None
+    queue: WorkQueue
 
 
-class EventFeedPorts(Protocol):
-    """services/events.tail: the events as they arrive on a pull subscription."""
-
-    @property
-    def event_subscription(self) -> EventSubscription: ...
+class EventFeedPorts(Protocol):  # services/events.tail
+    event_subscription: EventSubscription
 
 
 class TicketsStore(TicketRepository, MailboxRepository, EventRepository, SettingsRepository, Protocol): ...
 
 
 class TicketsPorts(EventsPorts, Protocol):
-    """services/tickets.py: ticket views, fields and participants; a change's event is published
-    after its commit (services/events.py)."""
+    """services/tickets.py: ticket views, fields and participants, each change with its event."""
 
     store: TicketsStore
 
@@ -400,10 +374,9 @@ class SendTaskPorts(Protocol):
     def queue(self) -> WorkQueue: ...
 
 
-class OutgoingPorts(ComposePorts, SendTaskPorts, EventsPorts, Protocol):
+class OutgoingPorts(ComposePorts, EventsPorts, SendTaskPorts, Protocol):
     """services/outgoing/: what composing and recording need, plus delivery through Gmail
-    (delivery.py, which publishes the ticket.reply_sent event) and replies that ask for their
-    send task and wait for it (replies.py)."""
+    (delivery.py) and replies that ask for their send task and wait for it (replies.py)."""
 
     store: OutgoingStore
     google: OAuth
@@ -422,23 +395,51 @@ class OutboxPorts(OutgoingPorts, Protocol):
     services/outgoing/delivery.py); the operators' status, list, retry and drop."""
 
 
-class SyncStore(OutgoingStore, SyncRepository, InboundRepository, Protocol):
-    """Ingest (sync state, inbound log, tickets) and what follows it: acknowledgements and the
-    outbox (outbound, overrides). Only the links and the admin sessions stay out."""
+class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
+                EventRepository, Protocol):
+    """What the sync itself reads and writes: the switches and the ticket tag format, the mailboxes
+    (loop protection), the sync state and lease, the tickets, the inbound log, the ticket events."""
 
 
-class SyncPorts(OutboxPorts, LabelsPorts, WatchPorts, Protocol):
-    """services/sync.py: poll one mailbox, ingest exactly once, then labels, acknowledgements,
-    the watch and the outbox's wake-up."""
+class SyncPorts(InstancePorts, EventsPorts, Protocol):
+    """services/sync/: find new mail, fetch, decide, commit (one mailbox, exactly once), and the
+    sync's own tasks (a continuation, the tick's fan-out). Its hand-offs after the commit are
+    named steps with their own ports (services/sync/handoffs.py): PollPorts joins them."""
 
     store: SyncStore
+    blobs: Blobs  # attachments
+    google: OAuth  # a revoked token is recorded (mark_revoked)
     # own_addresses() caches the deployment's addresses on the container for a minute
     _own_addresses_cache: tuple[float, set[str]]
 
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
 
-class PushPorts(SyncPorts, Protocol):
-    """services/push.py: a Pub/Sub notification or task → a sync (services/sync.py) or a send
-    (services/outbox.py)."""
+    @property
+    def queue(self) -> WorkQueue: ...
+
+
+class AcknowledgementPorts(ComposePorts, SendTaskPorts, Protocol):
+    """services/sync/handoffs.queue_acknowledgements: a sync's new tickets acknowledged
+    (services/outgoing/acknowledgements.py: queued records) and one send task asked for."""
+
+    store: OutgoingStore
+
+
+class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...
+
+
+class PollPorts(SyncPorts, LabelsPorts, WatchPorts, PacingPorts, AcknowledgementPorts, Protocol):
+    """The sync's entry points (services/sync: poll, sync_mailbox): the sync, and the ports of the
+    steps it hands on to after the commit (services/sync/handoffs.py): labels after processing
+    (LabelsPorts), the Gmail watch (WatchPorts), the quota bucket (PacingPorts), the
+    acknowledgements (AcknowledgementPorts) and the outboxes' wake-up (SendTaskPorts)."""
+
+    store: PollStore
+
+
+class PushPorts(PollPorts, OutboxPorts, Protocol):
+    """services/push.py: a Pub/Sub notification or task → a sync (services/sync/) or a send
+    (services/outbox/)."""
 
 
 # -- the helpdesk's JSON API ------------------------------------------------------------------

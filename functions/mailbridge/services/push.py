@@ -1,5 +1,5 @@
 """The `push` function's use cases: Gmail watch notifications and work-queue tasks
-(docs/architecture.md, "Queue"). Both end in the same per-mailbox sync (services/sync.py), one
+(docs/architecture.md, "Queue"). Both end in the same per-mailbox sync (services/sync/), one
 mailbox per invocation. The HTTP edge (mailbridge.http.push) decodes the Pub/Sub envelope and
 turns the Outcome into an acknowledgement: 2xx for done, duplicate, bad or unknown tasks (never
 retried forever), 429/5xx for transient failures so Pub/Sub redelivers with backoff.
@@ -68,7 +68,7 @@ def events_task(services: PushPorts, name: str) -> Outcome:
 def sync_task(services: PushPorts, name: str, task: dict) -> Outcome:
     """Synchronize one mailbox for a tick, a continuation or a notification.
 
-    Exactly once comes from the inbound rows (services/sync.py), so duplicates only cost reads:
+    Exactly once comes from the inbound rows (services/sync/commit.py), so duplicates only cost reads:
     a tick's task is skipped once the tick is recorded; a task that finds the lease held is
     redelivered (429) and, after a dead holder's lease ran out (lease_ttl_s), takes over.
     """

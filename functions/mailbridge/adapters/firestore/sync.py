@@ -50,7 +50,7 @@ class SyncRepository(FirestoreRepository):
         return self._lease_write(ref, owner, run, transaction)
 
     def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
-        """The heartbeat (services/sync.py): False once the lease is no longer ours."""
+        """The heartbeat (services/sync/lease.py): False once the lease is no longer ours."""
         ref = self.db.collection("sync").document(sync_key(mailbox, instance))
         transaction = self.db.transaction()
 

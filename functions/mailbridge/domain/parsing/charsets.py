@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import re
 import unicodedata
-from email import policy
-from email.header import decode_header
 
 from .limits import MAX_HEADER_CHARS
 from .model import SURROGATES, Defects, clean_line, unfold
@@ -281,28 +280,79 @@ def _plausibility(text: str) -> int:
 _CJK_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "FULLWIDTH", "IDEOGRAPHIC"})
 
 
+# RFC 2047 encoded-words as the email package recognizes them when it writes a header: any
+# "=?charset?b|q?text?=" with no "?" inside charset or text, white space allowed, anywhere in
+# the value; and, as it reads them, a text that starts with "=XX" and runs to the end of the
+# value without a closing "?=". Each part stops at the next "?": matching is linear.
+_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([bBqQ])\?(?:([^?]*)\?=|(=[0-9A-Fa-f]{2}[^?]*)\Z)")
+_QUOTED_BYTE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+# Characters that end a line somewhere (NEL, LINE and PARAGRAPH SEPARATOR) and the other C1
+# controls; clean_line already handles CR, LF and the C0 controls.
+_C1_AND_SEPARATORS = re.compile("[\x80-\x9f\u2028\u2029]")
+# An encoded word whose text is another encoded word is decoded again, up to this many rounds.
+# Each round is linear and shrinks the value; what is still encoded after the last round is
+# hostile, and its "=?" are broken apart so that nothing downstream decodes it either.
+MAX_DECODE_ROUNDS = 5
+
+
 def decode_words(value: str, defects: Defects | None, name: str = "header") -> str:
-    """Decode RFC 2047 encoded-words; bad charsets and bad encodings fall back, never raise."""
-    value = unfold(unescape(value))[:MAX_HEADER_CHARS]
-    if "=?" not in value:
-        return clean_line(value)
+    """Header text from mail in its final form: RFC 2047 encoded-words decoded until nothing
+    changes (an encoded word may hold another one), control characters and line separators
+    removed after every round. The result is a fixed point: decoding it again, here or in the
+    email package while writing a header, changes nothing (docs/parsing.md). Bad charsets and
+    bad encodings fall back, never raise."""
+    value = _header_line(unfold(unescape(value))[:MAX_HEADER_CHARS])
+    rounds = 0
+    while "=?" in value:
+        decoded = _header_line(_decode_once(value, defects, name))
+        if decoded == value:
+            break
+        value, rounds = decoded, rounds + 1
+        if rounds == MAX_DECODE_ROUNDS and _ENCODED_WORD.search(value):
+            value = value.replace("=?", "= ?")
+            if defects is not None:
+                defects.add(f"{name}: encoded more than {MAX_DECODE_ROUNDS} times; the rest was left encoded")
+            break
+    if rounds > 1 and defects is not None:
+        defects.add(f"{name}: encoded more than once; decoded {rounds} times")
+    return value
+
+
+def _header_line(value: str) -> str:
+    return _C1_AND_SEPARATORS.sub(" ", clean_line(value)).strip()
+
+
+def _decode_once(value: str, defects: Defects | None, name: str) -> str:
+    """One round: every encoded word decoded; white space between two of them dropped."""
+    pieces: list[str] = []
+    position, after_word = 0, False
+    for word in _ENCODED_WORD.finditer(value):
+        between = value[position : word.start()]
+        if not (after_word and (not between or between.isspace())):
+            pieces.append(between)
+        charset, encoding, closed, unclosed = word.groups()
+        text = closed if closed is not None else unclosed
+        data = _b_decode(text) if encoding in "bB" else _q_decode(text)
+        decoded, fallback = decode_text(data, charset.partition("*")[0] or None, guess=False)
+        if fallback and defects is not None:
+            defects.add(f"{name}: {fallback}")
+        pieces.append(decoded)
+        position, after_word = word.end(), True
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _b_decode(text: str) -> bytes:
+    data = _NOT_BASE64.sub("", text)
+    if len(data) % 4 == 1:
+        data = data[:-1]  # a lone last character holds no byte
     try:
-        chunks = decode_header(value)
-        pieces = []
-        for chunk, charset in chunks:
-            if isinstance(chunk, str):
-                pieces.append(chunk)
-                continue
-            text, fallback = decode_text(chunk, charset, guess=False)
-            if fallback and defects is not None:
-                defects.add(f"{name}: {fallback}")
-            pieces.append(text)
-        return clean_line("".join(pieces))
-    except Exception:  # noqa: BLE001 - malformed encoded-words: let the lenient parser try
-        pass
-    try:
-        return clean_line(str(policy.default.header_factory("x-mailbridge-text", value)))
-    except Exception:  # noqa: BLE001
-        if defects is not None:
-            defects.add(f"{name}: undecodable encoded-words kept as is")
-        return clean_line(value)
+        return binascii.a2b_base64(data + "=" * (-len(data) % 4))
+    except binascii.Error:
+        return b""
+
+
+def _q_decode(text: str) -> bytes:
+    data = text.replace("_", " ").encode("utf-8", "surrogateescape")
+    return _QUOTED_BYTE.sub(lambda byte: bytes((int(byte.group(1), 16),)), data)

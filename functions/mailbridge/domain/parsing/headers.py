@@ -104,6 +104,11 @@ def _sender_fallback(message: Message, result: ParsedMessage, defects: Defects, 
         defects.add("missing or unreadable From")
 
 
+# Structured headers where RFC 2047 allows no encoded words: decoding an smtp.mailfrom in
+# Authentication-Results could turn its text into results (domain/authentication.py).
+_NOT_ENCODED = frozenset({"authentication-results"})
+
+
 def header_map(message: Message, charset: str | None = None) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items():
@@ -116,7 +121,7 @@ def header_map(message: Message, charset: str | None = None) -> dict[str, list[s
         if len(values) >= MAX_VALUES_PER_HEADER:
             continue
         text = unfold(unescape(str(value), charset))[:MAX_STORED_HEADER_CHARS]
-        if "=?" in text:
+        if "=?" in text and key not in _NOT_ENCODED:
             text = decode_words(text, None, key)
         values.append(clean_line(text))
     return headers

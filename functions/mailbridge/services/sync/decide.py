@@ -1,0 +1,118 @@
+"""A sync's decide step (docs/architecture.md, "The path of a poll"): each fetched message
+is parsed (domain/parsing), judged (domain/rules.classify), its authentication read and its
+attachments stored; match.py then finds its ticket."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import threading
+import time
+
+from mailbridge.domain import models, rules
+from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
+from mailbridge.domain.authentication import authenticate
+from mailbridge.domain.parsing import parse_message
+from mailbridge.services.ports import SyncPorts
+from mailbridge.services.sync.fetch import Fetched
+
+UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
+OWN_ADDRESSES_TTL_S = 60.0
+_OWN_ADDRESSES_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass
+class Prepared:
+    gmail_id: str
+    thread_id: str | None
+    internal_date: str | None
+    parsed: object
+    verdict: object
+    stored_attachments: list
+    authentication: object = UNAUTHENTICATED  # domain.authentication.Authentication
+
+
+def own_addresses(services: SyncPorts) -> set[str]:
+    """Every mailbox's address (loop protection), read once a minute per instance: with the fan-
+    out each task syncs one mailbox, and reading every mailbox document for each busy task would
+    be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
+    minute is caught by the loop-marker header until then."""
+    cached = getattr(services, "_own_addresses_cache", None)
+    if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
+        return cached[1]
+    # One reader at a time: when a tick's tasks arrive together, the others wait for its answer
+    # instead of each reading every mailbox document at once.
+    with _OWN_ADDRESSES_LOCK:
+        cached = getattr(services, "_own_addresses_cache", None)
+        if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
+            return cached[1]
+        value = models.own_addresses(services.store.list_mailboxes())
+        services._own_addresses_cache = (time.monotonic(), value)
+    return value
+
+
+class Decider:
+    """Parses and judges one mailbox's messages for a run; `incoming` is the mailbox's incoming
+    settings (domain/models.incoming_settings)."""
+
+    def __init__(self, services: SyncPorts, incoming: dict):
+        self.services = services
+        self.incoming = incoming
+        self._own_addresses = None
+
+    def own_addresses(self) -> set[str]:
+        """Read on the run's first judged message, then kept for the run."""
+        if self._own_addresses is None:
+            self._own_addresses = own_addresses(self.services)
+        return self._own_addresses
+
+    def prepare(self, message: Fetched) -> Prepared:
+        """Raises on a message that cannot be parsed or stored: the caller records the failure."""
+        parsed = parse_message(message.raw)
+        message.raw = b""  # parsed; the chunk need not hold the bytes any more
+        self._apply_size_limit(parsed)
+        verdict = rules.classify(
+            parsed, own_addresses=self.own_addresses(), loop_marker=rules.loop_marker(self.services.settings.prefix),
+            ignore_senders=self.incoming.get("ignore_senders") or [],
+            ignore_subjects=self.incoming.get("ignore_subjects") or [])
+        stored = self._store_attachments(parsed) if verdict.action == "accept" or verdict.automatic else []
+        return Prepared(message.gmail_id, message.thread_id, message.internal_date, parsed, verdict, stored,
+                        authenticate(parsed.headers, parsed.from_.email if parsed.from_ else ""))
+
+    def _apply_size_limit(self, parsed) -> None:
+        limit = int(self.incoming.get("max_message_bytes") or 0)
+        if not limit or parsed.size <= limit:
+            return
+        total = parsed.size
+        for attachment in sorted(parsed.attachments, key=lambda a: a.size, reverse=True):
+            if total <= limit:
+                break
+            if attachment.data:
+                total -= attachment.size
+                attachment.data = b""
+                attachment.omitted = f"message is larger than the {limit}-byte limit"
+        parsed.defects.append(f"message of {parsed.size} bytes exceeds the {limit}-byte limit; large attachments omitted")
+
+    def _store_attachments(self, parsed) -> list[dict]:
+        """Upload each distinct attachment once; a message with many parts uploads them in
+        parallel (Cloud Storage calls are I/O-bound). Any failed upload fails the message."""
+        blobs = self.services.blobs
+        distinct = {a.sha256: a for a in parsed.attachments if a.data}
+        if len(distinct) > 1:
+            with concurrent.futures.ThreadPoolExecutor(min(UPLOAD_WORKERS, len(distinct))) as pool:
+                futures = {sha: pool.submit(blobs.put, sha, a.data, a.content_type) for sha, a in distinct.items()}
+                try:
+                    keys = {sha: future.result() for sha, future in futures.items()}
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
+        else:
+            keys = {sha: blobs.put(sha, a.data, a.content_type) for sha, a in distinct.items()}
+        stored = [{
+            "filename": a.filename, "content_type": a.content_type, "size": a.size, "content_id": a.content_id,
+            "sha256": a.sha256, "inline": a.inline, "omitted": a.omitted,
+            "storage_key": keys[a.sha256] if a.data else None,
+        } for a in parsed.attachments]
+        for attachment in parsed.attachments:
+            attachment.data = b""  # stored; the chunk need not hold the bytes until its commit
+        return stored

@@ -1,0 +1,170 @@
+"""One mailbox synchronized under its lease (docs/architecture.md, "The path of a poll" and
+"Queue"): the checks before (credential, the tick, an idle mailbox), the run (run.py), the
+hand-offs after the commit (handoffs.py), and a continuation task when the budget ran out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from mailbridge.domain import models
+from mailbridge.errors import GmailError, TokenRevoked
+from mailbridge.logs import log_event
+from mailbridge.services import events, mailboxes, watch
+from mailbridge.services.ports import PollPorts, SyncPorts
+from mailbridge.services.sync import handoffs
+from mailbridge.services.sync.lease import Heartbeat, take_lease
+from mailbridge.services.sync.run import MailboxSync
+
+TICK_DONE = "this tick's sync already ran"
+BUSY = "another poll or push of this mailbox is running"
+
+
+def zero_counts() -> dict:
+    return {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
+
+
+def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
+                 progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
+                 mailbox: dict | None = None) -> dict:
+    """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
+    (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
+    sync that runs out of budget with work left publishes a continuation task."""
+    settings = services.settings
+    started = time.monotonic()
+    budget = budget_s if budget_s is not None else settings.poll_time_budget_s
+    mailbox = mailbox or services.store.get_mailbox(name)
+    credential = mailboxes.own_credential(services, mailbox)
+    reason = _not_syncable(mailbox, credential, settings.instance)
+    if reason:
+        return {"mailbox": name, "outcome": "skipped", "reason": reason}
+    tick = (task or {}).get("tick")
+    if tick and backfill_since is None:
+        answer = _tick_answer(services, mailbox, credential, tick, started)
+        if answer:
+            return answer
+    owner = uuid.uuid4().hex
+    # Short and renewed (Heartbeat); never longer than the run could need.
+    ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
+    if not take_lease(services.store, name, settings.instance, owner, ttl, lease_wait_s):
+        return {"mailbox": name, "outcome": "skipped", "reason": BUSY}
+    sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
+    summary = {"mailbox": name, "outcome": "ok"}
+    changes = _run_under_lease(services, sync, backfill_since, tick, summary)
+    _hand_off_after_the_lease(services, sync)
+    # events written outside a chunk's commit: a quarantine, a lost connection (docs/events.md)
+    events.after_commit(services, name)
+    summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
+                   quota_units=sync.gmail.pacer.used if sync.gmail else 0,
+                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
+    if summary.get("complete") is False and summary["outcome"] == "ok" and settings.work_topic and not sync.lease.lost:
+        _continue(services, name, task)
+        summary["continued"] = True
+    log_event("INFO" if summary["outcome"] != "error" else "ERROR", "mailbox polled", **summary)
+    return summary
+
+
+def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str | None:
+    """Why this instance does not sync the mailbox, or None."""
+    if credential is None:
+        return f"no credential set for instance {instance!r}"
+    if credential.get("status") != "connected":
+        return f"credential set is {credential.get('status', 'not_connected')}"
+    if not mailbox.get("incoming", {}).get("enabled", True):
+        return "incoming is disabled for this mailbox"
+    return None
+
+
+def _tick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str, started: float) -> dict | None:
+    """A tick's task is skipped once its tick is recorded, and answered at once when the mailbox
+    is idle; None when there is work."""
+    name = mailbox["name"]
+    state = services.store.get_sync(name, services.settings.instance)
+    if state.get("last_tick") == tick:
+        return {"mailbox": name, "outcome": "skipped", "reason": TICK_DONE}
+    try:
+        idle = _idle(services, name, mailbox, credential, state)
+    except TokenRevoked:
+        idle = None  # the full path records it
+    if idle:
+        idle["duration_s"] = round(time.monotonic() - started, 3)
+    return idle
+
+
+def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
+    """The scheduled tick's cheap check (docs/benchmarks.md, idle_mailbox_cost): with nothing
+    pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
+    that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
+    if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
+            or state.get("backlog") or state.get("last_failed") != 0 or state.get("lease_owner")
+            or (services.settings.pubsub_topic
+                and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
+        return None
+    gmail = services.gmail_for(mailbox, credential)
+    try:
+        for page_ids, _history_id, _last in gmail.history_ids(state["history_id"]):
+            if page_ids:
+                return None
+    except GmailError:
+        return None  # expired history and the like: the full sync handles it
+    return {"mailbox": name, "outcome": "ok", "mode": "idle", "complete": True, "counts": zero_counts(),
+            "quota_units": gmail.pacer.used, "retries": gmail.retries, "backlog": 0}
+
+
+def _run_under_lease(services: PollPorts, sync: MailboxSync, backfill_since: float | None, tick: str | None,
+                     summary: dict) -> dict:
+    """The run and the hand-offs that write the sync state (labels, watch), then the lease's
+    release with the sync state's changes, which are returned. An error is the summary's."""
+    changes = {}
+    try:
+        result = sync.run(backfill_since)
+        _hand_off_under_the_lease(services, sync, result["mode"])
+        changes = result["changes"]
+        changes["backlog"] = sync.backlog
+        changes["last_failed"] = sync.counts["failed"]
+        if tick:
+            changes["last_tick"] = tick
+        summary.update(mode=result["mode"], complete=result["complete"])
+    except TokenRevoked as e:
+        services.google.mark_revoked(sync.name, services.settings.instance, str(e))
+        summary.update(outcome="error", error=str(e))
+        changes = {"last_poll_at": models.now_iso(), "last_error": str(e), "last_failed": None}
+    except Exception as e:  # noqa: BLE001 - one broken mailbox never holds up the others
+        message = f"{e.__class__.__name__}: {str(e)[:300]}"
+        summary.update(outcome="error", error=message)
+        changes = {"last_poll_at": models.now_iso(), "last_error": message, "last_failed": None}
+    finally:
+        sync.lease.stop()
+        if sync.lease.lost:
+            # Another sync holds the mailbox now: its history id and status win.
+            changes = {}
+            summary.update(complete=False, lease="lost")
+        services.store.release_lease(sync.name, services.settings.instance, sync.lease.owner, changes)
+    return changes
+
+
+def _hand_off_under_the_lease(services: PollPorts, sync: MailboxSync, mode: str) -> None:
+    """Labels after processing, then the Gmail watch (a first run starts it); both write the sync
+    state before the lease's release does."""
+    handoffs.label_processed(services, sync.mailbox, sync.gmail, sync.processed)
+    watch.maybe_watch(services, sync.mailbox, sync.gmail, sync.sync_state, force=mode == "first")
+
+
+def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
+    """The quota bucket, then the acknowledgements: only queued, after the lease is released;
+    the outbox sends them (docs/outbox.md)."""
+    if sync.gmail is not None:
+        handoffs.record_ingestion(services, sync.mailbox, sync.gmail.pacer.used)
+    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets)
+    sync.new_tickets = []
+
+
+def _continue(services: SyncPorts, name: str, task: dict | None) -> None:
+    """Work left after the budget: a continuation task picks it up in a fresh invocation (a
+    duplicate of it only costs a history.list)."""
+    step = int((task or {}).get("continuation") or 0) + 1
+    try:
+        services.queue.publish("sync", name, {"continuation": str(step)})
+    except Exception as e:  # noqa: BLE001 - the next tick or notification continues instead
+        log_event("WARNING", "continuation not queued", mailbox=name, error=f"{e.__class__.__name__}: {str(e)[:200]}")

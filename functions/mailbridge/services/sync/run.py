@@ -1,0 +1,176 @@
+"""One run over one mailbox (docs/architecture.md, "The path of a poll"): find new mail
+(listing.py), then chunk by chunk fetch (fetch.py), decide (decide.py, match.py) and commit
+(commit.py), within the time budget and while the lease holds. The hand-offs after the commit
+are the caller's (mailbox.py, handoffs.py): a run says what they need in `processed` and
+`new_tickets`, and touches only what SyncPorts names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import time
+
+from mailbridge.domain import models
+from mailbridge.logs import log_event
+from mailbridge.services import events
+from mailbridge.services.ports import SyncPorts
+from mailbridge.services.sync import commit, fetch, listing
+from mailbridge.services.sync.decide import Decider, Prepared
+
+FINAL = models.FINAL_INBOUND_OUTCOMES
+CHUNK = 50
+
+
+class MailboxSync:
+    def __init__(self, services: SyncPorts, mailbox: dict, credential: dict, deadline: float, progress=None):
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
+        self.mailbox = mailbox
+        self.name = mailbox["name"]
+        self.credential = credential
+        self.incoming = models.incoming_settings(mailbox)
+        self.deadline = deadline
+        self.progress = progress
+        self.counts = {k: 0 for k in ("created", "updated", "ignored", "quarantined", "failed")}
+        self.attempts = fetch.Attempts(self.store, self.name, self.settings.max_attempts)
+        self.decider = Decider(services, self.incoming)
+        self.gmail = None
+        # For the hand-offs after the commit: the ids whose rows are final (labels after
+        # processing), and the tickets opened by accepted mail (acknowledgements).
+        self.processed: list[str] = []
+        self.new_tickets: list[tuple[dict, Prepared]] = []
+        # Gmail threads with a message that failed in this run: their later messages wait for the
+        # next run, so a reply never overtakes the message it answers (same tickets as a clean run).
+        self.failed_threads: set[str] = set()
+        self.deferred = 0
+        self.backlog = 0
+        self.backfill_done = False
+        self.sync_state: dict = {}  # the mailbox's sync state as this run found it
+        # After a poll of this mailbox died without a word (out of memory, killed), the next runs
+        # go one message at a time and count each attempt first, until one completes: a message
+        # that kills the process is then quarantined after max_attempts instead of blocking
+        # the mailbox for ever.
+        self.careful = False
+        self.out_of_time = False  # the budget ran out mid-chunk: the rest waits for a continuation
+        self.lease = None  # the Heartbeat holding this mailbox; lost → stop before the next message
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self, backfill_since: float | None = None) -> dict:
+        started = time.time()
+        self._begin()
+        found = listing.find_new_mail(self.gmail, self.sync_state, self.name, backfill_since)
+        complete = True
+        if found.mode != "first":
+            complete = self.process(found.ids)
+            self.backfill_done = complete and found.ends_backfill
+        return {"mailbox": self.name, "mode": found.mode, "complete": complete,
+                "changes": self._changes(complete, found.history_id, started)}
+
+    def _begin(self) -> None:
+        self.sync_state = self.store.get_sync(self.name, self.settings.instance)
+        self.careful = bool(self.sync_state.get("abandoned_runs"))
+        if self.careful:
+            log_event("WARNING", "an earlier poll died; ingesting one message at a time", mailbox=self.name,
+                      abandoned_runs=self.sync_state.get("abandoned_runs"))
+        self.gmail = self.services.gmail_for(self.mailbox, self.credential)
+
+    def _changes(self, complete: bool, history_id, started: float) -> dict:
+        """The sync state after this run, written as the lease is released: the new history id
+        only once every message it covers has a row."""
+        changes = {"last_poll_at": models.now_iso(), "last_error": None}
+        if complete:
+            changes.update(history_id=str(history_id), last_success_at=datetime.fromtimestamp(
+                started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
+            if self.backfill_done:
+                changes["backfill_since"] = None
+            if self.careful:
+                changes["abandoned_runs"] = 0
+        return changes
+
+    def process(self, ids: list[str]) -> bool:
+        """Ingest `ids`; return False when the time budget stopped us before the end."""
+        todo = self._todo(ids)
+        self.backlog = len(todo)
+        complete = True
+        done = 0
+        size = 1 if self.careful else CHUNK
+        for start in range(0, len(todo), size):
+            if self._must_stop():
+                complete = False
+                break
+            chunk = todo[start:start + size]
+            outcomes = self.ingest_chunk(chunk)
+            self.processed.extend(gid for gid, outcome in outcomes.items() if outcome in FINAL[:3])
+            done += len(chunk)
+            self.backlog = len(todo) - done
+            if self.progress:
+                self.progress(done, len(todo))
+        return complete and not self.deferred and not self.out_of_time
+
+    def _todo(self, ids: list[str]) -> list[str]:
+        """The ids without a final row, and the failed rows to retry; ids whose rows are final
+        already (a run that stopped before its labels) go to `processed`."""
+        ids = list(dict.fromkeys(ids))
+        # Failed rows are retried by every run. The sync state says how many the last run left
+        # (unknown after a run that ended in an error, and a run that died makes this one
+        # careful), so a mailbox without failures skips the query, which reads the inbound log.
+        if self.careful or self.sync_state.get("last_failed") != 0:
+            ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
+        existing = self.store.get_inbound_rows(self.name, ids)
+        self.processed = [i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]]
+        return [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
+
+    def _must_stop(self) -> bool:
+        """Checked before every message: the push budget is below the push timeout, so a sync
+        stops in time instead of being cut off mid-chunk (docs/architecture.md, "Queue")."""
+        if self.lease and self.lease.lost:
+            self.out_of_time = True
+        # Every run finishes its first chunk, so a slow Gmail or store cannot leave a mailbox
+        # where no budget ever covers a whole chunk (no progress at all).
+        elif time.monotonic() > self.deadline and any(self.counts.values()):
+            self.out_of_time = True
+        return self.out_of_time
+
+    # -- one chunk: fetch, decide, commit --------------------------------------------------
+    def ingest_chunk(self, chunk: list[str]) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        if self.careful:
+            chunk = fetch.count_attempts_first(self.attempts, chunk, outcomes)
+        fetched = self.gmail.get_raw_many(chunk) if chunk else {}
+        prepared: list[Prepared] = []
+        for gmail_id in chunk:
+            if self._must_stop():
+                break  # no row: the continuation lists it again
+            result = fetched.get(gmail_id)
+            if isinstance(result, dict) and result.get("threadId") in self.failed_threads:
+                self.deferred += 1  # no row yet; the history id stays, so the next run lists it again
+                continue
+            message = fetch.take(gmail_id, result, self.attempts, outcomes, careful=self.careful)
+            if message is not None:
+                self._prepare(message, prepared, outcomes)
+        if prepared:
+            committed = commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
+                                            own_addresses=self.decider.own_addresses())
+            outcomes.update(committed.outcomes)
+            self.new_tickets.extend(committed.new_tickets)
+            events.after_commit(self.services, self.name)  # the chunk's ticket events (docs/events.md)
+        for outcome in outcomes.values():
+            self.counts[outcome if outcome in self.counts else "failed"] += 1
+        return outcomes
+
+    def _prepare(self, message: fetch.Fetched, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
+        try:
+            prepared.append(self.decider.prepare(message))
+        except Exception as e:  # noqa: BLE001 - one bad message must never stop the poll
+            outcomes[message.gmail_id] = self.attempts.failure(message.gmail_id, f"{e.__class__.__name__}: {str(e)[:200]}")
+            if outcomes[message.gmail_id] == "failed" and message.thread_id:
+                self.failed_threads.add(message.thread_id)
+
+
+def retry_quarantined(services: SyncPorts, name: str, gmail_id: str) -> None:
+    """An admin's Retry of a quarantined message: its row becomes failed with no attempts, and the
+    sync state says failures are waiting, so the next run reads the failed rows (it skips that
+    query when the last run left none)."""
+    services.store.get_mailbox(name)
+    services.store.retry_quarantined(name, gmail_id)
+    services.store.update_sync(name, services.settings.instance, {"last_failed": None})
