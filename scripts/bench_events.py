@@ -67,7 +67,8 @@ class Subscriber:
         session = requests.Session()
         while not self.stopped.is_set():
             try:
-                answer = session.post(f"{self.base}{self.path}:pull", json={"maxMessages": 1000}, timeout=10).json()
+                answer = session.post(f"{self.base}{self.path}:pull", json={"maxMessages": 1000, "returnImmediately": True},
+                                      timeout=30).json()
             except (requests.RequestException, ValueError):
                 continue
             got = answer.get("receivedMessages", [])

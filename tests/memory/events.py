@@ -32,7 +32,7 @@ class MemoryEventSubscription:
         self.next = 0
         self.acked: list[str] = []
 
-    def pull(self, max_messages: int, wait_s: float) -> list[tuple[str, dict]]:
+    def pull(self, max_messages: int) -> list[tuple[str, dict]]:
         taken = self.topic.published[self.next:self.next + max_messages]
         start, self.next = self.next, self.next + len(taken)
         return [(str(start + i), copy.deepcopy(event)) for i, event in enumerate(taken)]

@@ -69,17 +69,12 @@ class PubSubClient:
                     self._session = AuthorizedSession(credentials)
         return self._session
 
-    def post(self, path: str, body: dict, what: str, timeout: float = TIMEOUT_S, quiet_timeout: bool = False):
-        """POST to `{base}/v1/{path}`; QueueUnavailable when Pub/Sub cannot be reached or refuses.
-        With quiet_timeout a request that outlasts `timeout` answers None (a pull that got nothing)."""
+    def post(self, path: str, body: dict, what: str):
+        """POST to `{base}/v1/{path}`; QueueUnavailable when Pub/Sub cannot be reached or refuses."""
         import requests
 
         try:
-            response = self.session().post(f"{self.base}/v1/{path}", json=body, timeout=timeout)
-        except requests.Timeout as e:
-            if quiet_timeout:
-                return None
-            raise QueueUnavailable(f"cannot {what}: {e.__class__.__name__}") from None
+            response = self.session().post(f"{self.base}/v1/{path}", json=body, timeout=TIMEOUT_S)
         except requests.RequestException as e:
             raise QueueUnavailable(f"cannot {what}: {e.__class__.__name__}") from None
         if response.status_code >= 300:

@@ -65,12 +65,13 @@ class EventSubscription(PubSubClient):
         super().__init__(settings, regional=True)
         self.subscription = settings.events_subscription_path
 
-    def pull(self, max_messages: int, wait_s: float) -> list[tuple[str, dict]]:
-        """Up to `max_messages` events as (ack id, CloudEvent); [] when none came within wait_s."""
-        response = self.post(f"{self.subscription}:pull", {"maxMessages": max_messages},
-                             f"pull from {self.subscription}", timeout=max(wait_s, 1.0), quiet_timeout=True)
-        if response is None:
-            return []
+    def pull(self, max_messages: int) -> list[tuple[str, dict]]:
+        """Up to `max_messages` events as (ack id, CloudEvent), answered at once ([] when none
+        waits): a pull held open by the server and abandoned by a caller that stops would take
+        messages with it until their ack deadline, and with ordering hold back their ticket's later
+        events."""
+        response = self.post(f"{self.subscription}:pull", {"maxMessages": max_messages, "returnImmediately": True},
+                             f"pull from {self.subscription}")
         pulled = []
         for received in response.json().get("receivedMessages", []):
             raw = base64.b64decode(received["message"].get("data", ""))

@@ -24,8 +24,7 @@ from mailbridge.services.ports import EventFeedPorts, EventsPorts
 PENDING_BATCH = 200          # event documents one publish reads
 SWEEP_AGE_S = 30.0           # waiting longer than this, a mailbox's events get an "events" task
 PULL_MAX = 100               # events one pull of `events tail` asks for
-PULL_WAIT_S = 10.0           # how long one pull waits for events
-PULL_IDLE_S = 0.2
+PULL_IDLE_S = 0.5            # between pulls that found nothing
 
 
 def _iso(epoch: float) -> str:
@@ -159,17 +158,12 @@ def tail(services: EventFeedPorts, on_event, count: int | None = None, timeout_s
     subscription = services.event_subscription
     deadline = time.monotonic() + timeout_s if timeout_s is not None else None
     seen = 0
-    while count is None or seen < count:
-        wait = PULL_WAIT_S
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
-            if wait <= 0:
-                break
-        pulled = subscription.pull(min(PULL_MAX, count - seen) if count is not None else PULL_MAX, wait)
+    while (count is None or seen < count) and (deadline is None or time.monotonic() < deadline):
+        pulled = subscription.pull(min(PULL_MAX, count - seen) if count is not None else PULL_MAX)
         for _ack_id, event in pulled:
             on_event(event)
         subscription.ack([ack_id for ack_id, _event in pulled])
         seen += len(pulled)
         if not pulled:
-            time.sleep(PULL_IDLE_S)  # a subscription that answers at once when empty is not polled hot
+            time.sleep(PULL_IDLE_S)  # pulls answer at once: an empty subscription is not polled hot
     return seen

@@ -179,7 +179,7 @@ class EventTopic(Protocol):  # adapters/pubsub_events.py: CloudEvents, ordering 
 
 
 class EventSubscription(Protocol):  # a pull subscription on the events topic (`events tail`)
-    def pull(self, max_messages: int, wait_s: float) -> list[tuple[str, dict]]: ...  # (ack id, event)
+    def pull(self, max_messages: int) -> list[tuple[str, dict]]: ...  # (ack id, event), [] when none waits
     def ack(self, ack_ids: list[str]) -> None: ...
 
 
