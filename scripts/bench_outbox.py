@@ -6,10 +6,13 @@ the work queue (Pub/Sub emulator → `push` → services/outbox.handle_send_task
   burst_400_acks_s       last delivery → every acknowledgement sent, each once  (target ≤ 480)
   reply_during_burst_s   an agent reply queued 10 s into the burst → sent        (target ≤ 20)
   units_per_ack          Gmail units of sends, look-ups and refused sends / ack  (target ≤ 105)
+  event_lag_p95_s, events_per_change, event_extra_writes_per_message: the ticket events of the
+                         burst, its sends and a killed worker's run (scripts/bench_events.py)
 
 `scripts/bench` calls run() on its stack; `python scripts/bench_outbox.py` brings up its own.
 BENCH_OUTBOX_BURST (default 400) and BENCH_OUTBOX_DELIVERY_S (default 20) shape the burst;
-BENCH_OUTBOX_SEND_SHARE (default 70, the product's default) sets outgoing.send_share_percent.
+BENCH_OUTBOX_SEND_SHARE (default 70, the product's default) sets outgoing.send_share_percent;
+BENCH_EVENTS_KILLED (default 100) is the killed worker's backlog.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ QUOTA = 6000
 ADDRESS = "outbox@acme.example"
 NAME = "outbox"
 GIVE_UP_S = 1500
+KILLED = int(os.environ.get("BENCH_EVENTS_KILLED", "100"))
 
 
 def log(message):
@@ -56,6 +60,7 @@ def poll(mailbox: str) -> None:
 
 
 def run() -> dict:
+    import bench_events  # scripts/bench_events.py
     from mailbridge.services import mailboxes, outgoing
     from tests.helpers import connect_mailbox, make_mail, make_services
 
@@ -69,6 +74,7 @@ def run() -> dict:
     mailboxes.set_mailbox_setting(services, NAME, "outgoing.acknowledgement_limit_per_hour", "10")
     mailboxes.set_mailbox_setting(services, NAME, "outgoing.send_share_percent", str(SEND_SHARE))
     poll(NAME)  # records the history id
+    subscriber = bench_events.Subscriber()  # every ticket event from here on
     units_before = fake("/_fake/stats")["users"].get(ADDRESS, {}).get("quota_units", 0)
 
     # a ticket for the agent's reply, before the burst
@@ -137,7 +143,13 @@ def run() -> dict:
     log(f"  {acks_sent} acknowledgements sent ({sends} sends, {lookups} look-ups); "
         f"all sent {acks_s} s after the last delivery")
     skipped = [r for r in services.store.outbox_records(NAME, services.settings.instance, statuses=("skipped",))]
+    log(f"  a killed worker's run of {KILLED} messages …")
+    killed = bench_events.killed_worker_run(services, fake, KILLED)
+    event_figures = bench_events.figures(services, subscriber, NAME, killed, ingested=len(delivered) + 1)
+    log(f"  events: lag p95 {event_figures['event_lag_p95_s']} s, per change {event_figures['events_per_change']}, "
+        f"extra writes per message {event_figures['event_extra_writes_per_message']}")
     return {
+        **event_figures,
         "burst_400_ingest_s": ingest_s,
         "burst_400_acks_s": acks_s,
         "reply_during_burst_s": reply_s,

@@ -142,25 +142,30 @@ locals {
     MAILBRIDGE_WORK_TOPIC              = google_pubsub_topic.work.id
   }
 
-  # Settings one function needs on top of the shared ones.
+  # Settings one function needs on top of the shared ones. The events topic goes to the
+  # functions that may publish to it (local.event_publishers, events.tf).
   function_extra_environment = {
     admin = {
       MAILBRIDGE_ADMIN_DOMAIN                 = var.admin_domain
       MAILBRIDGE_ADMIN_EMAILS                 = join(",", var.admin_emails)
       MAILBRIDGE_ADMIN_OAUTH_CLIENT_ID        = var.admin_oauth_client_id
       MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID = google_secret_manager_secret.admin_oauth_client_secret.secret_id
+      MAILBRIDGE_EVENTS_TOPIC                 = google_pubsub_topic.events.id
     }
     api = {
       MAILBRIDGE_API_CALLERS  = join(",", var.api_callers)
+      MAILBRIDGE_EVENTS_TOPIC = google_pubsub_topic.events.id
       MAILBRIDGE_REPLY_WAIT_S = tostring(local.timeouts.api_reply_wait_s)
     }
     labels         = {}
     oauth_callback = {}
     oauth_start    = {}
     poll = {
+      MAILBRIDGE_EVENTS_TOPIC       = google_pubsub_topic.events.id
       MAILBRIDGE_POLL_TIME_BUDGET_S = tostring(local.timeouts.poll_time_budget_s)
     }
     push = {
+      MAILBRIDGE_EVENTS_TOPIC       = google_pubsub_topic.events.id
       MAILBRIDGE_PUSH_TIME_BUDGET_S = tostring(local.timeouts.push_time_budget_s)
     }
   }

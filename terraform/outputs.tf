@@ -28,10 +28,27 @@ output "cli_env" {
     "export MAILBRIDGE_ATTACHMENTS_BUCKET='${google_storage_bucket.attachments.name}'",
     "export MAILBRIDGE_PUBSUB_TOPIC='${local.function_environment["MAILBRIDGE_PUBSUB_TOPIC"]}'",
     "export MAILBRIDGE_INVOKER_SERVICE_ACCOUNT='${google_service_account.invoker.email}'",
+    "export MAILBRIDGE_EVENTS_TOPIC='${google_pubsub_topic.events.id}'",
+    "export MAILBRIDGE_EVENTS_SUBSCRIPTION='${length(var.event_subscribers) > 0 ? google_pubsub_subscription.events_pull[0].id : ""}'",
     "export MAILBRIDGE_REGION='${var.region}'",
     # Read at eval time, never stored by Terraform: the CLI signs connect and admin links with it.
     "export MAILBRIDGE_SIGNING_KEY=\"$(gcloud secrets versions access ${google_secret_manager_secret_version.signing_key.version} --secret=${google_secret_manager_secret.signing_key.secret_id} --project=${var.project_id})\"",
   ])
+}
+
+output "event_push_service_account" {
+  description = "The account whose OIDC tokens come with ticket events pushed to event_push_endpoint (the helpdesk checks the token's email is this one); empty without an endpoint."
+  value       = local.event_push ? google_service_account.event_pusher[0].email : ""
+}
+
+output "events_pull_subscription" {
+  description = "Full name of the pull subscription the event_subscribers read ticket events from (MAILBRIDGE_EVENTS_SUBSCRIPTION for events tail); empty without subscribers."
+  value       = length(var.event_subscribers) > 0 ? google_pubsub_subscription.events_pull[0].id : ""
+}
+
+output "events_topic" {
+  description = "Full name of the ticket events topic (MAILBRIDGE_EVENTS_TOPIC): CloudEvents, ordering key = ticket id (docs/events.md)."
+  value       = google_pubsub_topic.events.id
 }
 
 output "function_urls" {

@@ -12,9 +12,11 @@ locals {
   pubsub_service_agent = "serviceAccount:${google_project_service_identity.pubsub.email}"
   push_subscription    = local.push_enabled && var.use_incoming_service
 
-  # The two queues that push to the push service: Gmail notifications (this file) and the work
-  # queue (queue.tf). Each has a push subscription with retries and a dead-letter topic, and the
-  # two differ only in these values.
+  # The topics delivered by push: Gmail notifications (this file) and the work queue (queue.tf)
+  # to the push service, ticket events (events.tf) to the helpdesk's event_push_endpoint. Each
+  # has a push subscription with an OIDC token, retries with exponential backoff and a
+  # dead-letter topic, and they differ only in these values. `enabled`: the topic and its
+  # dead-letter topic exist; `subscribed`: the push subscription does.
   push_queue_settings = {
     # A notification older than a day is useless: the next poll has caught up by then. Transient
     # failures (5xx) are redelivered with backoff; after max_delivery_attempts the notification
@@ -26,6 +28,13 @@ locals {
       minimum_backoff       = "10s"
       maximum_backoff       = "600s"
       max_delivery_attempts = 5
+      enabled               = local.push_enabled
+      subscribed            = local.push_subscription
+      endpoint              = local.function_urls["push"]
+      service_account       = google_service_account.invoker.email
+      ack_deadline_s        = local.timeouts.push_ack_deadline_s
+      ordered               = false
+      unwrapped             = false
     }
     # A task older than an hour is stale: a later tick has queued the mailbox again. A mailbox
     # whose sync died is busy until its 30 s lease runs out: the first redeliveries answer 429, a
@@ -37,11 +46,38 @@ locals {
       minimum_backoff       = "5s"
       maximum_backoff       = "60s"
       max_delivery_attempts = 10
+      enabled               = true
+      subscribed            = true
+      endpoint              = local.function_urls["push"]
+      service_account       = google_service_account.invoker.email
+      ack_deadline_s        = local.timeouts.push_ack_deadline_s
+      ordered               = false
+      unwrapped             = false
+    }
+    # Ticket events to the helpdesk (var.event_push_endpoint), each ticket's in order. A helpdesk
+    # that is down is retried for hours (backoff to 10 minutes) before an event is dead-lettered;
+    # `scripts/mailbridge events replay` sends the log's events again. Unwrapped: the request body
+    # is the CloudEvent itself (docs/events.md), the message attributes arrive as headers.
+    events = {
+      topic_name            = "${var.prefix}-events"
+      topic                 = google_pubsub_topic.events.id
+      retention             = "604800s"
+      minimum_backoff       = "10s"
+      maximum_backoff       = "600s"
+      max_delivery_attempts = 20
+      enabled               = local.event_push
+      subscribed            = local.event_push
+      endpoint              = var.event_push_endpoint
+      service_account       = one(google_service_account.event_pusher[*].email)
+      ack_deadline_s        = 60
+      ordered               = true
+      unwrapped             = true
     }
   }
-  # The work queue always; Gmail push with enable_push, its subscription with the push service.
-  push_queues        = { for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_enabled }
-  push_subscriptions = { for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_subscription }
+  # The work queue always; Gmail push with enable_push, its subscription with the push service;
+  # ticket events with an event_push_endpoint.
+  push_queues        = { for key, queue in local.push_queue_settings : key => queue if queue.enabled }
+  push_subscriptions = { for key, queue in local.push_queue_settings : key => queue if queue.subscribed }
 }
 
 resource "google_pubsub_topic" "gmail_push" {
@@ -68,7 +104,7 @@ resource "google_pubsub_topic_iam_member" "gmail_publisher" {
 }
 
 resource "google_pubsub_topic" "dead_letter" {
-  #checkov:skip=CKV_GCP_83:Holds only undeliverable notifications (address and history id) or tasks (mailbox name, kind, ids); Google-managed encryption is enough.
+  #checkov:skip=CKV_GCP_83:Holds only undeliverable notifications (address and history id), tasks (mailbox name, kind, ids) or ticket events (as on the events topic, see events.tf); Google-managed encryption is enough.
   for_each = local.push_queues
 
   project = var.project_id
@@ -104,15 +140,25 @@ resource "google_pubsub_subscription" "push" {
   labels  = local.labels
   # The push service acknowledges by answering: the deadline is its timeout, and its budget stops
   # new work before it (main.tf, timeouts).
-  ack_deadline_seconds       = local.timeouts.push_ack_deadline_s
+  ack_deadline_seconds       = each.value.ack_deadline_s
   message_retention_duration = each.value.retention
+  # Ticket events: each ticket's events are delivered one after the other (ordering key = ticket).
+  enable_message_ordering = each.value.ordered
 
   push_config {
-    push_endpoint = local.function_urls["push"]
+    push_endpoint = each.value.endpoint
 
     oidc_token {
-      service_account_email = google_service_account.invoker.email
-      audience              = local.function_urls["push"]
+      service_account_email = each.value.service_account
+      audience              = each.value.endpoint
+    }
+
+    dynamic "no_wrapper" {
+      for_each = each.value.unwrapped ? [true] : []
+
+      content {
+        write_metadata = true
+      }
     }
   }
 
@@ -134,6 +180,7 @@ resource "google_pubsub_subscription" "push" {
     google_cloud_run_v2_service_iam_member.invoker,
     google_pubsub_topic_iam_member.dead_letter_publisher,
     google_service_account_iam_member.pubsub_mints_invoker_tokens,
+    google_service_account_iam_member.pubsub_mints_event_pusher_tokens,
   ]
 }
 

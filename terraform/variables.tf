@@ -78,6 +78,28 @@ variable "enable_push" {
   default     = true
 }
 
+variable "event_push_endpoint" {
+  description = "HTTPS URL of a helpdesk endpoint that receives every ticket event (a CloudEvent as the request body) with an OIDC token of the <prefix>-events-push account whose audience is this URL; retried with backoff, dead-lettered after 20 attempts (README.md, \"Ticket events\"). Empty: no push subscription."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.event_push_endpoint == "" || can(regex("^https://[^\\s/]+(/\\S*)?$", var.event_push_endpoint))
+    error_message = "event_push_endpoint must be an https:// URL (or empty)."
+  }
+}
+
+variable "event_subscribers" {
+  description = "Service account emails (a helpdesk's workers, a script) that may pull ticket events from the <prefix>-events-pull subscription (with message ordering): each gets roles/pubsub.subscriber on it. Empty: no pull subscription."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.event_subscribers : can(regex("^[a-z0-9][a-z0-9._-]*@[a-z0-9-]+(\\.[a-z0-9-]+)*\\.gserviceaccount\\.com$", email))])
+    error_message = "event_subscribers must be service account emails such as helpdesk@PROJECT.iam.gserviceaccount.com (no serviceAccount: prefix)."
+  }
+}
+
 variable "firestore_location" {
   description = "Firestore location id (for example eur3, nam5 or a region). Empty means the same as region."
   type        = string

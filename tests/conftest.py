@@ -265,7 +265,8 @@ def pubsub_emulator(_stack) -> str:
 
 
 def _apply(monkeypatch, env: dict[str, str]) -> dict[str, str]:
-    for key in ("PUBSUB_EMULATOR_HOST", "MAILBRIDGE_PUBSUB_TOPIC", "MAILBRIDGE_WORK_TOPIC", "OAUTHLIB_INSECURE_TRANSPORT"):
+    for key in ("PUBSUB_EMULATOR_HOST", "MAILBRIDGE_PUBSUB_TOPIC", "MAILBRIDGE_WORK_TOPIC", "MAILBRIDGE_EVENTS_TOPIC",
+                "MAILBRIDGE_EVENTS_SUBSCRIPTION", "OAUTHLIB_INSECURE_TRANSPORT"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import parse_qs, urlparse
+import time
 
 import requests
 
@@ -124,3 +125,52 @@ def run_cli(args, capsys):
     code = main(args)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def event_ledger(services, name: str) -> dict:
+    """The changes of one mailbox and their stored events (docs/events.md), and what breaks
+    "exactly one event per change": each inbound row that created or joined a ticket has its one
+    ticket.created / ticket.message_added, each sent outbound record its one ticket.reply_sent, each
+    quarantined row one inbound.quarantined; no event without its change, no id twice, each
+    subject's sequence 1..n. {"changes", "events" (those of the changes above), "problems"} ([]
+    when all hold). Agents' ticket changes and lost connections have no second record to check
+    them against: they count in the sequences only."""
+    store = services.store
+    stored = [e for d in store.event_documents() if d.get("mailbox") == name for e in d["events"]]
+    counts: dict[str, int] = {}
+    for event in stored:
+        counts[event["id"]] = counts.get(event["id"], 0) + 1
+    problems = [f"event {i} stored {n} times" for i, n in counts.items() if n > 1]
+    rows = store.inbound_log(name, limit=0)
+    expected = {f"{name}~{r['gmail_message_id']}": "ticket.created" if r["outcome"] == "created" else "ticket.message_added"
+                for r in rows if r.get("outcome") in ("created", "updated")}
+    sent = store.outbox_records(name, services.settings.instance, statuses=("sent",))
+    expected.update({f"{r['key']}~sent": "ticket.reply_sent" for r in sent})
+    found = {e["id"]: e["type"] for e in stored if e["type"] not in ("inbound.quarantined", "mailbox.disconnected",
+                                                                     "ticket.updated")}
+    problems += [f"no event for {i}" for i in sorted(expected.keys() - found.keys())]
+    problems += [f"event {i} without its change" for i in sorted(found.keys() - expected.keys())]
+    problems += [f"event {i} is {found[i]}, not {kind}" for i, kind in expected.items() if found.get(i, kind) != kind]
+    quarantined = sum(1 for r in rows if r.get("outcome") == "quarantined")
+    changes = len(expected) + quarantined
+    if sum(1 for e in stored if e["type"] == "inbound.quarantined") != quarantined:
+        problems.append(f"{quarantined} quarantined rows, other than their events")
+    sequences: dict[str, list[int]] = {}
+    for event in stored:
+        sequences.setdefault(event["subject"], []).append(event["sequence"])
+    for subject, numbers in sequences.items():
+        if sorted(numbers) != list(range(1, len(numbers) + 1)):
+            problems.append(f"subject {subject}: sequences {sorted(numbers)}")
+    checked = sum(1 for e in stored if e["type"] not in ("mailbox.disconnected", "ticket.updated"))
+    return {"changes": changes, "events": checked, "problems": problems}
+
+
+def wait_for(predicate, timeout: float, message: str):
+    """predicate()'s first true value, asked every 0.3 s; fails naming `message` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.3)
+        value = predicate()
+    assert value, f"timed out after {timeout}s waiting for {message}"
+    return value

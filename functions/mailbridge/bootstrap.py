@@ -100,6 +100,29 @@ class Services:
         return self._get("queue", make)
 
     @property
+    def event_topic(self):
+        """The ticket events topic (adapters/pubsub_events.py), or None without
+        MAILBRIDGE_EVENTS_TOPIC: events are then stored and listed but wait (docs/events.md)."""
+        def make():
+            if not self.settings.events_topic:
+                return None
+            from mailbridge.adapters.pubsub_events import EventTopic
+
+            return EventTopic(self.settings)
+
+        return self._get("event_topic", make)
+
+    @property
+    def event_subscription(self):
+        """The pull subscription `events tail` reads (MAILBRIDGE_EVENTS_SUBSCRIPTION)."""
+        def make():
+            from mailbridge.adapters.pubsub_events import EventSubscription
+
+            return EventSubscription(self.settings)
+
+        return self._get("event_subscription", make)
+
+    @property
     def admin_signin(self):
         """Sign in with Google for the admin pages (adapters/google_signin.py)."""
         def make():

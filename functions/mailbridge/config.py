@@ -38,6 +38,11 @@ class Settings:
     # (NN = its shard, 01..N-1; shard 0 is work_topic itself), each topic with its own push
     # subscription, so deliveries run in parallel (docs/architecture.md, "Queue").
     work_shards: int = 1
+    # Ticket events (docs/events.md): the topic every change is published to (empty: events are
+    # stored and listed but wait unpublished) and the pull subscription `events tail` reads.
+    # Short names mean projects/{project}/topics/{name} and .../subscriptions/{name}.
+    events_topic: str = ""
+    events_subscription: str = ""
     pubsub_emulator_host: str = ""  # host:port of the local Pub/Sub emulator (scripts/stacklib/pubsub.py)
     # A sync's lease: short, renewed by a heartbeat every lease_ttl_s / 3 while it works, so a
     # dead sync's mailbox is taken over within one lease period.
@@ -92,6 +97,8 @@ class Settings:
             invoker_service_account=env.get("MAILBRIDGE_INVOKER_SERVICE_ACCOUNT", "").strip().lower(),
             api_callers=parse_api_callers(env.get("MAILBRIDGE_API_CALLERS", "")),
             work_topic=env.get("MAILBRIDGE_WORK_TOPIC", ""),
+            events_topic=env.get("MAILBRIDGE_EVENTS_TOPIC", "").strip(),
+            events_subscription=env.get("MAILBRIDGE_EVENTS_SUBSCRIPTION", "").strip(),
             pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST", ""),
             admin_emails=parse_admin_emails(env.get("MAILBRIDGE_ADMIN_EMAILS", "")),
             admin_domain=env.get("MAILBRIDGE_ADMIN_DOMAIN", "").strip().lower(),
@@ -139,6 +146,14 @@ class Settings:
             return self.work_topic
         return f"projects/{self.project}/topics/{self.work_topic}"
 
+    @property
+    def events_topic_path(self) -> str:
+        return _resource_path(self.project, "topics", self.events_topic)
+
+    @property
+    def events_subscription_path(self) -> str:
+        return _resource_path(self.project, "subscriptions", self.events_subscription)
+
     def work_topic_of(self, shard: int) -> str:
         """The full path of one shard's topic: shard 0 is the work topic, shard k its `-kk` twin."""
         return self.work_topic_path if shard == 0 else f"{self.work_topic_path}-{shard:02d}"
@@ -155,6 +170,13 @@ class Settings:
     def admin_redirect_uri(self) -> str:
         """Where Google returns after an admin signs in (register it with the admin OAuth client)."""
         return self.function_url("admin").rstrip("/") + "/signin/callback"
+
+
+def _resource_path(project: str, kind: str, name: str) -> str:
+    """A Pub/Sub topic or subscription's full path from a short name (a full path stays)."""
+    if not name or "/" in name:
+        return name
+    return f"projects/{project}/{kind}/{name}"
 
 
 def _flag(env, key: str, default: bool) -> bool:

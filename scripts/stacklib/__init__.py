@@ -16,19 +16,21 @@ from .firestore import NPM_FIRESTORE_DIR, firestore_command
 from .functions import functions_command
 from .ports import free_port, http_answers, port_is_listening
 from .processes import Service, kill_group, log_tail, wait_ports_closed
-from .pubsub import (PUSH_SUBSCRIPTION, PUSH_TOPIC, WORK_ACK_DEADLINE_S, WORK_PUSH_BUDGET_S, WORK_SHARDS,
-                     WORK_SUBSCRIPTION, WORK_TOPIC, _pubsub_clients, create_push_subscription, create_topic,
-                     create_work_subscription, pubsub_command, work_topics)
+from .pubsub import (EVENTS_SUBSCRIPTION, EVENTS_TOPIC, PUSH_SUBSCRIPTION, PUSH_TOPIC, WORK_ACK_DEADLINE_S,
+                     WORK_PUSH_BUDGET_S, WORK_SHARDS, WORK_SUBSCRIPTION, WORK_TOPIC, _pubsub_clients,
+                     create_events_subscription, create_push_subscription, create_topic, create_work_subscription,
+                     pubsub_command, work_topics)
 from .recorded import read_pids, recorded_status, stop_recorded
 from .stack import LOCAL_PROJECT, SERVICES, Stack
 from .storage import ATTACHMENTS_BUCKET, create_bucket, storage_command
 
 __all__ = [
-    "ADMIN_CLIENT_ID", "ADMIN_CLIENT_SECRET_ID", "ATTACHMENTS_BUCKET", "HOST", "LOCAL_PROJECT", "NPM_FIRESTORE_DIR",
+    "ADMIN_CLIENT_ID", "ADMIN_CLIENT_SECRET_ID", "ATTACHMENTS_BUCKET", "EVENTS_SUBSCRIPTION", "EVENTS_TOPIC", "HOST",
+    "LOCAL_PROJECT", "NPM_FIRESTORE_DIR",
     "PUSH_SUBSCRIPTION", "PUSH_TOPIC", "REPO", "SDK_CANDIDATES", "SERVICES", "VENV_PYTHON", "WORK_ACK_DEADLINE_S",
     "WORK_PUSH_BUDGET_S", "WORK_SHARDS", "WORK_SUBSCRIPTION", "WORK_TOPIC",
     "Service", "Stack", "StackError",
-    "create_bucket", "create_push_subscription", "create_topic", "create_work_subscription", "fake_google_command",
+    "create_bucket", "create_events_subscription", "create_push_subscription", "create_topic", "create_work_subscription", "fake_google_command",
     "firestore_command", "free_port", "functions_command", "http_answers", "kill_group", "log_tail",
     "port_is_listening", "pubsub_command", "read_pids", "recorded_status", "register_admin_client",
     "stop_recorded", "storage_command", "wait_ports_closed", "work_topics",

@@ -49,6 +49,8 @@ def functions_env(stack: Stack, *, push: bool = True, functions_url: str | None 
         env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"
         env["MAILBRIDGE_PUBSUB_TOPIC"] = stack.topic
         env["MAILBRIDGE_WORK_TOPIC"] = stack.work_topic
+        env["MAILBRIDGE_EVENTS_TOPIC"] = stack.events_topic
+        env["MAILBRIDGE_EVENTS_SUBSCRIPTION"] = stack.events_subscription
         env["MAILBRIDGE_WORK_SHARDS"] = str(WORK_SHARDS)
         env["MAILBRIDGE_PUSH_TIME_BUDGET_S"] = str(WORK_PUSH_BUDGET_S)
     return env

@@ -1,5 +1,6 @@
 """The Pub/Sub emulator, the Gmail push topic and the sharded work queue on it, each pushed to
-the functions' `push` (terraform/pubsub.tf and queue.tf are the deployed twins)."""
+the functions' `push`, and the ticket events topic with a pull subscription for `events tail`
+(terraform/pubsub.tf, queue.tf and events.tf are the deployed twins)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ WORK_SHARDS = 16
 # functions' push budget stays below it, as Terraform keeps it below the push timeout.
 WORK_ACK_DEADLINE_S = 120
 WORK_PUSH_BUDGET_S = 60
+# Ticket events (docs/events.md): the functions publish each change's CloudEvent there, ordering
+# key = ticket; `scripts/mailbridge events tail` reads the pull subscription, which delivers each
+# ticket's events in order (message ordering on).
+EVENTS_TOPIC = "mailbridge-events"
+EVENTS_SUBSCRIPTION = "mailbridge-events-tail"
 
 
 def pubsub_command(port: int, project: str) -> list[str] | None:
@@ -82,6 +88,26 @@ def create_work_subscription(host: str, project: str, endpoint: str) -> list[str
             host, topic, project, name, endpoint, ack_deadline_s=WORK_ACK_DEADLINE_S,
             retry_policy=types.RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 10})))
     return paths
+
+
+def create_events_subscription(host: str, project: str, name: str = EVENTS_SUBSCRIPTION) -> str:
+    """The events topic and an ordered pull subscription on it (terraform/events.tf's twin);
+    another name makes another subscription (a test's own), which sees only later events."""
+    from google.api_core import exceptions
+    from google.pubsub_v1 import types
+
+    topic = f"projects/{project}/topics/{EVENTS_TOPIC}"
+    create_topic(host, topic)
+    _, subscriber = _pubsub_clients(host)
+    path = f"projects/{project}/subscriptions/{name}"
+    try:
+        subscriber.create_subscription(request=types.Subscription(
+            name=path, topic=topic, ack_deadline_seconds=60, enable_message_ordering=True), timeout=10)
+    except exceptions.AlreadyExists:
+        pass
+    except Exception as e:
+        raise StackError(f"pubsub: could not create subscription {path}: {e}") from e
+    return path
 
 
 def create_push_subscription(host: str, topic: str, project: str, name: str, endpoint: str, *,

@@ -16,8 +16,9 @@ from .firestore import NPM_FIRESTORE_DIR, firestore_command
 from .functions import functions_command, functions_env, stored_signing_key
 from .ports import free_port
 from .processes import Service, kill_group, same_process, wait_ports_closed, wait_until_answering
-from .pubsub import (PUSH_SUBSCRIPTION, PUSH_TOPIC, WORK_TOPIC, create_push_subscription, create_topic,
-                     create_work_subscription, pubsub_command, work_topics)
+from .pubsub import (EVENTS_SUBSCRIPTION, EVENTS_TOPIC, PUSH_SUBSCRIPTION, PUSH_TOPIC, WORK_TOPIC,
+                     create_events_subscription, create_push_subscription, create_topic, create_work_subscription,
+                     pubsub_command, work_topics)
 from .storage import ATTACHMENTS_BUCKET, create_bucket, storage_command
 
 LOCAL_PROJECT = "mailbridge-local"
@@ -63,6 +64,14 @@ class Stack:
     @property
     def work_topic(self) -> str:
         return f"projects/{self.project}/topics/{WORK_TOPIC}"
+
+    @property
+    def events_topic(self) -> str:
+        return f"projects/{self.project}/topics/{EVENTS_TOPIC}"
+
+    @property
+    def events_subscription(self) -> str:
+        return f"projects/{self.project}/subscriptions/{EVENTS_SUBSCRIPTION}"
 
     def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return functions.process_env(extra)
@@ -167,8 +176,8 @@ class Stack:
         return [f"{server.url}/admin/signin/callback" for server in servers]
 
     def _setup_job(self, name: str):
-        """What a service needs once it answers: the bucket, the topic and push subscription,
-        the admin sign-in client on the fake."""
+        """What a service needs once it answers: the bucket, the topics, the push subscriptions and
+        the events' pull subscription, the admin sign-in client on the fake."""
         if name == "fake_google":
             return lambda: register_admin_client(self.services["fake_google"].url, self.project,
                                                  self.admin_redirect_uris())
@@ -180,6 +189,7 @@ class Stack:
                 create_topic(host, self.topic)
                 for topic in work_topics(self.project):
                     create_topic(host, topic)
+                create_events_subscription(host, self.project)
                 if self.functions_push and self.services["functions"].process is not None:
                     # Pub/Sub retries pushes, so the functions need not answer yet.
                     create_push_subscription(host, self.topic, self.project, PUSH_SUBSCRIPTION,

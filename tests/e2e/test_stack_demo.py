@@ -56,5 +56,11 @@ def test_demo_shows_tickets_and_a_threaded_reply(tmp_path):
     assert re.search(r"\bupdated\s+ticket 1\b", inbound), inbound
     assert re.search(r"\bignored\b.*auto-replied", inbound), inbound
     assert len(re.findall(r"\bcreated\s+ticket \d", inbound)) == 2
+    # the demo ends with its tickets' events: the log, and what reached the events subscription
+    events = section(output, "Ticket events")
+    log, arrived = events.split("events tail", 1)
+    for text in (log, arrived):
+        assert re.search(r"ticket\.created\s+1\s+seq 1 ", text) and re.search(r"ticket\.created\s+2\s+seq 1 ", text), text
+        assert re.search(r"ticket\.message_added\s+1\s+seq \d+ ", text), text
     assert "stack: stopped" in section(output, "Stop the local stack")
     assert not (tmp_path / "stack" / "pids.json").exists()

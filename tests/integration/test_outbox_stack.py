@@ -101,18 +101,19 @@ def test_a_send_killed_at_each_stage_is_sent_exactly_once(services, fake, stage)
     dying._overrides["store"] = services.store
     dying._overrides["gmail_factory"] = lambda mailbox, credential: Dying(real_factory(mailbox, credential))
     if stage == "after_record":
-        original = services.store.add_ticket_references
+        original = services.store.commit_sent
 
         def die(*args, **kwargs):
-            raise SimulatedCrash("killed after the record update")
+            original(*args, **kwargs)
+            raise SimulatedCrash("killed after the sent record was committed, before its event was published")
 
-        services.store.add_ticket_references = die
+        services.store.commit_sent = die
     try:
         with pytest.raises(SimulatedCrash):
             outbox.handle_send_task(dying, "help")
     finally:
         if stage == "after_record":
-            services.store.add_ticket_references = original
+            services.store.commit_sent = original
     # a killed process renews nothing: its claims run out
     (record,) = records(services)
     services.store.update_outbound(record["key"], {"lease_until": 0})
@@ -121,6 +122,9 @@ def test_a_send_killed_at_each_stage_is_sent_exactly_once(services, fake, stage)
     (record,) = records(services)
     assert record["status"] == "sent" and len(sent(fake)) == 1
     assert record["gmail_message_id"] == sent(fake)[0]["id"]
+    # exactly one ticket.reply_sent event, with Gmail's id, committed with the sent record
+    reply_events = [e for d in services.store.event_documents() for e in d["events"] if e["type"] == "ticket.reply_sent"]
+    assert [e["data"]["outbound"]["gmail_message_id"] for e in reply_events] == [record["gmail_message_id"]]
 
 
 def test_a_429_storm_on_messages_send_is_honoured_not_answered_with_more_calls(services, fake):

@@ -278,24 +278,16 @@ class SimulatedCrash(BaseException):
     """The process dies: not an Exception, so no handler in the code under test can swallow it."""
 
 
-class _CrashingRef:
-    def __init__(self, ref):
-        self._ref = ref
-
-    def __getattr__(self, name):
-        return getattr(self._ref, name)
-
-    def update(self, changes, *args, **kwargs):
-        if changes.get("status") == "sent":
-            raise SimulatedCrash("died after Gmail accepted the message, before the record update")
-        return self._ref.update(changes, *args, **kwargs)
-
-
 class CrashAfterSendStore(Store):
-    """The Firestore adapter with a fault at its boundary: marking an outbound record sent dies."""
+    """The Firestore adapter with a fault at its boundary: the commit that marks an outbound record
+    sent (with its ticket's references and its ticket.reply_sent event) dies before Firestore has it."""
 
-    def outbound_ref(self, key):
-        return _CrashingRef(super().outbound_ref(key))
+    def commit_sent(self, key, decide):
+        raise SimulatedCrash("died after Gmail accepted the message, before the record update")
+
+
+def reply_sent_events(services) -> list[dict]:
+    return [e for d in services.store.event_documents() for e in d["events"] if e["type"] == "ticket.reply_sent"]
 
 
 def crashing_services(services):
@@ -315,6 +307,8 @@ def test_crash_after_send_before_the_record_does_not_send_twice_on_retry(service
     [row] = sent(fake)
     assert result["gmail_message_id"] == row["id"]
     assert send_calls(fake) == 1
+    [event] = reply_sent_events(services)  # the send recorded from Gmail: one event, with Gmail's id
+    assert (event["id"], event["data"]["outbound"]["gmail_message_id"]) == ("crash-1~sent", row["id"])
 
 
 def test_crash_after_send_is_recorded_by_the_next_send_task_once_the_lease_expires(services, fake):

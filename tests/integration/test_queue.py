@@ -11,17 +11,7 @@ import uuid
 import requests
 
 from mailbridge.services import mailboxes
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services
-
-
-def wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = predicate()
-    assert value, f"timed out after {timeout}s waiting for {message}"
-    return value
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, wait_for
 
 
 def test_a_tick_fans_out_through_the_emulator_and_each_mailbox_is_synced_once(mb_env_push, fake, functions_url_push):

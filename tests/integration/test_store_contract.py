@@ -6,14 +6,14 @@ services/ports.py. `-k memory` runs the in-memory half alone, without emulators.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from mailbridge.adapters.firestore.store import Store
-from mailbridge.domain import models
+from mailbridge.domain import events, models
 from mailbridge.errors import AuthError, Conflict, DocumentTooLarge, NotFound, StoreUnavailable, WriteConflict
 from tests.conftest import TEST_PROJECT
 from tests.memory.store import MemoryStore
@@ -369,6 +369,114 @@ def test_put_inbound_row_merges_into_the_row(store):
     store.put_inbound_row("help", "g1", {"outcome": "ignored", "reason": "auto-reply"})
     row = store.inbound_log("help")[0]
     assert (row["outcome"], row["reason"], row["attempts"]) == ("ignored", "auto-reply", 1)
+
+
+# --------------------------------------------------------------------------- ticket events
+
+
+def event_document(event_id: str, mailbox: str = "help", subject: str = "1", created: str = "2026-01-01T00:00:00Z",
+                   count: int = 1) -> tuple[str, dict]:
+    stored = [{"id": f"{event_id}-{n}" if n else event_id, "type": "ticket.updated", "subject": subject,
+               "sequence": n + 1, "time": created, "data": {"ticket": {"id": subject}}} for n in range(count)]
+    return events.batch(stored, mailbox, created, 30)
+
+
+def test_a_ticket_change_commits_with_its_event_document_or_not_at_all(store):
+    create_tickets(store, ticket(1))
+    result = store.change_ticket("1", lambda t: ("changed", {"status": "closed", "event_sequence": 1},
+                                                 event_document("1~updated~1")))
+    assert result == "changed" and store.get_ticket("1")["status"] == "closed"
+    assert [d["id"] for d in store.event_documents()] == ["1~updated~1"]
+    assert store.change_ticket("1", lambda t: (t["status"], None, None)) == "closed"  # nothing to write
+    with pytest.raises(gexc.AlreadyExists):  # an event is written once: a retried change cannot repeat it
+        store.change_ticket("1", lambda t: (None, {"status": "open"}, event_document("1~updated~1")))
+    assert store.get_ticket("1")["status"] == "closed"  # the event existed: the change was not written either
+    with pytest.raises(NotFound):
+        store.change_ticket("404", lambda t: (None, {"status": "open"}, None))
+
+
+def test_a_send_is_recorded_with_its_ticket_and_its_event_in_one_commit(store):
+    create_tickets(store, ticket(1, message_ids=["<in@x>"]))
+    store.create_outbound("k1", outbound("k1"))
+    seen = []
+
+    def decide(record, current):
+        seen.append((record["status"], current["id"]))
+        return "sent", {"status": "sent", "message.gmail_message_id": "g1"}, {"message_ids": ["<in@x>", "<k1@x>", "<g@x>"]}, \
+            event_document("k1~sent")
+
+    assert store.commit_sent("k1", decide) == "sent" and seen == [("queued", "1")]
+    assert store.get_outbound("k1")["status"] == "sent" and store.get_outbound("k1")["message"] == {"gmail_message_id": "g1"}
+    assert store.get_ticket("1")["message_ids"] == ["<in@x>", "<k1@x>", "<g@x>"]
+    assert [d["id"] for d in store.event_documents()] == ["k1~sent"]
+    assert store.commit_sent("missing", lambda record, current: ((record, current), None, None, None)) == (None, None)
+
+
+def test_a_chunk_commits_its_event_document_with_its_rows(store):
+    document = event_document("help~g1", subject="1")
+    assert store.commit_inbound_chunk("help", [("g1", inbound_row("g1", ticket_id="1"), None)],
+                                      [("1", ticket(1), None)], document) == 3
+    (stored,) = store.event_documents()
+    assert (stored["id"], stored["mailbox"], stored["published"], stored["count"]) == ("help~g1", "help", False, 1)
+    assert stored["expires_at"] == datetime(2026, 1, 31, tzinfo=timezone.utc)
+    with pytest.raises(WriteConflict):  # the same event again: the whole chunk is refused
+        store.commit_inbound_chunk("help", [("g2", inbound_row("g2"), None)], [], event_document("help~g1"))
+    assert store.get_inbound_rows("help", ["g2"]) == {}
+
+
+def test_a_quarantine_and_a_lost_connection_write_their_events_with_them(store):
+    store.set_setting("events.retention_days", 7)
+    for _ in range(3):
+        store.begin_attempt("help", "g1", 2, "parsing")
+    mailbox_with_credential(store)
+    store.update_credential("help", "production", {"last_error": "slow"})  # still connected: no event
+    store.update_credential("help", "production", {"status": "disconnected", "last_error": "invalid_grant"})
+    documents = sorted(store.event_documents(), key=lambda d: d["id"])
+    assert [d["events"][0]["type"] for d in documents] == ["inbound.quarantined", "mailbox.disconnected"]
+    assert [d["events"][0]["id"] for d in documents] == ["help~g1~quarantined~1", "help~production~disconnected~1"]
+    assert store.get_mailbox("help")["event_sequence"] == 1
+    created = datetime.fromisoformat(documents[0]["created_at"])
+    assert documents[0]["expires_at"] - created == timedelta(days=7)
+
+
+def test_waiting_events_are_read_oldest_first_per_mailbox_and_marked_published(store):
+    store.commit_inbound_chunk("help", [], [], event_document("b", created="2026-01-02T00:00:00Z", count=2))
+    store.commit_inbound_chunk("help", [], [], event_document("a", created="2026-01-03T00:00:00Z"))
+    store.commit_inbound_chunk("sales", [], [], event_document("c", mailbox="sales", created="2026-01-01T00:00:00Z"))
+    assert [d["id"] for d in store.pending_events("help")] == ["b", "a"]
+    assert store.events_waiting("help") == 3 and store.events_waiting("nobody") == 0
+    assert store.mailboxes_with_waiting_events("2026-01-02T12:00:00Z") == ["help", "sales"]
+    assert store.mailboxes_with_waiting_events("2026-01-01T12:00:00Z") == ["sales"]
+    read = store.pending_events("help")
+    assert store.mark_events_published(read[:1], "2026-01-04T00:00:00Z") == 1
+    assert [d["id"] for d in store.pending_events("help")] == ["a"] and store.events_waiting("help") == 1
+    assert {d["id"]: d["published"] for d in store.event_documents()} == {"a": False, "b": True, "c": False}
+    # another publisher marked "b" meanwhile: it is not marked twice, "a" still is
+    assert store.mark_events_published(read, "2026-01-04T00:00:01Z") == 1
+    assert {d["id"]: d["published_at"] for d in store.event_documents()}["b"] == "2026-01-04T00:00:00Z"
+    assert store.mark_events_published([], "2026-01-04T00:00:02Z") == 0
+
+
+def test_the_event_log_is_read_newest_first_by_subject_and_since(store):
+    store.commit_inbound_chunk("help", [], [], event_document("x", subject="1", created="2026-01-01T00:00:00Z"))
+    store.commit_inbound_chunk("help", [], [], event_document("y", subject="2", created="2026-01-02T00:00:00Z"))
+    store.commit_inbound_chunk("help", [], [], event_document("z", subject="1", created="2026-01-03T00:00:00Z"))
+    ids = lambda documents: [d["id"] for d in documents]  # noqa: E731
+    assert ids(store.event_documents()) == ["z", "y", "x"]
+    assert ids(store.event_documents(limit=2)) == ["z", "y"]
+    assert ids(store.event_documents(subject="1")) == ["z", "x"]
+    assert ids(store.event_documents(since="2026-01-02T00:00:00Z")) == ["z", "y"]
+    assert ids(store.event_documents(subject="1", since="2026-01-02T00:00:00Z", limit=5)) == ["z"]
+
+
+def test_the_rows_events_name_are_read_for_their_message(store):
+    create_tickets(store, ticket(1))
+    store.commit_inbound_chunk("help", [("g1", inbound_row("g1", message={"id": "help~g1"}), None)], [])
+    store.create_outbound("k1", outbound("k1", message={"id": "out~k1"}, raw=b"MIME"))
+    rows = store.event_message_rows([{"collection": "inbound", "key": "help~g1"}, {"collection": "outbound", "key": "k1"},
+                                     {"collection": "inbound", "key": "help~gone"}])
+    assert set(rows) == {"inbound/help~g1", "outbound/k1"}
+    assert rows["outbound/k1"] == {"message": {"id": "out~k1"}, "status": "queued", "mailbox": "help"}
 
 
 # --------------------------------------------------------------------------- outbound

@@ -6,6 +6,7 @@ from __future__ import annotations
 from mailbridge import bootstrap
 from mailbridge.config import Settings
 from mailbridge.domain import models
+from tests.memory.events import MemoryEventSubscription, MemoryEventTopic
 from tests.memory.gmail import MemoryMailboxes
 from tests.memory.queue import MemoryQueue
 from tests.memory.store import MemoryStore
@@ -47,7 +48,11 @@ class MemoryOAuth:
         self.store, self.secrets = store, secrets
 
     def mark_revoked(self, mailbox_name: str, instance: str, reason: str) -> None:
+        """As adapters/google_auth.py: the credential set is marked disconnected, with the reason."""
         self.revoked.append((mailbox_name, instance, reason))
+        if self.store is not None:
+            self.store.update_credential(mailbox_name, instance, {
+                "status": "disconnected", "last_error": reason, "disconnected_at": models.now_iso()})
 
     def revoke(self, token: str | None) -> None:
         if token:
@@ -69,13 +74,16 @@ class MemoryOAuth:
 
 def memory_services(**settings):
     """(services, gmail accounts): a container whose ports are all in memory; tasks wait in the
-    MemoryQueue until a test delivers them (`services.queue.deliver(services, kinds=...)`)."""
+    MemoryQueue until a test delivers them (`services.queue.deliver(services, kinds=...)`); ticket
+    events are published to `services.event_topic` (a MemoryEventTopic)."""
     accounts = MemoryMailboxes()
     store, secrets = MemoryStore(), MemorySecrets()
+    topic = MemoryEventTopic()
     services = bootstrap.bootstrap(
         Settings(project="memory", signing_key="k" * 32, attachments_bucket="memory", **settings),
         store=store, secrets=secrets, blobs=MemoryBlobs(), google=MemoryOAuth(store, secrets),
         queue=MemoryQueue(settings.get("instance", "production")),
+        event_topic=topic, event_subscription=MemoryEventSubscription(topic),
         gmail_factory=lambda mailbox, credential: accounts.gmail(mailbox["address"]))
     return services, accounts
 

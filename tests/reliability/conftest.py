@@ -22,7 +22,8 @@ import pytest
 import requests
 
 from mailbridge.services import connect as connect_service
-from tests.helpers import CLIENT_SECRET, client_id_for, export_all, follow_consent, make_mail, register_google_side
+from tests.helpers import (CLIENT_SECRET, client_id_for, event_ledger, export_all, follow_consent, make_mail,
+                           register_google_side)
 
 ADDRESS = "help@acme.example"
 MAILBOX = "help"
@@ -233,6 +234,11 @@ def outcome_view(services, gmail_ids: list[str], name: str = MAILBOX) -> dict:
         "ticket_duplicates": sum(1 for t in tickets if str(t.get("id")) not in by_ticket)
         + sum(n - 1 for n in creators.values() if n > 1),
     }
+
+
+def event_problems(services, name: str = MAILBOX) -> list[str]:
+    """What breaks "exactly one event per change" for one mailbox (tests/helpers.event_ledger)."""
+    return event_ledger(services, name)["problems"]
 
 
 def lost_and_duplicated(view: dict, delivered: int) -> tuple[int, int]:

@@ -25,7 +25,8 @@ from mailbridge.services import sync as ingest
 from tests.conftest import TEST_PROJECT, reset_firestore
 from tests.helpers import make_services
 from tests.reliability.conftest import (ADDRESS, LEDGER, MAILBOX, SOAK, backlog_messages, connect, deliver_all,
-                                        gmail_labels, lost_and_duplicated, outcome_view, remember_access_tokens)
+                                        event_problems, gmail_labels, lost_and_duplicated, outcome_view,
+                                        remember_access_tokens)
 
 
 class InjectedCrash(Exception):
@@ -126,6 +127,7 @@ def clean_run(fake, firestore, count: int, expire_history: bool = False):
         view = outcome_view(services, ids)
         assert lost_and_duplicated(view, len(ids)) == (0, 0)
         assert view["rows"] == len(ids)
+        assert event_problems(services) == []
         _CLEAN[key] = (view, counts)
         LEDGER.figure(f"clean poll of {count} messages" + (" (full sync)" if expire_history else ""),
                       seconds=round(seconds, 2), calls=counts, tickets=view["tickets"])
@@ -160,6 +162,7 @@ def crash_every_step(fake, firestore, boundary: str, count: int, every_call: boo
                         "crash": crashed.get("crashed") or [m.get("error", m["outcome"]) for m in crashed["mailboxes"]]})
         assert (lost, duplicated) == (0, 0), (boundary, k)
         assert view == reference, f"{boundary}: crash after call {k} changed the result"
+        assert event_problems(services) == [], f"{boundary} call {k}: not exactly one event per change"
         unread = [gid for gid, labels in gmail_labels(fake.url).items() if "UNREAD" in labels]
         assert unread == [], f"{boundary} call {k}: post-processing not re-applied"
     LEDGER.figure(f"crash after {boundary} ({count} messages)", messages=count, calls_in_clean_run=total,
@@ -227,6 +230,7 @@ def test_sigkill_mid_poll_then_takeover_after_lease_expiry(mb_env, fake, firesto
     view = outcome_view(services, ids)
     assert lost_and_duplicated(view, count) == (0, 0)
     assert view["rows"] == count
+    assert event_problems(services) == [], "a killed worker: not exactly one event per change"
     assert services.store.get_sync(MAILBOX, services.settings.instance).get("lease_owner") is None
     LEDGER.figure("SIGKILL mid-poll", messages=count, rows_at_kill=rows_at_kill, lease_ttl_s=budget + margin,
                   took_over_after_s=round(took_over_after, 2), lost=0, duplicated=0)

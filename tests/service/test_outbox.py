@@ -86,22 +86,24 @@ def test_a_send_whose_record_update_was_lost_is_found_in_gmail_not_sent_again(wo
     (ticket,) = burst(services, accounts, 1)
     queue.take()
     store = services.store
-    original = store.update_outbound
+    original = store.commit_sent
 
-    def lose_the_sent_update(key, changes):
-        if changes.get("status") == "sent":
+    def lose_the_sent_commit(key, decide):
+        if key == "reply-x1":
             raise RuntimeError("worker killed after Gmail answered")
-        original(key, changes)
+        return original(key, decide)
 
-    store.update_outbound = lose_the_sent_update
+    store.commit_sent = lose_the_sent_commit
     outgoing.send_reply(services, ticket["id"], "Exactly once", idempotency_key="reply-x1", wait=False)
     run_tasks(services, queue)
-    store.update_outbound = original
+    store.commit_sent = original
     assert store.get_outbound("reply-x1")["status"] == "sending"
     store.update_outbound("reply-x1", {"lease_until": 0})  # the dead worker's claim expires
     outbox.handle_send_task(services, "help")
     assert sum(b"Exactly once" in raw for raw in sent(accounts)) == 1
     assert store.get_outbound("reply-x1")["status"] == "sent"
+    # its ticket.reply_sent event was written once, with the send recorded from Gmail, and published
+    assert [e["id"] for e in services.event_topic.published if e["type"] == "ticket.reply_sent"].count("reply-x1~sent") == 1
 
 
 def test_a_429_is_honoured_with_its_retry_time_and_is_not_an_attempt(world):

@@ -287,11 +287,15 @@ def test_the_ports_are_narrower_than_the_container():
     container = members(ports.Services)
     store = members(ports.Store)
     for name in ("WatchPorts", "AdminAccessPorts", "ConnectPorts", "TicketsPorts", "LabelsPorts", "IntakePorts",
-                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PollPorts", "PushPorts"):
+                 "OverrideTargetPorts", "MailboxesPorts", "OutgoingPorts", "SyncPorts", "PollPorts", "PushPorts",
+                 "EventsPorts"):
         port = getattr(ports, name)
         assert members(store_protocol(port)) < store, name
         assert members(port) - {"_own_addresses_cache"} <= container, name
-    assert members(ports.TicketsPorts) == {"store", "blobs"}  # blobs: parts of large messages (stored_bodies)
+    assert members(ports.EventFeedPorts) == {"event_subscription"}
+    # ticket changes reach the store and, for their events, the events topic and the work queue;
+    # blobs: parts of large messages (stored_bodies)
+    assert members(ports.TicketsPorts) == {"store", "settings", "event_topic", "queue", "blobs"}
     assert "use_nonce" not in members(ports.PollStore)
 
 

@@ -415,24 +415,29 @@ def test_invoker_account_may_invoke_poll_and_push_and_nothing_else():
 
 
 def push_queue(key: str) -> dict:
-    """One queue's values in local.push_queue_settings (pubsub.tf): "gmail" or "work"."""
+    """One queue's values in local.push_queue_settings (pubsub.tf): "gmail", "work" or "events"."""
     return locals_()["push_queue_settings"][key]
 
 
-def test_push_subscription_delivers_to_push_with_oidc_retries_and_dead_letters():
+def test_push_subscriptions_deliver_with_oidc_retries_and_dead_letters():
     subscription = resources("google_pubsub_subscription")["push"]
     push_config = one(subscription["push_config"])
     token = one(push_config["oidc_token"])
 
-    assert push_config["push_endpoint"] == '${local.function_urls["push"]}'
+    assert push_config["push_endpoint"] == "${each.value.endpoint}"
     assert token["audience"] == push_config["push_endpoint"]
-    assert token["service_account_email"] == "${google_service_account.invoker.email}"
+    assert token["service_account_email"] == "${each.value.service_account}"
+    for key in ("gmail", "work"):  # to our push service, as the invoker account
+        assert push_queue(key)["endpoint"] == '${local.function_urls["push"]}', key
+        assert push_queue(key)["service_account"] == "${google_service_account.invoker.email}", key
+        assert push_queue(key)["ack_deadline_s"] == "${local.timeouts.push_ack_deadline_s}", key
+        assert push_queue(key)["ordered"] is False and push_queue(key)["unwrapped"] is False, key
     assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
     assert resources("google_pubsub_topic")["dead_letter"]["for_each"] == "${local.push_queues}"
     assert one(subscription["retry_policy"])["minimum_backoff"] == "${each.value.minimum_backoff}"
     assert push_queue("gmail")["topic"] == "${one(google_pubsub_topic.gmail_push[*].id)}"
     assert push_queue("gmail")["topic_name"] == "${local.pubsub_topic_name}"
-    for key in ("gmail", "work"):
+    for key in ("gmail", "work", "events"):
         assert push_queue(key)["minimum_backoff"] and push_queue(key)["max_delivery_attempts"] > 1, key
 
 
@@ -466,16 +471,17 @@ def test_push_is_a_switch_and_everything_gmail_push_needs_follows_it():
     assert locals_()["push_enabled"] == "${var.enable_push}"
     for kind in ("google_pubsub_topic", "google_pubsub_topic_iam_member"):
         for name, body in resources(kind).items():
-            if name.startswith("work"):
-                continue  # the work queue (queue.tf) is not part of Gmail push
+            if name.startswith(("work", "event")):
+                continue  # the work queue (queue.tf) and ticket events (events.tf) are not part of Gmail push
             if "for_each" in body:  # one per queue: Gmail's only with push (below)
                 assert body["for_each"] == "${local.push_queues}", f"{kind}.{name}"
                 continue
             assert body["count"] == "${local.push_enabled ? 1 : 0}", f"{kind}.{name}"
-    assert locals_()["push_queues"] == (
-        '${{for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_enabled}}')
+    assert locals_()["push_queues"] == "${{for key, queue in local.push_queue_settings : key => queue if queue.enabled}}"
     assert locals_()["push_subscriptions"] == (
-        '${{for key, queue in local.push_queue_settings : key => queue if key == "work" || local.push_subscription}}')
+        "${{for key, queue in local.push_queue_settings : key => queue if queue.subscribed}}")
+    assert push_queue("gmail")["enabled"] == "${local.push_enabled}"
+    assert push_queue("gmail")["subscribed"] == "${local.push_subscription}"
     assert resources("google_pubsub_subscription")["push"]["for_each"] == "${local.push_subscriptions}"
     assert resources("google_pubsub_subscription_iam_member")["dead_letter_subscriber"]["for_each"] == (
         "${local.push_subscriptions}")
@@ -495,14 +501,15 @@ def test_work_queue_pushes_tasks_to_push_with_oidc_retries_and_dead_letters():
     assert subscription["topic"] == "${each.value.topic}"
     assert push_queue("work")["topic"] == "${google_pubsub_topic.work.id}"
     assert resources("google_pubsub_topic")["work"]["name"] == "${var.prefix}-work" == push_queue("work")["topic_name"]
-    assert push_config["push_endpoint"] == '${local.function_urls["push"]}'
+    assert push_queue("work")["endpoint"] == '${local.function_urls["push"]}'
     assert token["audience"] == push_config["push_endpoint"]
-    assert token["service_account_email"] == "${google_service_account.invoker.email}"
-    assert subscription["ack_deadline_seconds"] == "${local.timeouts.push_ack_deadline_s}"
+    assert push_queue("work")["service_account"] == "${google_service_account.invoker.email}"
+    assert subscription["ack_deadline_seconds"] == "${each.value.ack_deadline_s}"
     assert one(subscription["dead_letter_policy"])["dead_letter_topic"] == "${google_pubsub_topic.dead_letter[each.key].id}"
     assert one(subscription["retry_policy"])["minimum_backoff"] == "${each.value.minimum_backoff}"
-    assert "count" not in subscription  # tasks flow whether or not Gmail push is on: "work" is never filtered out
-    assert 'key == "work" ||' in locals_()["push_subscriptions"] and 'key == "work" ||' in locals_()["push_queues"]
+    assert "count" not in subscription
+    # tasks flow whether or not Gmail push is on: "work" is never filtered out
+    assert push_queue("work")["enabled"] is True and push_queue("work")["subscribed"] is True
     assert locals_()["function_environment"]["MAILBRIDGE_WORK_TOPIC"] == "${google_pubsub_topic.work.id}"
 
 
@@ -520,6 +527,57 @@ def test_pubsub_may_mint_oidc_tokens_for_the_work_queue_even_without_gmail_push(
     grant = resources("google_service_account_iam_member")["pubsub_mints_invoker_tokens"]
     assert grant["count"] == 1
     assert grant["role"] == "roles/iam.serviceAccountTokenCreator"
+
+
+def test_ticket_events_have_their_topic_and_the_functions_that_change_tickets_may_publish_there_only():
+    topic = resources("google_pubsub_topic")["events"]
+    assert topic["name"] == "${var.prefix}-events" == push_queue("events")["topic_name"]
+    assert push_queue("events")["topic"] == "${google_pubsub_topic.events.id}"
+    grants = {name: body for name, body in resources("google_pubsub_topic_iam_member").items()
+              if body["topic"] == "${google_pubsub_topic.events.name}"}
+    assert list(grants) == ["event_publishers"]
+    assert grants["event_publishers"]["role"] == "roles/pubsub.publisher"
+    publishers = resolve_name_set(grants["event_publishers"]["for_each"])
+    assert publishers == {"admin", "api", "poll", "push"}
+    extra = locals_()["function_extra_environment"]
+    given = {name for name, settings in extra.items() if "MAILBRIDGE_EVENTS_TOPIC" in settings}
+    assert given == publishers, "the topic goes exactly where publishing is allowed"
+    assert all(extra[name]["MAILBRIDGE_EVENTS_TOPIC"] == "${google_pubsub_topic.events.id}" for name in given)
+
+
+def test_ticket_events_push_to_the_helpdesk_in_order_with_oidc_backoff_and_dead_letters():
+    events = push_queue("events")
+    assert events["endpoint"] == "${var.event_push_endpoint}"
+    assert events["enabled"] == events["subscribed"] == "${local.event_push}"
+    assert locals_()["event_push"] == '${var.event_push_endpoint != ""}'
+    assert events["service_account"] == "${one(google_service_account.event_pusher[*].email)}"
+    assert events["ordered"] is True and events["unwrapped"] is True
+    assert events["minimum_backoff"] < events["maximum_backoff"]
+    subscription = resources("google_pubsub_subscription")["push"]
+    assert subscription["enable_message_ordering"] == "${each.value.ordered}"
+    wrapper = one(one(subscription["push_config"])["dynamic"])["no_wrapper"]
+    assert wrapper["for_each"] == "${each.value.unwrapped ? [true] : []}"
+    pusher = resources("google_service_account")["event_pusher"]
+    assert pusher["count"] == "${local.event_push ? 1 : 0}"
+    minting = resources("google_service_account_iam_member")["pubsub_mints_event_pusher_tokens"]
+    assert minting["role"] == "roles/iam.serviceAccountTokenCreator" and minting["member"] == "${local.pubsub_service_agent}"
+    assert "${google_service_account_iam_member.pubsub_mints_event_pusher_tokens}" in depends_on(subscription)
+    assert not [kind for kind, name, body in iam_members() if body.get("member") == "${google_service_account.event_pusher[0].member}"]
+
+
+def test_event_subscribers_may_pull_from_an_ordered_subscription_and_nothing_else():
+    pull = resources("google_pubsub_subscription")["events_pull"]
+    assert pull["count"] == "${length(var.event_subscribers) > 0 ? 1 : 0}"
+    assert pull["topic"] == "${google_pubsub_topic.events.id}" and pull["enable_message_ordering"] is True
+    grant = resources("google_pubsub_subscription_iam_member")["event_subscribers"]
+    assert grant["for_each"] == "${toset(var.event_subscribers)}"
+    assert grant["role"] == "roles/pubsub.subscriber"
+    assert grant["member"] == "serviceAccount:${each.value}"
+    assert grant["subscription"] == "${google_pubsub_subscription.events_pull[0].name}"
+    condition = one(variables()["event_subscribers"]["validation"])["condition"]
+    pattern = re.search(r'regex\("([^"]+)"', condition).group(1).replace("\\\\", "\\")  # HCL's escapes
+    assert re.search(pattern, "helpdesk@acme-prod.iam.gserviceaccount.com")
+    assert not re.search(pattern, "serviceAccount:helpdesk@acme-prod.iam.gserviceaccount.com")
 
 
 def test_gmail_may_publish_to_the_push_topic():
@@ -570,7 +628,9 @@ def test_every_timeout_is_read_from_the_one_place():
     assert one(service()["template"])["timeout"] == "${each.value.timeout_s}s"
     assert resources("google_cloud_scheduler_job")["poll"]["attempt_deadline"] == "${local.timeouts.scheduler_deadline_s}s"
     subscription = resources("google_pubsub_subscription")["push"]
-    assert subscription["ack_deadline_seconds"] == "${local.timeouts.push_ack_deadline_s}"
+    assert subscription["ack_deadline_seconds"] == "${each.value.ack_deadline_s}"
+    for key in ("gmail", "work"):
+        assert push_queue(key)["ack_deadline_s"] == "${local.timeouts.push_ack_deadline_s}", key
     extra = locals_()["function_extra_environment"]
     assert extra["poll"]["MAILBRIDGE_POLL_TIME_BUDGET_S"] == "${tostring(local.timeouts.poll_time_budget_s)}"
     assert extra["push"]["MAILBRIDGE_PUSH_TIME_BUDGET_S"] == "${tostring(local.timeouts.push_time_budget_s)}"
@@ -903,7 +963,7 @@ def test_every_former_index_address_moves_to_its_entry():
 
 def test_short_lived_collections_expire_by_ttl_on_expires_at():
     collections = resolve_name_set(locals_()["ttl_collections"])
-    assert {"oauth_states", "nonces", "ack_limits", "send_budget", "admin_sessions"} <= collections
+    assert {"oauth_states", "nonces", "ack_limits", "send_budget", "admin_sessions", "events"} <= collections
     field = resources("google_firestore_field")["expires_at"]
     assert field["for_each"] == "${local.ttl_collections}"
     assert field["collection"] == "${each.value}"
@@ -999,6 +1059,8 @@ def test_constrained_variables_are_validated():
         "alert_email",
         "api_callers",
         "attachment_retention_days",
+        "event_push_endpoint",
+        "event_subscribers",
         "function_memory",
         "function_timeout_seconds",
         "instance",
@@ -1039,7 +1101,8 @@ def test_every_output_has_a_description():
 def test_cli_env_exports_what_the_cli_needs_and_keeps_the_key_out_of_terraform():
     value = outputs()["cli_env"]["value"]
     for key in ("GOOGLE_CLOUD_PROJECT", "MAILBRIDGE_INSTANCE", "MAILBRIDGE_PREFIX", "MAILBRIDGE_FUNCTION_URLS",
-                "MAILBRIDGE_ATTACHMENTS_BUCKET", "MAILBRIDGE_PUBSUB_TOPIC", "MAILBRIDGE_SIGNING_KEY"):
+                "MAILBRIDGE_ATTACHMENTS_BUCKET", "MAILBRIDGE_PUBSUB_TOPIC", "MAILBRIDGE_SIGNING_KEY",
+                "MAILBRIDGE_EVENTS_TOPIC", "MAILBRIDGE_EVENTS_SUBSCRIPTION"):
         assert f"export {key}=" in value, key
     assert "gcloud secrets versions access" in value, "the signing key is read when the lines are evaluated"
 

@@ -39,17 +39,20 @@ def task_message(settings, kind: str, mailbox: str, attributes: dict | None = No
     return {"data": data, "attributes": attrs}
 
 
-class PubSubQueue:
-    def __init__(self, settings):
-        if not settings.work_topic:
-            raise ConfigError("MAILBRIDGE_WORK_TOPIC is not set")
+class PubSubClient:
+    """Pub/Sub's REST API over one lazily made session (the emulator's plain HTTP locally):
+    what the work queue and the ticket events (adapters/pubsub_events.py) share."""
+
+    def __init__(self, settings, regional: bool = False):
         self.settings = settings
-        self.topic = settings.work_topic_path
-        self.base = (f"http://{settings.pubsub_emulator_host}" if settings.pubsub_emulator_host
-                     else "https://pubsub.googleapis.com")
+        if settings.pubsub_emulator_host:
+            self.base = f"http://{settings.pubsub_emulator_host}"
+        elif regional and settings.region:  # ordering keys hold within a region (docs/events.md)
+            self.base = f"https://{settings.region}-pubsub.googleapis.com"
+        else:
+            self.base = "https://pubsub.googleapis.com"
         self._session = None
         self._lock = threading.Lock()
-        self.published = 0  # messages accepted (benchmarks read it)
 
     def session(self):
         with self._lock:
@@ -66,6 +69,27 @@ class PubSubQueue:
                     self._session = AuthorizedSession(credentials)
         return self._session
 
+    def post(self, path: str, body: dict, what: str):
+        """POST to `{base}/v1/{path}`; QueueUnavailable when Pub/Sub cannot be reached or refuses."""
+        import requests
+
+        try:
+            response = self.session().post(f"{self.base}/v1/{path}", json=body, timeout=TIMEOUT_S)
+        except requests.RequestException as e:
+            raise QueueUnavailable(f"cannot {what}: {e.__class__.__name__}") from None
+        if response.status_code >= 300:
+            raise QueueUnavailable(f"{what} failed: HTTP {response.status_code} {response.text[:200]}")
+        return response
+
+
+class PubSubQueue(PubSubClient):
+    def __init__(self, settings):
+        if not settings.work_topic:
+            raise ConfigError("MAILBRIDGE_WORK_TOPIC is not set")
+        super().__init__(settings)
+        self.topic = settings.work_topic_path
+        self.published = 0  # messages accepted (benchmarks read it)
+
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None:
         self.publish_many(kind, [(mailbox, attributes)])
 
@@ -81,14 +105,5 @@ class PubSubQueue:
                 self._publish(topic, messages[start:start + PUBLISH_BATCH])
 
     def _publish(self, topic: str, batch: list[dict]) -> None:
-        import requests
-
-        try:
-            response = self.session().post(f"{self.base}/v1/{topic}:publish", json={"messages": batch},
-                                           timeout=TIMEOUT_S)
-        except requests.RequestException as e:
-            raise QueueUnavailable(f"cannot publish to {topic}: {e.__class__.__name__}") from None
-        if response.status_code >= 300:
-            raise QueueUnavailable(f"publishing to {topic} failed: HTTP {response.status_code} "
-                                   f"{response.text[:200]}")
+        self.post(f"{topic}:publish", {"messages": batch}, f"publish to {topic}")
         self.published += len(batch)

@@ -10,7 +10,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput
-from mailbridge.services import mailboxes, outbox
+from mailbridge.services import events, mailboxes, outbox
 
 INSTANCE_HELP = "production, uat or dev (any case)."
 
@@ -81,7 +81,8 @@ def mailbox_show(name, as_json):
     """
     services = common.services()
     box = services.store.get_mailbox(name)
-    data = {**mailboxes.view(services, box), "outbox": outbox.status(services, box)}
+    data = {**mailboxes.view(services, box), "outbox": outbox.status(services, box),
+            "events_waiting": events.waiting(services, box["name"])}
 
     def render(d):
         click.echo(f"{d['name']} <{d['address']}>  type {d['type']}  status {d['status']}  (this instance: {d['instance']})")
@@ -90,6 +91,7 @@ def mailbox_show(name, as_json):
         age = f", oldest {o['oldest_queued_age_s']} s" if o["oldest_queued_age_s"] is not None else ""
         click.echo(f"  outbox: {o['queued']} queued{age}; sent today {o['sent_today']}/{o['daily_budget']}"
                    f"; last send error {o['last_error'] or '-'}")
+        click.echo(f"  events waiting to be published: {d['events_waiting']}")
         lease = d.get("lease")
         if lease:
             click.echo(f"  syncing now: lease held by {lease['owner']} since {lease['since']} until {lease['until']}")

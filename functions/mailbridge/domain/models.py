@@ -58,6 +58,9 @@ DEFAULT_SETTINGS = {
     # Who may sign in to the admin pages with Google, besides MAILBRIDGE_ADMIN_EMAILS/_DOMAIN.
     "admin_emails": [],
     "admin_domain": "",
+    # How long the ticket event log keeps an event (docs/events.md): Firestore's TTL policy on the
+    # events' expires_at deletes them after that (terraform/firestore.tf).
+    "events.retention_days": 30,
 }
 ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -181,7 +184,10 @@ def apply_global_setting(key: str, raw) -> object:
         return None if raw in ("", "none", "null") else raw
     if key == "ticket_tag_format" and "{number}" not in raw:
         raise InvalidInput("ticket_tag_format must contain {number}")
-    return _coerce(current, raw, key) if isinstance(raw, str) else raw
+    value = _coerce(current, raw, key) if isinstance(raw, str) else raw
+    if key == "events.retention_days" and not 1 <= value <= 3650:
+        raise InvalidInput("events.retention_days must be between 1 and 3650")
+    return value
 
 
 def _admin_setting(key: str, raw):

@@ -64,13 +64,17 @@ TICKET_FIELDS = ("id", "number", "subject", "status", "mailbox", "requester", "p
                  "updated_at", "messages")
 
 
+def contract_message(message: dict) -> dict:
+    """Exactly the contract keys of a message of `tickets show --json` (of a message_view)."""
+    return {**{field: message.get(field) for field in MESSAGE_FIELDS},
+            "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in message.get("attachments", [])],
+            "authentication": message.get("authentication")}
+
+
 def contract_view(view: dict) -> dict:
     """Exactly the contract keys of `tickets list|show --json`, without the extras above."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
-    out["messages"] = [{**{field: m.get(field) for field in MESSAGE_FIELDS},
-                        "attachments": [{f: a.get(f) for f in ATTACHMENT_FIELDS} for a in m.get("attachments", [])],
-                        "authentication": m.get("authentication")}
-                       for m in view.get("messages", [])]
+    out["messages"] = [contract_message(m) for m in view.get("messages", [])]
     return out
 
 

@@ -57,6 +57,7 @@ class TicketRepository(Protocol):
     def get_ticket(self, ticket_id: str) -> dict: ...            # NotFound
     def ticket_for_update(self, ticket_id: str) -> tuple[dict, object]: ...  # (ticket, version)
     def update_ticket(self, ticket_id: str, changes: dict) -> None: ...
+    def change_ticket(self, ticket_id: str, decide: Callable[[dict], tuple]): ...  # + its event document, one commit
     def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
                               updated_at: str) -> None: ...
     # newest first; limit 0 = all; `before`: only numbers below it (the next page's cursor)
@@ -81,7 +82,7 @@ class InboundRepository(Protocol):
     def failed_rows(self, mailbox: str) -> list[str]: ...
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None: ...  # StoreUnavailable
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]]) -> int: ...  # WriteConflict
+                             tickets: list[tuple[str, dict, object]], event_document: tuple | None = None) -> int: ...
 
 
 class OutboundRepository(Protocol):
@@ -91,6 +92,7 @@ class OutboundRepository(Protocol):
     def create_outbound(self, key: str, record: dict) -> bool: ...  # False if the key exists
     def update_outbound(self, key: str, changes: dict) -> None: ...
     def change_outbound(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
+    def commit_sent(self, key: str, decide: Callable[[dict | None, dict | None], tuple]): ...  # + ticket, event
     def unsent_outbound(self, limit: int = 500) -> list[dict]: ...
     def send_budget_used(self, mailbox: str, day: str) -> int: ...
     def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]: ...
@@ -103,6 +105,16 @@ class OutboundRepository(Protocol):
                        statuses: tuple = ("queued", "pending", "sending", "failed")) -> list[dict]: ...
     def change_send_pacing(self, key: str, decide: Callable[[dict | None], tuple[object, dict | None]]): ...
     def get_send_pacing(self, key: str) -> dict | None: ...
+
+
+class EventRepository(Protocol):  # the ticket event log (docs/events.md), written by each change's own commit
+    def pending_events(self, mailbox: str, limit: int = 200) -> list[dict]: ...  # oldest first, "id", "_update_time"
+    def mark_events_published(self, documents: list[dict], published_at: str) -> int: ...  # unchanged ones, once
+    # newest first, of `subject`, created at or after `since`; limit 0 = all
+    def event_documents(self, subject: str | None = None, since: str | None = None, limit: int = 0) -> list[dict]: ...
+    def events_waiting(self, mailbox: str) -> int: ...
+    def mailboxes_with_waiting_events(self, before: str, limit: int = 1000) -> list[str]: ...
+    def event_message_rows(self, refs: list[dict]) -> dict[str, dict]: ...  # "collection/key" -> row
 
 
 class OverrideRepository(Protocol):
@@ -123,7 +135,7 @@ class AdminRepository(Protocol):
 
 
 class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, Protocol):
+            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository, Protocol):
     """Every repository: adapters/firestore.Store in production, tests/memory in service tests."""
 
 
@@ -160,6 +172,15 @@ class WorkQueue(Protocol):
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None: ...
     # Many tasks of one kind in as few requests as the queue allows (the scheduled tick's fan-out).
     def publish_many(self, kind: str, tasks: list[tuple[str, dict | None]]) -> None: ...
+
+
+class EventTopic(Protocol):  # adapters/pubsub_events.py: CloudEvents, ordering key = subject
+    def publish(self, events: list[dict]) -> None: ...  # in order; QueueUnavailable
+
+
+class EventSubscription(Protocol):  # a pull subscription on the events topic (`events tail`)
+    def pull(self, max_messages: int) -> list[tuple[str, dict]]: ...  # (ack id, event), [] when none waits
+    def ack(self, ack_ids: list[str]) -> None: ...
 
 
 class Secrets(Protocol):
@@ -212,6 +233,9 @@ class Services(Protocol):
     @property
     def queue(self) -> WorkQueue: ...
 
+    event_topic: EventTopic | None  # None: no MAILBRIDGE_EVENTS_TOPIC
+    event_subscription: EventSubscription
+
 
 # -- the ports of each use case ----------------------------------------------------------------
 # A service function's `services` parameter is annotated with the port of its module (or a
@@ -258,7 +282,7 @@ class ConnectPorts(WatchPorts, Protocol):
     def gmail_with(self, credentials) -> Gmail: ...
 
 
-class TicketsStore(TicketRepository, MailboxRepository, Protocol): ...
+class EventsStore(EventRepository, SettingsRepository, Protocol): ...
 
 
 class BodiesPorts(Protocol):
@@ -267,8 +291,24 @@ class BodiesPorts(Protocol):
     blobs: Blobs
 
 
-class TicketsPorts(BodiesPorts, Protocol):
-    """services/tickets.py: ticket views, fields and participants."""
+class EventsPorts(Protocol):
+    """services/events.py: publish (or queue an "events" task), list, replay (docs/events.md)."""
+
+    settings: Settings
+    store: EventsStore
+    event_topic: EventTopic | None
+    queue: WorkQueue
+
+
+class EventFeedPorts(Protocol):  # services/events.tail
+    event_subscription: EventSubscription
+
+
+class TicketsStore(TicketRepository, MailboxRepository, EventRepository, SettingsRepository, Protocol): ...
+
+
+class TicketsPorts(EventsPorts, BodiesPorts, Protocol):
+    """services/tickets.py: ticket views, fields and participants, each change with its event."""
 
     store: TicketsStore
 
@@ -319,7 +359,7 @@ class OverridesPorts(InstancePorts, Protocol):
 
 
 class OutgoingStore(SettingsRepository, MailboxRepository, TicketRepository, OutboundRepository, OverrideRepository,
-                    Protocol): ...
+                    EventRepository, Protocol): ...
 
 
 class ComposePorts(InstancePorts, Protocol):
@@ -340,7 +380,7 @@ class SendTaskPorts(Protocol):
     def queue(self) -> WorkQueue: ...
 
 
-class OutgoingPorts(ComposePorts, SendTaskPorts, Protocol):
+class OutgoingPorts(ComposePorts, EventsPorts, SendTaskPorts, Protocol):
     """services/outgoing/: what composing and recording need, plus delivery through Gmail
     (delivery.py) and replies that ask for their send task and wait for it (replies.py)."""
 
@@ -362,12 +402,12 @@ class OutboxPorts(OutgoingPorts, Protocol):
 
 
 class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
-                Protocol):
-    """What the sync itself reads and writes: the switches and the ticket tag format, the
-    mailboxes (loop protection), the sync state and lease, the tickets, the inbound log."""
+                EventRepository, Protocol):
+    """What the sync itself reads and writes: the switches and the ticket tag format, the mailboxes
+    (loop protection), the sync state and lease, the tickets, the inbound log, the ticket events."""
 
 
-class SyncPorts(InstancePorts, Protocol):
+class SyncPorts(InstancePorts, EventsPorts, Protocol):
     """services/sync/: find new mail, fetch, decide, commit (one mailbox, exactly once), and the
     sync's own tasks (a continuation, the tick's fan-out). Its hand-offs after the commit are
     named steps with their own ports (services/sync/handoffs.py): PollPorts joins them."""

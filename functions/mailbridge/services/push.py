@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from mailbridge.errors import NotFound
-from mailbridge.services import mailboxes, outbox, sync
+from mailbridge.services import events, mailboxes, outbox, sync
 from mailbridge.services.ports import PushPorts
 
 # A notification that finds the mailbox being synchronized waits for that run (well inside the
@@ -50,7 +50,19 @@ def on_task(services: PushPorts, task: dict) -> Outcome:
         except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
             return Outcome(f"send failed; retry later ({e.__class__.__name__})", 503, mailbox=name)
         return result if isinstance(result, Outcome) else Outcome("send task done", mailbox=name)
+    if kind == "events":
+        return events_task(services, name)
     return Outcome(f"unknown task kind {kind!r}", mailbox=name)
+
+
+def events_task(services: PushPorts, name: str) -> Outcome:
+    """Publish a mailbox's ticket events left waiting (docs/events.md); Pub/Sub redelivers the
+    task while the events topic refuses them."""
+    try:
+        published = events.handle_events_task(services, name)
+    except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
+        return Outcome(f"events not published; retry later ({e.__class__.__name__})", 503, mailbox=name)
+    return Outcome("events published", mailbox=name, published=published)
 
 
 def sync_task(services: PushPorts, name: str, task: dict) -> Outcome:

@@ -1,11 +1,14 @@
-"""Ticket use cases shared by the CLI and the admin pages: read views, change status."""
+"""Ticket use cases shared by the CLI, the admin pages and the API: read views, change status,
+team, type and participants. Each change is committed with its ticket.updated event and the event
+published after it (services/events.py, docs/events.md)."""
 
 from __future__ import annotations
 
-from mailbridge.domain import compose, models, threads
+from mailbridge.domain import compose, events, models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError
 from mailbridge.services import stored_bodies
+from mailbridge.services import events as ticket_events
 from mailbridge.services.ports import TicketsPorts
 
 STATUSES = ("open", "closed")
@@ -53,8 +56,29 @@ def set_field(services: TicketsPorts, ticket_id: str, field: str, value: str) ->
     if len(value) > 200 or "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidInput(f"{field} must be 1-200 characters without '/' or control characters")
     ticket = services.store.get_ticket(ticket_id)
-    services.store.update_ticket(ticket["id"], {FIELDS[field]: value or None, "updated_at": models.now_iso()})
+    change(services, ticket["id"], lambda _current: {FIELDS[field]: value or None})
     return {**ticket, FIELDS[field]: value or None}
+
+
+def change(services: TicketsPorts, ticket_id: str, changes_of) -> tuple[dict, dict]:
+    """Change a ticket with its ticket.updated event in one commit, then publish the event.
+    `changes_of(ticket as read)` gives the fields to set; a change that changes nothing writes
+    nothing. Returns (the ticket before, the ticket after)."""
+    retention = events.retention_days(services.store.settings())
+
+    def decide(ticket: dict):
+        after = {**ticket, **changes_of(ticket)}
+        event = events.ticket_updated(ticket, after, models.now_iso())
+        if event is None:
+            return (ticket, ticket), None, None
+        changes = {**{f: after[f] for f in after if after[f] != ticket.get(f)}, "updated_at": event["time"]}
+        document = events.batch([event], ticket.get("mailbox") or "", event["time"], retention)
+        return (ticket, {**after, **changes}), changes, document
+
+    before, after = services.store.change_ticket(ticket_id, decide)
+    if after is not before:
+        ticket_events.after_commit(services, after.get("mailbox"))
+    return before, after
 
 
 RULE_WORDS = {
@@ -88,8 +112,8 @@ def set_status(services: TicketsPorts, ticket_id: str, status: str) -> dict:
     if status not in STATUSES:
         raise InvalidInput("status must be open or closed")
     ticket = services.store.get_ticket(ticket_id)
-    services.store.update_ticket(ticket["id"], {"status": status, "updated_at": models.now_iso()})
-    return ticket
+    before, _after = change(services, ticket["id"], lambda _current: {"status": status})
+    return before
 
 
 def participants(services: TicketsPorts, ticket_id: str) -> dict:
@@ -104,9 +128,12 @@ def participants(services: TicketsPorts, ticket_id: str) -> dict:
 def confirm_participant(services: TicketsPorts, ticket_id: str, email: str) -> dict:
     """An agent confirms a suggested participant: from now on they receive replies."""
     ticket = services.store.get_ticket(ticket_id)
-    people, suggested = threads.confirm_participant(ticket, email)
-    services.store.update_ticket(ticket["id"], {"participants": people, "suggested_participants": suggested,
-                                                "updated_at": models.now_iso()})
+
+    def confirmed(current: dict) -> dict:
+        people, suggested = threads.confirm_participant(current, email)
+        return {"participants": people, "suggested_participants": suggested}
+
+    change(services, ticket["id"], confirmed)
     return participants(services, ticket["id"])
 
 

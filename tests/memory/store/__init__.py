@@ -14,6 +14,7 @@ Layout (collection/doc), as adapters/firestore/store.py:
   outbound, send_budget, send_pacing, ack_limits  outbound.py
   overrides/{scope}~{key}                      overrides.py
   admin_sessions/{digest}                      admin.py
+  events/{first event id}                      events.py
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import threading
 
 from tests.memory.store.admin import AdminRepository
+from tests.memory.store.events import EventRepository
 from tests.memory.store.inbound import InboundRepository
 from tests.memory.store.links import LinkRepository
 from tests.memory.store.mailboxes import MailboxRepository
@@ -32,7 +34,7 @@ from tests.memory.store.tickets import TicketRepository
 
 
 class MemoryStore(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-                  InboundRepository, OutboundRepository, OverrideRepository, AdminRepository):
+                  InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository):
     """Every repository over one dict of documents."""
 
     def __init__(self):

@@ -198,6 +198,12 @@ class MemoryRepository:
                 self.versions[doc_key] = self._clock
                 self.write_count += 1
 
+    def _new(self, collection: str, key: str, data: dict) -> tuple[str, dict]:
+        """(key, data) of a document a batch creates: AlreadyExists if it is there (as `_create`)."""
+        if self._version(collection, key) is not None:
+            raise gexc.AlreadyExists(f"{collection}/{key} already exists")
+        return key, data
+
     def _set(self, collection: str, key: str, data: dict) -> None:
         self._write([(collection, key, data)])
 
@@ -207,9 +213,13 @@ class MemoryRepository:
                 raise gexc.AlreadyExists(f"{collection}/{key} already exists")
             self._set(collection, key, data)
 
+    def _merged(self, collection: str, key: str, changes: dict) -> dict:
+        """The document after `set(changes, merge=True)`, not written yet."""
+        return _merge_maps(self._get(collection, key) or {}, changes)
+
     def _set_merge(self, collection: str, key: str, changes: dict) -> dict:
         with self._lock:
-            data = _merge_maps(self._get(collection, key) or {}, changes)
+            data = self._merged(collection, key, changes)
             self._set(collection, key, data)
             return data
 

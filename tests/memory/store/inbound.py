@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from google.api_core import exceptions as gexc
 
-from mailbridge.domain import models
+from mailbridge.domain import events, models
 from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 from tests.memory.store.base import DELETE, MemoryRepository
 
@@ -47,8 +47,16 @@ class InboundRepository(MemoryRepository):
             if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
                 return data
             row = change(data)
-            self._set_merge("inbound", _key(mailbox, gmail_id), row)
-            return {**data, **row}
+            after = {**data, **row}
+            event = events.inbound_quarantined(data, after, mailbox, gmail_id, models.now_iso())
+            writes = []
+            if event:
+                row[events.SEQUENCE_FIELD] = after[events.SEQUENCE_FIELD]
+                document = events.batch([event], mailbox, event["time"], events.retention_days(self.settings()))
+                writes.append(("events", *self._new("events", *document)))
+            self._write([("inbound", _key(mailbox, gmail_id), self._merged("inbound", _key(mailbox, gmail_id), row))]
+                        + writes)
+            return after
 
     def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
         return self._change_open_row(mailbox, gmail_id, lambda data: models.failed_attempt(
@@ -77,12 +85,15 @@ class InboundRepository(MemoryRepository):
             raise StoreUnavailable(f"inbound row not written ({e.__class__.__name__})") from e
 
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]]) -> int:
+                             tickets: list[tuple[str, dict, object]],
+                             event_document: tuple[str, dict] | None = None) -> int:
         """All or nothing: new documents are created, earlier ones updated only if their version
-        is the one read (WriteConflict otherwise); a retried row loses its `unfinished` mark."""
+        is the one read (WriteConflict otherwise); a retried row loses its `unfinished` mark; the
+        chunk's event document is created with them."""
         writes = [("inbound", _key(mailbox, gmail_id), {**row, "unfinished": DELETE} if version is not None else row,
                    version) for gmail_id, row, version in rows]
         writes += [("tickets", str(ticket_id), ticket, version) for ticket_id, ticket, version in tickets]
+        writes += [("events", *event_document, None)] if event_document else []
         with self._lock:
             documents = [(collection, key, self._precondition(collection, key, data, version))
                          for collection, key, data, version in writes]

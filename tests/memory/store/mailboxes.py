@@ -7,7 +7,9 @@ Layout: mailboxes/{name}   mailbox, its settings and credential sets; deleting o
 
 from __future__ import annotations
 
-from mailbridge.domain import models
+import copy
+
+from mailbridge.domain import events, models
 from mailbridge.errors import Conflict, NotFound
 from tests.memory.store.base import MemoryRepository
 
@@ -47,16 +49,30 @@ class MailboxRepository(MemoryRepository):
     def update_credential(self, name: str, instance: str, changes: dict) -> dict:
         with self._lock:
             mailbox, cred = self._credential(name, instance)
+            before = copy.deepcopy(mailbox["credentials"])
             cred.update(changes)
-            self._update("mailboxes", name, {"credentials": mailbox["credentials"]})
+            self._write_credentials(mailbox, before, mailbox["credentials"])
             return cred
 
     def remove_credential(self, name: str, instance: str) -> dict:
         with self._lock:
             mailbox, cred = self._credential(name, instance)
             rest = [c for c in mailbox["credentials"] if c["instance"] != instance]
-            self._update("mailboxes", name, {"credentials": rest})
+            self._write_credentials(mailbox, mailbox["credentials"], rest)
             return cred
+
+    def _write_credentials(self, mailbox: dict, before: list[dict], after: list[dict]) -> None:
+        """The new credential sets and, for a set no longer connected, its mailbox.disconnected
+        event, in one commit (as the adapter's transaction)."""
+        name = mailbox["name"]
+        changes = {"credentials": after}
+        disconnected = events.mailbox_disconnected(mailbox, before, after, models.now_iso())
+        writes = []
+        if disconnected:
+            changes[events.SEQUENCE_FIELD] = mailbox[events.SEQUENCE_FIELD]
+            document = events.batch(disconnected, name, disconnected[0]["time"], events.retention_days(self.settings()))
+            writes.append(("events", *self._new("events", *document)))
+        self._write([("mailboxes", name, self._updated("mailboxes", name, changes))] + writes)
 
     def _credential(self, name: str, instance: str) -> tuple[dict, dict]:
         mailbox = self.get_mailbox(name)

@@ -50,6 +50,21 @@ class OutboundRepository(MemoryRepository):
                 self._update("outbound", key, changes)
             return result, data or {}
 
+    def commit_sent(self, key: str, decide):
+        """The record's changes, its ticket's and the event document decide returns, all or nothing."""
+        with self._lock:
+            record = self._get("outbound", key)
+            ticket_id = str(record["ticket_id"]) if record and record.get("ticket_id") else None
+            ticket = self._get("tickets", ticket_id) if ticket_id else None
+            result, changes, ticket_changes, event_document = decide(record, ticket)
+            writes = [("outbound", key, self._updated("outbound", key, changes))] if changes else []
+            if ticket_changes and ticket is not None:
+                writes.append(("tickets", ticket_id, self._updated("tickets", ticket_id, ticket_changes)))
+            if event_document:
+                writes.append(("events", *self._new("events", *event_document)))
+            self._write(writes)
+            return result
+
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
         return self._query("outbound", ("status", "in", list(UNSENT)), limit=limit)
 

@@ -33,6 +33,19 @@ class TicketRepository(MemoryRepository):
     def update_ticket(self, ticket_id: str, changes: dict) -> None:
         self._update("tickets", str(ticket_id), changes)
 
+    def change_ticket(self, ticket_id: str, decide):
+        """The ticket's changes and the event document decide returns, all or nothing."""
+        with self._lock:
+            ticket = self.find_ticket(ticket_id)
+            if ticket is None:
+                raise NotFound(f"no ticket {str(ticket_id)!r}")
+            result, changes, event_document = decide(ticket)
+            writes = [("tickets", str(ticket_id), self._updated("tickets", str(ticket_id), changes))] if changes else []
+            if event_document:
+                writes.append(("events", *self._new("events", *event_document)))
+            self._write(writes)
+            return result
+
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
         filters = [("mailbox", "==", mailbox)] if mailbox else []

@@ -1,8 +1,8 @@
 """What the Firestore repositories share: the client and the write count (Store sets both),
 the keys of documents named by more than one aggregate, the ticket documents that the inbound
-commit and outgoing mail write too, and the one place where a document over Firestore's size
-limit becomes DocumentTooLarge. One repository per aggregate, mixed into Store
-(adapters/firestore/store.py, which lists the whole layout).
+commit and outgoing mail write too, the event documents every change writes with it, and the
+one place where a document over Firestore's size limit becomes DocumentTooLarge. One repository
+per aggregate, mixed into Store (adapters/firestore/store.py, which lists the whole layout).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import functools
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from mailbridge.errors import DocumentTooLarge
+from mailbridge.errors import DocumentTooLarge, WriteConflict
 
 # Documents that several writers update at once (a mailbox's pacing document: its syncs and its
 # send drainer; the acknowledgement counters of a burst) get more transaction attempts than the
@@ -69,3 +69,17 @@ class FirestoreRepository:
 
     def ticket_ref(self, ticket_id: str):
         return self.db.collection("tickets").document(str(ticket_id))
+
+    def run_contended(self, run, what: str):
+        """Run a @firestore.transactional `run(tx)` answering (result, documents written) with
+        CONTENDED_ATTEMPTS; WriteConflict when every attempt lost; returns the result."""
+        try:
+            result, writes = run(self.db.transaction(max_attempts=CONTENDED_ATTEMPTS))
+        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
+            raise WriteConflict(f"{what}: {e}") from None
+        self.write_count += writes
+        return result
+
+    def events_ref(self, document_id: str):
+        """An event document (adapters/firestore/events.py), written in the commit of its change."""
+        return self.db.collection("events").document(document_id)

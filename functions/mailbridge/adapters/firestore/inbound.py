@@ -11,7 +11,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import FirestoreRepository, inbound_key
-from mailbridge.domain import models
+from mailbridge.domain import events, models
 from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 
 
@@ -56,13 +56,20 @@ class InboundRepository(FirestoreRepository):
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
             if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
-                return data
+                return data, 0
             row = change(data)
+            after = {**data, **row}
+            event = events.inbound_quarantined(data, after, mailbox, gmail_id, models.now_iso())
+            if event:  # the quarantine's event, in the same commit (docs/events.md)
+                row[events.SEQUENCE_FIELD] = after[events.SEQUENCE_FIELD]
+                document_id, document = events.batch([event], mailbox, event["time"],
+                                                     events.retention_days(self.settings()))
+                tx.create(self.events_ref(document_id), document)
             tx.set(ref, row, merge=True)
-            return {**data, **row}
+            return after, 1 + bool(event)
 
-        row = run(self.db.transaction())
-        self.write_count += 1
+        row, writes = run(self.db.transaction())
+        self.write_count += writes
         return row
 
     def record_failure(self, mailbox: str, gmail_id: str, reason: str, max_attempts: int) -> dict:
@@ -98,13 +105,17 @@ class InboundRepository(FirestoreRepository):
         self.write_count += 1
 
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]]) -> int:
+                             tickets: list[tuple[str, dict, object]],
+                             event_document: tuple[str, dict] | None = None) -> int:
         """One batch for a chunk of messages, all or nothing. `rows`: (gmail_id, row, version of
         the earlier row or None); `tickets`: (ticket_id, ticket, version read or None for a new
-        one). New documents are created (fail if present); earlier ones are updated only if
+        one); `event_document`: (id, fields) of the chunk's events (docs/events.md), created.
+        New documents are created (fail if present); earlier ones are updated only if
         unchanged since read, and a retried row loses its `unfinished` mark. WriteConflict if
         another writer came first. Returns the number of documents written."""
         batch = self.db.batch()
+        if event_document:
+            batch.create(self.events_ref(event_document[0]), event_document[1])
         for gmail_id, row, version in rows:
             ref = self.inbound_ref(mailbox, gmail_id)
             if version is not None:  # a failed earlier attempt left a row: guard on its version
@@ -117,7 +128,7 @@ class InboundRepository(FirestoreRepository):
                 batch.update(self.ticket_ref(ticket_id), ticket, option=self.db.write_option(last_update_time=version))
             else:
                 batch.create(self.ticket_ref(ticket_id), ticket)
-        writes = len(rows) + len(tickets)
+        writes = len(rows) + len(tickets) + bool(event_document)
         if not writes:
             return 0
         try:

@@ -6,11 +6,14 @@ Layout: mailboxes/{name}   mailbox, its settings and credential sets; deleting o
 
 from __future__ import annotations
 
+import copy
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import FirestoreRepository, sync_key
+from mailbridge.domain import events, models
 from mailbridge.errors import Conflict, NotFound
 
 
@@ -46,7 +49,8 @@ class MailboxRepository(FirestoreRepository):
 
     def _change_credentials(self, name: str, change):
         """Run `change(credentials)` on a mailbox's credential sets in one transaction; it
-        returns (new list, result). Both credential writers share this read-modify-write."""
+        returns (new list, result). Every credential writer shares this read-modify-write, so a
+        set that stops being connected writes its mailbox.disconnected event with it."""
         ref = self.db.collection("mailboxes").document(name)
 
         @firestore.transactional
@@ -54,12 +58,21 @@ class MailboxRepository(FirestoreRepository):
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound(f"no mailbox named {name!r}")
-            credentials, result = change(snap.to_dict().get("credentials", []))
-            tx.update(ref, {"credentials": credentials})
-            return result
+            mailbox = snap.to_dict()
+            before = copy.deepcopy(mailbox.get("credentials", []))
+            credentials, result = change(mailbox.get("credentials", []))
+            changes = {"credentials": credentials}
+            disconnected = events.mailbox_disconnected(mailbox, before, credentials, models.now_iso())
+            if disconnected:
+                changes[events.SEQUENCE_FIELD] = mailbox[events.SEQUENCE_FIELD]
+                document_id, document = events.batch(disconnected, name, disconnected[0]["time"],
+                                                     events.retention_days(self.settings()))
+                tx.create(self.events_ref(document_id), document)
+            tx.update(ref, changes)
+            return result, 1 + bool(disconnected)
 
-        result = run(self.db.transaction())
-        self.write_count += 1
+        result, writes = run(self.db.transaction())
+        self.write_count += writes
         return result
 
     def update_credential(self, name: str, instance: str, changes: dict) -> dict:

@@ -19,7 +19,6 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
-from mailbridge.errors import WriteConflict
 
 UNSENT = ["queued", "pending", "sending", "failed"]
 BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
@@ -74,6 +73,30 @@ class OutboundRepository(FirestoreRepository):
             self.write_count += 1
         return result, data
 
+    def commit_sent(self, key: str, decide):
+        """A record's sent transition with its ticket's references and the event of the send, in
+        one transaction: `decide(record or None, ticket or None)` returns (result, record changes,
+        ticket changes, event document (id, fields)), each None for nothing to write."""
+        ref = self.outbound_ref(key)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            record = snap.to_dict() if snap.exists else None
+            ticket_ref = self.ticket_ref(record["ticket_id"]) if record and record.get("ticket_id") else None
+            ticket_snap = ticket_ref.get(transaction=tx) if ticket_ref else None
+            ticket = ticket_snap.to_dict() if ticket_snap is not None and ticket_snap.exists else None
+            result, changes, ticket_changes, event_document = decide(record, ticket)
+            if changes:
+                tx.update(ref, changes)
+            if ticket_changes and ticket is not None:
+                tx.update(ticket_ref, ticket_changes)
+            if event_document:
+                tx.create(self.events_ref(event_document[0]), event_document[1])
+            return result, bool(changes) + bool(ticket_changes and ticket is not None) + bool(event_document)
+
+        return self.run_contended(run, f"outbound/{key}")
+
     def unsent_outbound(self, limit: int = 500) -> list[dict]:
         """Records not sent yet (pending, sending or failed), any instance."""
         query = self.db.collection("outbound").where(filter=FieldFilter("status", "in", UNSENT))
@@ -127,7 +150,6 @@ class OutboundRepository(FirestoreRepository):
     def change_send_pacing(self, key: str, decide):
         """Read-modify-write of one pacing document in a transaction; returns decide's result."""
         ref = self.db.collection("send_pacing").document(key)
-        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
 
         @firestore.transactional
         def run(tx):
@@ -135,15 +157,9 @@ class OutboundRepository(FirestoreRepository):
             result, changes = decide(snap.to_dict() if snap.exists else None)
             if changes:
                 tx.set(ref, changes, merge=True)
-            return result, bool(changes)
+            return result, int(bool(changes))
 
-        try:
-            result, wrote = run(transaction)
-        except ValueError as e:  # the client's "Failed to commit transaction in N attempts"
-            raise WriteConflict(f"send_pacing/{key}: {e}") from None
-        if wrote:
-            self.write_count += 1
-        return result
+        return self.run_contended(run, f"send_pacing/{key}")
 
     # -- acknowledgement limits --------------------------------------------------------------
     def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool:

@@ -14,6 +14,7 @@ Layout (collection/doc):
   send_budget, send_pacing, ack_limits   counters of outgoing mail               outbound.py
   overrides/{scope}~{key}    outgoing mailbox per ticket, ticket type, team or client  overrides.py
   admin_sessions/{digest}    admin page sessions                                  admin.py
+  events/{first event id}    ticket events of one commit, written with its change (TTL)  events.py
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from google.cloud import firestore
 
 from mailbridge.adapters.firestore.admin import AdminRepository
+from mailbridge.adapters.firestore.events import EventRepository
 from mailbridge.adapters.firestore.inbound import InboundRepository
 from mailbridge.adapters.firestore.links import LinkRepository
 from mailbridge.adapters.firestore.mailboxes import MailboxRepository
@@ -32,7 +34,7 @@ from mailbridge.adapters.firestore.tickets import TicketRepository
 
 
 class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository):
+            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository):
     """Every repository over one Firestore client."""
 
     def __init__(self, client: "firestore.Client"):

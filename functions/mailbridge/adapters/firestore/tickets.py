@@ -42,6 +42,26 @@ class TicketRepository(FirestoreRepository):
         self.ticket_ref(ticket_id).update(changes)
         self.write_count += 1
 
+    def change_ticket(self, ticket_id: str, decide):
+        """Read-modify-write of a ticket with the event of its change, in one transaction:
+        `decide(ticket)` returns (result, changes or None, event document (id, fields) or None),
+        written together only if the ticket did not change meanwhile. NotFound for no ticket."""
+        ref = self.ticket_ref(ticket_id)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound(f"no ticket {str(ticket_id)!r}")
+            result, changes, event_document = decide(snap.to_dict())
+            if changes:
+                tx.update(ref, changes)
+            if event_document:
+                tx.create(self.events_ref(event_document[0]), event_document[1])
+            return result, bool(changes) + bool(event_document)
+
+        return self.run_contended(run, f"tickets/{ticket_id}")
+
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
         query = self.db.collection("tickets")

@@ -11,7 +11,7 @@ from mailbridge.errors import MailbridgeError, NotFound
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.forms import confirm, confirmed, field_errors
 from mailbridge.http.admin.rendering import plural, redirect, render
-from mailbridge.services import labels, mailboxes, outbox, sync
+from mailbridge.services import events, labels, mailboxes, outbox, sync
 
 MAILBOX_SECTIONS = (("overview", "Overview"), ("credentials", "Credentials"), ("labels", "Deletion label"),
                     ("incoming", "Incoming"), ("outgoing", "Outgoing"), ("remove", "Remove"))
@@ -75,6 +75,7 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200, form=None, secti
     mailbox = services.store.get_mailbox(name)
     view = mailboxes.view(services, mailbox)
     view["outbox"] = outbox.status(services, mailbox)
+    view["events_waiting"] = events.waiting(services, name)
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.has_function_urls else ""

@@ -15,7 +15,7 @@ import uuid
 from mailbridge.domain import models, routing
 from mailbridge.errors import InvalidInput, MailbridgeError, NotFound, TokenRevoked, WriteConflict
 from mailbridge.logs import log_event
-from mailbridge.services import mailboxes
+from mailbridge.services import events, mailboxes
 from mailbridge.services.outbox import pacing
 from mailbridge.services.outgoing import budget, delivery, records
 from mailbridge.services.ports import OutboxPorts, SendTaskPorts
@@ -278,13 +278,15 @@ class Drainer:
 
 class InlineQueue:
     """Where no work queue is wired (MAILBRIDGE_WORK_TOPIC unset: a CLI against a project without
-    the queue, the in-process integration tests) a "send" task runs in the caller, after the
-    caller's own work; "sync" tasks are left to the next scheduled poll."""
+    the queue, the in-process integration tests) a "send" or "events" task runs in the caller,
+    after the caller's own work; "sync" tasks are left to the next scheduled poll."""
 
     def __init__(self, services: OutboxPorts):
         self.services = services
 
     def publish(self, kind: str, mailbox: str, attributes: dict | None = None) -> None:
+        if kind == "events":
+            events.handle_events_task(self.services, mailbox)
         if kind != "send":
             return
         try:

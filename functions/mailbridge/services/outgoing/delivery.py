@@ -14,9 +14,10 @@ from datetime import datetime
 import time
 
 from mailbridge.domain import compose as mime
-from mailbridge.domain import models, routing
+from mailbridge.domain import events, models, routing
 from mailbridge.errors import Conflict, GmailError, InvalidInput, NotFound, TokenRevoked
 from mailbridge.logs import log_event
+from mailbridge.services import events as ticket_events
 from mailbridge.services import mailboxes
 from mailbridge.services.outgoing import budget, records
 from mailbridge.services.ports import OutgoingPorts
@@ -102,6 +103,9 @@ def _earlier_send(services: OutgoingPorts, gmail, key: str, state: str, data: di
 # ============================================================ recording the outcome
 def _mark_sent(services: OutgoingPorts, key: str, data: dict, gmail_id: str, thread_id: str | None,
                sent_message_id: str | None) -> dict:
+    """The record sent, the ticket's references and the ticket.reply_sent event, in one commit
+    (the commit a crash can lose: the retry finds the message in Gmail and makes it then); then
+    the event is published (services/events.py)."""
     now = models.now_iso()
     changes = {"status": "sent", "gmail_message_id": gmail_id, "gmail_thread_id": thread_id,
                "sent_message_id": sent_message_id,
@@ -114,21 +118,37 @@ def _mark_sent(services: OutgoingPorts, key: str, data: dict, gmail_id: str, thr
         changes["requested_thread_id"] = requested
         log_event("WARNING", "gmail put the message in another thread", key=key, requested_thread_id=requested,
                   gmail_thread_id=thread_id)
-    services.store.update_outbound(key, changes)  # the record update a crash can lose
-    data = {**data, **{k: v for k, v in changes.items() if not k.startswith("message.")}}
-    _touch_ticket(services, data)
-    return data
+    retention = events.retention_days(services.store.settings())
+
+    def decide(record: dict | None, ticket: dict | None):
+        if record is None or record.get("status") == "sent":  # recorded (with its event) by another sender
+            return ({**data, **(record or {})}, None), None, None, None
+        sent = {**record, **{k: v for k, v in changes.items() if not k.startswith("message.")}}
+        sent["message"] = {**record.get("message", {}), "gmail_message_id": gmail_id, "gmail_thread_id": thread_id,
+                           "sent_message_id": sent_message_id}
+        if ticket is None:
+            return (sent, None), changes, None, None
+        ticket_changes = _ticket_references(ticket, sent, now)
+        event = events.reply_sent({**ticket, **ticket_changes}, sent, now)
+        ticket_changes[events.SEQUENCE_FIELD] = event["sequence"]
+        return ((sent, ticket.get("mailbox")), changes, ticket_changes,
+                events.batch([event], ticket.get("mailbox") or "", now, retention))
+
+    sent, ticket_mailbox = services.store.commit_sent(key, decide)
+    ticket_events.after_commit(services, ticket_mailbox)
+    return sent
 
 
-def _touch_ticket(services: OutgoingPorts, data: dict) -> None:
-    thread_keys = [f"{data['mailbox']}:{data['gmail_thread_id']}"] if data.get("gmail_thread_id") else []
-    # Both ids thread the customer's answer: ours, and the one Gmail sent if it replaced ours.
-    message_ids = list(dict.fromkeys(filter(None, [data["message_id"], data.get("sent_message_id")])))
-    try:
-        services.store.add_ticket_references(data["ticket_id"], message_ids, thread_keys, models.now_iso())
-    except Exception as e:  # noqa: BLE001 - the message went out; the ticket already has its Message-ID
-        log_event("WARNING", "ticket update after send failed", ticket=data.get("ticket_id"),
-                  error=f"{e.__class__.__name__}: {str(e)[:200]}")
+def _ticket_references(ticket: dict, sent: dict, now: str) -> dict:
+    """The ticket's changes when a message of it is sent: both Message-IDs thread the customer's
+    answer (ours, and the one Gmail sent if it replaced ours), and the Gmail thread."""
+    message_ids = list(dict.fromkeys(filter(None, [sent["message_id"], sent.get("sent_message_id")])))
+    changes = {"updated_at": now,
+               "message_ids": list(dict.fromkeys(list(ticket.get("message_ids") or []) + message_ids))}
+    if sent.get("gmail_thread_id"):
+        thread_key = f"{sent['mailbox']}:{sent['gmail_thread_id']}"
+        changes["thread_keys"] = list(dict.fromkeys(list(ticket.get("thread_keys") or []) + [thread_key]))
+    return changes
 
 
 def _sent_message_id(gmail, gmail_id: str | None) -> str | None:

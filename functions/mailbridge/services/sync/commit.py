@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from mailbridge.domain import models
+from mailbridge.domain import events, models
 from mailbridge.errors import MailbridgeError, WriteConflict
 from mailbridge.logs import log_event
 from mailbridge.services.ports import SyncStore
@@ -39,7 +39,8 @@ def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, in
 
 def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incoming: dict,
                 own_addresses: set[str]) -> Committed:
-    tag_format = store.settings().get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
+    settings = store.settings()
+    tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     existing = store.get_inbound_rows(mailbox, [p.gmail_id for p in prepared])
     # Rows already final (another writer committed them): their outcome stands.
     outcomes = {p.gmail_id: existing[p.gmail_id]["outcome"] for p in prepared
@@ -56,13 +57,29 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
         rows.append((decision.prepared.gmail_id, _row(mailbox, seq, decision, renames, earlier, now),
                      earlier["_update_time"] if earlier else None))
         outcomes[decision.prepared.gmail_id] = decision.outcome
-    store.commit_inbound_chunk(mailbox, rows, tickets.writes())
+    store.commit_inbound_chunk(mailbox, rows, tickets.writes(),
+                               _event_document(mailbox, decisions, tickets, renames, now, settings))
     for decision in decisions:
         if decision.outcome == "ignored":
             log_event("INFO", "message ignored", mailbox=mailbox, gmail_message_id=decision.prepared.gmail_id,
                       reason=decision.reason)
     return Committed(outcomes, [(tickets.tickets[renames.get(d.ticket_id, d.ticket_id)], d.prepared)
                                 for d in decisions if d.outcome == "created" and d.prepared.verdict.action == "accept"])
+
+
+def _event_document(mailbox: str, decisions: list[Decision], tickets: ChunkTickets, renames: dict[str, str],
+                    now: str, settings: dict) -> tuple[str, dict] | None:
+    """The chunk's ticket events, one per message that opened or joined a ticket, in one document
+    of the same batch (docs/events.md): none is written without its row, nor a row without it."""
+    joined = []
+    for decision in decisions:
+        if decision.joined is None:
+            continue
+        sequence, ticket_json = decision.joined
+        ticket = tickets.tickets[renames.get(decision.ticket_id, decision.ticket_id)]
+        joined.append(events.message_joined(events.numbered(ticket_json, ticket), sequence, mailbox,
+                                            decision.prepared.gmail_id, decision.outcome == "created", now))
+    return events.batch(joined, mailbox, now, events.retention_days(settings))
 
 
 def _row(mailbox: str, seq: int, decision: Decision, renames: dict[str, str], earlier: dict | None,

@@ -8,7 +8,7 @@ import concurrent.futures
 import uuid
 
 from mailbridge.logs import log_event
-from mailbridge.services import mailboxes
+from mailbridge.services import events, mailboxes
 from mailbridge.services.ports import PollPorts
 from mailbridge.services.sync.handoffs import wake_outboxes
 from mailbridge.services.sync.mailbox import sync_mailbox, zero_counts
@@ -31,6 +31,8 @@ def poll(services: PollPorts, mailbox: str | None = None, *, scheduled: bool = T
     else:
         boxes = [m for m in services.store.list_mailboxes()
                  if (mailboxes.own_credential(services, m) or {}).get("status") == "connected"]
+    if scheduled and not mailbox:
+        _sweep_events(services)
     if fanout is None:
         fanout = bool(settings.work_topic) and not mailbox and backfill_since is None
     if fanout:
@@ -47,6 +49,14 @@ def poll(services: PollPorts, mailbox: str | None = None, *, scheduled: bool = T
     totals = {k: sum(r.get("counts", {}).get(k, 0) for r in results) for k in zero_counts()}
     wake_outboxes(services, boxes)
     return {"status": "ok", "instance": settings.instance, "mailboxes": results, "totals": totals}
+
+
+def _sweep_events(services: PollPorts) -> None:
+    """The tick's safety net for ticket events whose writer could not publish them (docs/events.md)."""
+    try:
+        events.sweep(services)
+    except Exception as e:  # noqa: BLE001 - the sync goes on; the next tick sweeps again
+        log_event("WARNING", "ticket events sweep failed", error=f"{e.__class__.__name__}: {str(e)[:200]}")
 
 
 def _fan_out(services: PollPorts, boxes: list[dict], tick: str) -> dict:

@@ -10,7 +10,7 @@ import uuid
 from mailbridge.domain import models
 from mailbridge.errors import GmailError, TokenRevoked
 from mailbridge.logs import log_event
-from mailbridge.services import mailboxes, watch
+from mailbridge.services import events, mailboxes, watch
 from mailbridge.services.ports import PollPorts, SyncPorts
 from mailbridge.services.sync import handoffs
 from mailbridge.services.sync.lease import Heartbeat, take_lease
@@ -53,6 +53,8 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
     _hand_off_after_the_lease(services, sync)
+    # events written outside a chunk's commit: a quarantine, a lost connection (docs/events.md)
+    events.after_commit(services, name)
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
                    retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailbridge.domain import models, threads
+from mailbridge.domain import events, models, threads
 from mailbridge.domain.threads import match_ticket
 from mailbridge.services.ports import TicketRepository
 from mailbridge.services.sync.decide import Prepared
@@ -19,6 +19,8 @@ class Decision:
     reason: str
     ticket_id: str | None  # a stored ticket's id, or "new-N" until the new tickets are numbered
     message: dict | None  # the message record; None when ignored
+    # its ticket event's sequence and the ticket's JSON as the message left it (domain/events.joined)
+    joined: tuple[int, dict] | None = None
 
 
 def _address(addr) -> dict | None:
@@ -129,11 +131,12 @@ class ChunkTickets:
             if ticket_id not in self.tickets:
                 self.tickets[ticket_id], self.versions[ticket_id] = self.store.ticket_for_update(ticket_id)
             self._update_ticket(self.tickets[ticket_id], p)
-            return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message)
+            return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message,
+                            events.joined(self.tickets[ticket_id]))
         self.new_count += 1
         temp_id = f"new-{self.new_count}"
         self.tickets[temp_id] = self._new_ticket(p, message)
-        return Decision(p, "created", "new conversation", temp_id, message)
+        return Decision(p, "created", "new conversation", temp_id, message, events.joined(self.tickets[temp_id]))
 
     def number_new_tickets(self, numbers: list[int]) -> dict[str, str]:
         """The reserved numbers given to the new tickets, in order: "new-N" -> its ticket id."""

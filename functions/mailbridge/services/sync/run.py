@@ -13,6 +13,7 @@ import time
 from mailbridge.domain import models
 from mailbridge.errors import DocumentTooLarge, InvalidInput, StoreUnavailable
 from mailbridge.logs import log_event
+from mailbridge.services import events
 from mailbridge.services.ports import SyncPorts
 from mailbridge.services.sync import commit, fetch, listing
 from mailbridge.services.sync.decide import Decider, Prepared
@@ -151,6 +152,7 @@ class MailboxSync:
                 self._prepare(message, prepared, outcomes)
         if prepared:
             self._commit(prepared, outcomes)
+            events.after_commit(self.services, self.name)  # the chunk's ticket events (docs/events.md)
         for outcome in outcomes.values():
             self.counts[outcome if outcome in self.counts else "failed"] += 1
         return outcomes

@@ -1,0 +1,264 @@
+"""Ticket events on in-memory ports (docs/events.md): every change stores exactly one event in its
+own commit and is published after it, in each ticket's order; a failed publish waits in the log
+and is retried by the queue and the tick's sweep; the log is listed, replayed with the same ids,
+tailed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import time
+
+import jsonschema_rs  # installed with schemathesis (requirements.txt)
+import pytest
+
+from mailbridge.errors import ConfigError, InvalidInput
+from mailbridge.services import events, outbox, outgoing, push, sync, tickets
+from tests.helpers import make_mail
+from tests.memory.services import connected_mailbox, memory_services
+
+ADDRESS = "help@acme.example"
+
+
+@pytest.fixture
+def world():
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts, outgoing={"gmail_quota_units_per_minute": 15000, "acknowledge_new": False})
+    return services, accounts
+
+
+def mail(accounts, sender: str, subject: str, **headers) -> None:
+    accounts.deliver(ADDRESS, make_mail(sender, ADDRESS, subject, **headers))
+
+
+def stored(services) -> list[dict]:
+    """Every stored event, in the order the log lists them."""
+    return [e for d in sorted(services.store.collection("events").values(), key=lambda d: d["created_at"])
+            for e in d["events"]]
+
+
+def published(services, **match) -> list[dict]:
+    return [e for e in services.event_topic.published if all(e.get(k) == v for k, v in match.items())]
+
+
+def new_ticket(services, accounts, sender: str = "ann@example.org", subject: str = "Broken printer") -> dict:
+    mail(accounts, sender, subject)
+    sync.poll(services, "help")
+    return max(services.store.list_tickets(), key=lambda t: t["number"])
+
+
+def send_tasks(services) -> None:
+    for task in services.queue.take():
+        if task["kind"] == "send":
+            outbox.handle_send_task(services, task["mailbox"], task)
+
+
+# ------------------------------------------------------------------ one event per change
+def test_a_new_ticket_is_one_created_event_carrying_its_first_message(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    (event,) = published(services)
+    assert (event["type"], event["subject"], event["sequence"]) == ("ticket.created", ticket["id"], 1)
+    assert event["data"]["message"]["subject"] == "Broken printer"
+    assert event["data"]["ticket"]["requester"]["email"] == "ann@example.org"
+    assert [e["id"] for e in stored(services)] == [event["id"]]
+    assert services.store.events_waiting("help") == 0
+
+
+def test_customer_mail_joining_a_ticket_is_message_added_with_the_next_sequence(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    mail(accounts, "ann@example.org", f"Re: Broken printer [#{ticket['number']}]")
+    sync.poll(services, "help")
+    assert [(e["type"], e["sequence"]) for e in published(services, subject=ticket["id"])] == [
+        ("ticket.created", 1), ("ticket.message_added", 2)]
+
+
+def test_two_messages_of_one_ticket_in_one_chunk_are_two_events_in_order(world):
+    services, accounts = world
+    mail(accounts, "ann@example.org", "Order 1")
+    sync.poll(services, "help")
+    (ticket,) = services.store.list_tickets()
+    mail(accounts, "ann@example.org", f"Re: Order 1 [#{ticket['number']}]")
+    mail(accounts, "ann@example.org", f"Re: Order 1 again [#{ticket['number']}]")
+    sync.poll(services, "help")
+    events_of_ticket = published(services, subject=ticket["id"])
+    assert [e["sequence"] for e in events_of_ticket] == [1, 2, 3]
+    assert len({e["id"] for e in events_of_ticket}) == 3
+    assert [e["data"]["message"]["subject"] for e in events_of_ticket[1:]] == [
+        f"Re: Order 1 [#{ticket['number']}]", f"Re: Order 1 again [#{ticket['number']}]"]
+
+
+def test_an_agents_reply_is_reply_sent_with_gmails_ids_when_it_leaves(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    outgoing.send_reply(services, ticket["id"], "We are on it", idempotency_key="r1", wait=False)
+    assert published(services, type="ticket.reply_sent") == []  # queued is no change yet
+    send_tasks(services)
+    (event,) = published(services, type="ticket.reply_sent")
+    record = services.store.get_outbound("r1")
+    assert (event["id"], event["sequence"]) == ("r1~sent", 2)
+    assert event["data"]["outbound"]["gmail_message_id"] == record["gmail_message_id"]
+    assert event["data"]["message"]["gmail_message_id"] == record["gmail_message_id"]
+    assert event["data"]["message"]["direction"] == "out"
+
+
+def test_an_acknowledgement_that_leaves_is_reply_sent_too(world):
+    services, accounts = world
+    services.store.update_mailbox("help", {"outgoing.acknowledge_new": True})
+    ticket = new_ticket(services, accounts)
+    send_tasks(services)
+    assert [e["type"] for e in published(services, subject=ticket["id"])] == ["ticket.created", "ticket.reply_sent"]
+    assert published(services, type="ticket.reply_sent")[0]["data"]["outbound"]["kind"] == "acknowledgement"
+
+
+def test_status_team_type_and_participants_changes_are_ticket_updated_each(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    tickets.set_status(services, ticket["id"], "closed")
+    tickets.set_field(services, ticket["id"], "team", "billing")
+    tickets.set_field(services, ticket["id"], "type", "refund")
+    tickets.set_field(services, ticket["id"], "team", "billing")  # no change: no event, no write
+    updates = published(services, type="ticket.updated")
+    assert [list(e["data"]["changes"]) for e in updates] == [["status"], ["team"], ["type"]]
+    assert [e["sequence"] for e in updates] == [2, 3, 4]
+    assert updates[-1]["data"]["ticket"]["type"] == "refund" and updates[-1]["data"]["ticket"]["status"] == "closed"
+    assert services.store.get_ticket(ticket["id"])["event_sequence"] == 4
+
+
+def test_a_confirmed_participant_is_ticket_updated(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    services.store.update_ticket(ticket["id"], {"suggested_participants": [{"email": "boss@example.org"}]})
+    tickets.confirm_participant(services, ticket["id"], "boss@example.org")
+    (event,) = published(services, type="ticket.updated")
+    assert event["data"]["changes"]["participants"]["to"] == ["ann@example.org", "boss@example.org"]
+
+
+def test_a_credential_set_that_loses_its_token_is_mailbox_disconnected(world):
+    services, accounts = world
+    services.google.mark_revoked("help", "production", "invalid_grant: token revoked")
+    events.after_commit(services, "help")
+    (event,) = published(services, type="mailbox.disconnected")
+    assert event["subject"] == "mailboxes/help" and event["data"]["mailbox"]["reason"].startswith("invalid_grant")
+
+
+def test_a_quarantined_message_is_inbound_quarantined(world):
+    services, accounts = world
+    for _ in range(services.settings.max_attempts + 1):
+        services.store.begin_attempt("help", "g-big", services.settings.max_attempts, "never finished")
+    events.after_commit(services, "help")
+    (event,) = published(services, type="inbound.quarantined")
+    assert event["subject"] == "inbound/help~g-big" and event["data"]["inbound"]["outcome"] == "quarantined"
+
+
+# ------------------------------------------------------------------ publishing, never lost
+def test_a_failed_publish_leaves_the_events_waiting_and_asks_the_queue_to_retry(world):
+    services, accounts = world
+    services.event_topic.failing = 2  # after the chunk's commit and at the end of the sync
+    ticket = new_ticket(services, accounts)
+    assert published(services) == [] and services.store.events_waiting("help") == 1
+    tasks = [t for t in services.queue.take() if t["kind"] == "events"]
+    assert len(tasks) == 2 and {t["mailbox"] for t in tasks} == {"help"}
+    assert [push.on_task(services, task).status for task in tasks] == [200, 200]
+    assert [e["subject"] for e in published(services)] == [ticket["id"]]  # the second task found nothing
+    assert services.store.events_waiting("help") == 0
+
+
+def test_an_events_task_that_cannot_publish_asks_for_redelivery(world):
+    services, accounts = world
+    services.event_topic.failing = 3
+    new_ticket(services, accounts)
+    task = [t for t in services.queue.take() if t["kind"] == "events"][0]
+    assert push.on_task(services, task).status == 503
+    assert push.on_task(services, task).status == 200
+
+
+def test_the_ticks_sweep_queues_an_events_task_for_events_left_waiting(world, monkeypatch):
+    services, accounts = world
+    services.event_topic.failing = 2
+    services.queue.publish = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("queue down too"))
+    new_ticket(services, accounts)
+    del services.queue.publish  # the instance attribute: the queue works again
+    assert events.sweep(services) == []  # too recent: its writer may still be publishing
+    later = time.time() + events.SWEEP_AGE_S + 1
+    monkeypatch.setattr(events.time, "time", lambda: later)
+    assert events.sweep(services) == ["help"]
+    services.queue.deliver(services, kinds=("events",))
+    assert len(published(services)) == 1
+
+
+def test_a_later_event_publishes_the_earlier_one_waiting_first(world):
+    services, accounts = world
+    services.event_topic.failing = 2
+    ticket = new_ticket(services, accounts)
+    services.queue.take()
+    tickets.set_status(services, ticket["id"], "closed")
+    assert [e["sequence"] for e in published(services, subject=ticket["id"])] == [1, 2]
+
+
+def test_without_an_events_topic_events_are_stored_and_wait(world):
+    services, accounts = world
+    services._overrides["event_topic"] = None
+    new_ticket(services, accounts)
+    assert services.store.events_waiting("help") == 1
+    assert events.sweep(services) == []
+
+
+# ------------------------------------------------------------------ the log
+def test_the_log_lists_a_tickets_events_oldest_first_as_published(world):
+    services, accounts = world
+    first = new_ticket(services, accounts)
+    other = new_ticket(services, accounts, "bob@example.org", "Other question")
+    tickets.set_status(services, first["id"], "closed")
+    listed, more = events.list_events(services, ticket=first["id"])
+    assert [e["type"] for e in listed] == ["ticket.created", "ticket.updated"] and not more
+    assert listed == published(services, subject=first["id"])
+    newest, more = events.list_events(services, limit=1)
+    assert [e["type"] for e in newest] == ["ticket.updated"] and more
+    assert {e["subject"] for e in events.list_events(services)[0]} == {first["id"], other["id"]}
+    assert events.list_events(services, since=time.time() + 60)[0] == []
+    with pytest.raises(InvalidInput):
+        events.list_events(services, ticket="seven")
+
+
+def test_replay_publishes_the_same_events_again_with_the_same_ids(world):
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    tickets.set_status(services, ticket["id"], "closed")
+    before = list(services.event_topic.published)
+    assert events.replay(services, since=time.time() - 60, ticket=ticket["id"]) == 2
+    assert services.event_topic.published[len(before):] == before
+    services._overrides["event_topic"] = None
+    with pytest.raises(ConfigError):
+        events.replay(services, since=0)
+
+
+def test_tail_hands_each_event_over_once_and_stops_at_its_count(world):
+    services, accounts = world
+    new_ticket(services, accounts)
+    new_ticket(services, accounts, "bob@example.org", "Other")
+    seen = []
+    assert events.tail(services, seen.append, count=2, timeout_s=30) == 2
+    assert [e["type"] for e in seen] == ["ticket.created", "ticket.created"]
+    assert services.event_subscription.acked == ["0", "1"]
+    assert events.tail(services, seen.append, timeout_s=0.01) == 0
+
+
+def test_every_kind_of_event_matches_the_documented_json_schema(world):
+    services, accounts = world
+    services.store.update_mailbox("help", {"outgoing.acknowledge_new": True})
+    ticket = new_ticket(services, accounts)
+    send_tasks(services)
+    tickets.set_field(services, ticket["id"], "team", "billing")
+    for _ in range(services.settings.max_attempts + 1):
+        services.store.begin_attempt("help", "g-big", services.settings.max_attempts, "never finished")
+    services.google.mark_revoked("help", "production", "invalid_grant")
+    events.after_commit(services, "help")
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "event.schema.json").read_text())
+    validator = jsonschema_rs.validator_for(schema)
+    assert {e["type"] for e in published(services)} == {"ticket.created", "ticket.reply_sent", "ticket.updated",
+                                                        "inbound.quarantined", "mailbox.disconnected"}
+    for event in published(services):
+        assert validator.is_valid(event), (event["type"], [str(e) for e in validator.iter_errors(event)][:3])
+    assert not validator.is_valid({**published(services)[0], "sequence": 0})
