@@ -111,7 +111,7 @@ def test_the_published_form_is_a_structured_cloudevent_with_the_message_as_ticke
     assert cloud["source"] == "urn:mailbridge:proj:production" and cloud["time"] == NOW
     message = cloud["data"]["message"]
     assert set(message) == {"id", "direction", "gmail_message_id", "message_id", "from", "to", "cc", "subject", "date",
-                            "text", "html", "attachments"}
+                            "text", "html", "attachments", "authentication"}
     assert message["attachments"] == [{"filename": "a.txt", "content_type": "text/plain", "size": 3,
                                        "content_id": None, "sha256": "ab"}]
     assert "message_ref" not in cloud and "message" not in event["data"]
