@@ -1,9 +1,6 @@
-"""The ports the use cases talk to: what services may ask of the store, Gmail, Secret Manager,
-Cloud Storage and OAuth. The adapters (adapters/) implement them against Google; the in-memory
-fakes of the tests implement them with dicts. See docs/architecture.md.
-
-Records are plain dicts (domain/models.py describes their fields). `version` values are opaque:
-a service passes back what a read returned, never builds one.
+"""The ports the use cases talk to (store, Gmail, Secret Manager, Cloud Storage, OAuth), implemented by
+adapters/ against Google and by the tests' in-memory fakes with dicts (docs/architecture.md). Records are
+plain dicts (domain/models.py); `version` values are opaque: a service passes back what a read returned.
 """
 
 from __future__ import annotations
@@ -397,8 +394,7 @@ class PacingPorts(InstancePorts, Protocol):
 
 
 class OutboxPorts(OutgoingPorts, Protocol):
-    """services/outbox/: drain one mailbox's outbox, paced (it delivers through
-    services/outgoing/delivery.py); the operators' status, list, retry and drop."""
+    """services/outbox/: drain one mailbox's outbox, paced (through services/outgoing/delivery.py); status, retry, drop."""
 
 
 class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
@@ -435,17 +431,15 @@ class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...
 
 
 class PollPorts(SyncPorts, LabelsPorts, WatchPorts, PacingPorts, AcknowledgementPorts, Protocol):
-    """The sync's entry points (services/sync: poll, sync_mailbox): the sync, and the ports of the
-    steps it hands on to after the commit (services/sync/handoffs.py): labels after processing
-    (LabelsPorts), the Gmail watch (WatchPorts), the quota bucket (PacingPorts), the
-    acknowledgements (AcknowledgementPorts) and the outboxes' wake-up (SendTaskPorts)."""
+    """The sync's entry points (services/sync: poll, sync_mailbox): the sync and the ports of its steps after
+    the commit (services/sync/handoffs.py): labels after processing (LabelsPorts), the Gmail watch
+    (WatchPorts), the quota bucket (PacingPorts), acknowledgements and the outboxes' wake-up."""
 
     store: PollStore
 
 
 class PushPorts(PollPorts, OutboxPorts, Protocol):
-    """services/push.py: a Pub/Sub notification or task → a sync (services/sync/) or a send
-    (services/outbox/)."""
+    """services/push.py: a Pub/Sub notification or task → a sync (services/sync/) or a send (services/outbox/)."""
 
 
 # -- the helpdesk's JSON API ------------------------------------------------------------------
