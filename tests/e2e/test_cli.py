@@ -33,11 +33,13 @@ CLIENT_SECRET = "cli-client-secret-do-not-print"
 MAILBOX_KEYS = {"name", "address", "type", "status", "incoming", "outgoing", "credentials", "last_poll_at",
                 "last_error"}
 CREDENTIAL_KEYS = {"instance", "client_id", "redirect_uri", "status", "connected_email", "last_error", "connected_at"}
-INBOUND_KEYS = {"gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts", "processed_at"}
+# The contract's keys plus each message's "authentication" verdict (docs/reliability.md, 28.4).
+INBOUND_KEYS = {"gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts", "processed_at",
+                "authentication"}
 TICKET_KEYS = {"id", "number", "subject", "status", "mailbox", "requester", "participants", "created_at",
                "updated_at", "messages"}
 MESSAGE_KEYS = {"id", "direction", "gmail_message_id", "message_id", "from", "to", "cc", "subject", "date", "text",
-                "html", "attachments"}
+                "html", "attachments", "authentication"}
 ATTACHMENT_KEYS = {"filename", "content_type", "size", "content_id", "sha256"}
 
 # Anything a developer's shell may have sourced from another stack must not reach the subprocesses.

@@ -42,7 +42,7 @@ def test_demo_shows_tickets_and_a_threaded_reply(tmp_path):
 
     assert "Connected as support@acme-demo.example" in section(output, "Sign in with Google")
     tickets = section(output, "Tickets")
-    listed = re.findall(r"^#(\d+)\s+open\s+support\s+(\S+)\s+(.+?)\s+\((\d+) messages\)$", tickets, re.M)
+    listed = re.findall(r"^#(\d+)\s+open\s+support\s+(\S+)\s+(.+?)\s+\((\d+) messages?\)$", tickets, re.M)
     by_number = {int(n): (email, subject, int(count)) for n, email, subject, count in listed}
     assert set(by_number) == {1, 2}, tickets
     assert by_number[1][:2] == ("dana@customer.example", "Printer on floor 3 is jammed")
