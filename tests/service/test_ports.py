@@ -7,13 +7,13 @@ import pytest
 
 from mailbridge.adapters.firestore.store import Store
 from mailbridge.adapters.gmail import Gmail
-from mailbridge.services import ports
+from mailbridge.services import ports, repositories
 from tests.memory import MemoryGmail, MemoryStore
 
 
 def methods(protocol):
     return sorted(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")) + sorted(
-        n for base in protocol.__mro__[1:] if base.__module__ == ports.__name__
+        n for base in protocol.__mro__[1:] if base.__module__ in (ports.__name__, repositories.__name__)
         for n, v in vars(base).items() if callable(v) and not n.startswith("_"))
 
 

@@ -22,13 +22,14 @@ from pathlib import Path
 import pytest
 
 from mailbridge import bootstrap
-from mailbridge.services import ports
+from mailbridge.services import ports, repositories
 
 SERVICES_DIR = Path(ports.__file__).parent
+PORT_MODULES = (ports.__name__, repositories.__name__)  # the ports and the store repositories they combine
 # every module of services/ and of its packages (services/outgoing/delivery.py: "outgoing.delivery");
 # a package's __init__ only re-exports its modules' names (checked below)
 MODULES = sorted(".".join(p.relative_to(SERVICES_DIR).with_suffix("").parts) for p in SERVICES_DIR.rglob("*.py")
-                 if p.name != "__init__.py" and p.stem != "ports")
+                 if p.name != "__init__.py" and p.stem not in ("ports", "repositories"))
 PACKAGES = sorted(p.parent.name for p in SERVICES_DIR.glob("*/__init__.py"))
 ATTRIBUTE_BUILTINS = ("getattr", "setattr", "hasattr", "delattr")
 
@@ -38,7 +39,7 @@ def members(protocol: type) -> set[str]:
     """Attributes, properties and methods of a ports Protocol and of the ports it inherits."""
     names: set[str] = set()
     for base in protocol.__mro__:
-        if base.__module__ != ports.__name__:
+        if base.__module__ not in PORT_MODULES:
             continue
         names.update(base.__dict__.get("__annotations__", {}))
         names.update(n for n, v in vars(base).items()
