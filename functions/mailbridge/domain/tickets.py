@@ -53,7 +53,7 @@ def ticket_view(ticket: dict, message_rows: list[dict] | None = None) -> dict:
         "participants": ticket.get("participants", []),
         "created_at": ticket.get("created_at"), "updated_at": ticket.get("updated_at"),
     }
-    for extra in ("ticket_type", "team", "client"):
+    for extra in ("ticket_type", "team", "client", "received_by", "reply_from", "via_group"):
         if ticket.get(extra):
             view[extra] = ticket[extra]
     view["messages"] = [message_view(r) for r in message_rows or []]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailbridge.domain import events, models, threads
+from mailbridge.domain import copies, events, models, threads
 from mailbridge.domain.threads import match_ticket
-from mailbridge.services.ports import TicketRepository
+from mailbridge.services.ports import SyncStore, TicketRepository
 from mailbridge.services.sync.decide import Prepared
 
 
@@ -46,6 +46,17 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
         "attachments": prepared.stored_attachments, "defects": notes, "size": parsed.size,
         **({"stored_parts": prepared.stored_parts} if prepared.stored_parts else {}),
     }
+
+
+def copy_key_of(p: Prepared) -> str | None:
+    """The key of this message's copies in other mailboxes (domain/copies.py)."""
+    parsed = p.parsed
+    return copies.copy_key(parsed.message_id, parsed.from_.email if parsed.from_ else "", parsed.date,
+                           p.authentication.passed)
+
+
+def recipients_of(p: Prepared) -> list[str]:
+    return [a.email for a in list(p.parsed.to) + list(p.parsed.cc) if a and a.email]
 
 
 class StoreLookup:
@@ -103,8 +114,8 @@ class ChunkTickets:
     """The tickets one chunk touches, as its commit writes them: stored ones read with their
     version (the commit's precondition), new ones numbered just before the commit."""
 
-    def __init__(self, store: TicketRepository, mailbox: str, pending: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str], tag_format: str):
+    def __init__(self, store: SyncStore, mailbox: str, pending: list[Prepared], *, incoming: dict,
+                 own_addresses: set[str], tag_format: str, address: str = ""):
         self.store = store
         self.mailbox = mailbox
         self.incoming = incoming
@@ -113,6 +124,13 @@ class ChunkTickets:
         self.tickets: dict[str, dict] = {}  # ticket id (or "new-N") -> the ticket as the chunk leaves it
         self.versions: dict[str, object] = {}
         self.new_count = 0
+        # One mail, one ticket (domain/copies.py): each message's copy key, whether its commit
+        # claims it, and the tickets holding the claimed keys (the store's, then this chunk's).
+        self.copy_keys = {p.gmail_id: copy_key_of(p) for p in pending}
+        self.claiming = {p.gmail_id for p in pending if self.copy_keys[p.gmail_id]
+                         and copies.may_reach_other_mailboxes(recipients_of(p), address)}
+        self.claimed = store.message_copies([self.copy_keys[g] for g in self.claiming]) if self.claiming else {}
+        self.new_claims: dict[str, str] = {}  # copy key -> ticket id, claimed by this chunk
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
         self.lookup = StoreLookup(store, self.tickets, [f"{mailbox}:{p.thread_id}" for p in pending if p.thread_id],
@@ -125,17 +143,22 @@ class ChunkTickets:
         if verdict.action != "accept" and not (verdict.automatic and self.incoming.get("accept_auto_replies")
                                                and match.ticket_id):
             return Decision(p, "ignored", verdict.reason, None, None)
+        copy_of = self._copy_of(p, match.ticket_id)
+        if copy_of:
+            return self._copy(p, copy_of)
         message = message_record(p, self.mailbox)
         if match.ticket_id:
             ticket_id = match.ticket_id
             if ticket_id not in self.tickets:
                 self.tickets[ticket_id], self.versions[ticket_id] = self.store.ticket_for_update(ticket_id)
             self._update_ticket(self.tickets[ticket_id], p)
+            self._claim(p, ticket_id)
             return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message,
                             events.joined(self.tickets[ticket_id]))
         self.new_count += 1
         temp_id = f"new-{self.new_count}"
         self.tickets[temp_id] = self._new_ticket(p, message)
+        self._claim(p, temp_id)
         return Decision(p, "created", "new conversation", temp_id, message, events.joined(self.tickets[temp_id]))
 
     def number_new_tickets(self, numbers: list[int]) -> dict[str, str]:
@@ -148,9 +171,57 @@ class ChunkTickets:
             renames[f"new-{index}"] = str(number)
         return renames
 
+    def claims(self, renames: dict[str, str], now: str) -> list[tuple[str, dict]]:
+        """(copy key, claim) for commit_inbound_chunk: created, so a concurrent commit of the
+        same message by another mailbox fails and decides again, finding this ticket."""
+        return [(key, {"ticket_id": renames.get(ticket_id, ticket_id), "mailbox": self.mailbox, "created_at": now})
+                for key, ticket_id in self.new_claims.items()]
+
     def writes(self) -> list[tuple[str, dict, object]]:
         """(ticket id, ticket, version or None for a new one) for commit_inbound_chunk."""
         return [(ticket_id, ticket, self.versions.get(ticket_id)) for ticket_id, ticket in self.tickets.items()]
+
+    # -- one mail, one ticket (domain/copies.py) ----------------------------------------------
+    def _copy_of(self, p: Prepared, matched: str | None) -> str | None:
+        """The ticket already holding this very message (received by another mailbox), or None."""
+        key = self.copy_keys.get(p.gmail_id)
+        if not key:
+            return None
+        held = self.new_claims.get(key) or self.claimed.get(key)
+        if held:
+            return held if self._ticket(held) is not None else None
+        candidate = matched
+        if candidate is None:
+            sender = (p.parsed.from_.email if p.parsed.from_ else "").lower()
+            candidate = self.lookup.by_message_ids([p.parsed.message_id], sender)
+        ticket = self._ticket(candidate) if candidate else None
+        return candidate if ticket is not None and copies.holds_copy(ticket, key) else None
+
+    def _ticket(self, ticket_id: str) -> dict | None:
+        """A ticket as this chunk leaves it, read for update on first use (None if it is gone)."""
+        if ticket_id not in self.tickets:
+            ticket, version = self.store.ticket_for_update(ticket_id)
+            if ticket is None:
+                return None
+            self.tickets[ticket_id], self.versions[ticket_id] = ticket, version
+        return self.tickets[ticket_id]
+
+    def _copy(self, p: Prepared, ticket_id: str) -> Decision:
+        """This mailbox's copy of a message the ticket holds: a row pointing at the ticket, no
+        second message; its Gmail thread joins the ticket, so later mail of it threads here."""
+        ticket = self.tickets[ticket_id]
+        if p.thread_id and f"{self.mailbox}:{p.thread_id}" not in ticket.setdefault("thread_keys", []):
+            ticket["thread_keys"].append(f"{self.mailbox}:{p.thread_id}")
+        copies.add_receiver(ticket, self.mailbox)
+        first = (ticket.get("received_by") or [ticket.get("mailbox")])[0]
+        return Decision(p, "updated", f"copy: the same message (Message-ID, sender and Date) reached mailbox "
+                        f"{first} first; the ticket holds it once", ticket_id, None)
+
+    def _claim(self, p: Prepared, ticket_id: str) -> None:
+        key = self.copy_keys.get(p.gmail_id)
+        copies.remember(self.tickets[ticket_id], key)
+        if p.gmail_id in self.claiming:
+            self.new_claims[key] = ticket_id
 
     def _new_ticket(self, p: Prepared, message: dict) -> dict:
         parsed = p.parsed
@@ -163,6 +234,7 @@ class ChunkTickets:
             "message_ids": self._own_message_id(p, message),
             "thread_keys": [f"{self.mailbox}:{p.thread_id}"] if p.thread_id else [],
             "message_count": 1, "ticket_type": None, "team": None, "client": None,
+            "received_by": [self.mailbox],
         }
         if not p.authentication.passed and len(participants) > 1:
             # Nobody vouches for this sender: its Cc, To and Reply-To are only suggested, as on

@@ -190,7 +190,7 @@ class MailboxSync:
 
     def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
         return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
-                                   own_addresses=self.decider.own_addresses())
+                                   own_addresses=self.decider.own_addresses(), address=self.mailbox.get("address", ""))
 
     def _unstorable(self, p: Prepared, error: Exception) -> str:
         """A message whose own commit failed: quarantined at once with the reason when it can
