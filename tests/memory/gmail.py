@@ -23,7 +23,8 @@ class MemoryMailboxes:
             "messages": {}, "history": [], "history_id": 100, "oldest_history": 100,
             "labels": {"INBOX": {"id": "INBOX", "name": "INBOX", "type": "system"},
                        "UNREAD": {"id": "UNREAD", "name": "UNREAD", "type": "system"},
-                       "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
+                       "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"},
+                       "SPAM": {"id": "SPAM", "name": "SPAM", "type": "system"}},
             "sent": [], "watching": None, "send_as": []})
 
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD"),
@@ -70,6 +71,16 @@ class MemoryGmail:
         ids = [gid for hid, gid in self.box["history"] if hid > int(start_history_id)
                and label_id in self.box["messages"].get(gid, {}).get("labelIds", [])]
         yield ids, str(self.box["history_id"]), True
+
+    def new_mail(self, start_history_id: str):
+        """As adapters/gmail.py: one history listing split into inbox and spam ids."""
+        if int(start_history_id) < self.box["oldest_history"]:
+            raise HistoryExpired("history id expired", 404, "notFound")
+        added = [(gid, self.box["messages"].get(gid, {}).get("labelIds", [])) for hid, gid in self.box["history"]
+                 if hid > int(start_history_id)]
+        yield ([gid for gid, labels in added if "INBOX" in labels],
+               [gid for gid, labels in added if "SPAM" in labels and "INBOX" not in labels],
+               str(self.box["history_id"]), True)
 
     def list_ids(self, query: str):
         if "rfc822msgid:" in query or "in:sent" in query:
