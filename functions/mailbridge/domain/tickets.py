@@ -74,6 +74,7 @@ def contract_message(message: dict) -> dict:
 def contract_view(view: dict) -> dict:
     """Exactly the contract keys of `tickets list|show --json`, without the extras above."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
+    out["reply_from"] = view.get("reply_from")  # the alias a reply leaves from (issue 30), or null
     out["messages"] = [contract_message(m) for m in view.get("messages", [])]
     return out
 

@@ -26,10 +26,10 @@ class Committed:
 
 
 def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str], address: str = "") -> Committed:
+                 own_addresses: set[str], address: str = "", aliases: set[str] = frozenset()) -> Committed:
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            return _try_commit(store, mailbox, prepared, incoming, own_addresses, address)
+            return _try_commit(store, mailbox, prepared, incoming, own_addresses, address, aliases)
         except WriteConflict as e:
             log_event("WARNING", "chunk commit conflict; re-reading", mailbox=mailbox,
                       attempt=attempt + 1, error=str(e))
@@ -38,7 +38,7 @@ def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, in
 
 
 def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incoming: dict,
-                own_addresses: set[str], address: str) -> Committed:
+                own_addresses: set[str], address: str, aliases: set[str]) -> Committed:
     settings = store.settings()
     tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     existing = store.get_inbound_rows(mailbox, [p.gmail_id for p in prepared])
@@ -47,7 +47,7 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
                 if (existing.get(p.gmail_id) or {}).get("outcome") in FINAL}
     pending = [p for p in prepared if p.gmail_id not in outcomes]
     tickets = ChunkTickets(store, mailbox, pending, incoming=incoming, own_addresses=own_addresses,
-                           tag_format=tag_format, address=address)
+                           tag_format=tag_format, address=address, aliases=aliases)
     decisions = [tickets.decide(p) for p in pending]
     renames = tickets.number_new_tickets(store.reserve_ticket_numbers(tickets.new_count))
     now = models.now_iso()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailbridge.domain import copies, events, models, threads
+from mailbridge.domain import copies, events, models, threads, workspace
+from mailbridge.domain.parsing.model import Address
 from mailbridge.domain.threads import match_ticket
 from mailbridge.services.ports import SyncStore, TicketRepository
 from mailbridge.services.sync.decide import Prepared
@@ -48,11 +49,17 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
     }
 
 
+def requester_of(p: Prepared) -> dict:
+    """Who wrote the message: the person behind a Google Group that rewrote the From when Gmail's
+    ARC verdict vouches for them (domain/workspace.py), else the From."""
+    if p.relay is not None and p.relay.verified:
+        return {"email": p.relay.person, "name": p.relay.person_name}
+    return _address(p.parsed.from_) or {"email": "", "name": ""}
+
+
 def copy_key_of(p: Prepared) -> str | None:
     """The key of this message's copies in other mailboxes (domain/copies.py)."""
-    parsed = p.parsed
-    return copies.copy_key(parsed.message_id, parsed.from_.email if parsed.from_ else "", parsed.date,
-                           p.authentication.passed)
+    return copies.copy_key(p.parsed.message_id, requester_of(p)["email"], p.parsed.date, p.authentication.passed)
 
 
 def recipients_of(p: Prepared) -> list[str]:
@@ -115,8 +122,9 @@ class ChunkTickets:
     version (the commit's precondition), new ones numbered just before the commit."""
 
     def __init__(self, store: SyncStore, mailbox: str, pending: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str], tag_format: str, address: str = ""):
+                 own_addresses: set[str], tag_format: str, address: str = "", aliases: set[str] = frozenset()):
         self.store = store
+        self.aliases = set(aliases)  # the mailbox's verified send-as aliases (domain/workspace.py)
         self.mailbox = mailbox
         self.incoming = incoming
         self.own_addresses = own_addresses
@@ -225,8 +233,8 @@ class ChunkTickets:
 
     def _new_ticket(self, p: Prepared, message: dict) -> dict:
         parsed = p.parsed
-        requester = message["from"]
-        participants = self._participants(parsed, [])
+        requester = requester_of(p)
+        participants = self._participants(parsed, [], p.relay)
         ticket = {
             "id": None, "number": None, "subject": parsed.subject or "(no subject)", "status": "open",
             "mailbox": self.mailbox, "requester": requester, "participants": participants,
@@ -235,6 +243,7 @@ class ChunkTickets:
             "thread_keys": [f"{self.mailbox}:{p.thread_id}"] if p.thread_id else [],
             "message_count": 1, "ticket_type": None, "team": None, "client": None,
             "received_by": [self.mailbox],
+            "reply_from": workspace.written_to(parsed.headers, parsed.to, parsed.cc, self.aliases),
         }
         if not p.authentication.passed and len(participants) > 1:
             # Nobody vouches for this sender: its Cc, To and Reply-To are only suggested, as on
@@ -243,6 +252,8 @@ class ChunkTickets:
             ticket["participants"] = [e for e in participants if e == sender]
             ticket["suggested_participants"] = threads.suggest_participants(
                 [], [e for e in participants if e != sender], sender, models.now_iso())
+        if p.relay is not None:
+            self._relayed(ticket, p.relay)
         return ticket
 
     def _own_message_id(self, p: Prepared, message: dict) -> list[str]:
@@ -261,10 +272,25 @@ class ChunkTickets:
                                   "this ticket does not hold it")
         return []
 
-    def _participants(self, parsed, current: list[str]) -> list[str]:
-        own = self.own_addresses
+    def _relayed(self, ticket: dict, relay) -> None:
+        """A Google Group relayed the message: the ticket records the group; a person Gmail's ARC
+        verdict does not vouch for is only suggested (the group stays the requester)."""
+        ticket["via_group"] = {"address": relay.group, "verified": relay.verified, "note": relay.note[:200]}
+        if relay.group in self.aliases and not ticket.get("reply_from"):
+            ticket["reply_from"] = relay.group
+        if not relay.verified:
+            ticket["participants"] = [e for e in ticket["participants"] if e != relay.person]
+            ticket["suggested_participants"] = threads.suggest_participants(
+                ticket.get("suggested_participants", []), [relay.person], relay.group, models.now_iso())
+
+    def _participants(self, parsed, current: list[str], relay=None) -> list[str]:
+        """The message's people who are not our addresses, our aliases or the group that relayed it."""
+        own = self.own_addresses | self.aliases
         people = list(current)
         candidates = [parsed.from_] + list(parsed.reply_to) + list(parsed.to) + list(parsed.cc)
+        if relay is not None and relay.verified:
+            own = own | {relay.group}
+            candidates = [Address(relay.person)] + candidates
         for addr in candidates:
             if addr and addr.email and addr.email not in own and addr.email not in people and len(people) < 100:
                 people.append(addr.email)

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import hashlib
 import time
 
-from mailbridge.domain import models
-from mailbridge.errors import DocumentTooLarge, InvalidInput, StoreUnavailable
+from mailbridge.domain import models, workspace
+from mailbridge.errors import DocumentTooLarge, GmailError, InvalidInput, StoreUnavailable
 from mailbridge.logs import log_event
 from mailbridge.services import events
 from mailbridge.services.ports import SyncPorts
@@ -61,6 +61,7 @@ class MailboxSync:
         self.rescued: list[str] = []
         self.spam_left: list[dict] = []
         self.taken_from_spam: list[str] = []
+        self.aliases: set[str] | None = None  # read on first need (_aliases)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
@@ -202,7 +203,24 @@ class MailboxSync:
 
     def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
         return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
-                                   own_addresses=self.decider.own_addresses(), address=self.mailbox.get("address", ""))
+                                   own_addresses=self.decider.own_addresses(), address=self.mailbox.get("address", ""),
+                                   aliases=self._aliases(prepared))
+
+    def _aliases(self, prepared: list[Prepared]) -> set[str]:
+        """The mailbox's verified send-as aliases (settings.sendAs.list, 1 unit, once a run), asked
+        only when a message was written to an address other than the mailbox's own."""
+        if self.aliases is not None:
+            return self.aliases
+        own = {self.mailbox.get("address", "").lower()}
+        if not any(set(workspace.addresses_written_to(p.parsed.headers, p.parsed.to, p.parsed.cc)) - own
+                   for p in prepared):
+            return set()
+        try:
+            self.aliases = workspace.verified_aliases(self.gmail.send_as_list(), self.mailbox.get("address", ""))
+        except GmailError as e:  # answered from the mailbox's address, as before aliases
+            log_event("WARNING", "send-as aliases not read", mailbox=self.name, error=str(e)[:200])
+            self.aliases = set()
+        return self.aliases
 
     def _unstorable(self, p: Prepared, error: Exception) -> str:
         """A message whose own commit failed: quarantined at once with the reason when it can
