@@ -29,8 +29,13 @@ def judge(sync, ids: list[str]) -> list[str]:
         result = fetched.get(gmail_id)
         if not isinstance(result, dict):
             continue  # gone or not fetched: it stays in Spam, as Gmail filed it
-        parsed = parse_message(result["raw"])
-        reason = rescue_reason(sync.store, lookup, parsed, sync.name, result.get("threadId"), tag_format)
+        try:
+            parsed = parse_message(result["raw"])
+            reason = rescue_reason(sync.store, lookup, parsed, sync.name, result.get("threadId"), tag_format)
+        except Exception as e:  # noqa: BLE001 - spam that cannot be judged stays in Spam, uncounted
+            log_event("WARNING", "spam message not judged", mailbox=sync.name, gmail_message_id=gmail_id,
+                      error=f"{e.__class__.__name__}: {str(e)[:200]}")
+            continue
         if reason:
             log_event("INFO", "message rescued from Spam", mailbox=sync.name, gmail_message_id=gmail_id, reason=reason)
             sync.prefetched[gmail_id] = result
