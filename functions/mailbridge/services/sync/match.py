@@ -139,6 +139,8 @@ class ChunkTickets:
                          and copies.may_reach_other_mailboxes(recipients_of(p), address)}
         self.claimed = store.message_copies([self.copy_keys[g] for g in self.claiming]) if self.claiming else {}
         self.new_claims: dict[str, str] = {}  # copy key -> ticket id, claimed by this chunk
+        self._held: tuple = (None, None)  # the last _holder answer: (message id, sender, decision), ticket
+        self._decided = 0  # decisions begun: _holder's answer holds within one
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
         self.lookup = StoreLookup(store, self.tickets, [f"{mailbox}:{p.thread_id}" for p in pending if p.thread_id],
@@ -146,6 +148,7 @@ class ChunkTickets:
 
     def decide(self, p: Prepared) -> Decision:
         """Ignored, or added to the ticket it matches, or a new ticket."""
+        self._decided += 1
         match = match_ticket(p.parsed, self.mailbox, p.thread_id, self.lookup, tag_format=self.tag_format)
         verdict = p.verdict
         if verdict.action != "accept" and not (verdict.automatic and self.incoming.get("accept_auto_replies")
@@ -198,12 +201,22 @@ class ChunkTickets:
         held = self.new_claims.get(key) or self.claimed.get(key)
         if held:
             return held if self._ticket(held) is not None else None
-        candidate = matched
-        if candidate is None:
-            sender = (p.parsed.from_.email if p.parsed.from_ else "").lower()
-            candidate = self.lookup.by_message_ids([p.parsed.message_id], sender)
-        ticket = self._ticket(candidate) if candidate else None
-        return candidate if ticket is not None and copies.holds_copy(ticket, key) else None
+        if matched:
+            ticket = self._ticket(matched)  # read for update: the message joins it either way
+            return matched if ticket is not None and copies.holds_copy(ticket, key) else None
+        sender = (p.parsed.from_.email if p.parsed.from_ else "").lower()
+        holder = self._holder(p.parsed.message_id, sender)
+        ticket = (self.tickets.get(holder) or self.store.find_ticket(holder)) if holder else None
+        if ticket is None or not copies.holds_copy(ticket, key):
+            return None
+        return holder if self._ticket(holder) is not None else None
+
+    def _holder(self, message_id: str, sender: str) -> str | None:
+        """The ticket holding a new message's own Message-ID: asked once per message (the copy
+        check and the squatting check of _own_message_id both need it)."""
+        if self._held[0] != (message_id, sender, self._decided):
+            self._held = ((message_id, sender, self._decided), self.lookup.by_message_ids([message_id], sender))
+        return self._held[1]
 
     def _ticket(self, ticket_id: str) -> dict | None:
         """A ticket as this chunk leaves it, read for update on first use (None if it is gone)."""
@@ -262,7 +275,7 @@ class ChunkTickets:
         capture that customer's follow-ups)."""
         message_id = p.parsed.message_id
         sender = (message["from"].get("email") or "").lower()
-        held = self.lookup.by_message_ids([message_id], sender) if message_id else None
+        held = self._holder(message_id, sender) if message_id else None
         if not held:
             return [message_id] if message_id else []
         holder = self.tickets.get(held) or self.store.find_ticket(held) or {}
