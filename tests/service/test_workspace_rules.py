@@ -37,6 +37,8 @@ def group_mail(arc: str = "pass", original_dmarc: str = "pass") -> bytes:
     raw = make_mail(f'"Jane Doe via Support" <{GROUP}>', GROUP, "Invoice missing", "Where is it?",
                     Reply_To=f"Jane Doe <{PERSON}>", X_Original_Sender=PERSON,
                     X_Original_From=f"Jane Doe <{PERSON}>", List_Id="<support.group.acme.example>",
+                    Precedence="list", Mailing_list="list support@group.acme.example; contact support+owners@group.acme.example",
+                    X_Google_Group_Id="812345678901",
                     ARC_Authentication_Results=f"i=1; mx.google.com; dkim=pass header.i=@customer.example; "
                                                f"spf=pass smtp.mailfrom={PERSON}; dmarc={original_dmarc} "
                                                f"(p=REJECT) header.from=customer.example")
