@@ -11,7 +11,7 @@ import email.policy
 
 import requests
 
-from mailbridge.services import outgoing, tickets
+from mailbridge.services import mailboxes, outgoing, tickets
 from mailbridge.services import sync as ingest
 from tests.helpers import connect_mailbox, deliver, make_mail, make_services
 from tests.service.test_workspace_rules import GROUP, PERSON, group_mail
@@ -55,3 +55,21 @@ def test_a_group_alias_cc_d_to_two_mailboxes_with_an_answer_in_spam(mb_env, fake
     ingest.poll(services, "help")
     assert services.store.get_ticket(ticket["id"])["message_count"] == 2
     assert "SPAM" not in labels_of(fake, SUPPORT, filed["id"]) and "INBOX" in labels_of(fake, SUPPORT, filed["id"])
+
+
+def test_reading_spam_keeps_the_units_per_ingested_message_within_the_bench_figure(mb_env, fake, firestore,
+                                                                                   storage_emulator):
+    services = make_services()
+    connect_mailbox(services, fake.url, "help", SUPPORT)
+    mailboxes.set_mailbox_setting(services, "help", "outgoing.acknowledge_new", "false")  # sends are not ingestion
+    ingest.poll(services, "help")
+    for i in range(100):
+        deliver(fake.url, SUPPORT, make_mail(f"c{i}@customer.example", SUPPORT, f"Request {i}"))
+    for i in range(2):
+        deliver(fake.url, SUPPORT, make_mail(f"offer{i}@spam.example", SUPPORT, f"Offer {i}"), labels="SPAM,UNREAD")
+    fake.post("/_fake/stats/reset")
+    result = ingest.poll(services, "help")
+    units = fake.get("/_fake/stats")["users"][SUPPORT]["quota_units"]
+    assert result["totals"]["created"] == 100
+    assert services.store.get_sync("help", services.settings.instance)["spam_count"] == 2
+    assert units / 100 <= 5.5, units
