@@ -86,7 +86,8 @@ class MemoryGmail:
         if "rfc822msgid:" in query or "in:sent" in query:
             yield self._search_sent(query)
             return
-        inbox = [gid for gid, m in self.box["messages"].items() if "INBOX" in m["labelIds"]]
+        label = "SPAM" if "in:spam" in query else "INBOX"
+        inbox = [gid for gid, m in self.box["messages"].items() if label in m["labelIds"]]
         yield list(reversed(inbox))  # newest first, like messages.list
 
     def get_raw_many(self, ids: list[str]) -> dict:

@@ -78,3 +78,14 @@ def test_an_admin_makes_a_ticket_of_a_listed_spam_message_only(world):
     assert "Quote please" in {t["subject"] for t in services.store.list_tickets()}
     assert labels(accounts, listed)[-1] == "INBOX" and "SPAM" not in labels(accounts, listed)
     assert spam_state(services)["spam_recent"] == []
+
+
+def test_a_full_sync_after_the_history_expired_judges_spam_too(world):
+    services, accounts, ticket = world
+    follow_up = accounts.deliver(ADDRESS, make_mail(CUSTOMER, ADDRESS, f"[#{ticket['number']}] Printer jammed",
+                                                    "still broken"), labels=SPAM)
+    accounts.expire_history(ADDRESS)
+    result = sync.poll(services, "help")
+    assert result["mailboxes"][0]["mode"] == "full"
+    assert services.store.get_ticket(ticket["id"])["message_count"] == 2
+    assert labels(accounts, follow_up)[-1] == "INBOX"

@@ -61,8 +61,9 @@ def _full_listing(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
     since = state.get("last_success_at") or state.get("connected_at") or models.now_iso()
     epoch = int(datetime.fromisoformat(since).timestamp()) - 3600
     ids = listed_ids(gmail, f"in:inbox after:{epoch}")
+    spam_ids = listed_ids(gmail, f"in:spam after:{epoch}")  # judged like the history's (spam.py)
     log_event("WARNING", "history expired; full sync", mailbox=mailbox, since=since)
-    return NewMail("full", ids, history_id)
+    return NewMail("full", ids, history_id, spam_ids=spam_ids)
 
 
 def listed_ids(gmail: Gmail, query: str) -> list[str]:
