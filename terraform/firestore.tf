@@ -105,13 +105,14 @@ moved {
 # Documents of these collections are useless once expired; Firestore deletes them (typically
 # within a day of expires_at) instead of the code sweeping. The product must write a timestamp
 # field `expires_at` on every document of these collections (adapters/firestore/links.py and
-# outbound.py write it; admin sessions get it from services/admin_access.py, event documents from
+# outbound.py and inbound.py write it; admin sessions get it from services/admin_access.py, event documents from
 # domain/events.py).
 locals {
   ttl_collections = toset([
     "ack_limits",     # acknowledgement rate limit per recipient and hour (services/outgoing/)
     "admin_sessions", # admin sign-in sessions (Sign in with Google)
     "events",         # the ticket event log, kept events.retention_days (domain/events.py)
+    "message_copies", # one mail at several mailboxes: copy keys claimed by a sync, 30 days (domain/copies.py)
     "nonces",         # single-use link nonces (store.use_nonce)
     "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
     "send_budget",    # daily send budget per mailbox (services/outgoing/budget.py)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 
 MAX_COPY_KEYS = 200  # the newest keys a ticket keeps (a copy arrives within minutes)
+CLAIM_DAYS = 30  # a claimed key (message_copies/{key}) expires then (Firestore TTL, terraform/firestore.tf)
 FIELD = "copy_keys"
 
 

@@ -6,12 +6,14 @@ Layout: inbound/{name}~{gmail_id}   outcome, attempts, ticket id and the parsed 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import FirestoreRepository, inbound_key
-from mailbridge.domain import events, models
+from mailbridge.domain import copies, events, models
 from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 
 
@@ -144,8 +146,9 @@ class InboundRepository(FirestoreRepository):
                 batch.update(self.ticket_ref(ticket_id), ticket, option=self.db.write_option(last_update_time=version))
             else:
                 batch.create(self.ticket_ref(ticket_id), ticket)
+        expires = datetime.now(timezone.utc) + timedelta(days=copies.CLAIM_DAYS)  # the TTL policy's field
         for key, claim in claims:
-            batch.create(self.copy_ref(key), claim)
+            batch.create(self.copy_ref(key), {**claim, "expires_at": expires})
         writes = len(rows) + len(tickets) + bool(event_document) + len(claims)
         if not writes:
             return 0
