@@ -32,9 +32,9 @@ def reply_preview(services, ticket):
     return drafts.preview(drafts.compose(services, ticket, "We are on it."))
 
 
-def group_mail(arc: str = "pass", original_dmarc: str = "pass") -> bytes:
+def group_mail(arc: str = "pass", original_dmarc: str = "pass", subject: str = "Invoice missing", **headers) -> bytes:
     """A Google Group's relay of Jane's mail, as Gmail delivers it (its MX's header on top)."""
-    raw = make_mail(f'"Jane Doe via Support" <{GROUP}>', GROUP, "Invoice missing", "Where is it?",
+    raw = make_mail(f'"Jane Doe via Support" <{GROUP}>', GROUP, subject, "Where is it?", **headers,
                     Reply_To=f"Jane Doe <{PERSON}>", X_Original_Sender=PERSON,
                     X_Original_From=f"Jane Doe <{PERSON}>", List_Id="<support.group.acme.example>",
                     Precedence="list", Mailing_list="list support@group.acme.example; contact support+owners@group.acme.example",
@@ -96,3 +96,17 @@ def test_a_group_relay_gmail_does_not_vouch_for_keeps_the_group_as_requester(wor
     assert ticket["via_group"] == {**ticket["via_group"], "address": GROUP, "verified": False}
     assert PERSON not in ticket["participants"]
     assert [s["email"] for s in ticket["suggested_participants"]] == [PERSON]
+
+
+def test_a_follow_up_through_the_group_adds_its_cc_for_the_vouched_person_and_never_the_group(world):
+    services, accounts = world
+    accounts.deliver(ADDRESS, group_mail(), authentication="none")
+    sync.poll(services, "help")
+    ticket = only_ticket(services)
+    follow_up = group_mail(subject="Re: Invoice missing", Cc="colleague@customer.example",
+                           In_Reply_To=ticket["message_ids"][0])
+    accounts.deliver(ADDRESS, follow_up, authentication="none")
+    sync.poll(services, "help")
+    ticket = only_ticket(services)
+    assert ticket["message_count"] == 2
+    assert "colleague@customer.example" in ticket["participants"] and GROUP not in ticket["participants"]

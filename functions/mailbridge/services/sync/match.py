@@ -314,12 +314,13 @@ class ChunkTickets:
         anyone else's new addresses (a spoofed From, a stranger quoting our Message-ID) wait in
         suggested_participants until an agent confirms them (docs/reliability.md)."""
         current = ticket.get("participants", [])
-        found = self._participants(p.parsed, current)
+        found = self._participants(p.parsed, current, p.relay)
         new = found[len(current):]
         if not new:
             return
-        sender = p.parsed.from_.email if p.parsed.from_ else ""
-        if threads.may_add_participants(ticket, sender, p.authentication.passed):
+        sender = requester_of(p)["email"]  # the person behind a Group Gmail's ARC verdict vouches for
+        vouched = p.authentication.passed or (p.relay is not None and p.relay.verified)
+        if threads.may_add_participants(ticket, sender, vouched):
             ticket["participants"] = found
             return
         ticket["suggested_participants"] = threads.suggest_participants(
