@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import json
 
 import requests
 
 from mailbridge.services import mailboxes, outgoing, tickets
 from mailbridge.services import sync as ingest
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli
 from tests.service.test_workspace_rules import GROUP, PERSON, group_mail
 
 SUPPORT, SALES = "help@acme.example", "sales@acme.example"
@@ -24,7 +25,7 @@ def labels_of(fake, address, gmail_id):
     return next(m["labelIds"] for m in listed if m["id"] == gmail_id)
 
 
-def test_a_group_alias_cc_d_to_two_mailboxes_with_an_answer_in_spam(mb_env, fake, firestore, storage_emulator):
+def test_a_group_alias_cc_d_to_two_mailboxes_with_an_answer_in_spam(mb_env, fake, firestore, storage_emulator, capsys):
     services = make_services()
     connect_mailbox(services, fake.url, "help", SUPPORT)
     connect_mailbox(services, fake.url, "sales", SALES)
@@ -41,6 +42,8 @@ def test_a_group_alias_cc_d_to_two_mailboxes_with_an_answer_in_spam(mb_env, fake
     shown = tickets.show(services, ticket["id"])
     assert shown["requester"]["email"] == PERSON and shown["reply_from"] == GROUP
     assert {r["ticket_id"] for r in services.store.inbound_log("sales")} == {ticket["id"]}
+    code, out, _err = run_cli(["tickets", "show", ticket["id"], "--json"], capsys)
+    assert code == 0 and json.loads(out)["reply_from"] == GROUP
 
     outgoing.send_reply(services, ticket["id"], "Your invoice is attached.", idempotency_key="ws-1")
     sent = services.store.get_outbound("ws-1")
