@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 import time
 
-import jsonschema_rs  # installed with schemathesis (requirements.txt)
+import jsonschema_rs  # pinned in requirements.txt
 import pytest
 
 from mailbridge.errors import ConfigError, InvalidInput
