@@ -13,7 +13,7 @@ import jsonschema_rs  # pinned in requirements.txt
 import pytest
 
 from mailbridge.errors import ConfigError, InvalidInput
-from mailbridge.services import events, outbox, outgoing, push, stored_bodies, sync, tickets
+from mailbridge.services import events, mailboxes, outbox, outgoing, push, stored_bodies, sync, tickets
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
@@ -141,6 +141,27 @@ def test_a_credential_set_that_loses_its_token_is_mailbox_disconnected(world):
     events.after_commit(services, "help")
     (event,) = published(services, type="mailbox.disconnected")
     assert event["subject"] == "mailboxes/help" and event["data"]["mailbox"]["reason"].startswith("invalid_grant")
+
+
+@pytest.mark.parametrize("admin_action", [
+    lambda services: mailboxes.disconnect(services, "help"),  # the CLI's disconnect and the admin page's button
+    lambda services: mailboxes.remove_credentials(services, "help", "production"),
+    lambda services: mailboxes.update_credentials(services, "help", "production", client_id="new.apps.googleusercontent.com"),
+], ids=["disconnect", "remove-credentials", "new-client-id"])
+def test_an_admin_disconnecting_a_credential_set_publishes_mailbox_disconnected_at_once(world, admin_action):
+    services, accounts = world
+    admin_action(services)
+    (event,) = published(services, type="mailbox.disconnected")
+    assert event["subject"] == "mailboxes/help" and event["data"]["mailbox"]["instance"] == "production"
+    assert services.store.events_waiting("help") == 0
+
+
+def test_a_disconnect_that_cannot_publish_leaves_the_event_waiting_for_an_events_task(world):
+    services, accounts = world
+    services.event_topic.failing = 1
+    mailboxes.disconnect(services, "help")
+    assert published(services) == [] and services.store.events_waiting("help") == 1
+    assert [(t["kind"], t["mailbox"]) for t in services.queue.take()] == [("events", "help")]
 
 
 def quarantines(services, gmail_id: str) -> list[dict]:
