@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailbridge.services import sync, tickets
-from tests.helpers import make_mail
+from tests.helpers import event_ledger, make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
 SUPPORT, SALES = "support@acme.example", "sales@acme.example"
@@ -131,3 +131,13 @@ def test_a_bcc_copy_found_after_the_first_commit_joins_the_ticket(world):
     (ticket,) = services.store.list_tickets()
     assert rows(services, "sales")[0]["ticket_id"] == ticket["id"]
     assert "message_copies" not in {c for c, _ in services.store.docs}  # mail to one address claims nothing
+
+
+def test_a_copy_adds_no_ticket_event_and_the_event_ledger_holds(world):
+    services, accounts = world
+    at_both(services, accounts, cc_mail())
+    for name in ("support", "sales"):
+        assert event_ledger(services, name)["problems"] == []
+    (ticket,) = services.store.list_tickets()
+    types = [e["type"] for d in services.store.event_documents() for e in d["events"] if e["subject"] == ticket["id"]]
+    assert types.count("ticket.created") == 1 and "ticket.message_added" not in types
