@@ -56,6 +56,8 @@ PAGES = [
     ("POST", "/tickets/<ticket_id>/status", tickets.ticket_status, True),
     ("POST", "/tickets/<ticket_id>/participants", tickets.participant_confirm, True),
     ("POST", "/tickets/<ticket_id>/field", tickets.ticket_field, True),
+    ("POST", "/tickets/<ticket_id>/merge", tickets.ticket_merge, True),
+    ("POST", "/tickets/<ticket_id>/split", tickets.ticket_split, True),
     ("GET", "/messages/<message_id>/html", messages.message_html, True),
     ("GET", "/messages/<message_id>/attachments/<index>", messages.attachment, True),
 ]

@@ -12,7 +12,7 @@ from mailbridge.errors import InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.forms import PAGE_SIZE, field_errors, page_size
 from mailbridge.http.admin.rendering import redirect, render
-from mailbridge.services import outgoing, tickets
+from mailbridge.services import merging, outgoing, tickets
 
 TICKET_ID = re.compile(r"^\d{1,12}$")
 
@@ -118,3 +118,31 @@ def ticket_status(ctx: Ctx, ticket_id: str):
     except MailbridgeError as e:
         return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"Ticket {'closed' if new_status == 'closed' else 'reopened'}.")
+
+
+def ticket_merge(ctx: Ctx, ticket_id: str):
+    """Merge this ticket into another (docs/merging.md); the page of the survivor follows."""
+    into = ctx.form("into").strip().lstrip("#")
+    try:
+        _check_ticket_id(ticket_id)
+        if not TICKET_ID.match(into):
+            raise InvalidInput("give the number of the ticket to merge into")
+        result = merging.merge(ctx.services, ticket_id, into)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e), form=dict(ctx.request.form), fields=("into",))
+    moved = len(result["moved_messages"])
+    note = f"Ticket #{result['number']} merged into this one ({moved} message{'s' if moved != 1 else ''} moved)." \
+        if result["changed"] else f"Ticket #{result['number']} was merged into this one already."
+    return redirect(ctx, ctx.url(f"/tickets/{result['into']}"), note)
+
+
+def ticket_split(ctx: Ctx, ticket_id: str):
+    """A new ticket from one message and the later ones of its Gmail thread; its page follows."""
+    message = ctx.form("message").strip()
+    try:
+        _check_ticket_id(ticket_id)
+        result = merging.split(ctx.services, ticket_id, message)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
+    return redirect(ctx, ctx.url(f"/tickets/{result['into']}"),
+                    f"Split off ticket #{result['number']}: {len(result['moved_messages'])} message(s) moved here.")
