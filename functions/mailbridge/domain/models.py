@@ -61,6 +61,9 @@ DEFAULT_SETTINGS = {
     # How long the ticket event log keeps an event (docs/events.md): Firestore's TTL policy on the
     # events' expires_at deletes them after that (terraform/firestore.tf).
     "events.retention_days": 30,
+    # Senders whose remote images the ticket page loads without asking (docs/images.md): only what
+    # an admin chose, by the "Always show images from" button or `settings set`.
+    "show_images_from": [],
 }
 ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -178,7 +181,7 @@ def apply_global_setting(key: str, raw) -> object:
     if key not in DEFAULT_SETTINGS:
         raise InvalidInput(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
     current = DEFAULT_SETTINGS[key]
-    if key in ("admin_emails", "admin_domain"):
+    if key in ("admin_emails", "admin_domain", "show_images_from"):
         return _admin_setting(key, raw)
     if current is None:
         return None if raw in ("", "none", "null") else raw
@@ -203,7 +206,7 @@ def _admin_setting(key: str, raw):
     for item in items:
         item = str(item).strip().lower()
         if not EMAIL.match(item):
-            raise InvalidInput(f"admin_emails: {item!r} is not an email address")
+            raise InvalidInput(f"{key}: {item!r} is not an email address")
         if item not in emails:
             emails.append(item)
     return emails
