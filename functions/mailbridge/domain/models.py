@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import hashlib
 import re
 
-from mailbridge.domain import patterns
+from mailbridge.domain import language, patterns
 from mailbridge.errors import InvalidInput
 
 MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -42,6 +42,9 @@ DEFAULT_OUTGOING = {
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
+    # per BCP 47 tag, same fields; chosen by the customer's language, else the template above
+    # (domain/language.py): `mailbox set NAME outgoing.acknowledgement_templates '{"de": "…"}'`
+    "acknowledgement_templates": {},
     "daily_send_budget": 2000,
     # The outbox (docs/outbox.md): acknowledgements may use this share of the daily budget, so the
     # rest always remains for agents' replies; sends use at most send_share_percent of the mailbox's
@@ -168,6 +171,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
     if field == "send_as" and value:
         validate_address(value)
+    if field == "acknowledgement_templates":
+        value = language.parse_templates(value)
     if field == "ignore_subjects":
         patterns.check_subject_patterns(value)
     if field in ("acknowledgement_share_percent", "send_share_percent") and not 1 <= value <= 100:
