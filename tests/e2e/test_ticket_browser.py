@@ -125,3 +125,32 @@ def test_the_ticket_pages_pass_axe_and_a_merge_from_the_page_lands_on_the_surviv
     found["merged"] = _axe(scanned)
     shot(scanned, "ticket-merged-source")
     assert {k: v for k, v in found.items() if v} == {}, json.dumps(found, indent=1)[:3000]
+
+
+def test_a_german_customer_gets_the_german_acknowledgement(scanned, services, fake, desk):
+    from playwright.sync_api import expect
+
+    from mailbridge import bootstrap
+    from mailbridge.cli import main as cli_main
+
+    name, address = desk
+    bootstrap.reset()
+    try:
+        assert cli_main(["mailbox", "set", name, "outgoing.acknowledge_new", "true"]) == 0
+        assert cli_main(["mailbox", "set", name, "outgoing.acknowledgement_templates", json.dumps({
+            "de": "Danke für Ihre Nachricht. Wir haben Ticket {tag} eröffnet und antworten bald.",
+            "en": "Thank you. Ticket {tag} is open."})]) == 0
+    finally:
+        bootstrap.reset()
+    gmail = deliver(fake.url, address, make_mail(
+        "kunde@customer.example", address, "Drucker defekt",
+        "Guten Tag, mein Drucker funktioniert seit gestern nicht mehr. Können Sie mir bitte helfen?"))
+    sync.poll(services, name)
+    ticket = ticket_of(services, name)
+    row = services.store.db.collection("inbound").document(f"{name}~{gmail['id']}").get().to_dict()
+    assert row["acknowledgement_language"] == {"language": "de", "source": "detected"}
+    sign_in(scanned, services)
+    scanned.goto(f"{services.settings.function_url('admin')}/tickets/{ticket['id']}")
+    expect(scanned.get_by_text("Danke für Ihre Nachricht. Wir haben Ticket")).to_be_visible()
+    shot(scanned, "ticket-german-acknowledgement")
+    assert _axe(scanned) == []
