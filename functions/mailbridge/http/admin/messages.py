@@ -65,12 +65,12 @@ def show_remote_images(ctx: Ctx, message: dict) -> bool:
     if ctx.request.args.get("images") == "1":
         return True
     sender = ((message.get("from") or {}).get("email") or "").lower()
-    return images_remembered(ctx, sender)
+    return bool(sender) and sender in remembered_senders(ctx)
 
 
-def images_remembered(ctx: Ctx, sender: str) -> bool:
-    """Whether an admin chose to always show this sender's remote images (setting show_images_from)."""
-    return bool(sender) and sender in (ctx.services.store.settings().get("show_images_from") or [])
+def remembered_senders(ctx: Ctx) -> set[str]:
+    """Senders whose remote images an admin chose to always show (setting show_images_from)."""
+    return set(ctx.services.store.settings().get("show_images_from") or [])
 
 
 def message_html(ctx: Ctx, message_id: str):

@@ -75,12 +75,12 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body="", form=
 def _mark_images(ctx: Ctx, view: dict) -> None:
     """Per message: whether its frame shows inline images (then it opens), and how many remote
     images it blocks (then the "show images" control appears) (docs/images.md)."""
+    remembered = messages.remembered_senders(ctx)
     for message in view["messages"]:
         message["inline_images"] = any(a.get("content_id") and a.get("content_type") in images.SHOWN_TYPES
                                        for a in message["attachments"])
         sender = ((message.get("from") or {}).get("email") or "").lower()
-        shown = messages.images_remembered(ctx, sender)
-        message["remote_images"] = 0 if shown else images.remote_count(message.get("html") or "")
+        message["remote_images"] = 0 if sender in remembered else images.remote_count(message.get("html") or "")
 
 
 def participant_confirm(ctx: Ctx, ticket_id: str):
