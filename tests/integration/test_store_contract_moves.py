@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.api_core import exceptions as gexc
 import pytest
 
-from mailbridge.errors import NotFound
+from mailbridge.errors import InvalidInput, NotFound
 from tests.integration.test_store_contract import create_tickets, inbound_row, store, ticket  # noqa: F401
 
 
@@ -41,9 +41,9 @@ def test_move_messages_creates_a_new_target_and_writes_nothing_when_decide_refus
 
     def refuse(source, target, rows):
         assert target is None
-        raise ValueError("no")
+        raise InvalidInput("no")  # as domain/merging refuses
 
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput):
         store.move_messages("2", "9", refuse)
     assert store.find_ticket("9") is None and len(store.ticket_messages("2")) == 2
     split = lambda source, target, rows: ("split", {"split_into": ["9"]}, ticket(9, split_from="2"),  # noqa: E731
