@@ -24,7 +24,9 @@ def ref(name: str) -> dict:
 
 
 def obj(properties: dict, required=None, **extra) -> dict:
-    return {"type": "object", "properties": properties, "required": list(required or properties), **extra}
+    # required=[] means none (the PATCH body): only None means every property
+    return {"type": "object", "properties": properties,
+            "required": list(properties if required is None else required), **extra}
 
 
 PERSON = obj({"email": NULLABLE_STRING, "name": NULLABLE_STRING}, required=["email"])
