@@ -75,6 +75,10 @@ def tickets_show(ticket_id, as_json):
     def render(t):
         click.echo(f"#{t['number']} {t['subject']}  [{t['status']}]  mailbox {t['mailbox']}")
         click.echo(f"requester {t['requester']['name']} <{t['requester']['email']}>; participants {', '.join(t['participants'])}")
+        if t.get("merged_into"):
+            click.echo(f"merged into #{t['merged_into']}: its messages and later mail are there")
+        if t.get("split_from"):
+            click.echo(f"split off #{t['split_from']}")
         for m in t["messages"]:
             arrow = "→" if m["direction"] == "out" else "←"
             click.echo(f"\n{arrow} {m['date']}  {m['from']['name']} <{m['from']['email']}>  {m['subject']}")
