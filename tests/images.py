@@ -4,7 +4,8 @@ library: a PNG is a few zlib-compressed rows)."""
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import make_msgid
+from datetime import datetime, timezone
+from email.utils import format_datetime, make_msgid
 import struct
 import zlib
 
@@ -27,6 +28,7 @@ def related_message(sender: str, to: str, subject: str, remote_url: str | None =
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, to, subject
     message["Message-ID"] = make_msgid(domain="customer.example")
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
     message.set_content("See the screenshot below.")
     remote = f'<p><img src="{remote_url}" width="300" height="80" alt="remote banner"></p>' if remote_url else ""
     message.add_alternative(
