@@ -65,7 +65,7 @@ def test_api_merge_and_split(api_server, desk):
     answer = api_server.call("POST", f"/tickets/{second}/merge", json={"into": first})
     assert answer.status_code == 200, answer.text
     assert answer.json()["changed"] is True
-    again = api_server.call("POST", f"/tickets/{second}/merge", json={"into": first})
+    again = api_server.call("POST", f"/tickets/{second}/merge", json={"into": int(first)})
     assert (again.status_code, again.json()["changed"]) == (200, False)
     crossed = api_server.call("POST", f"/tickets/{first}/merge", json={"into": second})
     assert (crossed.status_code, crossed.json()["error"]) == (409, "conflict")
@@ -73,6 +73,7 @@ def test_api_merge_and_split(api_server, desk):
     split = api_server.call("POST", f"/tickets/{first}/split", json={"message_id": ticket["messages"][-1]["id"]})
     assert split.status_code == 200, split.text
     assert api_server.call("POST", f"/tickets/{first}/split", json={"message": "x"}).status_code == 400
+    assert api_server.call("POST", f"/tickets/{first}/merge", json={"into": True}).status_code == 400
 
 
 def test_admin_page_merges_with_its_csrf_token_only(desk, functions_url):

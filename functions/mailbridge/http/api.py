@@ -150,7 +150,11 @@ def confirm_participant(request, ticket_id: str, email: str):
 def merge(request, ticket_id: str):
     body = body_of(request)
     check_fields(body, ("into",))
-    into = matching(text_field(body, "into", required=True), openapi.TICKET_NUMBER, "into must be a ticket id")
+    into = body.get("into")
+    if isinstance(into, int) and not isinstance(into, bool) and 1 <= into <= openapi.MAX_TICKET_NUMBER:
+        into = str(into)  # a ticket number as a JSON number is as clear as its id
+    elif not isinstance(into, str) or not re.fullmatch(openapi.TICKET_NUMBER, into):
+        raise InvalidInput('into must be the id of the ticket to merge into, such as "42"')
     return json_response(merging.merge(services(), ticket_id, into.lstrip("#")))
 
 

@@ -12,6 +12,7 @@ CONTENT_TYPE = "^(application|text|image|audio|video)/[a-z0-9.+-]{1,60}$"
 IDEMPOTENCY_KEY = "^[!-~]{1,255}$"  # printable ASCII, as the IETF draft's examples
 MAX_ATTACHMENTS = 20
 TICKET_NUMBER = "^#?[0-9]{1,12}$"
+MAX_TICKET_NUMBER = 10 ** 12 - 1
 MESSAGE_NAME = "^[^\\u0000-\\u001f\\u007f]{1,400}$"
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -87,8 +88,9 @@ CHANGE = {**obj({"status": {"enum": ["open", "closed"]}, "team": FIELD_VALUE, "t
 PARTICIPANTS = obj({"ticket": {"type": "string"}, "number": {"type": ["integer", "null"]},
                     "requester": {"type": "string"}, "participants": {"type": "array", "items": {"type": "string"}},
                     "suggested_participants": {"type": "array", "items": ref("Suggestion")}})
-MERGE_REQUEST = obj({"into": {"type": "string", "pattern": TICKET_NUMBER,
-                             "description": "the surviving ticket's id"}}, additionalProperties=False)
+MERGE_REQUEST = obj({"into": {"type": ["string", "integer"], "pattern": TICKET_NUMBER, "minimum": 1,
+                             "maximum": MAX_TICKET_NUMBER, "description": "the surviving ticket's id (or number)"}},
+                    additionalProperties=False)
 SPLIT_REQUEST = obj({"message_id": {"type": "string", "pattern": MESSAGE_NAME,
                                     "description": "the message's id (as in Ticket.messages), Gmail id or Message-ID"}},
                     additionalProperties=False)
