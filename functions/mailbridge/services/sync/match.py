@@ -130,10 +130,7 @@ class ChunkTickets:
             return Decision(p, "ignored", verdict.reason, None, None)
         message = message_record(p, self.mailbox)
         if match.ticket_id:
-            # a ticket merged since its id was looked up: its survivor takes the mail
-            ticket_id = merging.survivor_of(match.ticket_id, self.lookup.find)
-            if ticket_id not in self.tickets:
-                self.tickets[ticket_id], self.versions[ticket_id] = self.store.ticket_for_update(ticket_id)
+            ticket_id = self._survivor(match.ticket_id)
             self._update_ticket(self.tickets[ticket_id], p)
             return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message,
                             events.joined(self.tickets[ticket_id]))
@@ -141,6 +138,19 @@ class ChunkTickets:
         temp_id = f"new-{self.new_count}"
         self.tickets[temp_id] = self._new_ticket(p, message)
         return Decision(p, "created", "new conversation", temp_id, message, events.joined(self.tickets[temp_id]))
+
+    def _survivor(self, ticket_id: str) -> str:
+        """The ticket the mail joins, read with its version: a ticket merged since its id was
+        looked up hands it to its survivor (docs/merging.md), at no extra read otherwise."""
+        for hop in range(merging.MAX_POINTER_HOPS):
+            if ticket_id in self.tickets:
+                return ticket_id
+            ticket, version = self.store.ticket_for_update(ticket_id)
+            if not (ticket or {}).get("merged_into") or hop == merging.MAX_POINTER_HOPS - 1:
+                self.tickets[ticket_id], self.versions[ticket_id] = ticket, version
+                return ticket_id
+            ticket_id = str(ticket["merged_into"])
+        return ticket_id
 
     def number_new_tickets(self, numbers: list[int]) -> dict[str, str]:
         """The reserved numbers given to the new tickets, in order: "new-N" -> its ticket id."""
