@@ -45,6 +45,18 @@ def scanned(browser):  # noqa: F811
     context.close()
 
 
+NATURAL_WIDTH = """i => (i.complete && i.naturalWidth > 0) ? i.naturalWidth : new Promise(done => {
+    i.addEventListener("load", () => done(i.naturalWidth)); i.addEventListener("error", () => done(0)); })"""
+
+
+def rendered_width(page, alt: str) -> int:
+    """The natural width of the image with this alt text in the first message's frame, once it
+    has loaded (0 when it failed)."""
+    image = page.frame_locator('iframe[name="frame-1"]').locator(f'img[alt="{alt}"]')
+    image.wait_for(state="attached")
+    return image.evaluate(NATURAL_WIDTH)
+
+
 def ticket_of(services, name: str) -> dict:
     return max(services.store.list_tickets(mailbox=name), key=lambda t: t["number"])
 
@@ -63,11 +75,10 @@ def test_a_pasted_screenshot_renders_in_place_and_nothing_leaves_the_stack(page,
                                               route.fulfill(body=png(300, 80), content_type="image/png")))
     sign_in(page, services)
     page.goto(f"{services.settings.function_url('admin')}/tickets/{ticket['id']}")
+    assert rendered_width(page, "screenshot of the error") == 320
     frame = page.frame(name="frame-1")
     screenshot = frame.locator('img[alt="screenshot of the error"]')
     expect(screenshot).to_be_visible()
-    frame.wait_for_function("() => { const i = document.querySelector('img[alt=\"screenshot of the error\"]');"
-                            " return i && i.complete && i.naturalWidth > 0; }")
     assert screenshot.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [320, 200]
     assert frame.locator('img[alt=""]').count() == 0  # the 1x1 beacon is gone
     expect(frame.locator("details.small-image summary")).to_have_text("small image (40×20)")
@@ -79,21 +90,18 @@ def test_a_pasted_screenshot_renders_in_place_and_nothing_leaves_the_stack(page,
     # Remote images: blocked until the agent asks, then fetched by the browser itself.
     expect(page.get_by_text("1 image from elsewhere is blocked")).to_be_visible()
     page.get_by_role("link", name="Show images in this message").click()
-    frame = page.frame(name="frame-1")
-    frame.wait_for_function("() => { const i = document.querySelector('img[alt=\"remote banner\"]');"
-                            " return i && i.complete && i.naturalWidth > 0; }")
+    page.frame(name="frame-1").wait_for_url("**images=1**")
+    assert rendered_width(page, "remote banner") == 300
     assert remote_fetched == [REMOTE]
     shot(page, "ticket-remote-images-shown")
 
     # Remembered per sender only when the admin asks: then the frame loads them at once.
     page.goto(f"{services.settings.function_url('admin')}/tickets/{ticket['id']}")
-    page.frame(name="frame-1").wait_for_load_state()
+    assert rendered_width(page, "screenshot of the error") == 320
     assert remote_fetched == [REMOTE]
     page.get_by_role("button", name="Always show images from ann@customer.example").click()
     expect(page.locator("main [role=status]").first).to_contain_text("Images from ann@customer.example are shown")
-    page.frame(name="frame-1").wait_for_function(
-        "() => { const i = document.querySelector('img[alt=\"remote banner\"]');"
-        " return i && i.complete && i.naturalWidth > 0; }")
+    assert rendered_width(page, "remote banner") == 300
     assert remote_fetched == [REMOTE, REMOTE]
 
 
