@@ -102,7 +102,11 @@ def mailbox_show(name, as_json):
             if c["last_error"]:
                 click.echo(f"    last error: {c['last_error']}")
         click.echo("  incoming: " + ", ".join(f"{k}={v}" for k, v in d["incoming"].items()))
-        click.echo("  outgoing: " + ", ".join(f"{k}={v!r}" for k, v in d["outgoing"].items() if k != "acknowledgement_template"))
+        texts = ("acknowledgement_template", "acknowledgement_templates")
+        click.echo("  outgoing: " + ", ".join(f"{k}={v!r}" for k, v in d["outgoing"].items() if k not in texts))
+        languages = sorted(d["outgoing"].get("acknowledgement_templates") or {})
+        if languages:
+            click.echo(f"  acknowledgement languages: {', '.join(languages)} (else the default text)")
 
     common.emit(data, as_json, render)
 

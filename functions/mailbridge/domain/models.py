@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import hashlib
 import re
 
-from mailbridge.domain import patterns
+from mailbridge.domain import language, patterns
 from mailbridge.errors import InvalidInput
 
 MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -42,6 +42,9 @@ DEFAULT_OUTGOING = {
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
+    # per BCP 47 tag, same fields; chosen by the customer's language, else the template above
+    # (domain/language.py): `mailbox set NAME outgoing.acknowledgement_templates '{"de": "…"}'`
+    "acknowledgement_templates": {},
     "daily_send_budget": 2000,
     # The outbox (docs/outbox.md): acknowledgements may use this share of the daily budget, so the
     # rest always remains for agents' replies; sends use at most send_share_percent of the mailbox's
@@ -61,6 +64,9 @@ DEFAULT_SETTINGS = {
     # How long the ticket event log keeps an event (docs/events.md): Firestore's TTL policy on the
     # events' expires_at deletes them after that (terraform/firestore.tf).
     "events.retention_days": 30,
+    # Senders whose remote images the ticket page loads without asking (docs/images.md): only what
+    # an admin chose, by the "Always show images from" button or `settings set`.
+    "show_images_from": [],
 }
 ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -165,6 +171,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
     if field == "send_as" and value:
         validate_address(value)
+    if field == "acknowledgement_templates":
+        value = language.parse_templates(value)
     if field == "ignore_subjects":
         patterns.check_subject_patterns(value)
     if field in ("acknowledgement_share_percent", "send_share_percent") and not 1 <= value <= 100:
@@ -178,7 +186,7 @@ def apply_global_setting(key: str, raw) -> object:
     if key not in DEFAULT_SETTINGS:
         raise InvalidInput(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
     current = DEFAULT_SETTINGS[key]
-    if key in ("admin_emails", "admin_domain"):
+    if key in ("admin_emails", "admin_domain", "show_images_from"):
         return _admin_setting(key, raw)
     if current is None:
         return None if raw in ("", "none", "null") else raw
@@ -203,7 +211,7 @@ def _admin_setting(key: str, raw):
     for item in items:
         item = str(item).strip().lower()
         if not EMAIL.match(item):
-            raise InvalidInput(f"admin_emails: {item!r} is not an email address")
+            raise InvalidInput(f"{key}: {item!r} is not an email address")
         if item not in emails:
             emails.append(item)
     return emails

@@ -23,6 +23,7 @@ from mailbridge.domain.parsing import safe_filename
 from mailbridge.http.common import download_headers, json_response, services
 from mailbridge.logs import log_event
 from mailbridge.services import api as api_service
+from mailbridge.services import merging
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # Cloud Run's limit on an HTTP/1 request body
 PATCH_FIELDS = ("status", "team", "type")
@@ -146,6 +147,25 @@ def confirm_participant(request, ticket_id: str, email: str):
     return json_response(api_service.confirm_participant(services(), ticket_id, email))
 
 
+def merge(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, ("into",))
+    into = body.get("into")
+    if isinstance(into, int) and not isinstance(into, bool) and 1 <= into <= openapi.MAX_TICKET_NUMBER:
+        into = str(into)  # a ticket number as a JSON number is as clear as its id
+    elif not isinstance(into, str) or not re.fullmatch(openapi.TICKET_NUMBER, into):
+        raise InvalidInput('into must be the id of the ticket to merge into, such as "42"')
+    return json_response(merging.merge(services(), ticket_id, into.lstrip("#")))
+
+
+def split(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, ("message_id",))
+    message = matching(text_field(body, "message_id", required=True), openapi.MESSAGE_NAME,
+                       "message_id must be 1-400 characters without control characters")
+    return json_response(merging.split(services(), ticket_id, message))
+
+
 def download_attachment(request, ticket_id: str, message_id: str, index: str):
     if not re.fullmatch(r"[0-9]{1,4}", index):
         raise NotFound(f"no attachment {index[:20]!r}")
@@ -161,6 +181,8 @@ ROUTES = Map([
     Rule("/tickets/<ticket_id>", methods=["PATCH"], endpoint=change_ticket),
     Rule("/tickets/<ticket_id>/reply", methods=["POST"], endpoint=reply),
     Rule("/tickets/<ticket_id>/participants/<email>/confirm", methods=["POST"], endpoint=confirm_participant),
+    Rule("/tickets/<ticket_id>/merge", methods=["POST"], endpoint=merge),
+    Rule("/tickets/<ticket_id>/split", methods=["POST"], endpoint=split),
     Rule("/tickets/<ticket_id>/messages/<message_id>/attachments/<index>", methods=["GET"],
          endpoint=download_attachment),
 ], merge_slashes=False, strict_slashes=False, redirect_defaults=False)

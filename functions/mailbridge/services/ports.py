@@ -299,11 +299,15 @@ class SyncPorts(InstancePorts, EventsPorts, Protocol):
     def queue(self) -> WorkQueue: ...
 
 
+class AcknowledgementStore(OutgoingStore, InboundRepository, Protocol): ...
+
+
 class AcknowledgementPorts(ComposePorts, SendTaskPorts, Protocol):
     """services/sync/handoffs.queue_acknowledgements: a sync's new tickets acknowledged
-    (services/outgoing/acknowledgements.py: queued records) and one send task asked for."""
+    (services/outgoing/acknowledgements.py: queued records, the language noted on the inbound
+    row) and one send task asked for."""
 
-    store: OutgoingStore
+    store: AcknowledgementStore
 
 
 class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...

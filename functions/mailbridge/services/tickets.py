@@ -146,3 +146,11 @@ def reply_recipients(services: TicketsPorts, ticket: dict) -> dict:
     except MailbridgeError as e:
         return {"to": [], "cc": [], "error": str(e)}
     return {"to": to, "cc": cc, "error": None}
+
+
+def show_images_from(services: TicketsPorts, sender: str) -> list[str]:
+    """Remember, at an admin's request, to show this sender's remote images (docs/images.md)."""
+    current = list(services.store.settings().get("show_images_from") or [])
+    senders = models.apply_global_setting("show_images_from", current + [sender])
+    services.store.set_setting("show_images_from", senders)
+    return senders

@@ -57,8 +57,12 @@ PAGES = [
     ("POST", "/tickets/<ticket_id>/status", tickets.ticket_status, True),
     ("POST", "/tickets/<ticket_id>/participants", tickets.participant_confirm, True),
     ("POST", "/tickets/<ticket_id>/field", tickets.ticket_field, True),
+    ("POST", "/tickets/<ticket_id>/merge", tickets.ticket_merge, True),
+    ("POST", "/tickets/<ticket_id>/split", tickets.ticket_split, True),
+    ("POST", "/tickets/<ticket_id>/images", tickets.remember_images, True),
     ("GET", "/messages/<message_id>/html", messages.message_html, True),
     ("GET", "/messages/<message_id>/attachments/<index>", messages.attachment, True),
+    ("GET", "/inline/<token>", messages.inline_image, False),  # signed: the sandboxed frame has no session
 ]
 URLS = routing.url_map(PAGES)
 
