@@ -31,7 +31,19 @@ class Blobs:
             pass  # same content already stored
         return self.key(sha256)
 
-    def get(self, sha256: str) -> bytes:
+    @staticmethod
+    def _checked(sha256: str) -> str:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("attachment key must be a sha256 hex digest")
-        return self.bucket.blob(self.key(sha256)).download_as_bytes()
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        return self.bucket.blob(self.key(self._checked(sha256))).download_as_bytes()
+
+    def delete(self, sha256: str) -> bool:
+        """Erasure, purge and retention (docs/privacy.md); False if it was not stored."""
+        try:
+            self.bucket.blob(self.key(self._checked(sha256))).delete()
+        except gexc.NotFound:
+            return False
+        return True

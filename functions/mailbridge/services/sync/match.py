@@ -226,5 +226,6 @@ class ChunkTickets:
         if ticket.get("status") == "closed":
             ticket["status"] = "open"
             ticket["reopened_at"] = models.now_iso()
+            ticket["expires_at"] = None  # reopened: retention no longer runs (services/retention.py)
         ticket["updated_at"] = models.now_iso()
         ticket["message_count"] = int(ticket.get("message_count", 0)) + 1
