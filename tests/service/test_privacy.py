@@ -180,3 +180,27 @@ def test_purge_deletes_everything_the_mailbox_left(world):
 
     assert result["deleted"]["tickets"] == 2 and services.blobs.blobs == {}
     assert not [k for (c, k) in services.store.docs if c in privacy_rules.PERSONAL_COLLECTIONS]
+
+
+def test_new_mail_reopening_a_closed_ticket_clears_the_expiry_of_its_messages(world):
+    services, accounts = world
+    services.store.set_setting("retention.closed_ticket_days", 30)
+    ticket = mail(services, accounts, ANN, "Printer")
+    tickets.set_status(services, ticket["id"], "closed")
+    first = services.store.list_tickets()[0]
+
+    mail(services, accounts, ANN, f"Re: Printer {first.get('subject') and '[#' + str(first['number']) + ']'}")
+
+    assert services.store.get_ticket(ticket["id"])["status"] == "open"
+    assert expiring(services, ticket) == set()
+
+
+def test_ignored_rows_expire_after_the_inbound_log_retention(world):
+    services, accounts = world
+    services.store.set_setting("retention.inbound_log_days", 14)
+    mail(services, accounts, ANN, "Kept")
+    accounts.deliver(ADDRESS, make_mail("MAILER-DAEMON@customer.example", ADDRESS, "Undeliverable"))
+    sync.poll(services, "help")
+
+    rows = services.store.collection("inbound").values()
+    assert {r["outcome"]: bool(r.get("expires_at")) for r in rows} == {"created": False, "ignored": True}

@@ -310,8 +310,12 @@ class OutboxPorts(OutgoingPorts, Protocol):
     """services/outbox/: drain one mailbox's outbox, paced (through services/outgoing/delivery.py); status, retry, drop."""
 
 
+class AttemptsStore(InboundRepository, SettingsRepository, Protocol):
+    """services/sync/fetch.Attempts: a message's attempts and final row (kept retention.inbound_log_days)."""
+
+
 class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
-                EventRepository, Protocol):
+                EventRepository, PrivacyRepository, Protocol):
     """What the sync itself reads and writes: the switches and the ticket tag format, the mailboxes
     (loop protection), the sync state and lease, the tickets, the inbound log, the ticket events."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from mailbridge.domain import models, privacy
 from mailbridge.errors import NotFound
 from mailbridge.logs import log_event
-from mailbridge.services.ports import Blobs, RetentionPorts
+from mailbridge.services.ports import Blobs, PrivacyRepository, RetentionPorts
 
 EXPIRING = ("tickets", "inbound", "outbound")  # a ticket's documents that its expiry reaches
 
@@ -29,6 +29,12 @@ def apply(services: RetentionPorts, ticket_id: str) -> dict:
     if refs:
         store.set_expiry(refs, when)
     return {"expires_at": when.isoformat() if when else None}
+
+
+def clear_expiry(store: PrivacyRepository, ticket_id: str) -> int:
+    """A ticket reopened by new mail: its rows and records no longer expire."""
+    refs = [d for d in store.ticket_documents(ticket_id) if d["collection"] in EXPIRING and d["data"].get("expires_at")]
+    return store.set_expiry(refs, None) if refs else 0
 
 
 def closed_fields(status: str) -> dict:
