@@ -41,9 +41,16 @@ class Blobs:
         return self.bucket.blob(self.key(self._checked(sha256))).download_as_bytes()
 
     def delete(self, sha256: str) -> bool:
-        """Erasure, purge and retention (docs/privacy.md); False if it was not stored."""
-        try:
-            self.bucket.blob(self.key(self._checked(sha256))).delete()
-        except gexc.NotFound:
-            return False
-        return True
+        """Erasure, purge and retention (docs/privacy.md): the object and, in a versioned bucket
+        (terraform/storage.tf), its older generations too; False if it was not stored."""
+        key = self.key(self._checked(sha256))
+        deleted = False
+        for found in self.client.list_blobs(self.bucket, prefix=key, versions=True):
+            if found.name != key:
+                continue
+            try:
+                self.bucket.blob(key, generation=found.generation).delete()
+                deleted = True
+            except gexc.NotFound:
+                continue  # deleted meanwhile
+        return deleted
