@@ -6,7 +6,6 @@ mailbox's blobs are gone from the Storage emulator; a retention run; an audit re
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
@@ -15,6 +14,7 @@ import requests
 
 from mailbridge.services import retention, sync
 from tests.helpers import connect_mailbox, deliver, export_all, make_email, make_mail, make_services
+from tests.integration.test_cli_fixes import json_of, run
 
 ADDRESS = "help@acme.example"
 ANN = "ann.smith@customer.example"
@@ -29,24 +29,6 @@ def services(mb_env, fake, firestore, storage_emulator, monkeypatch):
     connect_mailbox(services, fake.url, "help", ADDRESS)
     services.store.update_mailbox("help", {"outgoing.acknowledge_new": False})
     return services
-
-
-def run(args, capsys, monkeypatch, stdin: str = ""):
-    from mailbridge import bootstrap as bootstrap_module
-    from mailbridge.cli import main
-
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    capsys.readouterr()
-    bootstrap_module.reset()
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def json_of(out: str):
-    lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line in ("{", "[", "[]"))
-    return json.loads("\n".join(lines[start:]))
 
 
 def naming(services, needle: str) -> list[str]:

@@ -204,3 +204,22 @@ def test_ignored_rows_expire_after_the_inbound_log_retention(world):
 
     rows = services.store.collection("inbound").values()
     assert {r["outcome"]: bool(r.get("expires_at")) for r in rows} == {"created": False, "ignored": True}
+
+
+def test_erase_reaches_a_quarantined_raw_copy_and_a_large_body_kept_in_cloud_storage(world):
+    services, accounts = world
+    raw = make_mail(ANN, ADDRESS, "Broken message")
+    services.blobs.put("f" * 64, raw, "message/rfc822")
+    services.store.put_inbound_row("help", "q1", {"mailbox": "help", "gmail_message_id": "q1", "outcome": "quarantined",
+                                                  "reason": "parse failed", "raw_sha256": "f" * 64,
+                                                  "processed_at": "2026-01-01T00:00:00+00:00"})
+    long_body = ("Ann Smith <" + ANN + "> asked about this. " + "x" * 700_000)
+    kept = mail(services, accounts, BOB, "Long one", body=long_body)
+    assert services.store.ticket_messages(kept["id"])[0]["message"]["stored_parts"]
+
+    privacy.erase(services, ANN, **CLI)
+
+    assert scan(services, ANN) == []  # her name is known only from a From, To or Cc: none here
+    (message,) = tickets.show(services, kept["id"])["messages"]
+    assert message["text"].startswith("Ann Smith <[erased]> asked about this.") and len(message["text"]) > 700_000
+    assert services.store.collection("inbound")["help~q1"]["reason"] == privacy_rules.ERASED_REASON

@@ -4,6 +4,8 @@ inbound log, the outbound records and the event log (services/repositories.Priva
 
 from __future__ import annotations
 
+import hashlib
+
 from mailbridge.domain import models, privacy
 from mailbridge.errors import GmailError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
@@ -55,12 +57,14 @@ def blob(services: PrivacyPorts, sha256: str) -> bytes | None:
 class Erasure:
     """The plan of one erasure over the documents that name the person."""
 
-    def __init__(self, address: str, hashed: str, documents: list[dict]):
+    def __init__(self, address: str, hashed: str, documents: list[dict], raw_copies: list[dict] = ()):
+        """`raw_copies`: quarantined rows whose raw message in Cloud Storage names the person."""
         self.address, self.hashed, self.now = address, hashed, models.now_iso()
-        self.documents = documents
+        self.documents = documents + [d for d in raw_copies if d not in documents]
         rows = [d["data"] for d in documents if d["collection"] in ("inbound", "outbound")]
         self.needles = [address, *privacy.display_names(rows, address)]
-        self.theirs = [d for d in documents if d["collection"] == "inbound" and privacy.sender_of(d["data"]) == address]
+        self.theirs = [d for d in self.documents if d["collection"] == "inbound" and (
+            privacy.sender_of(d["data"]) == address or d in raw_copies)]
         self.removed_tickets: set[str] = set()
         self.puts: list[dict] = []
         self.deletes: list[dict] = []
@@ -131,11 +135,12 @@ def erase(services: PrivacyPorts, address: str, *, actor: str, source: str, gmai
     record the erasure under the person's keyed hash. With `gmail_trash`, their messages are moved
     to Trash in each mailbox (messages.trash, 5 units each)."""
     address, hashed = person(services, address)
-    plan = Erasure(address, hashed, services.store.documents_naming(address))
+    plan = Erasure(address, hashed, services.store.documents_naming(address), raw_copies_naming(services, address))
     plan.plan({ticket_id: services.store.ticket_documents(ticket_id) for ticket_id in plan.ticket_ids()})
     deletes = list({(d["collection"], d["id"]): d for d in plan.deletes}.values())
     deleted = {(d["collection"], d["id"]) for d in deletes}
     puts = {(d["collection"], d["id"]): d for d in plan.puts if (d["collection"], d["id"]) not in deleted}
+    plan.blobs |= redact_stored_parts(services, list(puts.values()), plan.needles)
     services.store.write_documents(list(puts.values()), deletes)
     blobs = retention.delete_blobs(services, plan.blobs)
     trashed = trash_in_gmail(services, plan.gmail_messages()) if gmail_trash else None
@@ -147,6 +152,35 @@ def erase(services: PrivacyPorts, address: str, *, actor: str, source: str, gmai
     audit.record(services, "privacy.erase", hashed, actor=actor, source=source,
                  details={k: v for k, v in result.items() if k not in ("person", "gmail_note")})
     return result
+
+
+def raw_copies_naming(services: PrivacyPorts, address: str) -> list[dict]:
+    """Quarantined rows whose raw copy in Cloud Storage holds the address (their rows do not)."""
+    found = []
+    for d in services.store.raw_copies():
+        data = blob(services, d["data"]["raw_sha256"])
+        if data is not None and address.encode() in data.lower():
+            found.append(d)
+    return found
+
+
+def redact_stored_parts(services: PrivacyPorts, puts: list[dict], needles: list[str]) -> set[str]:
+    """Body parts kept in Cloud Storage (services/stored_bodies.py) of the rows kept: a part that
+    names the person is stored again redacted and the row points to it; returns the old blobs."""
+    replaced = set()
+    for d in puts:
+        message = d["data"].get("message") or {}
+        for field, sha256 in list((message.get("stored_parts") or {}).items()):
+            data = blob(services, sha256)
+            text = data.decode("utf-8", "surrogatepass") if data is not None else ""
+            if not any(n.lower() in text.lower() for n in needles):
+                continue
+            redacted = privacy.redact(text, needles).encode("utf-8", "surrogatepass")
+            new_sha = hashlib.sha256(redacted).hexdigest()
+            services.blobs.put(new_sha, redacted, "text/plain; charset=utf-8")
+            message["stored_parts"][field] = new_sha
+            replaced.add(sha256)
+    return replaced
 
 
 def trash_in_gmail(services: PrivacyPorts, messages: list[tuple[str, str]]) -> dict:

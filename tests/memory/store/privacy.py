@@ -19,6 +19,9 @@ class PrivacyRepository(MemoryRepository):
         return [d for collection in privacy.PERSONAL_COLLECTIONS for d in self._found(collection)
                 if privacy.names(d["data"], address)]
 
+    def raw_copies(self) -> list[dict]:
+        return [d for d in self._found("inbound") if isinstance(d["data"].get("raw_sha256"), str)]
+
     def ticket_documents(self, ticket_id: str) -> list[dict]:
         ticket_id = str(ticket_id)
         ticket = self._get("tickets", ticket_id)

@@ -27,6 +27,9 @@ class PrivacyRepository(FirestoreRepository):
                          if privacy.names(d["data"], address))
         return found
 
+    def raw_copies(self) -> list[dict]:
+        return self._where("inbound", "raw_sha256", ">=", "")  # strings only: rows without a copy hold null
+
     def _where(self, collection: str, field: str, op: str, value) -> list[dict]:
         query = self.db.collection(collection).where(filter=FieldFilter(field, op, value))
         return self._found(collection, query.stream())
