@@ -68,6 +68,14 @@ def test_export_writes_every_document_that_names_the_address_and_its_files(servi
     assert (tmp_path / meta["path"]).read_bytes() == b"ann's private invoice"
 
 
+def test_export_without_out_prints_the_json_and_lists_the_files(services, fake, capsys, monkeypatch):
+    two_people(services, fake)
+    code, out, err = run(["privacy", "export", ANN], capsys, monkeypatch)
+    exported = json_of(out)
+    assert code == 0 and exported["address"] == ANN and len(exported["tickets"]) == 2
+    assert len(exported["files"]) == 1 and "--out DIR" in err
+
+
 def test_erase_leaves_the_address_nowhere_and_gmail_copies_are_not_ingested_again(services, fake, capsys,
                                                                                   monkeypatch):
     two_people(services, fake)

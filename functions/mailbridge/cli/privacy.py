@@ -41,18 +41,23 @@ def _json_default(value):
 @privacy.command("export")
 @click.argument("email")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Write export.json and the files here (default: ./privacy-export-<date>).")
+              help="Write export.json and the files here; without it the JSON goes to stdout.")
 def privacy_export(email, out_dir):
-    """Every ticket, message, inbound row, outbound record and event that names EMAIL, as
-    export.json, and its attachments and stored bodies under files/.
+    """Every ticket, message, inbound row, outbound record and event that names EMAIL, as JSON
+    (DIR/export.json), and its attachments and stored bodies (DIR/files/).
 
     \b
     Example:
       scripts/mailbridge privacy export ann@customer.example --out ./ann
+      scripts/mailbridge privacy export ann@customer.example > ann.json
     """
     services = common.services()
     data = privacy_service.export(services, email, **common.actor(services))
-    out = Path(out_dir or f"privacy-export-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+    if not out_dir:
+        click.echo(json.dumps(data, indent=2, default=_json_default))
+        click.echo(f"note: {len(data['files'])} files listed by sha256; --out DIR writes them too", err=True)
+        return
+    out = Path(out_dir)
     (out / "files").mkdir(parents=True, exist_ok=True)
     missing = []
     for sha256, meta in data["files"].items():
