@@ -24,6 +24,8 @@ def apply(services: RetentionPorts, ticket_id: str) -> dict:
         mailbox = None  # a removed mailbox: the global retention applies
     days = privacy.closed_ticket_days(store.settings(), mailbox)
     when = privacy.expiry(ticket, days)
+    if when is None and ticket.get("expires_at") is None:
+        return {"expires_at": None}  # nothing expires and nothing did: no reads, no writes
     refs = [d for d in store.ticket_documents(ticket["id"]) if d["collection"] in EXPIRING
             and (d["data"].get("expires_at") is not None or when is not None)]
     if refs:
