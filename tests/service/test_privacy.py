@@ -12,7 +12,7 @@ import pytest
 
 from mailbridge.domain import privacy as privacy_rules
 from mailbridge.errors import InvalidInput
-from mailbridge.services import audit, mailboxes, privacy, retention, sync, tickets
+from mailbridge.services import audit, mailboxes, outbox, privacy, retention, sync, tickets
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
@@ -67,8 +67,8 @@ def test_export_holds_every_document_that_names_the_address(world):
     exported = privacy.export(services, ANN.upper(), **CLI)
 
     named = {f"{c}/{k}" for (c, k), doc in services.store.docs.items()
-             if c in privacy_rules.PERSONAL_COLLECTIONS and privacy_rules.names(doc, ANN)}
-    listed = {f"{c}/{row['id']}" for c in privacy_rules.PERSONAL_COLLECTIONS for row in exported[c]}
+             if c in privacy_rules.SCANNED_COLLECTIONS and privacy_rules.names(doc, ANN)}
+    listed = {f"{c}/{row['id']}" for c in privacy_rules.SCANNED_COLLECTIONS for row in exported[c]}
     assert named and listed == named
     assert {t["id"] for t in exported["tickets"]} == {own["id"], cced["id"]}
     (sha,) = exported["files"]
@@ -223,3 +223,18 @@ def test_erase_reaches_a_quarantined_raw_copy_and_a_large_body_kept_in_cloud_sto
     (message,) = tickets.show(services, kept["id"])["messages"]
     assert message["text"].startswith("Ann Smith <[erased]> asked about this.") and len(message["text"]) > 700_000
     assert services.store.collection("inbound")["help~q1"]["reason"] == privacy_rules.ERASED_REASON
+
+
+def test_erase_reaches_acknowledgements_sent_to_the_person_and_their_counters():
+    services, accounts = memory_services()
+    connected_mailbox(services, accounts, outgoing={"gmail_quota_units_per_minute": 15000})
+    mail(services, accounts, f"Ann Smith <{ANN}>", "Printer")
+    for task in services.queue.take():
+        if task["kind"] == "send":
+            outbox.handle_send_task(services, task["mailbox"], task)
+    assert [r for r in services.store.collection("outbound").values() if r["status"] == "sent"]
+    assert [path for path in scan(services, ANN) if path.startswith("ack_limits/")]
+
+    privacy.erase(services, ANN, **CLI)
+
+    assert scan(services, ANN) == [] and scan(services, "Ann Smith") == []

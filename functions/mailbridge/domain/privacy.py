@@ -17,6 +17,8 @@ ERASED_REASON = "erased at the person's request"
 HASH_CONTEXT = b"mailbridge privacy tombstone v1"
 # Collections a person's data lives in, and those the scan reads (docs/privacy.md)
 PERSONAL_COLLECTIONS = ("tickets", "inbound", "outbound", "events")
+# ... and the acknowledgement counters, which hold a recipient's address for an hour or so
+SCANNED_COLLECTIONS = (*PERSONAL_COLLECTIONS, "ack_limits")
 
 
 def normalize(address: str) -> str:

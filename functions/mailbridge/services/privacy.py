@@ -27,7 +27,7 @@ def export(services: PrivacyPorts, address: str, *, actor: str, source: str) -> 
     blobs (attachments, stored bodies, raw copies) of its messages: {"files": {sha256: meta}}."""
     address, hashed = person(services, address)
     documents = services.store.documents_naming(address)
-    found: dict[str, list] = {collection: [] for collection in privacy.PERSONAL_COLLECTIONS}
+    found: dict[str, list] = {collection: [] for collection in privacy.SCANNED_COLLECTIONS}
     files: dict[str, dict] = {}
     for d in documents:
         data = d["data"]
@@ -117,6 +117,9 @@ class Erasure:
 
     def _redact(self, d: dict) -> None:
         data = d["data"]
+        if d["collection"] == "ack_limits":
+            self.deletes.append(d)  # a counter of acknowledgements to them: it only limits mail to them
+            return
         if d["collection"] == "outbound" and data.get("status") != "sent":
             self.blobs |= privacy.blob_refs(data)
             self.deletes.append(d)  # never sent to an erased person

@@ -134,7 +134,7 @@ class PrivacyRepository(Protocol):
     """A person's data and its lifecycle (docs/privacy.md): whole documents of tickets, inbound,
     outbound and events as {"collection", "id", "data"}, rewritten or deleted; erasure records."""
 
-    def documents_naming(self, address: str) -> list[dict]: ...  # a scan: every document holding it
+    def documents_naming(self, address: str) -> list[dict]: ...  # a scan of SCANNED_COLLECTIONS: each holding it
     def raw_copies(self) -> list[dict]: ...  # inbound rows keeping a raw message in Cloud Storage (raw_sha256)
     def ticket_documents(self, ticket_id: str) -> list[dict]: ...  # the ticket, its rows, records, event documents
     def mailbox_documents(self, mailbox: str) -> list[dict]: ...  # every ticket, row, record, event of a mailbox

@@ -16,7 +16,7 @@ class PrivacyRepository(MemoryRepository):
                 if c == collection and all(_holds(doc, f) for f in filters)]
 
     def documents_naming(self, address: str) -> list[dict]:
-        return [d for collection in privacy.PERSONAL_COLLECTIONS for d in self._found(collection)
+        return [d for collection in privacy.SCANNED_COLLECTIONS for d in self._found(collection)
                 if privacy.names(d["data"], address)]
 
     def raw_copies(self) -> list[dict]:

@@ -22,7 +22,7 @@ class PrivacyRepository(FirestoreRepository):
 
     def documents_naming(self, address: str) -> list[dict]:
         found = []
-        for collection in privacy.PERSONAL_COLLECTIONS:
+        for collection in privacy.SCANNED_COLLECTIONS:
             found.extend(d for d in self._found(collection, self.db.collection(collection).stream())
                          if privacy.names(d["data"], address))
         return found
