@@ -155,3 +155,15 @@ def test_each_admin_action_of_the_cli_leaves_one_audit_record(services, fake, ca
     assert setting["before"] == {"retention.inbound_log_days": 0} and setting["after"] == {"retention.inbound_log_days": 90}
     assert ANN not in out
     assert run(["audit", "--actor", "someone@else.example", "--json"], capsys, monkeypatch)[1].strip() == "[]"
+
+
+def test_erase_after_acknowledgements_were_sent_leaves_the_address_nowhere(services, fake, capsys, monkeypatch):
+    services.store.update_mailbox("help", {"outgoing.acknowledge_new": True})
+    two_people(services, fake)
+    sent = requests.get(f"{fake.url}/_fake/users/{ADDRESS}/sent", timeout=10).json()
+    assert len(sent) == 2 and naming(services, ANN)
+
+    code, _, err = run(["privacy", "erase", ANN, "--yes"], capsys, monkeypatch)
+
+    assert code == 0, err
+    assert naming(services, ANN) == [] and naming(services, "Ann Smith") == []
