@@ -75,3 +75,19 @@ def test_an_api_change_records_the_calling_service_account(services, fake, api_s
     assert (record["action"], record["actor"], record["target"]) == ("ticket.status", API_CALLER, ticket_id)
     assert record["after"] == {"status": "closed"}
     assert "privacy.erase" not in actions(services)
+
+
+def test_an_action_asked_to_be_confirmed_is_recorded_once_confirmed(services, fake, functions_url):
+    name = f"audit-{uuid.uuid4().hex[:8]}"
+    connect_mailbox(services, fake.url, name, f"{name}@acme.example")
+    session = requests.Session()
+    assert post_link(mailboxes.admin_url(services), session).status_code == 303
+    csrf = csrf_of(session.get(f"{functions_url}/admin/mailboxes/{name}", timeout=30).text)
+
+    asked = session.post(f"{functions_url}/admin/mailboxes/{name}/disconnect", data={"csrf": csrf},
+                         allow_redirects=False, timeout=30)
+    assert asked.status_code == 200 and actions(services) == ["sign_in"]
+    done = session.post(f"{functions_url}/admin/mailboxes/{name}/disconnect", data={"csrf": csrf, "confirmed": "yes"},
+                        allow_redirects=False, timeout=30)
+
+    assert done.status_code < 400 and sorted(actions(services)) == ["mailbox.disconnect", "sign_in"]

@@ -5,6 +5,7 @@ settings it changed. Form fields that could hold a secret or a message body are 
 from __future__ import annotations
 
 from mailbridge.http.admin.context import Ctx
+from mailbridge.http.admin.forms import confirmed
 from mailbridge.services import audit
 
 # handler name → action (services/audit.ACTIONS and the few the pages add)
@@ -21,6 +22,8 @@ ACTIONS = {
 # never kept: secrets, message bodies, and a customer's address (an erasure could not reach it here)
 LEFT_OUT = ("csrf", "body", "text", "html", "client_secret", "secret", "token", "email", "participant")
 SETTINGS_PAGES = {"settings_save", "admin_access_save"}
+# actions asked to be confirmed first (forms.confirmed): the first POST only shows the question
+CONFIRMED_FIRST = {"mailbox_remove", "credentials_remove", "disconnect"}
 MAILBOX_PAGES = {"incoming_save": "incoming", "outgoing_save": "outgoing"}
 
 
@@ -47,6 +50,8 @@ def after(ctx: Ctx, handler, params: dict, before: dict | None, response) -> Non
     """One audit record for a POST that succeeded (an error page records nothing)."""
     name = getattr(handler, "__name__", "")
     if name not in ACTIONS or getattr(response, "status_code", 500) >= 400:
+        return
+    if name in CONFIRMED_FIRST and not confirmed(ctx):
         return
     target = str(params.get("ticket_id") or params.get("name") or params.get("instance") or "")
     details = {k: v[:200] for k, v in ctx.request.form.items() if not any(w in k.lower() for w in LEFT_OUT)}
