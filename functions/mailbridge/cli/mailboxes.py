@@ -239,7 +239,9 @@ def connect_url(mailbox_name, instance):
       scripts/mailbridge connect-url support
     """
 
-    click.echo(mailboxes.connect_url(common.services(), mailbox_name, instance))
+    url = mailboxes.connect_url(common.services(), mailbox_name, instance)
+    common.audited("mailbox.connect_link", mailbox_name, details={"instance": instance})
+    click.echo(url)
 
 
 @click.command("disconnect")
