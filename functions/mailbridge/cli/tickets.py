@@ -99,6 +99,7 @@ def tickets_close(ticket_id):
       scripts/mailbridge tickets close 42
     """
     ticket = ticket_service.set_status(common.services(), ticket_id, "closed")
+    common.audited("ticket.status", ticket["id"], before={"status": ticket.get("status")}, after={"status": "closed"})
     click.echo(f"ticket #{ticket['number']} closed")
 
 
@@ -115,6 +116,7 @@ def tickets_set(ticket_id, field, value):
       scripts/mailbridge tickets set 42 type refund
     """
     ticket = ticket_service.set_field(common.services(), ticket_id, field, value)
+    common.audited("ticket.set", ticket["id"], after={field: value.strip() or None})
     shown = value.strip() or "(none)"
     click.echo(f"ticket #{ticket['number']}: {'ticket type' if field == 'type' else field} = {shown}")
 

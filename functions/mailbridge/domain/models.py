@@ -67,7 +67,14 @@ DEFAULT_SETTINGS = {
     # Senders whose remote images the ticket page loads without asking (docs/images.md): only what
     # an admin chose, by the "Always show images from" button or `settings set`.
     "show_images_from": [],
+    # Personal data (docs/privacy.md): closed tickets and ignored/quarantined inbound rows are
+    # deleted this many days later by Firestore's TTL policies (0 = kept); the audit log is kept
+    # audit.retention_days.
+    "retention.closed_ticket_days": 0,
+    "retention.inbound_log_days": 0,
+    "audit.retention_days": 400,
 }
+DEFAULT_RETENTION = {"closed_ticket_days": 0}  # a mailbox's own; 0 = the global setting
 ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -153,11 +160,11 @@ def _coerce(current, raw: str, key: str):
 def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
     """Validate `incoming.x` / `outgoing.x` and return (dotted key, typed value)."""
     section, _, field = key.partition(".")
-    defaults = {"incoming": DEFAULT_INCOMING, "outgoing": DEFAULT_OUTGOING}.get(section)
+    defaults = {"incoming": DEFAULT_INCOMING, "outgoing": DEFAULT_OUTGOING, "retention": DEFAULT_RETENTION}.get(section)
     if defaults is None or field not in defaults:
         known = ", ".join(f"incoming.{k}" for k in DEFAULT_INCOMING) + ", " + ", ".join(
             f"outgoing.{k}" for k in DEFAULT_OUTGOING
-        )
+        ) + ", retention.closed_ticket_days"
         raise InvalidInput(f"unknown setting {key!r}; known: {known}")
     if field in ("deletion_label", "deletion_label_name"):
         raise InvalidInput("set the deletion label with `labels set-deletion MAILBOX LABEL`, which validates it")
@@ -195,6 +202,10 @@ def apply_global_setting(key: str, raw) -> object:
     value = _coerce(current, raw, key) if isinstance(raw, str) else raw
     if key == "events.retention_days" and not 1 <= value <= 3650:
         raise InvalidInput("events.retention_days must be between 1 and 3650")
+    if key.startswith("retention.") and value > 36500:
+        raise InvalidInput(f"{key} must be between 0 (keep) and 36500 days")
+    if key == "audit.retention_days" and not 1 <= value <= 36500:
+        raise InvalidInput("audit.retention_days must be between 1 and 36500")
     return value
 
 

@@ -24,6 +24,7 @@ from mailbridge.http.common import download_headers, json_response, services
 from mailbridge.logs import log_event
 from mailbridge.services import api as api_service
 from mailbridge.services import merging
+from mailbridge.services import audit
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # Cloud Run's limit on an HTTP/1 request body
 PATCH_FIELDS = ("status", "team", "type")
@@ -186,7 +187,18 @@ ROUTES = Map([
     Rule("/tickets/<ticket_id>/messages/<message_id>/attachments/<index>", methods=["GET"],
          endpoint=download_attachment),
 ], merge_slashes=False, strict_slashes=False, redirect_defaults=False)
+AUDITED = {change_ticket: "ticket.set", reply: "reply.sent", confirm_participant: "ticket.participants"}
 QUERY = {list_tickets: ("mailbox", "status", "updated_after", "limit", "cursor")}  # the others take none
+
+
+def audited(request, caller: str | None, endpoint, values: dict) -> None:
+    """One audit record per change the API made (services/audit.py); the caller's service account."""
+    body = request.get_json(silent=True) or {}
+    action = AUDITED[endpoint] if endpoint is not change_ticket else (
+        "ticket.status" if "status" in body else "ticket.set")
+    changed = {k: body[k] for k in PATCH_FIELDS if k in body} if endpoint is change_ticket else None
+    audit.record(services(), action, values.get("ticket_id", ""), actor=caller or "api caller (unverified)",
+                 source="api", after=changed)
 
 
 def not_routed(request):
@@ -198,8 +210,8 @@ def handle(request):
     """Check the caller, route, answer; every failure is a JSON error."""
     try:
         settings = services().settings
-        invoker.verified_caller(request, "api", settings.api_callers, "an allowed API caller",
-                                "MAILBRIDGE_API_CALLERS")
+        caller = invoker.verified_caller(request, "api", settings.api_callers, "an allowed API caller",
+                                         "MAILBRIDGE_API_CALLERS")
         try:
             endpoint, values = ROUTES.bind_to_environ(request.environ).match()
         except NoSuchMethod as e:
@@ -211,7 +223,10 @@ def handle(request):
         if unknown:  # a misspelt filter must not silently list everything
             raise InvalidInput(f"unknown query parameter {unknown[0][:60]!r}"
                                + (f": use {', '.join(QUERY[endpoint])}" if endpoint in QUERY else ""))
-        return endpoint(request, **values)
+        response = endpoint(request, **values)
+        if endpoint in AUDITED:
+            audited(request, caller, endpoint, values)
+        return response
     except Exception as e:  # noqa: BLE001 - every failure answers JSON; the unexpected as 500 "internal"
         return error_response(e)
 

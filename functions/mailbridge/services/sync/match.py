@@ -116,6 +116,7 @@ class ChunkTickets:
         self.tickets: dict[str, dict] = {}  # ticket id (or "new-N") -> the ticket as the chunk leaves it
         self.versions: dict[str, object] = {}
         self.new_count = 0
+        self.reopened: set[str] = set()  # reopened tickets that had an expiry (services/retention.py)
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
         self.lookup = StoreLookup(store, self.tickets, [f"{mailbox}:{p.thread_id}" for p in pending if p.thread_id],
@@ -240,5 +241,8 @@ class ChunkTickets:
         if ticket.get("status") == "closed":
             ticket["status"] = "open"
             ticket["reopened_at"] = models.now_iso()
+            if ticket.get("expires_at"):
+                self.reopened.add(str(ticket["id"]))
+            ticket["expires_at"] = None  # reopened: retention no longer runs (services/retention.py)
         ticket["updated_at"] = models.now_iso()
         ticket["message_count"] = int(ticket.get("message_count", 0)) + 1
