@@ -65,13 +65,6 @@ class MemoryGmail:
     def profile(self) -> dict:
         return {"emailAddress": self.address, "historyId": str(self.box["history_id"])}
 
-    def history_ids(self, start_history_id: str, label_id: str = "INBOX"):
-        if int(start_history_id) < self.box["oldest_history"]:
-            raise HistoryExpired("history id expired", 404, "notFound")
-        ids = [gid for hid, gid in self.box["history"] if hid > int(start_history_id)
-               and label_id in self.box["messages"].get(gid, {}).get("labelIds", [])]
-        yield ids, str(self.box["history_id"]), True
-
     def new_mail(self, start_history_id: str):
         """As adapters/gmail.py: one history listing split into inbox and spam ids."""
         if int(start_history_id) < self.box["oldest_history"]:
@@ -164,3 +157,10 @@ class MemoryGmail:
 
     def stop(self) -> None:
         self.box["watching"] = None
+
+    def trash(self, message_id: str) -> bool:
+        message = self.box["messages"].get(message_id)
+        if message is None:
+            return False
+        message["labelIds"][:] = [label for label in message["labelIds"] if label != "INBOX"] + ["TRASH"]
+        return True

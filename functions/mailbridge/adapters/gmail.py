@@ -207,31 +207,22 @@ class Gmail:
     def profile(self) -> dict:
         return self._execute("getProfile", self.api.users.getProfile(userId="me"))
 
-    def history_ids(self, start_history_id: str, label_id: str = "INBOX"):
-        """Yield (message ids of one page, history id) pages; the last page's id is the new start."""
-        for added, history_id, last in self._added_pages(start_history_id, label_id):
-            yield [m["id"] for m in added if label_id in m.get("labelIds", [label_id])], history_id, last
-
     def new_mail(self, start_history_id: str):
         """Yield (inbox ids, spam ids, history id, last) pages of the messages added since
-        `start_history_id`: ONE history.list without a label filter (2 units a page, as the
-        inbox alone), split by the labels each record carries; mail in neither (sent, drafts,
-        archived by a filter) is left out (docs/gmail-differences.md, Spam)."""
-        for added, history_id, last in self._added_pages(start_history_id, None):
-            inbox = [m["id"] for m in added if "INBOX" in m.get("labelIds", [])]
-            spam = [m["id"] for m in added if "SPAM" in m.get("labelIds", []) and "INBOX" not in m.get("labelIds", [])]
-            yield inbox, spam, history_id, last
-
-    def _added_pages(self, start_history_id: str, label_id: str | None):
+        `start_history_id`: ONE history.list without a label filter (2 units a page, as the inbox
+        alone), split by each record's labels; sent mail, drafts and mail in neither are left out
+        (docs/gmail-differences.md, Spam). The last page's history id is the next start."""
         token = None
         while True:
             response = self._execute("history.list", self.api.history.list(
                 userId="me", startHistoryId=start_history_id, historyTypes=["messageAdded"],
-                maxResults=500, pageToken=token, **({"labelId": label_id} if label_id else {})))
-            added = [item.get("message", {}) for record in response.get("history", [])
-                     for item in record.get("messagesAdded", [])]
+                maxResults=500, pageToken=token))
+            added = [(m["id"], m.get("labelIds", [])) for record in response.get("history", [])
+                     for m in (item.get("message") or {} for item in record.get("messagesAdded", [])) if m.get("id")]
             token = response.get("nextPageToken")
-            yield [m for m in added if m.get("id")], response.get("historyId"), token is None
+            yield ([i for i, labels in added if "INBOX" in labels],
+                   [i for i, labels in added if "SPAM" in labels and "INBOX" not in labels],
+                   response.get("historyId"), token is None)
             if not token:
                 return
 
@@ -415,6 +406,16 @@ class Gmail:
 
     def stop(self) -> None:
         self._execute("stop", self.api.users.stop(userId="me"))
+
+    def trash(self, message_id: str) -> bool:
+        """messages.trash (5 units): Gmail deletes it from Trash after 30 days; False if gone."""
+        try:
+            self._execute("messages.trash", self.api.messages.trash(userId="me", id=message_id))
+        except GmailError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
 
 
 class RawResults(collections.abc.Mapping):

@@ -50,7 +50,8 @@ def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_ti
     queued = 0
     for ticket, prepared in new_tickets:
         try:
-            queued += outgoing.acknowledge(services, mailbox, ticket, prepared.parsed, prepared.verdict)["status"] == "queued"
+            queued += outgoing.acknowledge(services, mailbox, ticket, prepared.parsed, prepared.verdict,
+                                           prepared.gmail_id)["status"] == "queued"
         except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
             log_event("WARNING", "acknowledgement failed", mailbox=mailbox["name"], ticket=ticket.get("id"),
                       error=_error(e))
