@@ -72,6 +72,9 @@ class Settings:
     # locally they share one base (functions_url).
     function_urls: dict = dataclasses.field(default_factory=dict)
     region: str = ""
+    # Tests and the bench only: a file every document write is appended to, so the strictness
+    # layer counts the writes of every process (adapters/firestore/accounting.py).
+    write_log: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -107,6 +110,7 @@ class Settings:
             oauth_certs_url=env.get("MAILBRIDGE_OAUTH_CERTS_URL", ""),
             function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
             region=env.get("MAILBRIDGE_REGION", ""),
+            write_log=env.get("MAILBRIDGE_WRITE_LOG", ""),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),

@@ -34,6 +34,8 @@ class Stack:
                  bucket: str = ATTACHMENTS_BUCKET, ports: dict[str, int] | None = None):
         self.state_dir = Path(state_dir)
         self.log_dir = self.state_dir / "logs"
+        # MAILBRIDGE_WRITE_LOG of its processes when set (tests and the bench count every document write)
+        self.write_log = ""
         self.project = project
         self.instance = instance
         self.bucket = bucket

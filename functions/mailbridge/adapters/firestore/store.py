@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from google.cloud import firestore
 
+from mailbridge.adapters.firestore import accounting
 from mailbridge.adapters.firestore.admin import AdminRepository
 from mailbridge.adapters.firestore.events import EventRepository
 from mailbridge.adapters.firestore.inbound import InboundRepository
@@ -37,6 +38,8 @@ class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepositor
             InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository):
     """Every repository over one Firestore client."""
 
-    def __init__(self, client: "firestore.Client"):
+    def __init__(self, client: "firestore.Client", write_log: str = ""):
         self.db = client
+        if write_log:  # tests and the bench: the strictness layer reads every process's writes
+            accounting.WRITES.log_path = write_log
         self.write_count = 0  # documents written by this process (benchmarks read it)
