@@ -297,11 +297,21 @@ class SyncPorts(InstancePorts, EventsPorts, Protocol):
     def queue(self) -> WorkQueue: ...
 
 
-class AcknowledgementPorts(ComposePorts, SendTaskPorts, Protocol):
+class AcknowledgeStore(OutgoingStore, InboundRepository, Protocol): ...
+
+
+class AcknowledgePorts(ComposePorts, Protocol):
+    """services/outgoing/acknowledgements.py: compose and record, and say on the inbound row why
+    mail that is not new got no acknowledgement."""
+
+    store: AcknowledgeStore
+
+
+class AcknowledgementPorts(AcknowledgePorts, SendTaskPorts, Protocol):
     """services/sync/handoffs.queue_acknowledgements: a sync's new tickets acknowledged
     (services/outgoing/acknowledgements.py: queued records) and one send task asked for."""
 
-    store: OutgoingStore
+    store: AcknowledgeStore
 
 
 class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...

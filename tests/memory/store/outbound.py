@@ -4,7 +4,8 @@ acknowledgement limits (as adapters/firestore/outbound.py).
 Layout: outbound/{key}                     a message we sent or will send, keyed by idempotency key
         send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
         send_pacing/{mailbox}~{instance}   the outbox's quota bucket, drain lease and last error
-        ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
+        ack_limits/{sha256(key)}~{hour}  acknowledgements to a recipient (or a mailbox's "@domain") in an
+                                           hour: one document here, shards in Firestore (same limits)
 """
 
 from __future__ import annotations
