@@ -311,3 +311,17 @@ def test_retry_time_is_read_from_gmails_message():
     assert pacing.retry_at("429 rateLimitExceeded Retry after 2026-12-02T10:15:01.500Z", 0) == \
         datetime(2026, 12, 2, 10, 15, 1, 500000, tzinfo=timezone.utc).timestamp()
     assert pacing.retry_at("429 rateLimitExceeded", 100.0) == 100.0 + pacing.RATE_LIMIT_DEFAULT_SECONDS
+
+
+def test_a_burst_of_sends_writes_the_pacing_document_with_the_lease_not_once_per_send(world, monkeypatch):
+    services, accounts, queue = world
+    burst(services, accounts, 12)
+    writes = []
+    change = services.store.change_send_pacing
+    monkeypatch.setattr(services.store, "change_send_pacing", lambda key, decide: writes.append(key) or change(key, decide))
+
+    (summary,) = run_tasks(services, queue)
+
+    assert summary["sent"] == 12 and len(writes) == 2  # the drain lease taken, then released
+    window = services.store.get_send_pacing(pacing.pacing_key(services, "help"))["window"]
+    assert sum(entry["sends"] for entry in window) == 12 * pacing.SEND_UNITS  # every send in the minute
