@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from google.cloud import firestore
 
-from mailbridge.adapters.firestore import accounting
+from mailbridge.adapters.firestore import accounting, numbers
 from mailbridge.adapters.firestore.admin import AdminRepository
 from mailbridge.adapters.firestore.events import EventRepository
 from mailbridge.adapters.firestore.inbound import InboundRepository
@@ -43,3 +43,4 @@ class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepositor
         if write_log:  # tests and the bench: the strictness layer reads every process's writes
             accounting.WRITES.log_path = write_log
         self.write_count = 0  # documents written by this process (benchmarks read it)
+        self.number_pool = numbers.NumberPool(self._increment_ticket_counter)  # ticket numbers (numbers.py)
