@@ -46,7 +46,7 @@ def test_a_busy_process_writes_the_counter_far_less_than_once_a_reservation():
         taken += pool.take(3)
         clock.now += 0.05
     assert len(set(taken)) == len(taken) == 3600
-    assert accounting.violations(writes) == []  # never more than once a second over 10 s
+    assert accounting.max_sustained_rate(writes)["value"] <= 1.0  # never more than 10 writes in 10 s
     assert counter.writes < TRIGGER + 60 / BLOCK_S + 2  # about one a block, not 1,200
 
 

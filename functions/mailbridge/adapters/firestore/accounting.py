@@ -3,8 +3,9 @@ Google"). Every write of every repository passes through the client's one Commit
 (base.watch_commits); there each written document is recorded with its time and size, and each
 commit Firestore aborted for contention is counted. The emulator enforces neither Google's
 sustained rate of about one write per second per document nor, everywhere, its 1 MiB limit: the
-test tiers that run it (tests/conftest.py) and the bench (scripts/bench_firestore.py) read these
-records and fail, or report, what Google would refuse or slow down.
+test tiers that run it (tests/strict_firestore.py) fail on what Google would refuse or not
+sustain (violations), and the bench (scripts/bench_firestore.py) reports the busiest document's
+rate over 10 s, bursts included (max_sustained_rate).
 
 Records stay in this process (WRITES) and, when `MAILBRIDGE_WRITE_LOG` names a file (tests and the
 bench only), are appended to it as one short line each, so the functions served in another
@@ -104,14 +105,11 @@ def read_log(path: str, offset: int = 0) -> tuple[list[Written], int, int]:
 
 
 def max_sustained_rate(written: list[Written], window_s: float = SUSTAINED_WINDOW_S) -> dict:
-    """The highest rate any one document was written at over `window_s` seconds:
-    {"value": writes per second, "path", "at": window start}; value 0 when nothing was written."""
-    times: dict[str, list[float]] = {}
-    for w in written:
-        times.setdefault(w.path, []).append(w.at)
+    """The highest rate any one document was written at in a window of `window_s` seconds (its
+    writes in the window / `window_s`), the bench's figure: {"value": writes per second, "path",
+    "at": window start}; value 0 when nothing was written. A burst counts in full here."""
     best = {"value": 0.0, "path": "", "at": 0.0}
-    for path, stamps in times.items():
-        stamps.sort()
+    for path, stamps in _stamps(written).items():
         start = 0
         for end, at in enumerate(stamps):
             while at - stamps[start] >= window_s:
@@ -122,6 +120,29 @@ def max_sustained_rate(written: list[Written], window_s: float = SUSTAINED_WINDO
     return best
 
 
+def sustained_overload(stamps: list[float], window_s: float = SUSTAINED_WINDOW_S) -> float:
+    """The highest rate of writes that lasted at least `window_s`: over every run of writes
+    spanning `window_s` or more, (writes after the first) / span. A burst that Firestore's queue
+    drains within `window_s` (a test setting up a mailbox a dozen times in a second) is not
+    sustained; 1.0 or less is within Google's rate."""
+    worst, end = 0.0, 0
+    for start, first in enumerate(stamps):
+        end = max(end, start)
+        while end < len(stamps) and stamps[end] - first < window_s:
+            end += 1
+        if end == len(stamps):
+            break
+        worst = max(worst, (end - start) / (stamps[end] - first))
+    return worst
+
+
+def _stamps(written: list[Written]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for w in written:
+        times.setdefault(w.path, []).append(w.at)
+    return {path: sorted(stamps) for path, stamps in times.items()}
+
+
 def allowed_rate(path: str) -> float:
     for pattern, (rate, _why) in BUDGET_EXCEPTIONS.items():
         if fnmatch.fnmatchcase(path, pattern):
@@ -130,18 +151,13 @@ def allowed_rate(path: str) -> float:
 
 
 def violations(written: list[Written], window_s: float = SUSTAINED_WINDOW_S) -> list[str]:
-    """What Google would refuse or slow down: a document written faster than its budget over
-    `window_s` (Google: about 1 a second sustained) or larger than 1 MiB. Empty when none."""
-    problems = []
-    for w in written:
-        if w.size > MAX_DOCUMENT_BYTES:
-            problems.append(f"{w.path}: {w.size} bytes written, over Firestore's 1 MiB per document")
-    by_path: dict[str, list[Written]] = {}
-    for w in written:
-        by_path.setdefault(w.path, []).append(w)
-    for path, writes in by_path.items():
-        rate = max_sustained_rate(writes, window_s)
-        if rate["value"] > allowed_rate(path):
-            problems.append(f"{path}: written {rate['value']:.1f} times a second over {window_s:g} s "
-                            f"(Firestore sustains about {allowed_rate(path):g})")
-    return sorted(set(problems))
+    """What Google would refuse or slow down: a document written faster than its budget,
+    sustained over `window_s` or more (Google: about 1 a second), or larger than 1 MiB."""
+    problems = {f"{w.path}: {w.size} bytes written, over Firestore's 1 MiB per document"
+                for w in written if w.size > MAX_DOCUMENT_BYTES}
+    for path, stamps in _stamps(written).items():
+        rate = sustained_overload(stamps, window_s)
+        if rate > allowed_rate(path):
+            problems.add(f"{path}: written {rate:.1f} times a second sustained over {window_s:g} s or more "
+                         f"(Firestore sustains about {allowed_rate(path):g})")
+    return sorted(problems)

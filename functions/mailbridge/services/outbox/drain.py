@@ -158,8 +158,10 @@ class Drainer:
 
         self._pace(decide)
         self.unsaved = []
-        # the safety net the scheduled tick reads: when to look again (None: nothing waits)
-        self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
+        # the safety net the scheduled tick reads: when to look again (None: nothing waits);
+        # unchanged, it is not written again (each send task would write the mailbox otherwise)
+        if self.mailbox.get("outbox_wake_at") != self.wake_at:
+            self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
 
     def summary(self, outcome: str, reason: str | None) -> dict:
         return {"mailbox": self.name, "status": outcome, "reason": reason, **self.counts}
