@@ -89,9 +89,9 @@ def test_mail_after_connection_becomes_a_ticket_without_poll(box, fake):
     wait_for(lambda: inbound_count(services, name) == 2, 20, message="the reply")
     assert len(services.store.list_tickets(mailbox=name)) == 1
     assert {r["outcome"] for r in services.store.inbound_log(name)} == {"created", "updated"}
-    # post-processing ran (default mark_read)
-    messages = fake.get(f"/_fake/users/{address}/messages")
-    assert all("UNREAD" not in m["labelIds"] for m in messages)
+    # post-processing ran (default mark_read); it follows the commit, so the row can come first
+    wait_for(lambda: all("UNREAD" not in m["labelIds"] for m in fake.get(f"/_fake/users/{address}/messages")), 20,
+             message="both messages marked read")
 
 
 def pushed_counts(log_text: str, name: str) -> int:
