@@ -12,10 +12,10 @@ class Counter:
     def __init__(self):
         self.last, self.writes = 0, 0
 
-    def increment(self, count: int) -> int:
+    def increment(self, count: int) -> tuple[int, int]:
         self.last += count
         self.writes += 1
-        return self.last
+        return self.last, self.writes
 
 
 class Clock:
@@ -81,3 +81,21 @@ def test_no_number_is_handed_out_twice_across_threads():
         t.join()
     every = [n for r in results for n in r]
     assert len(every) == len(set(every)) == 1600
+
+
+def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
+    counter, clock = Counter(), Clock()
+    writes = []
+
+    def increment(n):
+        writes.append(accounting.Written(clock.now, "counters/tickets", 10))
+        return counter.increment(n)
+
+    pools = [NumberPool(increment, clock) for _ in range(8)]  # eight busy instances
+    taken = []
+    for step in range(4800):  # each reserves every 100 ms for a minute
+        taken += pools[step % 8].take(2)
+        clock.now += 0.0125
+    assert len(set(taken)) == len(taken)
+    late = [w for w in writes if w.at > 1030]  # once the blocks have grown
+    assert accounting.max_sustained_rate(late)["value"] <= 1.0

@@ -6,7 +6,9 @@ many times a second. A process that reserves often (TRIGGER reservations within 
 the rate at which the document would be hot) takes a block sized for BLOCK_S of its recent demand
 instead and hands numbers out of it in memory, for BLOCK_S at most; a quiet process reserves
 exactly what it needs, so numbers stay consecutive in ordinary use. A busy process then writes
-the counter about once every BLOCK_S.
+the counter about once a block; the counter also counts its reservations, and when they come
+faster than TARGET_RATE (several busy processes: Cloud Run instances) each process keeps its
+blocks longer, up to MAX_BLOCK_S, so the counter stays under one write a second in all.
 
 Unique and exactly once either way: every number comes from the atomic increment once, and a new
 ticket is *created* (fails if present), so even a stale block (the store reset under a running
@@ -22,12 +24,15 @@ from collections import deque
 
 WINDOW_S = 10.0   # demand is measured over this long (Firestore's limit: ~1 write/s sustained over 10 s)
 TRIGGER = 6       # reservations within WINDOW_S that make a block worth taking
-BLOCK_S = 3.0     # a block holds this long of the recent demand, and is dropped after it
+BLOCK_S = 3.0     # a block holds this long of the recent demand, and is dropped after it ...
+MAX_BLOCK_S = 30.0  # ... or up to this long while other processes reserve too
+TARGET_RATE = 0.5   # reservations a second of every process together that need no longer blocks
 MAX_BLOCK = 1000  # numbers one block holds at most
 
 
 class NumberPool:
-    """One process's block of reserved numbers; `increment(n)` reserves n and answers the last."""
+    """One process's block of reserved numbers; `increment(n)` reserves n and answers (the last
+    number, the counter's reservations so far)."""
 
     def __init__(self, increment, clock=time.monotonic):
         self.increment, self.clock = increment, clock
@@ -35,6 +40,8 @@ class NumberPool:
         self.block: list[int] = []
         self.block_until = 0.0
         self.recent: deque[tuple[float, int]] = deque()  # (when, how many) reservations asked
+        self.block_s = BLOCK_S
+        self.seen: tuple[float, int] | None = None  # (when, the counter's reservations) last time
 
     def take(self, count: int) -> list[int]:
         if count <= 0:
@@ -53,8 +60,19 @@ class NumberPool:
             size = missing
             if len(self.recent) >= TRIGGER:  # busy: a block for the next BLOCK_S of this demand
                 rate = sum(n for _at, n in self.recent) / max(now - self.recent[0][0], 1.0)
-                size = max(missing, min(MAX_BLOCK, round(rate * BLOCK_S)))
-            last = self.increment(size)
+                size = max(missing, min(MAX_BLOCK, round(rate * self.block_s)))
+            last, reservations = self.increment(size)
+            self._adapt(now, reservations)
             numbers = list(range(last - size + 1, last + 1))
-            self.block, self.block_until = numbers[missing:], now + BLOCK_S
+            self.block, self.block_until = numbers[missing:], now + self.block_s
             return taken + numbers[:missing]
+
+    def _adapt(self, now: float, reservations: int) -> None:
+        """Keep blocks longer while every process together reserves faster than TARGET_RATE."""
+        if self.seen is not None and now - self.seen[0] <= WINDOW_S * 6 and now > self.seen[0]:
+            rate = (reservations - self.seen[1]) / (now - self.seen[0])
+            if rate > TARGET_RATE:
+                self.block_s = min(MAX_BLOCK_S, self.block_s * 2)
+            elif rate < TARGET_RATE / 2:
+                self.block_s = max(BLOCK_S, self.block_s / 2)
+        self.seen = (now, reservations)

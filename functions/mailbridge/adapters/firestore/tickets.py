@@ -24,11 +24,13 @@ class TicketRepository(FirestoreRepository):
         counters/tickets a hot document."""
         return self.number_pool.take(count)
 
-    def _increment_ticket_counter(self, count: int) -> int:
+    def _increment_ticket_counter(self, count: int) -> tuple[int, int]:
+        """(the last of `count` numbers reserved, the counter's reservations so far), one write."""
         ref = self.db.collection("counters").document("tickets")
-        result = ref.set({"last": firestore.Increment(count)}, merge=True)
+        result = ref.set({"last": firestore.Increment(count), "reservations": firestore.Increment(1)}, merge=True)
         self.write_count += 1
-        return int(result.transform_results[0].integer_value)
+        last, reservations = result.transform_results  # the client sends transforms by field path
+        return int(last.integer_value), int(reservations.integer_value)
 
     def find_ticket(self, ticket_id: str) -> dict | None:
         snap = self.ticket_ref(str(ticket_id).lstrip("#")).get()
