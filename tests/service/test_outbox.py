@@ -325,3 +325,16 @@ def test_a_burst_of_sends_writes_the_pacing_document_with_the_lease_not_once_per
     assert summary["sent"] == 12 and len(writes) == 2  # the drain lease taken, then released
     window = services.store.get_send_pacing(pacing.pacing_key(services, "help"))["window"]
     assert sum(entry["sends"] for entry in window) == 12 * pacing.SEND_UNITS  # every send in the minute
+
+
+def test_the_drainer_takes_the_daily_budget_in_blocks_and_gives_back_what_it_did_not_send(world, monkeypatch):
+    services, accounts, queue = world
+    burst(services, accounts, 12)
+    takes = []
+    take = services.store.take_send_budget
+    monkeypatch.setattr(services.store, "take_send_budget", lambda *a: takes.append(a) or take(*a))
+
+    (summary,) = run_tasks(services, queue)
+
+    assert summary["sent"] == 12 and len(takes) == 2  # blocks of budget.BLOCK, not one write per send
+    assert services.store.send_budget_used("help", budget.today()) == 12  # the rest of the block given back

@@ -73,19 +73,20 @@ class OutboundRepository(MemoryRepository):
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._get("send_budget", f"{mailbox}~{day}") or {}).get("count", 0))
 
-    def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]:
+    def take_send_budget(self, mailbox: str, day: str, budget: int, count: int = 1) -> tuple[int, int]:
         with self._lock:
             used = self.send_budget_used(mailbox, day)
-            if used >= budget:
-                return False, used
+            taken = max(0, min(count, budget - used))
+            if not taken:
+                return 0, used
             expires = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=2)
-            self._set("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1,
+            self._set("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + taken,
                                                           "expires_at": expires})
-            return True, used
+            return taken, used
 
-    def release_send_budget(self, mailbox: str, day: str) -> None:
+    def release_send_budget(self, mailbox: str, day: str, count: int = 1) -> None:
         with self._lock:
-            self._update("send_budget", f"{mailbox}~{day}", {"count": self.send_budget_used(mailbox, day) - 1})
+            self._update("send_budget", f"{mailbox}~{day}", {"count": self.send_budget_used(mailbox, day) - count})
 
     # -- the outbox ------------------------------------------------------------------------
     def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,

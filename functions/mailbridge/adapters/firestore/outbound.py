@@ -114,27 +114,30 @@ class OutboundRepository(FirestoreRepository):
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._budget_ref(mailbox, day).get().to_dict() or {}).get("count", 0))
 
-    def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]:
-        """Count one send if fewer than `budget` were counted today: (taken, count before)."""
+    def take_send_budget(self, mailbox: str, day: str, budget: int, count: int = 1) -> tuple[int, int]:
+        """Count up to `count` sends while fewer than `budget` were counted today: (how many were
+        taken, 0 when the budget is spent; the count before). The outbox takes a block of them at
+        once (services/outgoing/budget.Allowance): one write per block, not per send."""
         ref = self._budget_ref(mailbox, day)
         transaction = self.db.transaction()
 
         @firestore.transactional
         def run(tx):
             used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
-            if used >= budget:
-                return False, used
+            taken = max(0, min(count, budget - used))
+            if not taken:
+                return 0, used
             expires = _day_end(day, BUDGET_KEPT.days)
-            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1, "expires_at": expires})
-            return True, used
+            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + taken, "expires_at": expires})
+            return taken, used
 
         taken, used = run(transaction)
         if taken:
             self.write_count += 1
         return taken, used
 
-    def release_send_budget(self, mailbox: str, day: str) -> None:
-        self._budget_ref(mailbox, day).update({"count": firestore.Increment(-1)})
+    def release_send_budget(self, mailbox: str, day: str, count: int = 1) -> None:
+        self._budget_ref(mailbox, day).update({"count": firestore.Increment(-count)})
         self.write_count += 1
 
     # -- the outbox ------------------------------------------------------------------------

@@ -116,6 +116,7 @@ class Drainer:
         # (docs/architecture.md, "No hot documents"). A drainer that dies loses at most that much
         # of the minute's record; Gmail's 429 covers the rest (it is honoured).
         self.unsaved: list[dict] = []
+        self.allowance = budget.Allowance(self.store, self.name)  # today's budget in blocks (budget.py)
 
     def _pace(self, decide):
         """The pacing document's read-modify-write, tried again while the mailbox's syncs hold
@@ -158,6 +159,7 @@ class Drainer:
 
         self._pace(decide)
         self.unsaved = []
+        self.allowance.close()
         # the safety net the scheduled tick reads: when to look again (None: nothing waits);
         # unchanged, it is not written again (each send task would write the mailbox otherwise)
         if self.mailbox.get("outbox_wake_at") != self.wake_at:
@@ -264,7 +266,8 @@ class Drainer:
         """Apply the daily budget: an acknowledgement past its share is skipped, a reply past the
         whole budget waits for the next UTC day. True when the record is not to be sent now."""
         daily_budget, ack_budget = budget.daily_limits(self.mailbox)
-        used = self.store.send_budget_used(self.name, budget.today())
+        day = budget.today()
+        used = self.store.send_budget_used(self.name, day) - self.allowance.unsent(day)
         kind = record.get("kind")
         if kind == "acknowledgement" and used >= ack_budget:
             reason = budget.acknowledgement_share_spent(daily_budget, ack_budget, used)
@@ -291,7 +294,7 @@ class Drainer:
             if self.gmail is None:
                 credential = mailboxes.own_credential(self.services, self.mailbox)
                 self.gmail = self.services.gmail_for(self.mailbox, credential)
-            result = delivery.deliver(self.services, record["key"], gmail=self.gmail)
+            result = delivery.deliver(self.services, record["key"], gmail=self.gmail, allowance=self.allowance)
         except delivery.RateLimited as e:
             until = pacing.retry_at(str(e), time.time())
             self._pace(lambda bucket: (None, {"blocked_until": until}))
