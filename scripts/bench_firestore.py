@@ -89,11 +89,12 @@ def main() -> int:
     """Only the three phases these figures come from, on make bench's own code and stacks:
     `.venv/bin/python scripts/bench_firestore.py` (about 15 minutes instead of make bench's 30+)."""
     import importlib.machinery
+    import importlib.util
     import subprocess
-    import types
 
-    loader = importlib.machinery.SourceFileLoader("bench_main", str(ROOT / "scripts" / "bench"))
-    bench = types.ModuleType(loader.name)
+    path = str(ROOT / "scripts" / "bench")
+    loader = importlib.machinery.SourceFileLoader("bench_main", path)
+    bench = importlib.util.module_from_spec(importlib.util.spec_from_file_location("bench_main", path, loader=loader))
     loader.exec_module(bench)
     start()
     env = dict(os.environ, MAILBRIDGE_STACK_DIR=str(bench.STACK_DIR))
@@ -114,14 +115,14 @@ def main() -> int:
         merge(results, phase("burst_400_with_acknowledgements", since, bench_outbox.BURST))
     finally:
         subprocess.run([str(ROOT / "scripts" / "stack"), "down"], env=env, stdout=subprocess.DEVNULL)
-    path = ROOT / "bench" / "firestore.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    figures = ROOT / "bench" / "firestore.json"
+    figures.write_text(json.dumps(results, indent=2) + "\n")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_scale.py"), "--sizes",
                     os.environ.get("BENCH_SCALE_SIZES", "1000")], check=False)
     scale = json.loads((ROOT / "bench" / "scale.json").read_text())
     merge(results, *scale.get("max_doc_writes_per_s_by_phase", {}).values())
     results["fanout_1000_mailboxes_s"] = scale.get("fanout_1000_mailboxes_s")
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    figures.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results.get(k) for k in ("max_doc_writes_per_s", "contention_retries_per_1000",
                                                     "max_doc_writes_per_s_by_phase", "burst_400_acks_s",
                                                     "burst_400_ingest_s", "fanout_1000_mailboxes_s")}, indent=2))

@@ -68,10 +68,10 @@ def test_a_burst_that_drains_within_ten_seconds_passes_and_the_bench_still_repor
 
 
 def test_a_burst_followed_by_steady_writing_is_sustained_and_fails():
-    written = [accounting.Written(100 + i * 0.1, "sync/a~production", 20) for i in range(15)]
-    written += [accounting.Written(102 + i, "sync/a~production", 20) for i in range(10)]
+    written = [accounting.Written(100 + i * 0.1, "send_pacing/a~production", 20) for i in range(15)]
+    written += [accounting.Written(102 + i, "send_pacing/a~production", 20) for i in range(10)]
 
-    assert [p.split(":")[0] for p in accounting.violations(written)] == ["sync/a~production"]
+    assert [p.split(":")[0] for p in accounting.violations(written)] == ["send_pacing/a~production"]
 
 
 def test_many_documents_each_written_once_a_second_pass():
