@@ -102,6 +102,7 @@ class Drainer:
         self.name = mailbox["name"]
         self.owner = uuid.uuid4().hex
         self.key = pacing.pacing_key(services, self.name)
+        self.ingestion_key = pacing.ingestion_key(services, self.name)  # the syncs' units (pacing.py)
         self.deadline = time.monotonic() + services.settings.push_time_budget_s
         self.counts = {"sent": 0, "skipped": 0, "failed": 0, "waiting": 0}
         self.gmail = None
@@ -225,8 +226,8 @@ class Drainer:
         """Seconds to wait, or 0 with one send's units taken in the rolling minute: read from the
         pacing document (the syncs' units, an earlier drainer's sends) plus the unsaved sends."""
         now = time.time()
-        wait, changes = pacing.take_decision(self._with_unsaved(self.store.get_send_pacing(self.key), now),
-                                             now, quota, share, kind)
+        bucket = pacing.combined(self.store.get_send_pacing(self.key), self.store.get_send_pacing(self.ingestion_key))
+        wait, changes = pacing.take_decision(self._with_unsaved(bucket, now), now, quota, share, kind)
         if changes is not None:
             self.unsaved.append({"at": float(int(now)), "units": pacing.SEND_UNITS, "sends": pacing.SEND_UNITS})
         return wait
