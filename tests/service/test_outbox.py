@@ -338,3 +338,17 @@ def test_the_drainer_takes_the_daily_budget_in_blocks_and_gives_back_what_it_did
 
     assert summary["sent"] == 12 and len(takes) == 2  # blocks of budget.BLOCK, not one write per send
     assert services.store.send_budget_used("help", budget.today()) == 12  # the rest of the block given back
+
+
+def test_the_syncs_units_have_their_own_document_and_the_drainer_still_leaves_them_room(world):
+    services, _accounts, _queue = world
+    services.store.update_mailbox("help", {"outgoing.gmail_quota_units_per_minute": 6000})
+    mailbox = services.store.get_mailbox("help")
+    pacing.record_ingestion(services, mailbox, 5800)
+
+    drainer = outbox.drain.Drainer(services, mailbox)
+    wait = drainer._take_room(6000, 0.7, "acknowledgement")
+
+    assert services.store.get_send_pacing(pacing.pacing_key(services, "help")) is None  # the drainer's: untouched
+    assert services.store.get_send_pacing(pacing.ingestion_key(services, "help"))["window"][0]["units"] == 5800
+    assert wait > 0 and drainer.unsaved == []  # the minute is the syncs': no send now
