@@ -145,3 +145,14 @@ def test_the_log_is_read_from_an_offset_and_a_half_written_line_waits(ledger, tm
     written, _aborts, end = accounting.read_log(ledger.log_path, first_end)
 
     assert written == [accounting.Written(2.0, "c/d", 4)] and end < (tmp_path / "writes.log").stat().st_size
+
+
+def test_a_deployed_function_keeps_no_records(monkeypatch):
+    fresh = accounting.WriteLedger()  # no MAILBRIDGE_WRITE_LOG
+    monkeypatch.setattr(accounting, "WRITES", fresh)
+    client = _client()
+    watch_commits(client)
+
+    client._firestore_api.commit(request={"writes": [_set("tickets/1")]})
+
+    assert fresh.records == []

@@ -7,9 +7,9 @@ test tiers that run it (tests/strict_firestore.py) fail on what Google would ref
 sustain (violations), and the bench (scripts/bench_firestore.py) reports the busiest document's
 rate over 10 s, bursts included (max_sustained_rate).
 
-Records stay in this process (WRITES) and, when `MAILBRIDGE_WRITE_LOG` names a file (tests and the
-bench only), are appended to it as one short line each, so the functions served in another
-process are counted too.
+Only when `MAILBRIDGE_WRITE_LOG` names a file (tests and the bench) are records kept, in this
+process (WRITES) and appended to that file as one short line each, so the functions served in
+another process are counted too; a deployed function keeps none.
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ class WriteLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, written: list[Written]) -> None:
+        if not self.log_path:  # a deployed function keeps nothing: only tests and the bench count
+            return
         with self._lock:
             self.records.extend(written)
-            if self.log_path and written:
+            if written:
                 lines = "".join(f"{w.at:.3f} {w.size} {w.path}\n" for w in written)
                 with open(self.log_path, "a", encoding="utf-8") as log:
                     log.write(lines)
