@@ -38,7 +38,7 @@ def test_gmail_customers_are_all_acknowledged_and_a_company_domain_is_held_to_it
         deliver(fake.url, ADDRESS, make_mail(f"staff{i}@bigcorp.example", ADDRESS, f"Outage {i}"))
     ingest.poll(services, "help")
 
-    recipients = [a["to"][0]["email"] for a in acknowledgements(services)]
+    recipients = [a["message"]["to"][0]["email"] for a in acknowledgements(services)]
     assert sum("gmail.com" in r for r in recipients) == 5
     assert sum("bigcorp.example" in r for r in recipients) == 3
 
