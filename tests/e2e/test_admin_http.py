@@ -240,6 +240,7 @@ def test_attachment_downloads_with_a_safe_filename(services, admin, xss_ticket):
     assert not set(ascii_name) & set('<>"/\\;:')
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"  # as the API's downloads
 
 
 @pytest.mark.parametrize("suffix", [

@@ -75,6 +75,19 @@ def test_a_ticket_is_the_cli_json_plus_team_type_suggestions_and_attachment_link
     assert "invoice.pdf" in download.headers["Content-Disposition"]
 
 
+def test_an_attachment_downloads_with_the_admin_pages_security_headers(api_server, desk):
+    services, name, _address = desk
+    ticket = api_server.call("GET", f"/tickets/{ticket_ids(services, name)[0]}").json()
+    (link,) = [a["url"] for m in ticket["messages"] for a in m["attachments"]]
+    download = api_server.http.get(link, headers=api_server.auth(), timeout=30)
+    headers = download.headers
+    assert headers["Content-Type"] == "application/octet-stream" and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Disposition"].startswith('attachment; filename="invoice.pdf"')
+    assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert (headers["Cache-Control"], headers["Referrer-Policy"], headers["X-Frame-Options"]) == (
+        "no-store", "no-referrer", "DENY")
+
+
 def test_a_reply_retried_with_its_idempotency_key_is_sent_once(api_server, desk, fake):
     services, name, address = desk
     ticket = ticket_ids(services, name)[-1]

@@ -11,9 +11,10 @@ import uuid
 import pytest
 import requests
 
+from mailbridge.services import mailboxes
 import stacklib  # on sys.path through tests/conftest.py
 from tests.conftest import TEST_PROJECT
-from tests.helpers import connect_mailbox, deliver, make_mail, make_services, run_cli, wait_for
+from tests.helpers import connect_mailbox, deliver, make_mail, make_services, post_link, run_cli, wait_for
 
 CUSTOMER = "dana@customer.example"
 
@@ -111,6 +112,26 @@ def test_replay_publishes_a_tickets_events_again_with_the_same_ids(mb_env_push, 
     assert (code, out.strip()) == (0, "replayed 1 event"), err
     again = [e for e in tail(capsys, ids) if e["subject"] == ticket["id"]]
     assert again and all(e == listed[0] for e in again)  # the same event, the same id
+
+
+def test_mailbox_show_and_the_admin_page_say_how_many_events_wait(mb_env, fake, functions_url, capsys):
+    services = make_services()  # mb_env has no events topic: every event waits in the log
+    name = f"ev-{uuid.uuid4().hex[:8]}"
+    address = f"{name}@acme.example"
+    connect_mailbox(services, fake.url, name, address)
+    assert run_cli(["mailbox", "set", name, "outgoing.acknowledge_new", "false"], capsys)[0] == 0
+    assert run_cli(["poll", name], capsys)[0] == 0
+    for n in (1, 2):
+        deliver(fake.url, address, make_mail(f"c{n}@customer.example", address, f"Waiting {n}", "Hello."))
+    assert run_cli(["poll", name], capsys)[0] == 0
+
+    code, out, _err = run_cli(["mailbox", "show", name, "--json"], capsys)
+    assert (code, json.loads(out)["events_waiting"]) == (0, 2)
+    assert "events waiting to be published: 2" in run_cli(["mailbox", "show", name], capsys)[1]
+    session = requests.Session()
+    assert post_link(mailboxes.admin_url(services), session).status_code == 303
+    page = session.get(f"{functions_url}/admin/mailboxes/{name}", timeout=30).text
+    assert '<dd id="events-waiting">2 events waiting to be published</dd>' in page
 
 
 def test_bad_event_arguments_are_one_line_and_exit_2(mb_env, capsys):

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 import time
 
-import jsonschema_rs  # installed with schemathesis (requirements.txt)
+import jsonschema_rs  # pinned in requirements.txt
 import pytest
 
 from mailbridge.errors import ConfigError, InvalidInput
-from mailbridge.services import events, outbox, outgoing, push, sync, tickets
+from mailbridge.services import events, mailboxes, outbox, outgoing, push, stored_bodies, sync, tickets
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
@@ -143,13 +143,66 @@ def test_a_credential_set_that_loses_its_token_is_mailbox_disconnected(world):
     assert event["subject"] == "mailboxes/help" and event["data"]["mailbox"]["reason"].startswith("invalid_grant")
 
 
-def test_a_quarantined_message_is_inbound_quarantined(world):
+@pytest.mark.parametrize("admin_action", [
+    lambda services: mailboxes.disconnect(services, "help"),  # the CLI's disconnect and the admin page's button
+    lambda services: mailboxes.remove_credentials(services, "help", "production"),
+    lambda services: mailboxes.update_credentials(services, "help", "production", client_id="new.apps.googleusercontent.com"),
+], ids=["disconnect", "remove-credentials", "new-client-id"])
+def test_an_admin_disconnecting_a_credential_set_publishes_mailbox_disconnected_at_once(world, admin_action):
     services, accounts = world
-    for _ in range(services.settings.max_attempts + 1):
+    admin_action(services)
+    (event,) = published(services, type="mailbox.disconnected")
+    assert event["subject"] == "mailboxes/help" and event["data"]["mailbox"]["instance"] == "production"
+    assert services.store.events_waiting("help") == 0
+
+
+def test_a_disconnect_that_cannot_publish_leaves_the_event_waiting_for_an_events_task(world):
+    services, accounts = world
+    services.event_topic.failing = 1
+    mailboxes.disconnect(services, "help")
+    assert published(services) == [] and services.store.events_waiting("help") == 1
+    assert [(t["kind"], t["mailbox"]) for t in services.queue.take()] == [("events", "help")]
+
+
+def quarantines(services, gmail_id: str) -> list[dict]:
+    return [e for e in stored(services) if e["type"] == "inbound.quarantined" and e["subject"] == f"inbound/help~{gmail_id}"]
+
+
+def test_a_big_message_whose_attempts_never_finish_is_one_inbound_quarantined(world):
+    services, accounts = world
+    for _ in range(services.settings.max_attempts + 2):  # the attempts after the quarantine change nothing
         services.store.begin_attempt("help", "g-big", services.settings.max_attempts, "never finished")
     events.after_commit(services, "help")
     (event,) = published(services, type="inbound.quarantined")
     assert event["subject"] == "inbound/help~g-big" and event["data"]["inbound"]["outcome"] == "quarantined"
+    assert len(quarantines(services, "g-big")) == 1
+
+
+def test_a_message_that_keeps_failing_is_one_inbound_quarantined_when_the_sync_ends(world):
+    services, accounts = world
+    gmail_id = accounts.deliver(ADDRESS, make_mail("ann@example.org", ADDRESS, "Broken"))
+    gmail = accounts.gmail(ADDRESS)
+    services._overrides["gmail_factory"] = lambda mailbox, credential: gmail
+    gmail.fail_fetch.add(gmail_id)
+    for _ in range(services.settings.max_attempts + 1):
+        services.store.update_sync("help", services.settings.instance, {"history_id": "100"})
+        sync.poll(services, "help")
+    (event,) = published(services, type="inbound.quarantined")
+    assert event["data"]["inbound"]["reason"].startswith("fetch failed") and len(quarantines(services, gmail_id)) == 1
+
+
+def test_a_message_that_can_never_be_stored_is_one_inbound_quarantined_and_its_retry_another(world, monkeypatch):
+    services, accounts = world
+    monkeypatch.setattr(stored_bodies, "ROW_BODY_BUDGET", 10**9)  # its body stays in the row: over 1 MiB
+    big = accounts.deliver(ADDRESS, make_mail("log@example.org", ADDRESS, "Forwarded log", "张三 写道:\n" * 75_000))
+    sync.poll(services, "help")
+    (event,) = published(services, type="inbound.quarantined")
+    assert event["subject"] == f"inbound/help~{big}" and "DocumentTooLarge" in event["data"]["inbound"]["reason"]
+    assert services.store.events_waiting("help") == 0  # published when the sync ended
+    sync.retry_quarantined(services, "help", big)  # quarantined again: a second quarantine, a second event
+    sync.poll(services, "help")
+    assert [e["sequence"] for e in quarantines(services, big)] == [1, 2]
+    assert len({e["id"] for e in quarantines(services, big)}) == 2
 
 
 # ------------------------------------------------------------------ publishing, never lost

@@ -20,7 +20,7 @@ from mailbridge import errors
 from mailbridge.errors import InvalidInput, MethodNotAllowed, NotFound
 from mailbridge.http import invoker, openapi
 from mailbridge.domain.parsing import safe_filename
-from mailbridge.http.common import content_disposition, json_response, services
+from mailbridge.http.common import download_headers, json_response, services
 from mailbridge.logs import log_event
 from mailbridge.services import api as api_service
 
@@ -150,10 +150,8 @@ def download_attachment(request, ticket_id: str, message_id: str, index: str):
     if not re.fullmatch(r"[0-9]{1,4}", index):
         raise NotFound(f"no attachment {index[:20]!r}")
     filename, _content_type, data = api_service.attachment(services(), ticket_id, message_id, int(index))
-    # served as opaque bytes whatever the sender claimed, as the admin pages do
-    return data, 200, {"Content-Type": "application/octet-stream", "X-Content-Type-Options": "nosniff",
-                       "Content-Disposition": content_disposition(safe_filename(filename)
-                                                                  or f"attachment-{int(index) + 1}")}
+    # the admin pages' download headers: opaque bytes whatever the sender claimed
+    return data, 200, download_headers(safe_filename(filename) or f"attachment-{int(index) + 1}")
 
 
 ROUTES = Map([

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from mailbridge.domain import models, signing
 from mailbridge.errors import InvalidInput, NotFound
+from mailbridge.services import events
 from mailbridge.services.ports import InstancePorts, IntakePorts, MailboxesPorts, OverrideTargetPorts
 
 LINK_TTL_SECONDS = 15 * 60
@@ -147,6 +148,7 @@ def disconnect(services: MailboxesPorts, name: str, instance: str | None = None)
     had_token = bool(cred.get("refresh_token_secret"))
     _stop_watch(services, mailbox)
     result = services.google.disconnect(mailbox, instance)
+    events.after_commit(services, name)  # mailbox.disconnected, committed with the change
     return {**result, "revoked": had_token}
 
 
@@ -181,7 +183,9 @@ def update_credentials(services: MailboxesPorts, name: str, instance: str, clien
         changes.update({"client_id": client_id, "status": "not_connected", "refresh_token_secret": None,
                         "connected_email": None, "connected_at": None, "last_error": None})
     services.google.forget(name, instance)
-    return services.store.update_credential(name, instance, changes)
+    updated = services.store.update_credential(name, instance, changes)
+    events.after_commit(services, name)  # a new client id disconnects a connected set
+    return updated
 
 
 def _revoke_and_destroy(services: MailboxesPorts, secret_id: str | None) -> None:
@@ -205,6 +209,7 @@ def remove_credentials(services: MailboxesPorts, name: str, instance: str) -> di
         services.secrets.destroy_all_versions(cred["client_secret_secret"])
     services.google.forget(name, instance)
     removed = services.store.remove_credential(name, instance)
+    events.after_commit(services, name)  # mailbox.disconnected when the set was connected
     return {"instance": instance, "revoked": bool(cred.get("refresh_token_secret")), "client_id": removed.get("client_id")}
 
 

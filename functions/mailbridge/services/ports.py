@@ -210,11 +210,13 @@ class LabelsPorts(InstancePorts, Protocol):
     def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
 
 
-class MailboxesStore(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, Protocol): ...
+class MailboxesStore(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, EventRepository,
+                     Protocol): ...
 
 
-class MailboxesPorts(WatchPorts, Protocol):
-    """services/mailboxes.py: mailboxes, credential sets, signed links and settings."""
+class MailboxesPorts(WatchPorts, EventsPorts, Protocol):
+    """services/mailboxes.py: mailboxes, credential sets, signed links and settings; a set that
+    stops being connected publishes its mailbox.disconnected event at once."""
 
     store: MailboxesStore
     secrets: Secrets

@@ -41,10 +41,10 @@ class InboundRepository(MemoryRepository):
         return self._query("inbound", ("mailbox", "==", mailbox), ("processed_at", ">=", since),
                            order_by="processed_at", descending=True, fields=INBOUND_LOG_FIELDS)
 
-    def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
+    def _change_open_row(self, mailbox: str, gmail_id: str, change, final_too: bool = False) -> dict:
         with self._lock:
             data = self._get("inbound", _key(mailbox, gmail_id)) or {}
-            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
+            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES and not final_too:
                 return data
             row = change(data)
             after = {**data, **row}
@@ -80,6 +80,9 @@ class InboundRepository(MemoryRepository):
 
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None:
         try:
+            if row.get("outcome") == "quarantined":  # with its event, as the adapter
+                self._change_open_row(mailbox, gmail_id, lambda data: dict(row), final_too=True)
+                return
             self._set_merge("inbound", _key(mailbox, gmail_id), row)
         except gexc.GoogleAPICallError as e:
             raise StoreUnavailable(f"inbound row not written ({e.__class__.__name__})") from e

@@ -47,15 +47,16 @@ class InboundRepository(FirestoreRepository):
         query = query.order_by("processed_at", direction=firestore.Query.DESCENDING)
         return [s.to_dict() for s in query.select(self.INBOUND_LOG_FIELDS).stream()]
 
-    def _change_open_row(self, mailbox: str, gmail_id: str, change) -> dict:
+    def _change_open_row(self, mailbox: str, gmail_id: str, change, final_too: bool = False) -> dict:
         """Read-modify-write of an inbound row in one transaction; `change(data)` gives the
-        fields to merge. A final row is returned unchanged."""
+        fields to merge. A final row is returned unchanged (unless `final_too`). A row that
+        becomes quarantined gets its inbound.quarantined event in the same commit."""
         ref = self.inbound_ref(mailbox, gmail_id)
 
         @firestore.transactional
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
-            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES:
+            if data.get("outcome") in models.FINAL_INBOUND_OUTCOMES and not final_too:
                 return data, 0
             row = change(data)
             after = {**data, **row}
@@ -97,8 +98,12 @@ class InboundRepository(FirestoreRepository):
         return [s.get("gmail_message_id") for s in query.select(["gmail_message_id"]).stream()]
 
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None:
-        """Merge `row` into an inbound row (StoreUnavailable if Firestore refuses)."""
+        """Merge `row` into an inbound row (StoreUnavailable if Firestore refuses); a row it
+        quarantines gets its event in the same commit, as every quarantine does."""
         try:
+            if row.get("outcome") == "quarantined":
+                self._change_open_row(mailbox, gmail_id, lambda data: dict(row), final_too=True)
+                return
             self.inbound_ref(mailbox, gmail_id).set(row, merge=True)
         except gexc.GoogleAPICallError as e:
             raise StoreUnavailable(f"inbound row not written ({e.__class__.__name__})") from e

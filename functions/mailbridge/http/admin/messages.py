@@ -4,13 +4,12 @@ a frame, and its attachments as downloads. Both are looked up by key, never by a
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from mailbridge.domain.parsing import safe_filename, sanitize_html
 from mailbridge.errors import NotFound
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.rendering import respond
-from mailbridge.http.common import templates
+from mailbridge.http.common import download_headers, templates
 from mailbridge.logs import log_event
 from mailbridge.services import stored_bodies
 
@@ -52,11 +51,6 @@ def attachment(ctx: Ctx, message_id: str, index: str):
     except Exception as e:  # noqa: BLE001 - storage errors become a readable 404/502
         log_event("WARNING", "attachment download failed", error=e.__class__.__name__)
         raise NotFound("the attachment's content is not available") from None
-    # One filename rule (parse.safe_filename, as at ingest); only the header's quoting is ours.
+    # One filename rule (parse.safe_filename, as at ingest); one set of download headers.
     filename = safe_filename(item.get("filename") or "") or f"attachment-{int(index) + 1}"
-    ascii_name = re.sub(r"[^A-Za-z0-9 ._()+,=@!#$%&'~-]", "_", filename.encode("ascii", "replace").decode())
-    return respond(data, 200, {
-        "Content-Type": "application/octet-stream",
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}",
-        "Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
+    return respond(data, 200, download_headers(filename))
