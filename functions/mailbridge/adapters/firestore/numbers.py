@@ -61,11 +61,14 @@ class NumberPool:
             if len(self.recent) >= TRIGGER:  # busy: a block for the next BLOCK_S of this demand
                 rate = sum(n for _at, n in self.recent) / max(now - self.recent[0][0], 1.0)
                 size = max(missing, min(MAX_BLOCK, round(rate * self.block_s)))
-            last, reservations = self.increment(size)
+        # Outside the lock: other syncs keep taking numbers meanwhile (two refills only add numbers).
+        last, reservations = self.increment(size)
+        numbers = list(range(last - size + 1, last + 1))
+        with self.lock:
             self._adapt(now, reservations)
-            numbers = list(range(last - size + 1, last + 1))
-            self.block, self.block_until = numbers[missing:], now + self.block_s
-            return taken + numbers[:missing]
+            if size > missing:
+                self.block, self.block_until = self.block + numbers[missing:], now + self.block_s
+        return taken + numbers[:missing]
 
     def _adapt(self, now: float, reservations: int) -> None:
         """Keep blocks longer while every process together reserves faster than TARGET_RATE."""
