@@ -103,18 +103,24 @@ moved {
 }
 
 # Documents of these collections are useless once expired; Firestore deletes them (typically
-# within a day of expires_at) instead of the code sweeping. The product must write a timestamp
-# field `expires_at` on every document of these collections (adapters/firestore/links.py and
-# outbound.py write it; admin sessions get it from services/admin_access.py, event documents from
-# domain/events.py).
+# within a day of expires_at) instead of the code sweeping. The product writes a timestamp field
+# `expires_at` (adapters/firestore/links.py and outbound.py write it; admin sessions get it from
+# services/admin_access.py, event documents from domain/events.py, audit records from
+# services/audit.py). In tickets, inbound and outbound only a closed ticket's documents and
+# ignored/quarantined rows carry one (services/retention.py, docs/privacy.md): a document without
+# it, or with null, is kept.
 locals {
   ttl_collections = toset([
     "ack_limits",     # acknowledgement rate limit per recipient and hour (services/outgoing/)
     "admin_sessions", # admin sign-in sessions (Sign in with Google)
+    "audit",          # the audit log, kept audit.retention_days (services/audit.py, docs/privacy.md)
     "events",         # the ticket event log, kept events.retention_days (domain/events.py)
+    "inbound",        # a closed ticket's messages, ignored/quarantined rows (retention.*, docs/privacy.md)
     "nonces",         # single-use link nonces (store.use_nonce)
     "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
+    "outbound",       # a closed ticket's outgoing records (services/retention.py)
     "send_budget",    # daily send budget per mailbox (services/outgoing/budget.py)
+    "tickets",        # closed tickets, retention.closed_ticket_days after closing, unless on legal hold
   ])
 }
 

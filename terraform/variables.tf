@@ -66,6 +66,17 @@ variable "attachment_retention_days" {
   }
 }
 
+variable "audit_log_retention_days" {
+  description = "Days the audit log bucket keeps the admin actions' log lines (terraform/audit.tf); the Firestore copy is kept by the audit.retention_days setting."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.audit_log_retention_days >= 1 && var.audit_log_retention_days <= 3650 && var.audit_log_retention_days == floor(var.audit_log_retention_days)
+    error_message = "audit_log_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
 variable "create_firestore_database" {
   description = "Create the Firestore (default) database in Native mode. Set to false when the project already has one (it must be in Native mode)."
   type        = bool

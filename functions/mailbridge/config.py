@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import os
+import socket
 
 from mailbridge.errors import ConfigError
 
@@ -72,6 +74,9 @@ class Settings:
     # locally they share one base (functions_url).
     function_urls: dict = dataclasses.field(default_factory=dict)
     region: str = ""
+    # Who runs the CLI, for the audit log (docs/privacy.md): MAILBRIDGE_ACTOR, else the service
+    # account of GOOGLE_APPLICATION_CREDENTIALS, else the local user.
+    cli_actor: str = ""
     # Tests and the bench only: a file every document write is appended to, so the strictness
     # layer counts the writes of every process (adapters/firestore/accounting.py).
     write_log: str = ""
@@ -110,6 +115,7 @@ class Settings:
             oauth_certs_url=env.get("MAILBRIDGE_OAUTH_CERTS_URL", ""),
             function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
             region=env.get("MAILBRIDGE_REGION", ""),
+            cli_actor=_cli_actor(env),
             write_log=env.get("MAILBRIDGE_WRITE_LOG", ""),
         )
         for name, key, cast in (
@@ -227,3 +233,19 @@ def _function_urls(raw: str) -> dict:
     if not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values()):
         raise ConfigError("MAILBRIDGE_FUNCTION_URLS must be a JSON object {function: URL}")
     return {str(k): v.rstrip("/") for k, v in urls.items()}
+
+
+def _cli_actor(env) -> str:
+    if env.get("MAILBRIDGE_ACTOR"):
+        return env["MAILBRIDGE_ACTOR"].strip().lower()
+    try:
+        with open(env.get("GOOGLE_APPLICATION_CREDENTIALS") or "", encoding="utf-8") as f:
+            email = json.load(f).get("client_email")
+        if email:
+            return str(email).lower()
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    except (OSError, KeyError):
+        return "cli:unknown"

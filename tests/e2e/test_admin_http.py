@@ -277,3 +277,31 @@ def test_quarantined_row_can_be_retried(services, admin, fake):
     assert response.status_code == 303
     row = services.store.get_inbound_rows(name, [delivered["id"]])[delivered["id"]]
     assert row["outcome"] == "failed" and row["attempts"] == 0
+
+
+def test_a_quarantined_messages_raw_copy_downloads_with_the_attachment_headers(services, admin):
+    name = unique("raw")
+    mailboxes.add_mailbox(services, name, f"{name}@acme.example")
+    raw = b"From: x@customer.example\r\nSubject: too big\r\n\r\n<script>alert(1)</script>\r\n"
+    sha256 = hashlib.sha256(raw).hexdigest()
+    services.blobs.put(sha256, raw, "message/rfc822")
+    services.store.put_inbound_row(name, "18c0ffee", {
+        "mailbox": name, "gmail_message_id": "18c0ffee", "message_id": None, "outcome": "quarantined",
+        "reason": "could not be stored: DocumentTooLarge", "ticket_id": None, "attempts": 1,
+        "processed_at": "2026-12-07T10:00:00+00:00", "raw_sha256": sha256})
+    services.store.put_inbound_row(name, "18c0ffef", {
+        "mailbox": name, "gmail_message_id": "18c0ffef", "message_id": None, "outcome": "quarantined",
+        "reason": "failed 5 attempts", "ticket_id": None, "attempts": 5, "processed_at": "2026-12-07T10:00:01+00:00"})
+    session = login(services)
+    page = session.get(f"{admin}/mailboxes/{name}/inbound", timeout=30).text
+    assert page.count("Raw copy (.eml)") == 1 and f"/mailboxes/{name}/inbound/18c0ffee/raw" in page
+
+    response = session.get(f"{admin}/mailboxes/{name}/inbound/18c0ffee/raw", timeout=30)
+    assert response.status_code == 200 and response.content == raw
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="18c0ffee.eml"')
+    # no raw copy kept, no such row, a path that is not a Gmail id: 404, never a trace
+    for gmail_id in ("18c0ffef", "18c0aaaa", "..%2F..%2Fetc"):
+        assert session.get(f"{admin}/mailboxes/{name}/inbound/{gmail_id}/raw", timeout=30).status_code == 404
+    assert requests.get(f"{admin}/mailboxes/{name}/inbound/18c0ffee/raw", timeout=30).status_code == 401

@@ -271,6 +271,7 @@ def test_no_admin_page_has_a_serious_or_critical_accessibility_violation(browser
             ("tickets", lambda: page.goto(admin + "/tickets")),
             ("ticket", lambda: page.goto(admin + "/tickets/1")),
             ("settings", lambda: page.goto(admin + "/settings")),
+            ("audit", lambda: page.goto(admin + "/audit")),
             ("confirm", lambda: (page.goto(f"{admin}/mailboxes/{name}"),
                                  page.get_by_role("button", name=f"Remove mailbox {name}").click())),
             ("not-found", lambda: page.goto(admin + "/no-such-page")),

@@ -153,3 +153,10 @@ class MemoryGmail:
 
     def stop(self) -> None:
         self.box["watching"] = None
+
+    def trash(self, message_id: str) -> bool:
+        message = self.box["messages"].get(message_id)
+        if message is None:
+            return False
+        message["labelIds"][:] = [label for label in message["labelIds"] if label != "INBOX"] + ["TRASH"]
+        return True

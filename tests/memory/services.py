@@ -40,6 +40,9 @@ class MemoryBlobs:
     def get(self, sha256: str) -> bytes:
         return self.blobs[sha256]
 
+    def delete(self, sha256: str) -> bool:
+        return self.blobs.pop(sha256, None) is not None
+
 
 class MemoryOAuth:
     def __init__(self, store=None, secrets=None):

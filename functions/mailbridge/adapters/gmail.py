@@ -406,6 +406,16 @@ class Gmail:
     def stop(self) -> None:
         self._execute("stop", self.api.users.stop(userId="me"))
 
+    def trash(self, message_id: str) -> bool:
+        """messages.trash (5 units): Gmail deletes it from Trash after 30 days; False if gone."""
+        try:
+            self._execute("messages.trash", self.api.messages.trash(userId="me", id=message_id))
+        except GmailError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
 
 class RawResults(collections.abc.Mapping):
     """get_raw_many's answer: message id → result, fetched batch by batch as ids are read (in the

@@ -31,7 +31,26 @@ class Blobs:
             pass  # same content already stored
         return self.key(sha256)
 
-    def get(self, sha256: str) -> bytes:
+    @staticmethod
+    def _checked(sha256: str) -> str:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("attachment key must be a sha256 hex digest")
-        return self.bucket.blob(self.key(sha256)).download_as_bytes()
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        return self.bucket.blob(self.key(self._checked(sha256))).download_as_bytes()
+
+    def delete(self, sha256: str) -> bool:
+        """Erasure, purge and retention (docs/privacy.md): the object and, in a versioned bucket
+        (terraform/storage.tf), its older generations too; False if it was not stored."""
+        key = self.key(self._checked(sha256))
+        deleted = False
+        for found in self.client.list_blobs(self.bucket, prefix=key, versions=True):
+            if found.name != key:
+                continue
+            try:
+                self.bucket.blob(key, generation=found.generation).delete()
+                deleted = True
+            except gexc.NotFound:
+                continue  # deleted meanwhile
+        return deleted

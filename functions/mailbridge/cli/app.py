@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from mailbridge import errors, logs
-from mailbridge.cli import events, labels, mailboxes, outgoing, settings, sync, tickets
+from mailbridge.cli import events, labels, mailboxes, outgoing, privacy, settings, sync, tickets
 from mailbridge.cli.common import parse_since
 from mailbridge.errors import MailbridgeError
 
@@ -20,7 +20,7 @@ def cli():
     """mailbridge: Google Workspace mailboxes → helpdesk tickets."""
 
 
-for group in (mailboxes, sync, labels, tickets, settings, outgoing, events):
+for group in (mailboxes, sync, labels, tickets, settings, outgoing, events, privacy):
     for command in group.COMMANDS:
         cli.add_command(command)
 

@@ -11,10 +11,21 @@ import click
 
 from mailbridge import bootstrap
 from mailbridge.errors import InvalidInput
+from mailbridge.services import audit
 
 
 def services():
     return bootstrap.bootstrap()
+
+
+def actor(services) -> dict:
+    """Who and where, for the audit log (services/audit.py): the CLI's identity (Settings.cli_actor)."""
+    return {"actor": services.settings.cli_actor or "cli", "source": "cli"}
+
+
+def audited(action: str, target: str, **record) -> None:
+    """One audit record of this CLI command's action (services/audit.py)."""
+    audit.record(services(), action, target, **actor(services()), **record)
 
 
 def emit(data, as_json: bool, render) -> None:

@@ -71,6 +71,7 @@ def labels_set_deletion(mailbox_name, label, as_json):
     """
 
     result = label_service.set_deletion_label(common.services(), mailbox_name, label)
+    common.audited("labels.set_deletion", mailbox_name, after={"deletion_label": label})
 
     def render(r):
         click.echo(f"{mailbox_name}: deletion label is {r['name']} ({r['id']})")

@@ -10,7 +10,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.errors import InvalidInput
-from mailbridge.services import events, mailboxes, outbox
+from mailbridge.services import events, mailboxes, outbox, privacy
 
 INSTANCE_HELP = "production, uat or dev (any case)."
 
@@ -43,6 +43,7 @@ def mailbox_add(name, address):
       scripts/mailbridge mailbox add support --address support@example.com
     """
     created = mailboxes.add_mailbox(common.services(), name, address)
+    common.audited("mailbox.add", created["name"], after={"address": created["address"]})
     click.echo(f"mailbox {created['name']} <{created['address']}> created; next: "
                f"scripts/mailbridge credentials add {created['name']} --instance {common.services().settings.instance} "
                "--client-id ID --client-secret-stdin")
@@ -102,7 +103,11 @@ def mailbox_show(name, as_json):
             if c["last_error"]:
                 click.echo(f"    last error: {c['last_error']}")
         click.echo("  incoming: " + ", ".join(f"{k}={v}" for k, v in d["incoming"].items()))
-        click.echo("  outgoing: " + ", ".join(f"{k}={v!r}" for k, v in d["outgoing"].items() if k != "acknowledgement_template"))
+        texts = ("acknowledgement_template", "acknowledgement_templates")
+        click.echo("  outgoing: " + ", ".join(f"{k}={v!r}" for k, v in d["outgoing"].items() if k not in texts))
+        languages = sorted(d["outgoing"].get("acknowledgement_templates") or {})
+        if languages:
+            click.echo(f"  acknowledgement languages: {', '.join(languages)} (else the default text)")
 
     common.emit(data, as_json, render)
 
@@ -118,28 +123,42 @@ def mailbox_set(name, key, value):
     Example:
       scripts/mailbridge mailbox set support incoming.after_processing archive
     """
+    section, _, field = key.partition(".")
+    before = (common.services().store.get_mailbox(name).get(section) or {}).get(field)
     path, typed = mailboxes.set_mailbox_setting(common.services(), name, key, value)
+    common.audited("mailbox.set", name, before={path: before}, after={path: typed})
     click.echo(f"{name}: {path} = {json.dumps(typed)}")
 
 
 @mailbox.command("remove")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Confirm: the removal cannot be undone.")
-def mailbox_remove(name, yes):
+@click.option("--purge", is_flag=True, help="Also delete its tickets, inbound log, outbound records, events and files.")
+def mailbox_remove(name, yes, purge):
     """Delete a mailbox: stop its watch, revoke its tokens, destroy its secrets.
 
-    Its tickets and its inbound log are kept.
+    Without --purge its tickets, inbound log, outbound records, events and files are kept
+    (README.md, "Removing a mailbox"); with --purge they are deleted too.
 
     \b
     Example:
-      scripts/mailbridge mailbox remove old-support --yes
+      scripts/mailbridge mailbox remove old-support --yes --purge
     """
     if not yes:
         raise InvalidInput(f"removing mailbox {name!r} revokes its tokens and cannot be undone: add --yes")
-    result = mailboxes.remove_mailbox(common.services(), name)
+    services = common.services()
+    result = mailboxes.remove_mailbox(services, name)
     sets = len(result["credentials_removed"])
-    click.echo(f"mailbox {name} removed ({sets} credential {'set' if sets == 1 else 'sets'} revoked and destroyed); "
-               "its tickets and inbound log are kept")
+    common.audited("mailbox.remove", name, details={"credential_sets": sets})
+    removed = f"mailbox {name} removed ({sets} credential {'set' if sets == 1 else 'sets'} revoked and destroyed)"
+    if not purge:
+        click.echo(f"{removed}; its tickets, inbound log, outbound records, events and files are kept "
+                   "(--purge deletes them)")
+        return
+    purged = privacy.purge_mailbox(services, name)
+    common.audited("mailbox.purge", name, details=purged)
+    counts = ", ".join(f"{n} {c}" for c, n in sorted(purged["deleted"].items())) or "no documents"
+    click.echo(f"{removed}; purged {counts} and {purged['blobs_deleted']} files")
 
 
 # -- credentials / connection -------------------------------------------------------------------
@@ -170,6 +189,7 @@ def credentials_add(mailbox_name, instance, client_id, client_secret_stdin):
     secret = _read_secret(client_secret_stdin)
     services = common.services()
     cred = mailboxes.add_credentials(services, mailbox_name, instance, client_id, secret)
+    common.audited("credentials.add", mailbox_name, after={"instance": instance, "client_id": client_id})
     redirect = services.settings.redirect_uri if services.settings.has_function_urls else "(set MAILBRIDGE_FUNCTIONS_URL)"
     click.echo(f"credential set [{cred['instance']}] added to {mailbox_name}; register this redirect URI "
                f"with the OAuth client: {redirect}")
@@ -189,6 +209,8 @@ def credentials_set(mailbox_name, instance, client_id, client_secret_stdin):
     """
     secret = _read_secret(True) if client_secret_stdin else None
     cred = mailboxes.update_credentials(common.services(), mailbox_name, instance, client_id, secret)
+    common.audited("credentials.set", mailbox_name, after={"instance": instance, "client_id": client_id,
+                                                           "client_secret_changed": bool(secret)})
     changed = [what for what, given in (("client id", client_id), ("client secret", secret)) if given is not None]
     tail = "; sign in again" if cred.get("status") != "connected" else ""
     click.echo(f"{mailbox_name} [{cred['instance']}]: {' and '.join(changed)} updated{tail}")
@@ -205,6 +227,7 @@ def credentials_remove(mailbox_name, instance):
       scripts/mailbridge credentials remove support --instance uat
     """
     result = mailboxes.remove_credentials(common.services(), mailbox_name, instance)
+    common.audited("credentials.remove", mailbox_name, before={"instance": instance})
     token = "token revoked, " if result["revoked"] else "it was never connected; "
     click.echo(f"{mailbox_name} [{result['instance']}] credential set removed: {token}secrets destroyed")
 
@@ -220,7 +243,9 @@ def connect_url(mailbox_name, instance):
       scripts/mailbridge connect-url support
     """
 
-    click.echo(mailboxes.connect_url(common.services(), mailbox_name, instance))
+    url = mailboxes.connect_url(common.services(), mailbox_name, instance)
+    common.audited("mailbox.connect_link", mailbox_name, details={"instance": instance})
+    click.echo(url)
 
 
 @click.command("disconnect")
@@ -234,6 +259,7 @@ def disconnect(mailbox_name, instance):
       scripts/mailbridge disconnect support
     """
     cred = mailboxes.disconnect(common.services(), mailbox_name, instance)
+    common.audited("mailbox.disconnect", mailbox_name, details={"instance": cred.get("instance")})
     if cred.get("revoked"):
         click.echo(f"{mailbox_name} [{cred['instance']}] disconnected: token revoked and removed")
     else:

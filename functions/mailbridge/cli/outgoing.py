@@ -81,6 +81,9 @@ def reply(ticket_id, body_file, html_file, attach, idempotency_key, dry_run, no_
     attachments = [_read_attachment(path) for path in attach]
     result = outgoing.send_reply(common.services(), ticket_id, text, html=html, attachments=attachments,
                                  dry_run=dry_run, idempotency_key=idempotency_key, wait=not no_wait)
+    if not dry_run:
+        common.audited("reply.sent", str(result.get("ticket") or ticket_id),
+                       details={"status": result.get("status"), "mailbox": result.get("mailbox")})
     if as_json:
         click.echo(json.dumps({**result, "id": result.get("idempotency_key")} if not dry_run else result,
                               indent=2, default=str))

@@ -58,7 +58,9 @@ def settings_set(key, value):
       scripts/mailbridge settings set admin_emails "a@example.com,b@example.com"
       scripts/mailbridge settings set admin_domain example.com
     """
+    before = common.services().store.settings().get(key)
     typed = mailboxes.set_global_setting(common.services(), key, value)
+    common.audited("settings.set", key, before={key: before}, after={key: typed})
     click.echo(f"{key} = {json.dumps(typed)}")
 
 
@@ -72,7 +74,9 @@ def admin_url():
       scripts/mailbridge admin-url
     """
 
-    click.echo(mailboxes.admin_url(common.services()))
+    url = mailboxes.admin_url(common.services())
+    common.audited("admin_link.issued", "admin")  # the break-glass way in: who asked for it
+    click.echo(url)
 
 
 @click.group()
@@ -104,6 +108,7 @@ def sessions_revoke_all():
       scripts/mailbridge admin sessions revoke-all
     """
     count = admin_access.revoke_all_sessions(common.services())
+    common.audited("sessions.revoke", "all", details={"ended": count})
     click.echo(f"{count} admin session{'' if count == 1 else 's'} ended")
 
 

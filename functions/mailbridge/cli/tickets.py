@@ -1,4 +1,4 @@
-"""Ticket commands: tickets list|show|close|set|participants|confirm-participant."""
+"""Ticket commands: tickets list|show|close|set|participants|confirm-participant|merge|split."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from mailbridge.cli import common
 from mailbridge.domain import tickets as ticket_views
+from mailbridge.services import merging
 from mailbridge.services import tickets as ticket_service
 
 
@@ -74,6 +75,10 @@ def tickets_show(ticket_id, as_json):
     def render(t):
         click.echo(f"#{t['number']} {t['subject']}  [{t['status']}]  mailbox {t['mailbox']}")
         click.echo(f"requester {t['requester']['name']} <{t['requester']['email']}>; participants {', '.join(t['participants'])}")
+        if t.get("merged_into"):
+            click.echo(f"merged into #{t['merged_into']}: its messages and later mail are there")
+        if t.get("split_from"):
+            click.echo(f"split off #{t['split_from']}")
         for m in t["messages"]:
             arrow = "→" if m["direction"] == "out" else "←"
             click.echo(f"\n{arrow} {m['date']}  {m['from']['name']} <{m['from']['email']}>  {m['subject']}")
@@ -94,6 +99,7 @@ def tickets_close(ticket_id):
       scripts/mailbridge tickets close 42
     """
     ticket = ticket_service.set_status(common.services(), ticket_id, "closed")
+    common.audited("ticket.status", ticket["id"], before={"status": ticket.get("status")}, after={"status": "closed"})
     click.echo(f"ticket #{ticket['number']} closed")
 
 
@@ -110,6 +116,7 @@ def tickets_set(ticket_id, field, value):
       scripts/mailbridge tickets set 42 type refund
     """
     ticket = ticket_service.set_field(common.services(), ticket_id, field, value)
+    common.audited("ticket.set", ticket["id"], after={field: value.strip() or None})
     shown = value.strip() or "(none)"
     click.echo(f"ticket #{ticket['number']}: {'ticket type' if field == 'type' else field} = {shown}")
 
@@ -149,6 +156,53 @@ def tickets_confirm_participant(ticket_id, email):
     """
     data = ticket_service.confirm_participant(common.services(), ticket_id, email)
     click.echo(f"ticket #{data['number']}: {email.strip().lower()} is now a participant")
+
+
+
+@tickets.command("merge")
+@click.argument("source", metavar="SOURCE")
+@click.argument("into", metavar="INTO")
+@click.option("--json", "as_json", is_flag=True, help="What moved, as JSON.")
+def tickets_merge(source, into, as_json):
+    """Merge ticket SOURCE into INTO: its messages, participants and attachments move; SOURCE
+    stays closed, pointing at INTO, and later mail to it joins INTO.
+
+    \b
+    Example:
+      scripts/mailbridge tickets merge 43 42
+    """
+    data = merging.merge(common.services(), source, into)
+
+    def render(d):
+        if not d["changed"]:
+            click.echo(f"ticket #{d['number']} was merged into #{d['into_number']} already")
+            return
+        click.echo(f"ticket #{d['number']} merged into #{d['into_number']} "
+                   f"({plural(len(d['moved_messages']), 'message')} moved)")
+
+    common.emit(data, as_json, render)
+
+
+@tickets.command("split")
+@click.argument("ticket_id", metavar="TICKET")
+@click.argument("message", metavar="MESSAGE_ID")
+@click.option("--json", "as_json", is_flag=True, help="What moved, as JSON.")
+def tickets_split(ticket_id, message, as_json):
+    """A new ticket from one message of TICKET and the later messages of its Gmail thread.
+    MESSAGE_ID: the message's id in `tickets show --json`, its Gmail id or its Message-ID.
+
+    \b
+    Example:
+      scripts/mailbridge tickets split 42 support~18f2a9c4e1b0d7aa
+    """
+    data = merging.split(common.services(), ticket_id, message)
+
+    def render(d):
+        verb = "split off" if d["changed"] else "was split off already"
+        click.echo(f"ticket #{d['into_number']} {verb} #{d['number']} "
+                   f"({plural(len(d['moved_messages']), 'message')})")
+
+    common.emit(data, as_json, render)
 
 
 COMMANDS = [tickets]

@@ -106,7 +106,8 @@ def reply_sent(ticket: dict, record: dict, time: str) -> dict:
 
 
 UPDATE_FIELDS = {"status": "status", "team": "team", "ticket_type": "type", "participants": "participants",
-                 "suggested_participants": "suggested_participants"}
+                 "suggested_participants": "suggested_participants", "merged_into": "merged_into",
+                 "merged_from": "merged_from", "split_into": "split_into"}
 
 
 def changed_fields(before: dict, after: dict) -> dict:
@@ -122,7 +123,7 @@ def changed_fields(before: dict, after: dict) -> dict:
     return changes
 
 
-def ticket_updated(before: dict, after: dict, time: str) -> dict | None:
+def ticket_updated(before: dict, after: dict, time: str, extra: dict | None = None) -> dict | None:
     """ticket.updated for an agent's change (status, team, type, participants), or None when it
     changes none of them. `after` is the ticket as the change leaves it; its sequence is counted
     here, so the id (ticket and sequence) names this change and no other."""
@@ -131,7 +132,16 @@ def ticket_updated(before: dict, after: dict, time: str) -> dict | None:
         return None
     sequence = next_sequence(after)
     return _event(UPDATED, f"{after['id']}~updated~{sequence}", str(after["id"]), sequence, time,
-                  {"ticket": ticket_data(after), "changes": changes})
+                  {"ticket": ticket_data(after), "changes": changes, **(extra or {})})
+
+
+def ticket_split_off(ticket: dict, first_ref: dict, time: str) -> dict:
+    """ticket.created for a ticket split off another (domain/merging.py): it carries its first
+    message (`first_ref`, the moved row); its id names the new ticket, never that message, whose
+    Gmail id may have opened the original ticket's own ticket.created."""
+    sequence = next_sequence(ticket)
+    return _event(CREATED, f"{ticket['id']}~split", str(ticket["id"]), sequence, time,
+                  {"ticket": ticket_data(ticket), "split_from": ticket.get("split_from")}, first_ref)
 
 
 def inbound_quarantined(before: dict, after: dict, mailbox: str, gmail_id: str, time: str) -> dict | None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import hashlib
 import re
 
-from mailbridge.domain import patterns
+from mailbridge.domain import language, patterns
 from mailbridge.errors import InvalidInput
 
 MAILBOX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -47,6 +47,9 @@ DEFAULT_OUTGOING = {
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
+    # per BCP 47 tag, same fields; chosen by the customer's language, else the template above
+    # (domain/language.py): `mailbox set NAME outgoing.acknowledgement_templates '{"de": "…"}'`
+    "acknowledgement_templates": {},
     "daily_send_budget": 2000,
     # The outbox (docs/outbox.md): acknowledgements may use this share of the daily budget, so the
     # rest always remains for agents' replies; sends use at most send_share_percent of the mailbox's
@@ -66,7 +69,17 @@ DEFAULT_SETTINGS = {
     # How long the ticket event log keeps an event (docs/events.md): Firestore's TTL policy on the
     # events' expires_at deletes them after that (terraform/firestore.tf).
     "events.retention_days": 30,
+    # Senders whose remote images the ticket page loads without asking (docs/images.md): only what
+    # an admin chose, by the "Always show images from" button or `settings set`.
+    "show_images_from": [],
+    # Personal data (docs/privacy.md): closed tickets and ignored/quarantined inbound rows are
+    # deleted this many days later by Firestore's TTL policies (0 = kept); the audit log is kept
+    # audit.retention_days.
+    "retention.closed_ticket_days": 0,
+    "retention.inbound_log_days": 0,
+    "audit.retention_days": 400,
 }
+DEFAULT_RETENTION = {"closed_ticket_days": 0}  # a mailbox's own; 0 = the global setting
 ADMIN_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -152,11 +165,11 @@ def _coerce(current, raw: str, key: str):
 def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
     """Validate `incoming.x` / `outgoing.x` and return (dotted key, typed value)."""
     section, _, field = key.partition(".")
-    defaults = {"incoming": DEFAULT_INCOMING, "outgoing": DEFAULT_OUTGOING}.get(section)
+    defaults = {"incoming": DEFAULT_INCOMING, "outgoing": DEFAULT_OUTGOING, "retention": DEFAULT_RETENTION}.get(section)
     if defaults is None or field not in defaults:
         known = ", ".join(f"incoming.{k}" for k in DEFAULT_INCOMING) + ", " + ", ".join(
             f"outgoing.{k}" for k in DEFAULT_OUTGOING
-        )
+        ) + ", retention.closed_ticket_days"
         raise InvalidInput(f"unknown setting {key!r}; known: {known}")
     if field in ("deletion_label", "deletion_label_name"):
         raise InvalidInput("set the deletion label with `labels set-deletion MAILBOX LABEL`, which validates it")
@@ -170,6 +183,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         raise InvalidInput("set a deletion label first: `labels set-deletion MAILBOX LABEL`")
     if field == "send_as" and value:
         validate_address(value)
+    if field == "acknowledgement_templates":
+        value = language.parse_templates(value)
     if field == "ignore_subjects":
         patterns.check_subject_patterns(value)
     if field in ("acknowledgement_share_percent", "send_share_percent") and not 1 <= value <= 100:
@@ -185,7 +200,7 @@ def apply_global_setting(key: str, raw) -> object:
     if key not in DEFAULT_SETTINGS:
         raise InvalidInput(f"unknown setting {key!r}; known: {', '.join(DEFAULT_SETTINGS)}")
     current = DEFAULT_SETTINGS[key]
-    if key in ("admin_emails", "admin_domain"):
+    if key in ("admin_emails", "admin_domain", "show_images_from"):
         return _admin_setting(key, raw)
     if current is None:
         return None if raw in ("", "none", "null") else raw
@@ -194,6 +209,10 @@ def apply_global_setting(key: str, raw) -> object:
     value = _coerce(current, raw, key) if isinstance(raw, str) else raw
     if key == "events.retention_days" and not 1 <= value <= 3650:
         raise InvalidInput("events.retention_days must be between 1 and 3650")
+    if key.startswith("retention.") and value > 36500:
+        raise InvalidInput(f"{key} must be between 0 (keep) and 36500 days")
+    if key == "audit.retention_days" and not 1 <= value <= 36500:
+        raise InvalidInput("audit.retention_days must be between 1 and 36500")
     return value
 
 
@@ -210,7 +229,7 @@ def _admin_setting(key: str, raw):
     for item in items:
         item = str(item).strip().lower()
         if not EMAIL.match(item):
-            raise InvalidInput(f"admin_emails: {item!r} is not an email address")
+            raise InvalidInput(f"{key}: {item!r} is not an email address")
         if item not in emails:
             emails.append(item)
     return emails

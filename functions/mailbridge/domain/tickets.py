@@ -53,7 +53,7 @@ def ticket_view(ticket: dict, message_rows: list[dict] | None = None) -> dict:
         "participants": ticket.get("participants", []),
         "created_at": ticket.get("created_at"), "updated_at": ticket.get("updated_at"),
     }
-    for extra in ("ticket_type", "team", "client"):
+    for extra in ("ticket_type", "team", "client", "merged_into", "merged_from", "split_from", "split_into"):
         if ticket.get(extra):
             view[extra] = ticket[extra]
     view["messages"] = [message_view(r) for r in message_rows or []]
@@ -71,9 +71,14 @@ def contract_message(message: dict) -> dict:
             "authentication": message.get("authentication")}
 
 
+POINTER_FIELDS = ("merged_into", "split_from")  # shown when set (docs/merging.md)
+
+
 def contract_view(view: dict) -> dict:
-    """Exactly the contract keys of `tickets list|show --json`, without the extras above."""
+    """Exactly the contract keys of `tickets list|show --json`, without the extras above, plus the
+    pointer of a merged or split-off ticket when it has one."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
+    out.update({field: view[field] for field in POINTER_FIELDS if view.get(field)})
     out["messages"] = [contract_message(m) for m in view.get("messages", [])]
     return out
 

@@ -23,6 +23,8 @@ from mailbridge.domain.parsing import safe_filename
 from mailbridge.http.common import download_headers, json_response, services
 from mailbridge.logs import log_event
 from mailbridge.services import api as api_service
+from mailbridge.services import merging
+from mailbridge.services import audit
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024  # Cloud Run's limit on an HTTP/1 request body
 PATCH_FIELDS = ("status", "team", "type")
@@ -146,6 +148,25 @@ def confirm_participant(request, ticket_id: str, email: str):
     return json_response(api_service.confirm_participant(services(), ticket_id, email))
 
 
+def merge(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, ("into",))
+    into = body.get("into")
+    if isinstance(into, int) and not isinstance(into, bool) and 1 <= into <= openapi.MAX_TICKET_NUMBER:
+        into = str(into)  # a ticket number as a JSON number is as clear as its id
+    elif not isinstance(into, str) or not re.fullmatch(openapi.TICKET_NUMBER, into):
+        raise InvalidInput('into must be the id of the ticket to merge into, such as "42"')
+    return json_response(merging.merge(services(), ticket_id, into.lstrip("#")))
+
+
+def split(request, ticket_id: str):
+    body = body_of(request)
+    check_fields(body, ("message_id",))
+    message = matching(text_field(body, "message_id", required=True), openapi.MESSAGE_NAME,
+                       "message_id must be 1-400 characters without control characters")
+    return json_response(merging.split(services(), ticket_id, message))
+
+
 def download_attachment(request, ticket_id: str, message_id: str, index: str):
     if not re.fullmatch(r"[0-9]{1,4}", index):
         raise NotFound(f"no attachment {index[:20]!r}")
@@ -161,10 +182,23 @@ ROUTES = Map([
     Rule("/tickets/<ticket_id>", methods=["PATCH"], endpoint=change_ticket),
     Rule("/tickets/<ticket_id>/reply", methods=["POST"], endpoint=reply),
     Rule("/tickets/<ticket_id>/participants/<email>/confirm", methods=["POST"], endpoint=confirm_participant),
+    Rule("/tickets/<ticket_id>/merge", methods=["POST"], endpoint=merge),
+    Rule("/tickets/<ticket_id>/split", methods=["POST"], endpoint=split),
     Rule("/tickets/<ticket_id>/messages/<message_id>/attachments/<index>", methods=["GET"],
          endpoint=download_attachment),
 ], merge_slashes=False, strict_slashes=False, redirect_defaults=False)
+AUDITED = {change_ticket: "ticket.set", reply: "reply.sent", confirm_participant: "ticket.participants"}
 QUERY = {list_tickets: ("mailbox", "status", "updated_after", "limit", "cursor")}  # the others take none
+
+
+def audited(request, caller: str | None, endpoint, values: dict) -> None:
+    """One audit record per change the API made (services/audit.py); the caller's service account."""
+    body = request.get_json(silent=True) or {}
+    action = AUDITED[endpoint] if endpoint is not change_ticket else (
+        "ticket.status" if "status" in body else "ticket.set")
+    changed = {k: body[k] for k in PATCH_FIELDS if k in body} if endpoint is change_ticket else None
+    audit.record(services(), action, values.get("ticket_id", ""), actor=caller or "api caller (unverified)",
+                 source="api", after=changed)
 
 
 def not_routed(request):
@@ -176,8 +210,8 @@ def handle(request):
     """Check the caller, route, answer; every failure is a JSON error."""
     try:
         settings = services().settings
-        invoker.verified_caller(request, "api", settings.api_callers, "an allowed API caller",
-                                "MAILBRIDGE_API_CALLERS")
+        caller = invoker.verified_caller(request, "api", settings.api_callers, "an allowed API caller",
+                                         "MAILBRIDGE_API_CALLERS")
         try:
             endpoint, values = ROUTES.bind_to_environ(request.environ).match()
         except NoSuchMethod as e:
@@ -189,7 +223,10 @@ def handle(request):
         if unknown:  # a misspelt filter must not silently list everything
             raise InvalidInput(f"unknown query parameter {unknown[0][:60]!r}"
                                + (f": use {', '.join(QUERY[endpoint])}" if endpoint in QUERY else ""))
-        return endpoint(request, **values)
+        response = endpoint(request, **values)
+        if endpoint in AUDITED:
+            audited(request, caller, endpoint, values)
+        return response
     except Exception as e:  # noqa: BLE001 - every failure answers JSON; the unexpected as 500 "internal"
         return error_response(e)
 

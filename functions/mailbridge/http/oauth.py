@@ -17,7 +17,7 @@ from flask import redirect
 from mailbridge import errors
 from mailbridge.errors import MailbridgeError
 from mailbridge.http.common import json_response, page, services
-from mailbridge.services import connect, mailboxes
+from mailbridge.services import audit, connect, mailboxes
 
 
 def _no_store(response):
@@ -69,4 +69,7 @@ def oauth_callback(request):
     args = request.args
     outcome, name, detail = connect.finish(services(), args.get("state", ""), args.get("code"), args.get("error"),
                                            args.get("scope"))
+    if name:  # the connection through Google's consent, signed by an admin's single-use link
+        audit.record(services(), "mailbox.connect", name, actor=f"consent link of {name}", source="oauth",
+                     details={"outcome": outcome})
     return _back_to_mailbox(name, outcome, "Mailbox connected" if outcome == "ok" else "Sign-in failed", detail)

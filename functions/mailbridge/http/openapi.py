@@ -11,6 +11,9 @@ FILENAME = "^[^\\u0000-\\u001f\\u007f\\u0085\\u2028\\u2029]{1,200}$"
 CONTENT_TYPE = "^(application|text|image|audio|video)/[a-z0-9.+-]{1,60}$"
 IDEMPOTENCY_KEY = "^[!-~]{1,255}$"  # printable ASCII, as the IETF draft's examples
 MAX_ATTACHMENTS = 20
+TICKET_NUMBER = "^#?[0-9]{1,12}$"
+MAX_TICKET_NUMBER = 10 ** 12 - 1
+MESSAGE_NAME = "^[^\\u0000-\\u001f\\u007f]{1,400}$"
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 # What services/tickets.set_field accepts for a team or a type ("" or null clears it).
@@ -22,7 +25,9 @@ def ref(name: str) -> dict:
 
 
 def obj(properties: dict, required=None, **extra) -> dict:
-    return {"type": "object", "properties": properties, "required": list(required or properties), **extra}
+    # required=[] means none (the PATCH body): only None means every property
+    return {"type": "object", "properties": properties,
+            "required": list(properties if required is None else required), **extra}
 
 
 PERSON = obj({"email": NULLABLE_STRING, "name": NULLABLE_STRING}, required=["email"])
@@ -83,6 +88,19 @@ CHANGE = {**obj({"status": {"enum": ["open", "closed"]}, "team": FIELD_VALUE, "t
 PARTICIPANTS = obj({"ticket": {"type": "string"}, "number": {"type": ["integer", "null"]},
                     "requester": {"type": "string"}, "participants": {"type": "array", "items": {"type": "string"}},
                     "suggested_participants": {"type": "array", "items": ref("Suggestion")}})
+MERGE_REQUEST = obj({"into": {"type": ["string", "integer"], "pattern": TICKET_NUMBER, "minimum": 1,
+                             "maximum": MAX_TICKET_NUMBER, "description": "the surviving ticket's id (or number)"}},
+                    additionalProperties=False)
+SPLIT_REQUEST = obj({"message_id": {"type": "string", "pattern": MESSAGE_NAME,
+                                    "description": "the message's id (as in Ticket.messages), Gmail id or Message-ID"}},
+                    additionalProperties=False)
+MOVED = obj({
+    "action": {"enum": ["merge", "split"]},
+    "changed": {"type": "boolean", "description": "false when this merge or split was made already"},
+    "ticket": {"type": "string", "description": "the ticket the messages left"}, "number": {"type": ["integer", "null"]},
+    "into": {"type": "string", "description": "the ticket they are on now"}, "into_number": {"type": ["integer", "null"]},
+    "moved_messages": {"type": "array", "items": {"type": "string"}},
+}, description="docs/merging.md")
 ERROR = obj({"error": {"type": "string", "description": "the kind: invalid_input, unauthenticated, auth_error, "
                                                         "not_found, method_not_allowed, conflict, gmail_error, "
                                                         "store_unavailable, internal, …"},
@@ -153,6 +171,14 @@ def paths() -> dict:
         "/tickets/{ticket_id}/participants/{email}/confirm": {"post": operation(
             "Confirm a suggested participant: they receive every later reply",
             {"200": json_body(ref("Participants"), "the ticket's participants")}, [TICKET_ID, email])},
+        "/tickets/{ticket_id}/merge": {"post": operation(
+            "Merge this ticket into another: its messages, participants and attachments move; it stays "
+            "closed with merged_into", {"200": json_body(ref("Moved"), "merged (or merged already)")},
+            [TICKET_ID], ref("MergeRequest"), **{"409": json_body(ref("Error"), "merged into another ticket")})},
+        "/tickets/{ticket_id}/split": {"post": operation(
+            "A new ticket from one message and the later messages of its Gmail thread",
+            {"200": json_body(ref("Moved"), "split (or split already)")}, [TICKET_ID], ref("SplitRequest"),
+            **{"409": json_body(ref("Error"), "the ticket holds no such message")})},
         "/tickets/{ticket_id}/messages/{message_id}/attachments/{index}": {"get": operation(
             "An attachment's content", {"200": {"description": "the bytes", "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
@@ -176,6 +202,7 @@ def document(server_url: str) -> dict:
                                "its audience this function's URL"}},
             "schemas": {"Error": ERROR, "Person": PERSON, "Attachment": ATTACHMENT, "Message": MESSAGE,
                         "Suggestion": SUGGESTION, "Ticket": TICKET, "TicketPage": PAGE, "ReplyRequest": REPLY_REQUEST,
-                        "Reply": REPLY, "TicketChange": CHANGE, "Participants": PARTICIPANTS},
+                        "Reply": REPLY, "TicketChange": CHANGE, "Participants": PARTICIPANTS,
+                        "MergeRequest": MERGE_REQUEST, "SplitRequest": SPLIT_REQUEST, "Moved": MOVED},
         },
     }

@@ -9,8 +9,9 @@ from typing import Callable, Iterator, Protocol
 
 from mailbridge.config import Settings
 from mailbridge.services.repositories import (  # noqa: F401  (re-exported: ports.TicketRepository)
-    AdminRepository, EventRepository, InboundRepository, LinkRepository, MailboxRepository, OutboundRepository,
-    OverrideRepository, SettingsRepository, Store, SyncRepository, TicketRepository)
+    AdminRepository, AuditRepository, EventRepository, InboundRepository, LinkRepository, MailboxRepository,
+    OutboundRepository, OverrideRepository, PrivacyRepository, SettingsRepository, Store, SyncRepository,
+    TicketRepository)
 
 
 class Gmail(Protocol):
@@ -32,6 +33,7 @@ class Gmail(Protocol):
     def send_as_list(self) -> list[dict]: ...                   # settings.sendAs.list resources
     def watch(self, topic: str, label_ids=("INBOX",)) -> dict: ...
     def stop(self) -> None: ...
+    def trash(self, message_id: str) -> bool: ...  # messages.trash; False if the message is gone
 
 
 class WorkQueue(Protocol):
@@ -67,6 +69,7 @@ class Secrets(Protocol):
 class Blobs(Protocol):
     def put(self, sha256: str, data: bytes, content_type: str) -> str: ...
     def get(self, sha256: str) -> bytes: ...
+    def delete(self, sha256: str) -> bool: ...  # False if it was not there
 
 
 class OAuth(Protocol):
@@ -178,13 +181,46 @@ class EventFeedPorts(Protocol):  # services/events.tail
     event_subscription: EventSubscription
 
 
-class TicketsStore(TicketRepository, MailboxRepository, EventRepository, SettingsRepository, Protocol): ...
+class AuditStore(AuditRepository, SettingsRepository, Protocol): ...
 
 
-class TicketsPorts(EventsPorts, BodiesPorts, Protocol):
-    """services/tickets.py: ticket views, fields and participants, each change with its event."""
+class AuditPorts(Protocol):
+    """services/audit.py: the append-only audit log."""
+
+    store: AuditStore
+
+
+class RetentionStore(PrivacyRepository, TicketRepository, MailboxRepository, SettingsRepository, Protocol): ...
+
+
+class RetentionPorts(Protocol):
+    """services/retention.py: when a closed ticket's data expires, legal hold, deleting it at once."""
+
+    store: RetentionStore
+    blobs: Blobs
+
+
+class TicketsStore(TicketRepository, MailboxRepository, EventRepository, SettingsRepository, PrivacyRepository,
+                   Protocol): ...
+
+
+class TicketsPorts(EventsPorts, BodiesPorts, RetentionPorts, Protocol):
+    """services/tickets.py: ticket views, fields and participants, each change with its event
+    (a closed ticket's expiry: services/retention.py)."""
 
     store: TicketsStore
+
+
+class PrivacyStore(RetentionStore, AuditStore, Protocol): ...
+
+
+class PrivacyPorts(RetentionPorts, AuditPorts, Protocol):
+    """services/privacy.py: a person's export and erasure, and a mailbox's purge."""
+
+    settings: Settings
+    store: PrivacyStore
+
+    def gmail_for(self, mailbox: dict, credential: dict) -> Gmail: ...
 
 
 class IntakePorts(Protocol):
@@ -276,8 +312,12 @@ class OutboxPorts(OutgoingPorts, Protocol):
     """services/outbox/: drain one mailbox's outbox, paced (through services/outgoing/delivery.py); status, retry, drop."""
 
 
+class AttemptsStore(InboundRepository, SettingsRepository, Protocol):
+    """services/sync/fetch.Attempts: a message's attempts and final row (kept retention.inbound_log_days)."""
+
+
 class SyncStore(SettingsRepository, MailboxRepository, SyncRepository, TicketRepository, InboundRepository,
-                EventRepository, Protocol):
+                EventRepository, PrivacyRepository, Protocol):
     """What the sync itself reads and writes: the switches and the ticket tag format, the mailboxes
     (loop protection), the sync state and lease, the tickets, the inbound log, the ticket events."""
 
@@ -299,21 +339,15 @@ class SyncPorts(InstancePorts, EventsPorts, Protocol):
     def queue(self) -> WorkQueue: ...
 
 
-class AcknowledgeStore(OutgoingStore, InboundRepository, Protocol): ...
+class AcknowledgementStore(OutgoingStore, InboundRepository, Protocol): ...
 
 
-class AcknowledgePorts(ComposePorts, Protocol):
-    """services/outgoing/acknowledgements.py: compose and record, and say on the inbound row why
-    mail that is not new got no acknowledgement."""
-
-    store: AcknowledgeStore
-
-
-class AcknowledgementPorts(AcknowledgePorts, SendTaskPorts, Protocol):
+class AcknowledgementPorts(ComposePorts, SendTaskPorts, Protocol):
     """services/sync/handoffs.queue_acknowledgements: a sync's new tickets acknowledged
-    (services/outgoing/acknowledgements.py: queued records) and one send task asked for."""
+    (services/outgoing/acknowledgements.py: queued records, the language noted on the inbound
+    row) and one send task asked for."""
 
-    store: AcknowledgeStore
+    store: AcknowledgementStore
 
 
 class PollStore(SyncStore, LabelsStore, OutgoingStore, Protocol): ...
@@ -332,8 +366,11 @@ class PushPorts(PollPorts, OutboxPorts, Protocol):
 
 
 # -- the helpdesk's JSON API ------------------------------------------------------------------
+class ApiStore(OutgoingStore, PrivacyRepository, Protocol): ...
+
+
 class ApiPorts(OutgoingPorts, TicketsPorts, Protocol):
     """services/api.py: ticket pages and views (services/tickets.py), replies (services/outgoing/),
     attachment content (blobs)."""
 
-    store: OutgoingStore
+    store: ApiStore

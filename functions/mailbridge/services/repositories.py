@@ -56,6 +56,8 @@ class TicketRepository(Protocol):
     def change_ticket(self, ticket_id: str, decide: Callable[[dict], tuple]): ...  # + its event document, one commit
     def add_ticket_references(self, ticket_id: str, message_ids: list[str], thread_keys: list[str],
                               updated_at: str) -> None: ...
+    # merge/split: the two tickets and the source's rows ("_path") read, decide's writes in one commit
+    def move_messages(self, source_id: str, target_id: str, decide: Callable[[dict, dict | None, list[dict]], tuple]): ...
     # newest first; limit 0 = all; `before`: only numbers below it (the next page's cursor)
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]: ...
@@ -130,6 +132,30 @@ class AdminRepository(Protocol):
     def find_stored_message(self, message_id: str) -> dict | None: ...
 
 
+class PrivacyRepository(Protocol):
+    """A person's data and its lifecycle (docs/privacy.md): whole documents of tickets, inbound,
+    outbound and events as {"collection", "id", "data"}, rewritten or deleted; erasure records."""
+
+    def documents_naming(self, address: str) -> list[dict]: ...  # a scan of SCANNED_COLLECTIONS: each holding it
+    def raw_copies(self) -> list[dict]: ...  # inbound rows keeping a raw message in Cloud Storage (raw_sha256)
+    def ticket_documents(self, ticket_id: str) -> list[dict]: ...  # the ticket, its rows, records, event documents
+    def mailbox_documents(self, mailbox: str) -> list[dict]: ...  # every ticket, row, record, event of a mailbox
+    def write_documents(self, puts: list[dict], deletes: list[dict]) -> int: ...  # batched; documents written
+    def set_expiry(self, refs: list[dict], expires_at) -> int: ...  # `expires_at` on each (None: removed)
+    def blobs_in_use(self, shas: list[str], excluding: list[dict]) -> set[str]: ...  # named by other documents
+    def put_erasure(self, person: str, record: dict) -> None: ...
+    def get_erasure(self, person: str) -> dict | None: ...
+
+
+class AuditRepository(Protocol):
+    """The append-only audit log (services/audit.py): audit/{at}~{random}."""
+
+    def append_audit(self, record: dict) -> str: ...  # the record's id; never overwrites
+    # newest first; `since` ISO time; `actor` exact; limit 0 = all
+    def audit_records(self, since: str | None = None, actor: str | None = None, limit: int = 100) -> list[dict]: ...
+
+
 class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository, Protocol):
+            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository,
+            PrivacyRepository, AuditRepository, Protocol):
     """Every repository: adapters/firestore.Store in production, tests/memory in service tests."""

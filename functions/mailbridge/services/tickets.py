@@ -7,7 +7,7 @@ from __future__ import annotations
 from mailbridge.domain import compose, events, models, threads
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError
-from mailbridge.services import stored_bodies
+from mailbridge.services import retention, stored_bodies
 from mailbridge.services import events as ticket_events
 from mailbridge.services.ports import TicketsPorts
 
@@ -112,7 +112,10 @@ def set_status(services: TicketsPorts, ticket_id: str, status: str) -> dict:
     if status not in STATUSES:
         raise InvalidInput("status must be open or closed")
     ticket = services.store.get_ticket(ticket_id)
-    before, _after = change(services, ticket["id"], lambda _current: {"status": status})
+    before, after = change(services, ticket["id"], lambda current: {
+        "status": status, **(retention.closed_fields(status) if current.get("status") != status else {})})
+    if after is not before:
+        retention.apply(services, ticket["id"])  # a closed ticket expires, a reopened one no longer
     return before
 
 
@@ -146,3 +149,11 @@ def reply_recipients(services: TicketsPorts, ticket: dict) -> dict:
     except MailbridgeError as e:
         return {"to": [], "cc": [], "error": str(e)}
     return {"to": to, "cc": cc, "error": None}
+
+
+def show_images_from(services: TicketsPorts, sender: str) -> list[str]:
+    """Remember, at an admin's request, to show this sender's remote images (docs/images.md)."""
+    current = list(services.store.settings().get("show_images_from") or [])
+    senders = models.apply_global_setting("show_images_from", current + [sender])
+    services.store.set_setting("show_images_from", senders)
+    return senders

@@ -15,6 +15,8 @@ Layout (collection/doc), as adapters/firestore/store.py:
   overrides/{scope}~{key}                      overrides.py
   admin_sessions/{digest}                      admin.py
   events/{first event id}                      events.py
+  erasures/{person hash}                       privacy.py
+  audit/{at}~{random}                          audit.py
 """
 
 from __future__ import annotations
@@ -22,19 +24,22 @@ from __future__ import annotations
 import threading
 
 from tests.memory.store.admin import AdminRepository
+from tests.memory.store.audit import AuditRepository
 from tests.memory.store.events import EventRepository
 from tests.memory.store.inbound import InboundRepository
 from tests.memory.store.links import LinkRepository
 from tests.memory.store.mailboxes import MailboxRepository
 from tests.memory.store.outbound import OutboundRepository
 from tests.memory.store.overrides import OverrideRepository
+from tests.memory.store.privacy import PrivacyRepository
 from tests.memory.store.settings import SettingsRepository
 from tests.memory.store.sync import SyncRepository
 from tests.memory.store.tickets import TicketRepository
 
 
 class MemoryStore(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-                  InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository):
+                  InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository,
+                  PrivacyRepository, AuditRepository):
     """Every repository over one dict of documents."""
 
     def __init__(self):

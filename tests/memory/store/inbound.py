@@ -13,9 +13,9 @@ from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 from tests.memory.store.base import DELETE, MemoryRepository
 
 # what the Firestore adapter reads of a row (its field masks)
-VERSION_FIELDS = ["gmail_message_id", "outcome", "attempts", "unfinished"]
+VERSION_FIELDS = ["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256"]
 INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
-                      "processed_at", "subject", "from_email", "mailbox", "defects", "authentication"]
+                      "processed_at", "subject", "from_email", "mailbox", "defects", "authentication", "raw_sha256"]
 
 
 def _key(mailbox: str, gmail_id: str) -> str:

@@ -46,6 +46,29 @@ class TicketRepository(MemoryRepository):
             self._write(writes)
             return result
 
+    def move_messages(self, source_id: str, target_id: str, decide):
+        """As the adapter's transaction: the two tickets and the source's rows read, decide's
+        writes applied all or nothing."""
+        with self._lock:
+            source = self.find_ticket(source_id)
+            if source is None:
+                raise NotFound(f"no ticket {str(source_id)!r}")
+            rows = [{**row, "_path": f"{collection}/{key}"} for collection in ("inbound", "outbound")
+                    for key, row in sorted(self.collection(collection).items())
+                    if row.get("ticket_id") == str(source_id)]
+            result, changes, target_doc, moved, event_document = decide(source, self.find_ticket(target_id), rows)
+            writes = [("tickets", str(source_id), self._updated("tickets", str(source_id), changes))] if changes else []
+            writes += [("tickets", str(target_id), target_doc)] if target_doc is not None else []
+            readable = {row["_path"] for row in rows}
+            for path in moved:
+                if path in readable:
+                    collection, key = path.split("/", 1)
+                    writes.append((collection, key, self._updated(collection, key, {"ticket_id": str(target_id)})))
+            if event_document:
+                writes.append(("events", *self._new("events", *event_document)))
+            self._write(writes)
+            return result
+
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
         filters = [("mailbox", "==", mailbox)] if mailbox else []

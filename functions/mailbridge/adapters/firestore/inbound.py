@@ -23,14 +23,14 @@ class InboundRepository(FirestoreRepository):
         refs = [self.inbound_ref(mailbox, gid) for gid in gmail_ids]
         found = {}
         for i in range(0, len(refs), 300):
-            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished"]):
+            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256"]):
                 if snap.exists:
                     # the version lets a retry of a failed row commit only if nobody else did
                     found[snap.get("gmail_message_id")] = {**snap.to_dict(), "_update_time": snap.update_time}
         return found
 
     INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
-                          "processed_at", "subject", "from_email", "mailbox", "defects", "authentication"]
+                          "processed_at", "subject", "from_email", "mailbox", "defects", "authentication", "raw_sha256"]
 
     def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
         query = self.db.collection("inbound").where(filter=FieldFilter("mailbox", "==", mailbox))

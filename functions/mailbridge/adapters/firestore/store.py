@@ -15,6 +15,8 @@ Layout (collection/doc):
   overrides/{scope}~{key}    outgoing mailbox per ticket, ticket type, team or client  overrides.py
   admin_sessions/{digest}    admin page sessions                                  admin.py
   events/{first event id}    ticket events of one commit, written with its change (TTL)  events.py
+  erasures/{person hash}     what an erasure did, keyed by the person's HMAC (docs/privacy.md)  privacy.py
+  audit/{at}~{random}        the audit log: one record per admin action (TTL)      audit.py
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ from google.cloud import firestore
 
 from mailbridge.adapters.firestore import accounting, numbers
 from mailbridge.adapters.firestore.admin import AdminRepository
+from mailbridge.adapters.firestore.audit import AuditRepository
 from mailbridge.adapters.firestore.events import EventRepository
 from mailbridge.adapters.firestore.inbound import InboundRepository
 from mailbridge.adapters.firestore.links import LinkRepository
 from mailbridge.adapters.firestore.mailboxes import MailboxRepository
 from mailbridge.adapters.firestore.outbound import OutboundRepository
 from mailbridge.adapters.firestore.overrides import OverrideRepository
+from mailbridge.adapters.firestore.privacy import PrivacyRepository
 from mailbridge.adapters.firestore.settings import SettingsRepository
 from mailbridge.adapters.firestore.sync import SyncRepository
 from mailbridge.adapters.firestore.tickets import TicketRepository
 
 
 class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepository, TicketRepository,
-            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository):
+            InboundRepository, OutboundRepository, OverrideRepository, AdminRepository, EventRepository,
+            PrivacyRepository, AuditRepository):
     """Every repository over one Firestore client."""
 
     def __init__(self, client: "firestore.Client", write_log: str = ""):

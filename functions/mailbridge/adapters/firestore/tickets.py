@@ -66,6 +66,39 @@ class TicketRepository(FirestoreRepository):
 
         return self.run_contended(run, f"tickets/{ticket_id}")
 
+    def move_messages(self, source_id: str, target_id: str, decide):
+        """Merge and split (domain/merging.py) in one transaction: reads tickets/{source_id},
+        tickets/{target_id} (None when absent) and the source's message rows, each with its
+        "_path"; `decide(source, target, rows)` returns (result, source changes, the target as a
+        whole document, the row paths that move to target_id, event document). NotFound for no
+        source. A sync that changed either ticket meanwhile makes the other side retry."""
+        source_ref, target_ref = self.ticket_ref(source_id), self.ticket_ref(target_id)
+
+        @firestore.transactional
+        def run(tx):
+            source, target = source_ref.get(transaction=tx), target_ref.get(transaction=tx)
+            if not source.exists:
+                raise NotFound(f"no ticket {str(source_id)!r}")
+            rows = []
+            for collection in ("inbound", "outbound"):
+                query = self.db.collection(collection).where(filter=FieldFilter("ticket_id", "==", str(source_id)))
+                rows += [{**snap.to_dict(), "_path": f"{collection}/{snap.id}"} for snap in query.stream(transaction=tx)]
+            result, changes, target_doc, moved, event_document = decide(
+                source.to_dict(), target.to_dict() if target.exists else None, rows)
+            if changes:
+                tx.update(source_ref, changes)
+            if target_doc is not None:
+                tx.set(target_ref, target_doc)
+            readable = {row["_path"] for row in rows}
+            for path in moved:
+                if path in readable:
+                    tx.update(self.db.document(path), {"ticket_id": str(target_id)})
+            if event_document:
+                tx.create(self.events_ref(event_document[0]), event_document[1])
+            return result, bool(changes) + (target_doc is not None) + len(moved) + bool(event_document)
+
+        return self.run_contended(run, f"tickets/{source_id}")
+
     def list_tickets(self, mailbox: str | None = None, status: str | None = None, limit: int = 200,
                      before: int | None = None) -> list[dict]:
         query = self.db.collection("tickets")

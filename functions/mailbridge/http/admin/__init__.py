@@ -7,16 +7,16 @@ carries the session's CSRF token. Paths are relative to the function, whether it
 at `$MAILBRIDGE_FUNCTIONS_URL/admin` or deployed at the root of its own URL.
 
 One module per page or resource (signin, mailboxes, credentials, labels, mailbox_settings,
-inbound, settings, tickets, messages) over a shared core (context: the request; session: the
+inbound, settings, tickets, messages, audit) over a shared core (context: the request; session: the
 session, its flash, CSRF; rendering: templates and headers; forms; routing: the gates and the
-error policy). The page modules import the core, never each other in a cycle; this module
+error policy; audit_trail: the audit record of each action). The page modules import the core, never each other in a cycle; this module
 composes their handlers into the route table.
 """
 
 from __future__ import annotations
 
-from mailbridge.http.admin import credentials, inbound, labels, mailbox_settings, mailboxes, messages, routing, \
-    settings, signin, tickets
+from mailbridge.http.admin import audit, credentials, inbound, labels, mailbox_settings, mailboxes, messages, \
+    routing, settings, signin, tickets
 from mailbridge.http.admin.rendering import script
 
 PAGES = [
@@ -45,6 +45,7 @@ PAGES = [
     ("POST", "/mailboxes/<name:name>/outgoing", mailbox_settings.outgoing_save, True),
     ("GET", "/mailboxes/<name:name>/inbound", inbound.inbound, True),
     ("POST", "/mailboxes/<name:name>/inbound/<gmail_id>/retry", inbound.inbound_retry, True),
+    ("GET", "/mailboxes/<name:name>/inbound/<gmail_id>/raw", inbound.inbound_raw, True),
     ("GET", "/settings", settings.settings_page, True),
     ("POST", "/settings", settings.settings_save, True),
     ("POST", "/settings/admin-access", settings.admin_access_save, True),
@@ -56,8 +57,13 @@ PAGES = [
     ("POST", "/tickets/<ticket_id>/status", tickets.ticket_status, True),
     ("POST", "/tickets/<ticket_id>/participants", tickets.participant_confirm, True),
     ("POST", "/tickets/<ticket_id>/field", tickets.ticket_field, True),
+    ("POST", "/tickets/<ticket_id>/merge", tickets.ticket_merge, True),
+    ("POST", "/tickets/<ticket_id>/split", tickets.ticket_split, True),
+    ("POST", "/tickets/<ticket_id>/images", tickets.remember_images, True),
+    ("GET", "/audit", audit.audit_page, True),
     ("GET", "/messages/<message_id>/html", messages.message_html, True),
     ("GET", "/messages/<message_id>/attachments/<index>", messages.attachment, True),
+    ("GET", "/inline/<token>", messages.inline_image, False),  # signed: the sandboxed frame has no session
 ]
 URLS = routing.url_map(PAGES)
 

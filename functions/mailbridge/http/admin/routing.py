@@ -9,6 +9,7 @@ from werkzeug.routing import BaseConverter, Map, Rule
 
 from mailbridge import errors
 from mailbridge.errors import MailbridgeError
+from mailbridge.http.admin import audit_trail
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.rendering import headers_for, render, respond, unauthorized
 from mailbridge.http.admin.session import csrf_ok, load_session
@@ -56,7 +57,12 @@ def _dispatch(ctx: Ctx, urls: Map):
     if request.method == "POST" and private and not csrf_ok(ctx):
         return render(ctx, "error.html", 403, title="Request refused",
                       error="The form's security token is missing or wrong. Reload the page and try again.")
-    return handler(ctx, **params)
+    if request.method != "POST" or not private:
+        return handler(ctx, **params)
+    before = audit_trail.snapshot(ctx, handler, params)
+    response = handler(ctx, **params)
+    audit_trail.after(ctx, handler, params, before, response)  # one audit record per action that succeeded
+    return response
 
 
 def handle(request, urls: Map):

@@ -7,13 +7,15 @@ from mailbridge import errors
 from mailbridge.errors import AuthError, MailbridgeError
 from mailbridge.http.admin.context import Ctx
 from mailbridge.http.admin.rendering import SESSION_TTL, continue_page, render, see_other, unauthorized
-from mailbridge.services import admin_access, mailboxes
+from mailbridge.services import admin_access, audit, mailboxes
 
 SIGNIN_COOKIE = "mailbridge_signin"
 
 
 def _open_session(ctx: Ctx, email: str | None, via: str, location: str, page: tuple[str, str] | None = None):
     session_id = admin_access.open_session(ctx.services, email, via)
+    audit.record(ctx.services, "sign_in", email or "admin-url link", actor=email or "admin-url link", source="admin",
+                 details={"via": via})
     if page is None:
         response = see_other(ctx, location)
     else:

@@ -7,12 +7,14 @@ import re
 import secrets
 
 from mailbridge import errors
+from mailbridge.domain import images
 from mailbridge.domain import tickets as ticket_views
 from mailbridge.errors import InvalidInput, MailbridgeError, NotFound
 from mailbridge.http.admin.context import Ctx
+from mailbridge.http.admin import messages
 from mailbridge.http.admin.forms import PAGE_SIZE, field_errors, page_size
 from mailbridge.http.admin.rendering import redirect, render
-from mailbridge.services import outgoing, tickets
+from mailbridge.services import merging, outgoing, tickets
 
 TICKET_ID = re.compile(r"^\d{1,12}$")
 
@@ -59,6 +61,7 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body="", form=
     store = ctx.services.store
     ticket = store.get_ticket(ticket_id)
     view = tickets.view(ctx.services, ticket)
+    _mark_images(ctx, view)
     # One key per rendered form: a double click or a re-sent POST resumes the same send, never a second one.
     reply_key = f"reply-admin-{secrets.token_urlsafe(18)}"
     return render(ctx, "ticket.html", status, t=view, resolution=_resolution(ctx, ticket), error=error, body=body,
@@ -67,6 +70,17 @@ def ticket_page(ctx: Ctx, ticket_id: str, error=None, status=200, body="", form=
                   requester_authenticated=ticket_views.requester_authenticated(view),
                   ticket_fields={"team": ticket.get("team") or "", "type": ticket.get("ticket_type") or ""},
                   form=form or {}, field_errors=field_errors(error, fields))
+
+
+def _mark_images(ctx: Ctx, view: dict) -> None:
+    """Per message: whether its frame shows inline images (then it opens), and how many remote
+    images it blocks (then the "show images" control appears) (docs/images.md)."""
+    remembered = messages.remembered_senders(ctx)
+    for message in view["messages"]:
+        message["inline_images"] = any(a.get("content_id") and a.get("content_type") in images.SHOWN_TYPES
+                                       for a in message["attachments"])
+        sender = ((message.get("from") or {}).get("email") or "").lower()
+        message["remote_images"] = 0 if sender in remembered else images.remote_count(message.get("html") or "")
 
 
 def participant_confirm(ctx: Ctx, ticket_id: str):
@@ -118,3 +132,43 @@ def ticket_status(ctx: Ctx, ticket_id: str):
     except MailbridgeError as e:
         return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
     return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"), f"Ticket {'closed' if new_status == 'closed' else 'reopened'}.")
+
+
+def ticket_merge(ctx: Ctx, ticket_id: str):
+    """Merge this ticket into another (docs/merging.md); the page of the survivor follows."""
+    into = ctx.form("into").strip().lstrip("#")
+    try:
+        _check_ticket_id(ticket_id)
+        if not TICKET_ID.match(into):
+            raise InvalidInput("give the number of the ticket to merge into")
+        result = merging.merge(ctx.services, ticket_id, into)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e), form=dict(ctx.request.form), fields=("into",))
+    moved = len(result["moved_messages"])
+    note = f"Ticket #{result['number']} merged into this one ({moved} message{'s' if moved != 1 else ''} moved)." \
+        if result["changed"] else f"Ticket #{result['number']} was merged into this one already."
+    return redirect(ctx, ctx.url(f"/tickets/{result['into']}"), note)
+
+
+def ticket_split(ctx: Ctx, ticket_id: str):
+    """A new ticket from one message and the later ones of its Gmail thread; its page follows."""
+    message = ctx.form("message").strip()
+    try:
+        _check_ticket_id(ticket_id)
+        result = merging.split(ctx.services, ticket_id, message)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
+    return redirect(ctx, ctx.url(f"/tickets/{result['into']}"),
+                    f"Split off ticket #{result['number']}: {len(result['moved_messages'])} message(s) moved here.")
+
+
+def remember_images(ctx: Ctx, ticket_id: str):
+    """An admin asks to always show one sender's remote images (docs/images.md)."""
+    sender = ctx.form("sender").strip().lower()
+    try:
+        _check_ticket_id(ticket_id)
+        tickets.show_images_from(ctx.services, sender)
+    except MailbridgeError as e:
+        return ticket_page(ctx, ticket_id, str(e), errors.http_status(e))
+    return redirect(ctx, ctx.url(f"/tickets/{ticket_id}"),
+                    f"Images from {sender} are shown from now on (Settings: show_images_from).")

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import time
 
 from mailbridge.domain import compose as mime
-from mailbridge.domain import mail_providers, models, rules
+from mailbridge.domain import language, mail_providers, models, rules
 from mailbridge.errors import InvalidInput
 from mailbridge.logs import log_event
 from mailbridge.services.outgoing import budget, drafts, records
-from mailbridge.services.ports import AcknowledgePorts
+from mailbridge.services.ports import AcknowledgementPorts
 
 
 def _hour_key(now: float | None = None) -> str:
@@ -60,8 +60,25 @@ def limit_counters(mailbox: dict, outgoing: dict, recipient: str) -> list[tuple[
     return counters
 
 
-def acknowledge(services: AcknowledgePorts, mailbox: dict, ticket: dict, parsed, verdict, *,
-                sync_mode: str = "incremental", received_at: str | None = None, gmail_id: str = "") -> dict:
+def choose_template(outgoing: dict, parsed) -> tuple[str, language.Choice]:
+    """The acknowledgement template in the customer's language (domain/language.py): the
+    message's Content-Language, else the detected language of its text, else the default."""
+    choice = language.choose(outgoing.get("acknowledgement_templates") or {}, parsed.header("content-language"),
+                             parsed.text or parsed.full_text or "")
+    default = outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING["acknowledgement_template"]
+    return choice.template or default, choice
+
+
+def record_language(services: AcknowledgementPorts, mailbox: dict, gmail_id: str | None, choice) -> None:
+    """The inbound row of the acknowledged message says which language answered it."""
+    if not gmail_id:
+        return
+    services.store.put_inbound_row(mailbox["name"], gmail_id, {"acknowledgement_language": {
+        "language": choice.language, "source": choice.source}})
+
+
+def acknowledge(services: AcknowledgementPorts, mailbox: dict, ticket: dict, parsed, verdict,
+                gmail_id: str | None = None, *, sync_mode: str = "incremental", received_at: str | None = None) -> dict:
     """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender
     of new mail (not_new_mail), at most N per recipient and M per recipient domain and mailbox per
     hour (limit_counters), repeating its subject only when harmless (rules.acknowledgement_refusal,
@@ -101,8 +118,8 @@ def acknowledge(services: AcknowledgePorts, mailbox: dict, ticket: dict, parsed,
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     subject = rules.repeatable_subject(ticket.get("subject", ""))
-    text = mime.acknowledgement_text(outgoing.get("acknowledgement_template") or models.DEFAULT_OUTGOING[
-        "acknowledgement_template"], mime.format_tag(ticket["number"], fmt), ticket["number"], subject)
+    template, choice = choose_template(outgoing, parsed)
+    text = mime.acknowledgement_text(template, mime.format_tag(ticket["number"], fmt), ticket["number"], subject)
     try:
         draft = drafts.compose(services, {**ticket, "subject": subject}, text, extra_headers=mime.auto_headers(marker),
                                only_to=recipient, kind="acknowledgement")
@@ -116,4 +133,5 @@ def acknowledge(services: AcknowledgePorts, mailbox: dict, ticket: dict, parsed,
         return skip(budget.acknowledgement_share_spent(daily_budget, ack_budget, used))
     if not records.create(services, key, draft):
         return records.result(store.get_outbound(key))
+    record_language(services, mailbox, gmail_id, choice)
     return records.result(store.get_outbound(key))  # queued: the caller publishes one send task per sync

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from mailbridge.domain import compose as mime
-from mailbridge.domain import models, rules
+from mailbridge.domain import models, rules, threads
 from mailbridge.errors import InvalidInput
 from mailbridge.services.outgoing import overrides
 from mailbridge.services.ports import ComposePorts, TicketRepository
@@ -111,6 +111,11 @@ def compose(services: ComposePorts, ticket: dict, text: str, html: str | None = 
             rules.repeatable_subject(thread_subject) != mime.clean_header_text(thread_subject)):
         # an acknowledgement never repeats a baiting subject (rules.repeatable_subject): it leaves
         # the Gmail thread, whose subject it would have to carry, and keeps its neutral one
+        thread_id = thread_subject = None
+    if ticket.get("merged_from") and thread_subject is not None and (
+            ticket.get("number") not in threads.find_tag_numbers(thread_subject, fmt)):
+        # after a merge the reply carries the survivor's tag (docs/merging.md): Gmail files a sent
+        # message into a thread only with that thread's subject, so it starts its own thread
         thread_id = thread_subject = None
     subject = mime.thread_reply_subject(thread_subject, ticket.get("subject", ""), ticket.get("number"), fmt)
     out = mime.Outgoing(

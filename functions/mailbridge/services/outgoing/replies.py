@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from mailbridge.domain import merging
 from mailbridge.logs import log_event
 from mailbridge.services.outgoing import delivery, drafts, records
 from mailbridge.services.ports import OutgoingPorts
@@ -57,7 +58,8 @@ def send_reply(services: OutgoingPorts, ticket_id: str, text: str, html: str | N
         existing = store.get_outbound(key)
         if existing is not None:
             return _resume(services, key, existing, wait_s)
-    ticket = store.get_ticket(ticket_id)
+    # a merged ticket's reply goes out from its survivor, with the survivor's tag (docs/merging.md)
+    ticket = store.get_ticket(merging.survivor_of(ticket_id, store.find_ticket))
     draft = drafts.compose(services, ticket, text, html, attachments)
     if dry_run:
         return drafts.preview(draft)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from mailbridge.domain import events, models
+from mailbridge.domain import events, models, privacy
 from mailbridge.errors import MailbridgeError, WriteConflict
 from mailbridge.logs import log_event
+from mailbridge.services import retention
 from mailbridge.services.ports import SyncStore
 from mailbridge.services.sync.decide import Prepared
 from mailbridge.services.sync.match import ChunkTickets, Decision
@@ -54,11 +55,16 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
     rows = []
     for seq, decision in enumerate(decisions):
         earlier = existing.get(decision.prepared.gmail_id)
-        rows.append((decision.prepared.gmail_id, _row(mailbox, seq, decision, renames, earlier, now),
-                     earlier["_update_time"] if earlier else None))
+        row = _row(mailbox, seq, decision, renames, earlier, now)
+        expires_at = privacy.inbound_expiry(settings, decision.outcome, now)  # docs/privacy.md
+        if expires_at:
+            row["expires_at"] = expires_at
+        rows.append((decision.prepared.gmail_id, row, earlier["_update_time"] if earlier else None))
         outcomes[decision.prepared.gmail_id] = decision.outcome
     store.commit_inbound_chunk(mailbox, rows, tickets.writes(),
                                _event_document(mailbox, decisions, tickets, renames, now, settings))
+    for ticket_id in tickets.reopened:  # its rows no longer expire (services/retention.py)
+        retention.clear_expiry(store, ticket_id)
     for decision in decisions:
         if decision.outcome == "ignored":
             log_event("INFO", "message ignored", mailbox=mailbox, gmail_message_id=decision.prepared.gmail_id,

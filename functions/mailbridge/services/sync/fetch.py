@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timezone
 
-from mailbridge.domain import models
+from mailbridge.domain import models, privacy
 from mailbridge.errors import GmailError, StoreUnavailable
 from mailbridge.logs import log_event
-from mailbridge.services.ports import InboundRepository
+from mailbridge.services.ports import AttemptsStore
 
 BIG_MESSAGE_BYTES = 8 * 1024 * 1024  # from here on an attempt is counted before parsing
 
@@ -33,7 +33,7 @@ def _iso_from_ms(ms) -> str | None:
 class Attempts:
     """The inbound rows of one mailbox's messages that did not reach a commit."""
 
-    def __init__(self, store: InboundRepository, mailbox: str, max_attempts: int):
+    def __init__(self, store: AttemptsStore, mailbox: str, max_attempts: int):
         self.store, self.mailbox, self.max_attempts = store, mailbox, max_attempts
 
     def begin(self, gmail_id: str, reason: str) -> bool:
@@ -55,11 +55,14 @@ class Attempts:
         return row["outcome"]
 
     def final_row(self, gmail_id: str, outcome: str, reason: str, **extra) -> str:
+        now = models.now_iso()
+        # kept retention.inbound_log_days (docs/privacy.md): Firestore's TTL policy deletes it then
+        expires_at = privacy.inbound_expiry(self.store.settings(), outcome, now)
         try:
             self.store.put_inbound_row(self.mailbox, gmail_id, {
                 "mailbox": self.mailbox, "gmail_message_id": gmail_id, "message_id": None,
                 "outcome": outcome, "reason": reason, "ticket_id": None, "attempts": 1,
-                "processed_at": models.now_iso(), **extra})
+                "processed_at": now, **({"expires_at": expires_at} if expires_at else {}), **extra})
         except StoreUnavailable:
             return self.failure(gmail_id, reason)
         return outcome

@@ -55,9 +55,9 @@ def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_ti
         if found is not None and mode == "backfill" and prepared.gmail_id not in found.backfill_ids:
             mode = "incremental"  # new mail of the run that also took the connection's backfill
         try:
-            queued += outgoing.acknowledge(services, mailbox, ticket, prepared.parsed, prepared.verdict, sync_mode=mode,
-                                           received_at=prepared.internal_date,
-                                           gmail_id=prepared.gmail_id)["status"] == "queued"
+            queued += outgoing.acknowledge(services, mailbox, ticket, prepared.parsed, prepared.verdict,
+                                           prepared.gmail_id, sync_mode=mode,
+                                           received_at=prepared.internal_date)["status"] == "queued"
         except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
             log_event("WARNING", "acknowledgement failed", mailbox=mailbox["name"], ticket=ticket.get("id"),
                       error=_error(e))

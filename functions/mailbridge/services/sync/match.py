@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailbridge.domain import events, models, threads
+from mailbridge.domain import events, merging, models, threads
 from mailbridge.domain.threads import match_ticket
 from mailbridge.services.ports import TicketRepository
 from mailbridge.services.sync.decide import Prepared
@@ -78,13 +78,16 @@ class StoreLookup:
                 return threads.preferred_holder(holders, sender)
         return None
 
+    def find(self, ticket_id: str) -> dict | None:
+        return self.overlay.get(ticket_id) or self.store.find_ticket(ticket_id)
+
     def by_number(self, number):
-        ticket_id = str(number)
-        ticket = self.overlay.get(ticket_id)
+        """A merged ticket's tag names its survivor (docs/merging.md): the survivor's id and
+        participants, which hold the merged ticket's."""
+        ticket_id = merging.survivor_of(str(number), self.find)
+        ticket = self.find(ticket_id)
         if ticket is None:
-            ticket = self.store.find_ticket(ticket_id)
-            if ticket is None:
-                return None
+            return None
         return ticket_id, set(ticket.get("participants", [])) | {ticket.get("requester", {}).get("email", "")}
 
     def by_thread(self, mailbox, thread_id):
@@ -113,6 +116,7 @@ class ChunkTickets:
         self.tickets: dict[str, dict] = {}  # ticket id (or "new-N") -> the ticket as the chunk leaves it
         self.versions: dict[str, object] = {}
         self.new_count = 0
+        self.reopened: set[str] = set()  # reopened tickets that had an expiry (services/retention.py)
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
         self.lookup = StoreLookup(store, self.tickets, [f"{mailbox}:{p.thread_id}" for p in pending if p.thread_id],
@@ -127,9 +131,7 @@ class ChunkTickets:
             return Decision(p, "ignored", verdict.reason, None, None)
         message = message_record(p, self.mailbox)
         if match.ticket_id:
-            ticket_id = match.ticket_id
-            if ticket_id not in self.tickets:
-                self.tickets[ticket_id], self.versions[ticket_id] = self.store.ticket_for_update(ticket_id)
+            ticket_id = self._survivor(match.ticket_id)
             self._update_ticket(self.tickets[ticket_id], p)
             return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message,
                             events.joined(self.tickets[ticket_id]))
@@ -137,6 +139,19 @@ class ChunkTickets:
         temp_id = f"new-{self.new_count}"
         self.tickets[temp_id] = self._new_ticket(p, message)
         return Decision(p, "created", "new conversation", temp_id, message, events.joined(self.tickets[temp_id]))
+
+    def _survivor(self, ticket_id: str) -> str:
+        """The ticket the mail joins, read with its version: a ticket merged since its id was
+        looked up hands it to its survivor (docs/merging.md), at no extra read otherwise."""
+        for hop in range(merging.MAX_POINTER_HOPS):
+            if ticket_id in self.tickets:
+                return ticket_id
+            ticket, version = self.store.ticket_for_update(ticket_id)
+            if not (ticket or {}).get("merged_into") or hop == merging.MAX_POINTER_HOPS - 1:
+                self.tickets[ticket_id], self.versions[ticket_id] = ticket, version
+                return ticket_id
+            ticket_id = str(ticket["merged_into"])
+        return ticket_id
 
     def number_new_tickets(self, numbers: list[int]) -> dict[str, str]:
         """The reserved numbers given to the new tickets, in order: "new-N" -> its ticket id."""
@@ -226,5 +241,8 @@ class ChunkTickets:
         if ticket.get("status") == "closed":
             ticket["status"] = "open"
             ticket["reopened_at"] = models.now_iso()
+            if ticket.get("expires_at"):
+                self.reopened.add(str(ticket["id"]))
+            ticket["expires_at"] = None  # reopened: retention no longer runs (services/retention.py)
         ticket["updated_at"] = models.now_iso()
         ticket["message_count"] = int(ticket.get("message_count", 0)) + 1
