@@ -8,8 +8,7 @@ which publishes one task per mailbox to the Pub/Sub emulator, whose push subscri
 them to the `push` function. Figures are reported, never asserted.
 
   .venv/bin/python scripts/bench_scale.py [--sizes 100,300,1000]   standalone: own stack, writes
-                                                                   bench/scale.json and merges its
-                                                                   keys into bench/results.json
+                                      bench/scale.json and merges its keys into bench/results.json
   scripts/bench calls run(stack) on its own stack.
 """
 
@@ -35,6 +34,7 @@ sys.path[:0] = [p for p in (str(ROOT / "functions"), str(ROOT), str(ROOT / "scri
 import requests  # noqa: E402
 
 import stacklib  # noqa: E402
+import bench_firestore  # noqa: E402
 
 MESSAGES_PER_MAILBOX = 3
 KILL_MESSAGES = 300
@@ -156,7 +156,7 @@ def bench_fanout(bench: Bench, sizes: list[int]) -> dict:
         expected = baseline + bench.deliver(bench.connected, MESSAGES_PER_MAILBOX, f"tick{size}")
         bench.fake("/_fake/stats/reset", {})
         log(f"  fan-out: one tick over {size} mailboxes …")
-        started = time.monotonic()
+        since, started = bench_firestore.mark(), time.monotonic()
         answer = bench.tick()
         queued_s = time.monotonic() - started
         waited = bench.wait_rows(expected, timeout=max(300, size * 1.0))
@@ -175,6 +175,7 @@ def bench_fanout(bench: Bench, sizes: list[int]) -> dict:
             "project_rate_limited": project.get("rate_limited", 0),
             "users_rate_limited": sum(u.get("rate_limited", 0) for u in users),
             "max_units_one_user": max((u.get("quota_units", 0) for u in users), default=0),
+            "firestore": bench_firestore.phase(f"fanout_{size}_mailboxes", since, new),
         }
         log(f"  fan-out {size}: {results[str(size)]}")
     return results
@@ -403,6 +404,7 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000)) -> dict:
             kill = {"error": f"{e.__class__.__name__}: {e}"[:300]}
         largest = fanout[str(max(sizes))]
         return {
+            **bench_firestore.merge({}, largest["firestore"]),
             "fanout_1000_mailboxes_s": fanout.get("1000", {}).get("seconds"),
             "fanout": fanout, "fanout_messages_per_s": largest.get("messages_per_s"),
             "idle_mailbox_cost": {"gmail_units": idle["gmail_units"], "firestore_ops": idle["firestore_ops"]},
@@ -425,6 +427,7 @@ def main(argv=None) -> int:
 
     (ROOT / "bench").mkdir(exist_ok=True)
     logs.to_stream(open(ROOT / "bench" / "bench_scale.log", "w"))
+    bench_firestore.start()  # before the stack: its functions log their writes too (scripts/bench_firestore.py)
     stack = stacklib.Stack(STACK_DIR, project="mailbridge-bench-scale")
     log("starting the scale bench stack …")
     stack.up()

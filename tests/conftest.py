@@ -27,6 +27,9 @@ TEST_SIGNING_KEY = "test-signing-key-0123456789abcdef-not-a-secret"
 TEST_BUCKET = "mailbridge-test-attachments"
 ARTIFACTS = REPO / "test-artifacts"
 
+# Firestore as strict as Google: every test that runs the emulator fails on a hot or oversized document.
+pytest_plugins = ["tests.strict_firestore"]
+
 
 # --------------------------------------------------------------------------- isolation
 
@@ -113,6 +116,8 @@ class _SessionStack:
         # Push is opt-in for tests (mb_env_push / functions_url_push): with it on, every
         # connection would start a Gmail watch and notifications would race the polls under test.
         self.stack.functions_push = False
+        # Every process's Firestore writes, checked after each test by tests/strict_firestore.py.
+        self.stack.write_log = str(self.stack.state_dir / "document-writes.log")
         self._stopped = False
 
     def ensure(self, *names: str) -> None:

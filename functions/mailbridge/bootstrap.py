@@ -31,7 +31,7 @@ class Services:
 
             from mailbridge.adapters.firestore.store import Store
 
-            return Store(firestore.Client(project=self.settings.project))
+            return Store(firestore.Client(project=self.settings.project), write_log=self.settings.write_log)
 
         return self._get("store", make)
 

@@ -77,6 +77,9 @@ class Settings:
     # Who runs the CLI, for the audit log (docs/privacy.md): MAILBRIDGE_ACTOR, else the service
     # account of GOOGLE_APPLICATION_CREDENTIALS, else the local user.
     cli_actor: str = ""
+    # Tests and the bench only: a file every document write is appended to, so the strictness
+    # layer counts the writes of every process (adapters/firestore/accounting.py).
+    write_log: str = ""
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -113,6 +116,7 @@ class Settings:
             function_urls=_function_urls(env.get("MAILBRIDGE_FUNCTION_URLS", "")),
             region=env.get("MAILBRIDGE_REGION", ""),
             cli_actor=_cli_actor(env),
+            write_log=env.get("MAILBRIDGE_WRITE_LOG", ""),
         )
         for name, key, cast in (
             ("poll_time_budget_s", "MAILBRIDGE_POLL_TIME_BUDGET_S", float),

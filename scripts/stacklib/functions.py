@@ -45,6 +45,8 @@ def functions_env(stack: Stack, *, push: bool = True, functions_url: str | None 
         "MAILBRIDGE_ADMIN_OAUTH_CLIENT_ID": ADMIN_CLIENT_ID,
         "MAILBRIDGE_ADMIN_OAUTH_CLIENT_SECRET_ID": ADMIN_CLIENT_SECRET_ID,
     }
+    if getattr(stack, "write_log", ""):  # tests and the bench: every document write counted
+        env["MAILBRIDGE_WRITE_LOG"] = str(stack.write_log)
     if push and stack.pubsub_available:
         env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{s['pubsub'].port}"
         env["MAILBRIDGE_PUBSUB_TOPIC"] = stack.topic

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -34,6 +35,9 @@ class Stack:
                  bucket: str = ATTACHMENTS_BUCKET, ports: dict[str, int] | None = None):
         self.state_dir = Path(state_dir)
         self.log_dir = self.state_dir / "logs"
+        # MAILBRIDGE_WRITE_LOG of its processes when set (tests and the bench count every document
+        # write: adapters/firestore/accounting.py); `scripts/stack up` under the bench inherits it.
+        self.write_log = os.environ.get("MAILBRIDGE_WRITE_LOG", "")
         self.project = project
         self.instance = instance
         self.bucket = bucket

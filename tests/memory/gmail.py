@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 import types
 import uuid
 
@@ -28,10 +29,10 @@ class MemoryMailboxes:
             "sent": [], "watching": None, "send_as": []})
 
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD"),
-                authentication: str = "pass") -> str:
+                authentication: str = "pass", internal_date_ms: int | None = None) -> str:
         """Deliver `raw`; like the fake's delivery route, Google's Authentication-Results for the
         From domain goes on top (pass|fail), or nothing (none). A new thread takes the id of its
-        first message, as in Gmail."""
+        first message, as in Gmail; Gmail's receive time (internalDate) is now unless given."""
         if authentication != "none":
             from tests.fakes.control import authentication_results
             from tests.fakes.mime import prepend_header
@@ -40,7 +41,7 @@ class MemoryMailboxes:
         box = self.account(address)
         gmail_id = f"m{next(self._ids):05d}"
         box["messages"][gmail_id] = {"raw": raw, "threadId": thread_id or gmail_id,
-                                     "labelIds": list(labels), "internalDate": "1764000000000"}
+                                     "labelIds": list(labels), "internalDate": str(internal_date_ms or int(time.time() * 1000))}
         box["history_id"] += 1
         box["history"].append((box["history_id"], gmail_id))
         return gmail_id

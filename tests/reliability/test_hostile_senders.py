@@ -356,10 +356,10 @@ def test_an_acknowledgement_never_repeats_bait_from_the_subject(acking, subject)
 
 def test_acknowledgements_per_sender_domain_are_limited(acking):
     services, accounts = acking
+    services.store.update_mailbox("help", {"outgoing.acknowledgement_limit_per_domain_per_hour": 20})
     for n in range(25):
         accounts.deliver(ADDRESS, make_mail(f"throwaway{n}@spam.example", ADDRESS, f"Hello {n}"))
     sync.poll(services, "help")
-
     assert len(services.store.list_tickets()) == 25
     assert len(sent_messages(services, accounts)) == 20  # outgoing.acknowledgement_limit_per_domain_per_hour
 

@@ -311,3 +311,44 @@ def test_retry_time_is_read_from_gmails_message():
     assert pacing.retry_at("429 rateLimitExceeded Retry after 2026-12-02T10:15:01.500Z", 0) == \
         datetime(2026, 12, 2, 10, 15, 1, 500000, tzinfo=timezone.utc).timestamp()
     assert pacing.retry_at("429 rateLimitExceeded", 100.0) == 100.0 + pacing.RATE_LIMIT_DEFAULT_SECONDS
+
+
+def test_a_burst_of_sends_writes_the_pacing_document_with_the_lease_not_once_per_send(world, monkeypatch):
+    services, accounts, queue = world
+    burst(services, accounts, 12)
+    writes = []
+    change = services.store.change_send_pacing
+    monkeypatch.setattr(services.store, "change_send_pacing", lambda key, decide: writes.append(key) or change(key, decide))
+
+    (summary,) = run_tasks(services, queue)
+
+    assert summary["sent"] == 12 and len(writes) == 2  # the drain lease taken, then released
+    window = services.store.get_send_pacing(pacing.pacing_key(services, "help"))["window"]
+    assert sum(entry["sends"] for entry in window) == 12 * pacing.SEND_UNITS  # every send in the minute
+
+
+def test_the_drainer_takes_the_daily_budget_in_blocks_and_gives_back_what_it_did_not_send(world, monkeypatch):
+    services, accounts, queue = world
+    burst(services, accounts, 12)
+    takes = []
+    take = services.store.take_send_budget
+    monkeypatch.setattr(services.store, "take_send_budget", lambda *a: takes.append(a) or take(*a))
+
+    (summary,) = run_tasks(services, queue)
+
+    assert summary["sent"] == 12 and len(takes) == 2  # blocks of budget.BLOCK, not one write per send
+    assert services.store.send_budget_used("help", budget.today()) == 12  # the rest of the block given back
+
+
+def test_the_syncs_units_have_their_own_document_and_the_drainer_still_leaves_them_room(world):
+    services, _accounts, _queue = world
+    services.store.update_mailbox("help", {"outgoing.gmail_quota_units_per_minute": 6000})
+    mailbox = services.store.get_mailbox("help")
+    pacing.record_ingestion(services, mailbox, 5800)
+
+    drainer = outbox.drain.Drainer(services, mailbox)
+    wait = drainer._take_room(6000, 0.7, "acknowledgement")
+
+    assert services.store.get_send_pacing(pacing.pacing_key(services, "help")) is None  # the drainer's: untouched
+    assert services.store.get_send_pacing(pacing.ingestion_key(services, "help"))["window"][0]["units"] == 5800
+    assert wait > 0 and drainer.unsaved == []  # the minute is the syncs': no send now

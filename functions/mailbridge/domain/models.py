@@ -37,8 +37,13 @@ DEFAULT_OUTGOING = {
     "display_name": "",
     "acknowledge_new": True,
     "acknowledgement_limit_per_hour": 3,
-    # per recipient domain: throwaway senders of one domain cannot make us mail in bulk
-    "acknowledgement_limit_per_domain_per_hour": 20,
+    # per recipient domain and mailbox: throwaway senders of one domain cannot make us mail a third
+    # party in bulk; sized for a company domain writing in after an outage. Public mailbox providers
+    # and the mailbox's own domain have no domain limit (domain/mail_providers.py).
+    "acknowledgement_limit_per_domain_per_hour": 200,
+    # Only new mail is acknowledged: never a backfill or full re-sync, nor mail Gmail received
+    # longer ago than this (its internalDate).
+    "acknowledge_max_age_hours": 24,
     "acknowledgement_template": (
         "Thank you for your message. We have opened ticket {tag} and will reply soon.\n"
     ),
@@ -184,6 +189,8 @@ def apply_mailbox_setting(mailbox: dict, key: str, raw) -> tuple[str, object]:
         patterns.check_subject_patterns(value)
     if field in ("acknowledgement_share_percent", "send_share_percent") and not 1 <= value <= 100:
         raise InvalidInput(f"{key} must be a percentage between 1 and 100")
+    if field == "acknowledge_max_age_hours" and not 1 <= value <= 24 * 365:
+        raise InvalidInput(f"{key} must be between 1 and 8760 hours")
     if field == "gmail_quota_units_per_minute" and not 100 <= value <= 15000:
         raise InvalidInput(f"{key} must be between 100 and 15000 (Gmail's per-user limit)")
     return f"{section}.{field}", value

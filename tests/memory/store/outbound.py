@@ -4,7 +4,8 @@ acknowledgement limits (as adapters/firestore/outbound.py).
 Layout: outbound/{key}                     a message we sent or will send, keyed by idempotency key
         send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
         send_pacing/{mailbox}~{instance}   the outbox's quota bucket, drain lease and last error
-        ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
+        ack_limits/{sha256(key)}~{hour}  acknowledgements to a recipient (or a mailbox's "@domain") in an
+                                           hour: one document here, shards in Firestore (same limits)
 """
 
 from __future__ import annotations
@@ -72,19 +73,20 @@ class OutboundRepository(MemoryRepository):
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._get("send_budget", f"{mailbox}~{day}") or {}).get("count", 0))
 
-    def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]:
+    def take_send_budget(self, mailbox: str, day: str, budget: int, count: int = 1) -> tuple[int, int]:
         with self._lock:
             used = self.send_budget_used(mailbox, day)
-            if used >= budget:
-                return False, used
+            taken = max(0, min(count, budget - used))
+            if not taken:
+                return 0, used
             expires = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc) + timedelta(days=2)
-            self._set("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + 1,
+            self._set("send_budget", f"{mailbox}~{day}", {"mailbox": mailbox, "date": day, "count": used + taken,
                                                           "expires_at": expires})
-            return True, used
+            return taken, used
 
-    def release_send_budget(self, mailbox: str, day: str) -> None:
+    def release_send_budget(self, mailbox: str, day: str, count: int = 1) -> None:
         with self._lock:
-            self._update("send_budget", f"{mailbox}~{day}", {"count": self.send_budget_used(mailbox, day) - 1})
+            self._update("send_budget", f"{mailbox}~{day}", {"count": self.send_budget_used(mailbox, day) - count})
 
     # -- the outbox ------------------------------------------------------------------------
     def outbox_records(self, mailbox: str, instance: str, kind: str | None = None,

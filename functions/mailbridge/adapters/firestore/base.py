@@ -12,6 +12,7 @@ import functools
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from mailbridge.adapters.firestore import accounting
 from mailbridge.errors import DocumentTooLarge, WriteConflict
 
 # Documents that several writers update at once (a mailbox's pacing document: its syncs and its
@@ -25,25 +26,33 @@ CONTENDED_ATTEMPTS = 20
 TOO_LARGE = ("maximum entity size", "exceeds the maximum allowed size", "is longer than 1048487 bytes")
 
 
-def refuse_large_documents(client) -> None:
+def watch_commits(client) -> None:
     """Every write of every repository (a set, a batch, a transaction) reaches Firestore through
-    the client's one Commit call: there a refused size becomes DocumentTooLarge, whichever
-    repository wrote the document, instead of the library's generic InvalidArgument."""
+    the client's one Commit call. There a refused size becomes DocumentTooLarge, whichever
+    repository wrote the document, instead of the library's generic InvalidArgument; each
+    committed document is recorded and each contention abort counted (accounting.py)."""
     api = client._firestore_api
     commit = api.commit
-    if getattr(commit, "refuses_large_documents", False):
+    if getattr(commit, "watches_commits", False):
         return  # a second Store over the same client
 
     @functools.wraps(commit)
     def checked_commit(*args, **kwargs):
+        request = kwargs.get("request") or (args[0] if args else None) or {}
         try:
-            return commit(*args, **kwargs)
+            response = commit(*args, **kwargs)
+        except gexc.Aborted:
+            accounting.WRITES.aborted()  # the transaction is retried by the client
+            raise
         except gexc.InvalidArgument as e:
             if any(words in str(e) for words in TOO_LARGE):
                 raise DocumentTooLarge(f"Firestore refused a document over its size limit ({e.message})") from e
             raise
+        if accounting.WRITES.log_path and isinstance(request, dict):  # tests and the bench only
+            accounting.WRITES.record(accounting.documents_of(request))
+        return response
 
-    checked_commit.refuses_large_documents = True
+    checked_commit.watches_commits = True
     api.commit = checked_commit
 
 
@@ -64,7 +73,7 @@ class FirestoreRepository:
 
     @db.setter
     def db(self, client: firestore.Client) -> None:
-        refuse_large_documents(client)
+        watch_commits(client)
         self._db = client
 
     def ticket_ref(self, ticket_id: str):

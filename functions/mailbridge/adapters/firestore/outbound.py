@@ -5,7 +5,8 @@ Layout (collection/doc):
   outbound/{key}                     a message we sent or will send, keyed by idempotency key
   send_budget/{mailbox}~{day}        messages sent by a mailbox on a UTC day
   send_pacing/{mailbox}~{instance}   the outbox's quota bucket, drain lease and last error
-  ack_limits/{sha256(recipient)}~{hour}  acknowledgements sent to a recipient (or "@domain") in an hour
+  ack_limits/{sha256(key)}~{hour}~{shard}  a share of the acknowledgements to a recipient (or a
+                                     mailbox's "@domain") in an hour: a counter in ACK_SHARDS shards
 Counters carry `expires_at`: Firestore's TTL policy on that field deletes them (terraform/README.md).
 """
 
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 import hashlib
+import random
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge.adapters.firestore.base import CONTENDED_ATTEMPTS, FirestoreRepository
+from mailbridge.adapters.firestore.base import FirestoreRepository
 
 UNSENT = ["queued", "pending", "sending", "failed"]
+# An hour's acknowledgement counter is split in this many shards (of at least one acknowledgement
+# each): a domain's 200 an hour write each shard at most 10 times, never one document per ticket.
+ACK_SHARDS = 20
 BUDGET_KEPT = timedelta(days=2)  # a day's count outlives the day (for `mailbox show`); TTL after that
 
 
@@ -109,27 +114,30 @@ class OutboundRepository(FirestoreRepository):
     def send_budget_used(self, mailbox: str, day: str) -> int:
         return int((self._budget_ref(mailbox, day).get().to_dict() or {}).get("count", 0))
 
-    def take_send_budget(self, mailbox: str, day: str, budget: int) -> tuple[bool, int]:
-        """Count one send if fewer than `budget` were counted today: (taken, count before)."""
+    def take_send_budget(self, mailbox: str, day: str, budget: int, count: int = 1) -> tuple[int, int]:
+        """Count up to `count` sends while fewer than `budget` were counted today: (how many were
+        taken, 0 when the budget is spent; the count before). The outbox takes a block of them at
+        once (services/outgoing/budget.Allowance): one write per block, not per send."""
         ref = self._budget_ref(mailbox, day)
         transaction = self.db.transaction()
 
         @firestore.transactional
         def run(tx):
             used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
-            if used >= budget:
-                return False, used
+            taken = max(0, min(count, budget - used))
+            if not taken:
+                return 0, used
             expires = _day_end(day, BUDGET_KEPT.days)
-            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + 1, "expires_at": expires})
-            return True, used
+            tx.set(ref, {"mailbox": mailbox, "date": day, "count": used + taken, "expires_at": expires})
+            return taken, used
 
         taken, used = run(transaction)
         if taken:
             self.write_count += 1
         return taken, used
 
-    def release_send_budget(self, mailbox: str, day: str) -> None:
-        self._budget_ref(mailbox, day).update({"count": firestore.Increment(-1)})
+    def release_send_budget(self, mailbox: str, day: str, count: int = 1) -> None:
+        self._budget_ref(mailbox, day).update({"count": firestore.Increment(-count)})
         self.write_count += 1
 
     # -- the outbox ------------------------------------------------------------------------
@@ -164,46 +172,54 @@ class OutboundRepository(FirestoreRepository):
     # -- acknowledgement limits --------------------------------------------------------------
     def take_acknowledgement_slot(self, recipient: str, hour: str, limit: int) -> bool:
         """Count one acknowledgement to `recipient` in `hour` if fewer than `limit` were."""
-        digest = hashlib.sha256(recipient.encode()).hexdigest()[:32]
-        ref = self.db.collection("ack_limits").document(f"{digest}~{hour}")
-        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
-
-        @firestore.transactional
-        def run(tx):
-            used = int((ref.get(transaction=tx).to_dict() or {}).get("count", 0))
-            if used >= limit:
-                return False
-            expires = datetime.now(timezone.utc) + timedelta(hours=2)
-            tx.set(ref, {"recipient": recipient, "hour": hour, "count": used + 1, "expires_at": expires})
-            return True
-
-        taken = run(transaction)
-        if taken:
-            self.write_count += 1
-        return taken
+        return self.take_acknowledgement_slots([(recipient, limit)], hour) is None
 
     def take_acknowledgement_slots(self, counters: list[tuple[str, int]], hour: str) -> str | None:
-        """Count one acknowledgement on every (key, limit) counter of `hour` (an address, "@domain"),
-        all or none, in one transaction: None when counted, else the first key at its limit."""
-        refs = [(key, limit, self.db.collection("ack_limits").document(
-            f"{hashlib.sha256(key.encode()).hexdigest()[:32]}~{hour}")) for key, limit in counters]
-        transaction = self.db.transaction(max_attempts=CONTENDED_ATTEMPTS)
+        """Count one acknowledgement on every (key, limit) counter of `hour` (an address, a
+        mailbox's "@domain"), all or none: None when counted, else the first key at its limit.
+
+        No counter is one hot document: each is split in up to ACK_SHARDS shards holding a share of
+        its limit (ack_shares), and each acknowledgement takes a random shard with room, so a burst
+        of one domain's tickets writes each shard at most its share an hour (docs/architecture.md,
+        "No hot documents"). The total never exceeds the limit; a counter is full only when every
+        shard was seen full."""
+        untried = {key: ack_shares(limit) for key, limit in counters}
+        for shares in untried.values():
+            random.shuffle(shares)
+        while True:
+            if any(not shares for shares in untried.values()):
+                return next(key for key, shares in untried.items() if not shares)
+            picks = [(key, shares[0][1], self._ack_ref(key, hour, shares[0][0])) for key, shares in untried.items()]
+            full = self._take_ack_shards(picks, hour)
+            if full is None:
+                return None
+            untried[full].pop(0)
+
+    def _ack_ref(self, key: str, hour: str, shard: int):
+        return self.db.collection("ack_limits").document(f"{hashlib.sha256(key.encode()).hexdigest()[:32]}~{hour}~{shard}")
+
+    def _take_ack_shards(self, picks: list[tuple[str, int, object]], hour: str) -> str | None:
+        """One transaction over one shard of each counter: the key of a full shard, or None when
+        every shard was counted."""
 
         @firestore.transactional
         def run(tx):
-            used = [int((ref.get(transaction=tx).to_dict() or {}).get("count", 0)) for _key, _limit, ref in refs]
-            for (key, limit, _ref), count in zip(refs, used):
-                if count >= limit:
-                    return key
+            used = [int((ref.get(transaction=tx).to_dict() or {}).get("count", 0)) for _key, _share, ref in picks]
+            for (key, share, _ref), count in zip(picks, used):
+                if count >= share:
+                    return key, 0
             expires = datetime.now(timezone.utc) + timedelta(hours=2)
-            for (key, _limit, ref), count in zip(refs, used):
+            for (key, _share, ref), count in zip(picks, used):
                 tx.set(ref, {"recipient": key, "hour": hour, "count": count + 1, "expires_at": expires})
-            return None
+            return None, len(picks)
 
-        full = run(transaction)
-        if full is None:
-            self.write_count += len(refs)
-        return full
+        return self.run_contended(run, "ack_limits")
+
+
+def ack_shares(limit: int) -> list[tuple[int, int]]:
+    """(shard, its share of `limit`) for every shard with a share: the shares add up to `limit`."""
+    shards = max(1, min(ACK_SHARDS, limit))
+    return [(shard, limit // shards + (shard < limit % shards)) for shard in range(shards) if limit > 0]
 
 
 def _day_end(day: str, days_after: int) -> datetime:

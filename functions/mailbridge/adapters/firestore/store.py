@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from google.cloud import firestore
 
+from mailbridge.adapters.firestore import accounting, numbers
 from mailbridge.adapters.firestore.admin import AdminRepository
 from mailbridge.adapters.firestore.audit import AuditRepository
 from mailbridge.adapters.firestore.events import EventRepository
@@ -42,6 +43,9 @@ class Store(SettingsRepository, MailboxRepository, SyncRepository, LinkRepositor
             PrivacyRepository, AuditRepository):
     """Every repository over one Firestore client."""
 
-    def __init__(self, client: "firestore.Client"):
+    def __init__(self, client: "firestore.Client", write_log: str = ""):
         self.db = client
+        if write_log:  # tests and the bench: the strictness layer reads every process's writes
+            accounting.WRITES.log_path = write_log
         self.write_count = 0  # documents written by this process (benchmarks read it)
+        self.number_pool = numbers.NumberPool(self._increment_ticket_counter)  # ticket numbers (numbers.py)

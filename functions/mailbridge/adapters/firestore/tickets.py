@@ -1,7 +1,7 @@
 """Firestore repository of the tickets: numbers, headers, the Message-IDs and threads that
 match mail to them (domain/threads.py), and their messages in order.
 
-Layout: counters/tickets   ticket numbers, reserved in blocks (never one write per ticket)
+Layout: counters/tickets   ticket numbers: one increment per chunk, per block when busy (numbers.py)
         tickets/{number}   ticket header: subject, status, participants, Message-IDs, threads
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from mailbridge.adapters.firestore import numbers
 from mailbridge.adapters.firestore.base import FirestoreRepository
 from mailbridge.domain import threads
 from mailbridge.errors import NotFound
@@ -17,16 +18,19 @@ from mailbridge.errors import NotFound
 
 class TicketRepository(FirestoreRepository):
     def reserve_ticket_numbers(self, count: int) -> list[int]:
-        """Reserve `count` consecutive numbers with ONE write and no transaction: Firestore
-        applies the increment atomically on the server and returns the new value, so many
-        mailboxes polled at once never contend in retries (once per chunk, never per ticket)."""
-        if count <= 0:
-            return []
+        """`count` unique numbers for new tickets: ONE atomic server-side increment and no
+        transaction per reservation, and a busy process takes a block for its next seconds
+        (numbers.py), so many mailboxes polled at once neither contend nor make
+        counters/tickets a hot document."""
+        return self.number_pool.take(count)
+
+    def _increment_ticket_counter(self, count: int) -> tuple[int, int]:
+        """(the last of `count` numbers reserved, the counter's reservations so far), one write."""
         ref = self.db.collection("counters").document("tickets")
-        result = ref.set({"last": firestore.Increment(count)}, merge=True)
+        result = ref.set({"last": firestore.Increment(count), "reservations": firestore.Increment(1)}, merge=True)
         self.write_count += 1
-        last = int(result.transform_results[0].integer_value)
-        return list(range(last - count + 1, last + 1))
+        last, reservations = result.transform_results  # the client sends transforms by field path
+        return int(last.integer_value), int(reservations.integer_value)
 
     def find_ticket(self, ticket_id: str) -> dict | None:
         snap = self.ticket_ref(str(ticket_id).lstrip("#")).get()

@@ -102,6 +102,7 @@ class Drainer:
         self.name = mailbox["name"]
         self.owner = uuid.uuid4().hex
         self.key = pacing.pacing_key(services, self.name)
+        self.ingestion_key = pacing.ingestion_key(services, self.name)  # the syncs' units (pacing.py)
         self.deadline = time.monotonic() + services.settings.push_time_budget_s
         self.counts = {"sent": 0, "skipped": 0, "failed": 0, "waiting": 0}
         self.gmail = None
@@ -109,6 +110,14 @@ class Drainer:
         self.wake_at: float | None = None
         self.last_error: str | None = None
         self.lease_until = 0.0  # when this drainer's lease on the pacing document runs out
+        # The sends' units since the pacing document was last written: the lease makes this
+        # drainer the mailbox's only sender, so it keeps them here and writes them with the lease's
+        # renewal and release (every DRAIN_LEASE_SECONDS / 2), not once per send: a burst of
+        # acknowledgements then writes the document far less than once a second
+        # (docs/architecture.md, "No hot documents"). A drainer that dies loses at most that much
+        # of the minute's record; Gmail's 429 covers the rest (it is honoured).
+        self.unsaved: list[dict] = []
+        self.allowance = budget.Allowance(self.store, self.name)  # today's budget in blocks (budget.py)
 
     def _pace(self, decide):
         """The pacing document's read-modify-write, tried again while the mailbox's syncs hold
@@ -128,16 +137,34 @@ class Drainer:
             self.lease_until = now + DRAIN_LEASE_SECONDS
         return bool(taken)
 
+    def _with_unsaved(self, bucket: dict | None, now: float) -> dict:
+        """The pacing document as the other writers left it, with this drainer's unsaved sends."""
+        bucket = dict(bucket or {})
+        bucket["window"] = [{"at": at, "units": units, "sends": sends}
+                            for at, units, sends in pacing.window_of({"window": list(bucket.get("window") or [])
+                                                                      + self.unsaved}, now)]
+        return bucket
+
+    def _flushed(self, bucket: dict | None, changes: dict) -> dict:
+        """`changes` with the unsaved sends written into the document's window."""
+        if self.unsaved:
+            changes = {**changes, "window": self._with_unsaved(bucket, time.time())["window"]}
+        return changes
+
     def release(self) -> None:
         changes = {"drain_owner": None, "drain_until": 0, "last_error": self.last_error,
                    "last_drain_at": models.now_iso()}
 
         def decide(bucket):
-            return None, (changes if (bucket or {}).get("drain_owner") == self.owner else None)
+            return None, (self._flushed(bucket, changes) if (bucket or {}).get("drain_owner") == self.owner else None)
 
         self._pace(decide)
-        # the safety net the scheduled tick reads: when to look again (None: nothing waits)
-        self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
+        self.unsaved = []
+        self.allowance.close()
+        # the safety net the scheduled tick reads: when to look again (None: nothing waits);
+        # unchanged, it is not written again (each send task would write the mailbox otherwise)
+        if self.mailbox.get("outbox_wake_at") != self.wake_at:
+            self.store.update_mailbox(self.name, {"outbox_wake_at": self.wake_at})
 
     def summary(self, outcome: str, reason: str | None) -> dict:
         return {"mailbox": self.name, "status": outcome, "reason": reason, **self.counts}
@@ -180,8 +207,7 @@ class Drainer:
             if self._settled(record):
                 record = None
                 continue
-            now = time.time()
-            wait = self._pace(lambda bucket: pacing.take_decision(bucket, now, quota, share, record.get("kind")))
+            wait = self._take_room(quota, share, record.get("kind"))
             if wait > 0:
                 if time.monotonic() + wait > self.deadline:
                     if wait > self.services.settings.push_time_budget_s:
@@ -196,14 +222,31 @@ class Drainer:
             self._send(record)
             record = None
 
+    def _take_room(self, quota: int, share: float, kind: str | None) -> float:
+        """Seconds to wait, or 0 with one send's units taken in the rolling minute: read from the
+        pacing document (the syncs' units, an earlier drainer's sends) plus the unsaved sends."""
+        now = time.time()
+        bucket = pacing.combined(self.store.get_send_pacing(self.key), self.store.get_send_pacing(self.ingestion_key))
+        wait, changes = pacing.take_decision(self._with_unsaved(bucket, now), now, quota, share, kind)
+        if changes is not None:
+            self.unsaved.append({"at": float(int(now)), "units": pacing.SEND_UNITS, "sends": pacing.SEND_UNITS})
+        return wait
+
     def _renew(self) -> None:
-        """Push the drain lease ahead once half of it has passed (not before every send: each
-        write of the pacing document competes with the syncs recording their units)."""
+        """Push the drain lease ahead once half of it has passed, writing the unsaved sends with it
+        (not before every send: each write of the pacing document competes with the syncs
+        recording their units, and Firestore sustains about one a second per document)."""
         now = time.time()
         if now < self.lease_until - DRAIN_LEASE_SECONDS / 2:
             return
-        if self._pace(lambda bucket: lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS)):
+
+        def decide(bucket):
+            taken, changes = lease_decision(bucket, now, self.owner, DRAIN_LEASE_SECONDS)
+            return taken, (self._flushed(bucket, changes) if changes else None)
+
+        if self._pace(decide):
             self.lease_until = now + DRAIN_LEASE_SECONDS
+            self.unsaved = []
 
     def _refuse(self, record: dict):
         """Stop draining when the mailbox cannot send at all (nothing is lost: records wait)."""
@@ -224,7 +267,8 @@ class Drainer:
         """Apply the daily budget: an acknowledgement past its share is skipped, a reply past the
         whole budget waits for the next UTC day. True when the record is not to be sent now."""
         daily_budget, ack_budget = budget.daily_limits(self.mailbox)
-        used = self.store.send_budget_used(self.name, budget.today())
+        day = budget.today()
+        used = self.store.send_budget_used(self.name, day) - self.allowance.unsent(day)
         kind = record.get("kind")
         if kind == "acknowledgement" and used >= ack_budget:
             reason = budget.acknowledgement_share_spent(daily_budget, ack_budget, used)
@@ -251,7 +295,7 @@ class Drainer:
             if self.gmail is None:
                 credential = mailboxes.own_credential(self.services, self.mailbox)
                 self.gmail = self.services.gmail_for(self.mailbox, credential)
-            result = delivery.deliver(self.services, record["key"], gmail=self.gmail)
+            result = delivery.deliver(self.services, record["key"], gmail=self.gmail, allowance=self.allowance)
         except delivery.RateLimited as e:
             until = pacing.retry_at(str(e), time.time())
             self._pace(lambda bucket: (None, {"blocked_until": until}))

@@ -127,11 +127,26 @@ def pacing_key(services: InstancePorts, mailbox_name: str) -> str:
     return f"{mailbox_name}~{services.settings.instance}"
 
 
+def ingestion_key(services: InstancePorts, mailbox_name: str) -> str:
+    """The syncs' half of the minute: its own document, so the syncs' writes and the drainer's
+    never land on one document (docs/architecture.md, "No hot documents")."""
+    return f"{pacing_key(services, mailbox_name)}~ingestion"
+
+
+def combined(sends: dict | None, ingestion: dict | None) -> dict:
+    """The mailbox's whole minute: the drainer's document with the syncs' units and their time."""
+    bucket = dict(sends or {})
+    bucket["window"] = list(bucket.get("window") or []) + list((ingestion or {}).get("window") or [])
+    if (ingestion or {}).get("ingested_at") is not None:
+        bucket["ingested_at"] = max(float(ingestion["ingested_at"]), float(bucket.get("ingested_at") or 0))
+    return bucket
+
+
 def record_ingestion(services: PacingPorts, mailbox: dict, units: int) -> None:
     """Ingestion's Gmail units, added to the mailbox's rolling minute so sends leave them room."""
     if units <= 0:
         return
     quota, share = quota_of(mailbox)
     now = time.time()
-    services.store.change_send_pacing(pacing_key(services, mailbox["name"]),
+    services.store.change_send_pacing(ingestion_key(services, mailbox["name"]),
                                       lambda bucket: spend_decision(bucket, now, quota, share, units))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import time
 
 from mailbridge.domain import compose as mime
-from mailbridge.domain import language, models, rules
+from mailbridge.domain import language, mail_providers, models, rules
 from mailbridge.errors import InvalidInput
 from mailbridge.logs import log_event
 from mailbridge.services.outgoing import budget, drafts, records
@@ -17,6 +17,47 @@ from mailbridge.services.ports import AcknowledgementPorts
 
 def _hour_key(now: float | None = None) -> str:
     return datetime.fromtimestamp(now or time.time(), timezone.utc).strftime("%Y%m%d%H")
+
+
+# Sync modes whose mail is not new: an admin's or a connection's backfill, a full re-sync after
+# Gmail's history expired (services/sync/listing.py). Their tickets are never acknowledged.
+OLD_MAIL_MODES = {"backfill": "the message came in through a backfill of older mail",
+                  "full": "the message came in through a full re-sync of the mailbox"}
+
+
+def not_new_mail(outgoing: dict, sync_mode: str, received_at: str | None, now: float | None = None) -> str | None:
+    """Why a new ticket's message is not new mail (no acknowledgement), or None when it is:
+    listed by a backfill or a full re-sync, or received by Gmail (internalDate) more than
+    `outgoing.acknowledge_max_age_hours` ago."""
+    if sync_mode in OLD_MAIL_MODES:
+        return OLD_MAIL_MODES[sync_mode]
+    max_age_h = float(outgoing.get("acknowledge_max_age_hours") or models.DEFAULT_OUTGOING["acknowledge_max_age_hours"])
+    if not received_at:
+        return None
+    try:
+        received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=timezone.utc)
+    age_h = ((now or time.time()) - received.timestamp()) / 3600
+    if age_h > max_age_h:
+        return (f"Gmail received the message {age_h:.0f} hours ago, more than "
+                f"outgoing.acknowledge_max_age_hours ({max_age_h:g})")
+    return None
+
+
+def limit_counters(mailbox: dict, outgoing: dict, recipient: str) -> list[tuple[str, int]]:
+    """The hour's counters one acknowledgement to `recipient` takes: the address's (across the
+    deployment), and its domain's in this mailbox unless the domain is a public mailbox
+    provider's or the mailbox's own (domain/mail_providers.py; docs/outbox.md)."""
+    counters = [(recipient, int(outgoing.get("acknowledgement_limit_per_hour") or 0))]
+    domain = mail_providers.domain_of(recipient)
+    own = mail_providers.domain_of(mailbox.get("address") or "")
+    if domain and domain != own and not mail_providers.is_public_provider(domain):
+        counters.append((f"{mailbox['name']} @{domain}",
+                         int(outgoing.get("acknowledgement_limit_per_domain_per_hour") or 0)))
+    return counters
 
 
 def choose_template(outgoing: dict, parsed) -> tuple[str, language.Choice]:
@@ -37,11 +78,12 @@ def record_language(services: AcknowledgementPorts, mailbox: dict, gmail_id: str
 
 
 def acknowledge(services: AcknowledgementPorts, mailbox: dict, ticket: dict, parsed, verdict,
-                gmail_id: str | None = None) -> dict:
-    """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender,
-    at most N per recipient and M per recipient domain per hour, repeating its subject only when
-    harmless (rules.acknowledgement_refusal, rules.repeatable_subject; docs/reliability.md); the
-    outbox sends it after any queued reply. Nothing is sent here."""
+                gmail_id: str | None = None, *, sync_mode: str = "incremental", received_at: str | None = None) -> dict:
+    """Queue the acknowledgement of a new ticket (RFC 3834 auto-reply) to an authenticated sender
+    of new mail (not_new_mail), at most N per recipient and M per recipient domain and mailbox per
+    hour (limit_counters), repeating its subject only when harmless (rules.acknowledgement_refusal,
+    rules.repeatable_subject; docs/reliability.md); the outbox sends it after any queued reply.
+    Nothing is sent here. Mail that is not new: the inbound row `gmail_id` says why."""
 
     outgoing = models.outgoing_settings(mailbox)
     recipient = ((ticket.get("requester") or {}).get("email") or "").strip().lower()
@@ -53,6 +95,11 @@ def acknowledge(services: AcknowledgementPorts, mailbox: dict, ticket: dict, par
     if not outgoing.get("acknowledge_new", True):
         return skip("acknowledgements are off for this mailbox (outgoing.acknowledge_new=false)")
     store = services.store
+    old = not_new_mail(outgoing, sync_mode, received_at)
+    if old:
+        if gmail_id:
+            store.put_inbound_row(mailbox["name"], gmail_id, {"acknowledgement": {"status": "skipped", "reason": old}})
+        return skip(old)
     marker = rules.loop_marker(services.settings.prefix)
     refusal = rules.acknowledgement_refusal(parsed, verdict, recipient)
     if refusal:
@@ -61,12 +108,13 @@ def acknowledge(services: AcknowledgementPorts, mailbox: dict, ticket: dict, par
     existing = store.get_outbound(key)
     if existing is not None:
         return records.result(existing)
-    limit = int(outgoing.get("acknowledgement_limit_per_hour") or 0)
-    domain_limit = int(outgoing.get("acknowledgement_limit_per_domain_per_hour") or 0)
-    domain = "@" + recipient.rpartition("@")[2]
-    full = store.take_acknowledgement_slots([(recipient, limit), (domain, domain_limit)], _hour_key())
+    counters = limit_counters(mailbox, outgoing, recipient)
+    full = store.take_acknowledgement_slots(counters, _hour_key())
     if full is not None:
-        return skip(f"{full} already got {limit if full == recipient else domain_limit} acknowledgements this hour")
+        limit = dict(counters)[full]
+        return skip(f"{full} already got {limit} acknowledgements this hour" if full == recipient else
+                    f"{full.partition(' ')[2]} already got {limit} acknowledgements of mailbox {mailbox['name']} this "
+                    "hour (outgoing.acknowledgement_limit_per_domain_per_hour)")
     settings = store.settings()
     fmt = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     subject = rules.repeatable_subject(ticket.get("subject", ""))

@@ -195,36 +195,45 @@ def _record_sent(services: OutgoingPorts, gmail, key: str, data: dict, mailbox: 
 
 
 # ============================================================ the send
+def _give_back(services: OutgoingPorts, mailbox: dict, day: str, allowance) -> None:
+    """A message of the budget that was not sent: back to the drainer's block, or released."""
+    if allowance:
+        allowance.give_back(day)
+    else:
+        budget.release(services.store, mailbox["name"], day)
+
+
 def _refused_by_gmail(services: OutgoingPorts, key: str, data: dict, mailbox: dict, day: str,
-                      error: GmailError) -> dict:
+                      error: GmailError, allowance=None) -> dict:
     """Gmail answered the send with an error: a 4xx was not sent (its budget is given back); a
     rate limit is not an attempt (RateLimited); a 400 is given up at once."""
     if error.status and 400 <= error.status < 500:
-        budget.release(services.store, mailbox["name"], day)
+        _give_back(services, mailbox, day, allowance)
     if error.status == 429 or (error.status == 403 and error.reason in RATE_REASONS):
         _unclaim_rate_limited(services, key, data, error)  # refused before sending: not an attempt
         raise RateLimited(str(error), error.status, error.reason) from None
     return records.result(_record_failure(services, key, data, str(error), permanent=error.status == 400))
 
 
-def _send(services: OutgoingPorts, gmail, key: str, data: dict, mailbox: dict, day: str) -> dict:
+def _send(services: OutgoingPorts, gmail, key: str, data: dict, mailbox: dict, day: str, allowance=None) -> dict:
     """Call Gmail's send once, then record what happened."""
     try:
         response = gmail.send(records.raw_of(services.blobs, data), data.get("gmail_thread_id"))
     except TokenRevoked as e:
-        budget.release(services.store, mailbox["name"], day)
+        _give_back(services, mailbox, day, allowance)
         services.google.mark_revoked(mailbox["name"], services.settings.instance, str(e))
         return records.result(_record_failure(services, key, data, str(e)))
     except GmailError as e:
-        return _refused_by_gmail(services, key, data, mailbox, day, e)
+        return _refused_by_gmail(services, key, data, mailbox, day, e, allowance)
     except Exception as e:  # noqa: BLE001 - network errors: maybe sent; the retry looks it up first
         return records.result(_record_failure(services, key, data, f"{e.__class__.__name__}: {str(e)[:200]}"))
     return _record_sent(services, gmail, key, data, mailbox, response)
 
 
-def deliver(services: OutgoingPorts, key: str, gmail=None) -> dict:
+def deliver(services: OutgoingPorts, key: str, gmail=None, allowance: budget.Allowance | None = None) -> dict:
     """Send the record `key` once: claim it, look for an earlier send, take the budget, call
-    Gmail, record. The outbox passes its Gmail client so one drain refreshes one token."""
+    Gmail, record. The outbox passes its Gmail client so one drain refreshes one token, and its
+    block of the daily budget (budget.Allowance)."""
     state, data = claim(services, key)
     if state == "missing":
         raise NotFound(f"no outgoing message with key {key!r}")
@@ -248,8 +257,8 @@ def deliver(services: OutgoingPorts, key: str, gmail=None) -> dict:
     if earlier is not None:
         return records.result(earlier)
     try:
-        day = budget.reserve(services.store, mailbox)
+        day = allowance.take(mailbox) if allowance else budget.reserve(services.store, mailbox)
     except InvalidInput as e:
         _record_failure(services, key, data, str(e))
         raise
-    return _send(services, gmail, key, data, mailbox, day)
+    return _send(services, gmail, key, data, mailbox, day, allowance)

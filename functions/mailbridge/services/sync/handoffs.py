@@ -43,15 +43,21 @@ def record_ingestion(services: PacingPorts, mailbox: dict, units: int) -> None:
         log_event("WARNING", "quota bucket not updated", mailbox=mailbox["name"], error=_error(e))
 
 
-def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_tickets: list[tuple[dict, Prepared]]) -> None:
+def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_tickets: list[tuple[dict, Prepared]],
+                           found=None) -> None:
     """Queue the acknowledgements of the new tickets in the outbox and ask for one send task
     (docs/outbox.md): they are only queued here; the outbox sends them. `new_tickets`: (ticket,
-    the message that opened it) pairs."""
+    the message that opened it) pairs; `found`: the run's listing.NewMail (a backfill's or a full
+    re-sync's mail is not acknowledged)."""
     queued = 0
     for ticket, prepared in new_tickets:
+        mode = "incremental" if found is None else found.mode
+        if found is not None and mode == "backfill" and prepared.gmail_id not in found.backfill_ids:
+            mode = "incremental"  # new mail of the run that also took the connection's backfill
         try:
             queued += outgoing.acknowledge(services, mailbox, ticket, prepared.parsed, prepared.verdict,
-                                           prepared.gmail_id)["status"] == "queued"
+                                           prepared.gmail_id, sync_mode=mode,
+                                           received_at=prepared.internal_date)["status"] == "queued"
         except Exception as e:  # noqa: BLE001 - an acknowledgement never fails the poll
             log_event("WARNING", "acknowledgement failed", mailbox=mailbox["name"], ticket=ticket.get("id"),
                       error=_error(e))

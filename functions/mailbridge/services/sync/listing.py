@@ -19,6 +19,8 @@ class NewMail:
     history_id: object  # where the next run starts, once every message listed here has a row
     ends_backfill: bool = False  # the sync state's pending backfill window is listed here
     spam_ids: list[str] = dataclasses.field(default_factory=list)  # new in Spam: judged by spam.py
+    # Listed by a backfill (older mail, never acknowledged: services/outgoing/acknowledgements.py)
+    backfill_ids: frozenset = frozenset()
 
 
 def find_new_mail(gmail: Gmail, state: dict, mailbox: str, backfill_since: float | None = None) -> NewMail:
@@ -28,14 +30,16 @@ def find_new_mail(gmail: Gmail, state: dict, mailbox: str, backfill_since: float
         history_id = gmail.profile().get("historyId")
         if backfill_since is None:
             return NewMail("first", [], history_id)  # by default nothing older than the connection is ingested
-        return NewMail("backfill", listed_ids(gmail, f"in:inbox after:{int(backfill_since)}"), history_id)
+        ids = listed_ids(gmail, f"in:inbox after:{int(backfill_since)}")
+        return NewMail("backfill", ids, history_id, backfill_ids=frozenset(ids))
     found = _history(gmail, state, mailbox)
     pending_backfill = state.get("backfill_since")
     if pending_backfill:
         # The window chosen by incoming.backfill_days at connection: older inbox mail,
         # taken once; rows make it idempotent if this run stops early.
         found.mode, found.ends_backfill = "backfill", True
-        found.ids = listed_ids(gmail, f"in:inbox after:{int(pending_backfill)}") + found.ids
+        older = listed_ids(gmail, f"in:inbox after:{int(pending_backfill)}")
+        found.ids, found.backfill_ids = older + found.ids, frozenset(older) - set(found.ids)
     return found
 
 

@@ -161,7 +161,7 @@ def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
     the outbox sends them (docs/outbox.md)."""
     if sync.gmail is not None:
         handoffs.record_ingestion(services, sync.mailbox, sync.gmail.pacer.used)
-    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets)
+    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
     sync.new_tickets = []
 
 

@@ -47,6 +47,7 @@ class MailboxSync:
         self.deferred = 0
         self.backlog = 0
         self.backfill_done = False
+        self.listing = None  # listing.NewMail of this run
         self.sync_state: dict = {}  # the mailbox's sync state as this run found it
         # After a poll of this mailbox died without a word (out of memory, killed), the next runs
         # go one message at a time and count each attempt first, until one completes: a message
@@ -68,6 +69,7 @@ class MailboxSync:
         started = time.time()
         self._begin()
         found = listing.find_new_mail(self.gmail, self.sync_state, self.name, backfill_since)
+        self.listing = found  # which new tickets come from new mail (acknowledgements)
         complete = True
         if found.mode != "first":
             ids = found.ids + spam.judge(self, [i for i in found.spam_ids if i not in found.ids]) \
