@@ -104,7 +104,7 @@ moved {
 
 # Documents of these collections are useless once expired; Firestore deletes them (typically
 # within a day of expires_at) instead of the code sweeping. The product writes a timestamp field
-# `expires_at` (adapters/firestore/links.py and outbound.py write it; admin sessions get it from
+# `expires_at` (adapters/firestore/links.py and outbound.py write it, inbound.py on message_copies; admin sessions get it from
 # services/admin_access.py, event documents from domain/events.py, audit records from
 # services/audit.py). In tickets, inbound and outbound only a closed ticket's documents and
 # ignored/quarantined rows carry one (services/retention.py, docs/privacy.md): a document without
@@ -116,6 +116,7 @@ locals {
     "audit",          # the audit log, kept audit.retention_days (services/audit.py, docs/privacy.md)
     "events",         # the ticket event log, kept events.retention_days (domain/events.py)
     "inbound",        # a closed ticket's messages, ignored/quarantined rows (retention.*, docs/privacy.md)
+    "message_copies", # one mail at several mailboxes: copy keys claimed by a sync, 30 days (domain/copies.py)
     "nonces",         # single-use link nonces (store.use_nonce)
     "oauth_states",   # OAuth state + PKCE verifier between oauth_start and oauth_callback
     "outbound",       # a closed ticket's outgoing records (services/retention.py)

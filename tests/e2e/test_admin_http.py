@@ -279,6 +279,29 @@ def test_quarantined_row_can_be_retried(services, admin, fake):
     assert row["outcome"] == "failed" and row["attempts"] == 0
 
 
+def test_spam_left_in_spam_is_listed_and_made_a_ticket_only_with_the_csrf_token(services, admin, fake):
+    name = unique("spam")
+    address = f"{name}@acme.example"
+    connect_mailbox(services, fake.url, name, address)
+    ingest.poll(services, name, scheduled=False)
+    filed = deliver(fake.url, address, make_mail("new@prospect.example", address, "Quote for 40 seats"),
+                    labels="SPAM,UNREAD")
+    ingest.poll(services, name, scheduled=False)
+    assert services.store.list_tickets(mailbox=name) == []
+    session = login(services)
+    page = session.get(f"{admin}/mailboxes/{name}", timeout=30)
+    assert "Quote for 40 seats" in page.text and ">Make a ticket<" in page.text
+    action = f"{admin}/mailboxes/{name}/spam/{filed['id']}/ticket"
+    refused = session.post(action, data={}, allow_redirects=False, timeout=30)
+    assert refused.status_code == 403 and services.store.list_tickets(mailbox=name) == []
+    made = session.post(action, data={"csrf": csrf_of(page.text)}, allow_redirects=False, timeout=30)
+    assert made.status_code == 303
+    (ticket,) = services.store.list_tickets(mailbox=name)
+    assert ticket["subject"] == "Quote for 40 seats"
+    labels = next(m["labelIds"] for m in fake.get(f"/_fake/users/{address}/messages") if m["id"] == filed["id"])
+    assert "INBOX" in labels and "SPAM" not in labels
+
+
 def test_a_quarantined_messages_raw_copy_downloads_with_the_attachment_headers(services, admin):
     name = unique("raw")
     mailboxes.add_mailbox(services, name, f"{name}@acme.example")

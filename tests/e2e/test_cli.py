@@ -37,7 +37,7 @@ CREDENTIAL_KEYS = {"instance", "client_id", "redirect_uri", "status", "connected
 INBOUND_KEYS = {"gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts", "processed_at",
                 "authentication"}
 TICKET_KEYS = {"id", "number", "subject", "status", "mailbox", "requester", "participants", "created_at",
-               "updated_at", "messages"}
+               "updated_at", "messages", "reply_from"}  # reply_from: added by issue 30 (aliases)
 MESSAGE_KEYS = {"id", "direction", "gmail_message_id", "message_id", "from", "to", "cc", "subject", "date", "text",
                 "html", "attachments", "authentication"}
 ATTACHMENT_KEYS = {"filename", "content_type", "size", "content_id", "sha256"}

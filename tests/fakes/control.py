@@ -142,6 +142,9 @@ class Control:
         labels = ["INBOX", "UNREAD"] if labels_arg is None else [
             label for label in labels_arg.split(",") if label]
         label_ids = mailbox.check_label_ids(labels, applying=False)
+        if "SPAM" in label_ids and ("INBOX" in label_ids or "TRASH" in label_ids):
+            # Gmail files a delivered message in one place: Spam, or the inbox (or trash)
+            raise ControlError(400, "a message is delivered to SPAM or to INBOX/TRASH, not both")
         verdict = request.args.get("authentication", "pass")
         if verdict not in AUTHENTICATION_VERDICTS:
             raise ControlError(400, "authentication must be pass, fail or none")

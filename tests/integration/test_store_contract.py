@@ -298,6 +298,17 @@ def test_a_chunk_creates_its_rows_and_tickets_once(store):
     assert set(store.get_inbound_rows("help", ["g1", "g2"])) == {"g1"}
 
 
+def test_a_copy_key_is_claimed_once_with_its_chunk(store):
+    claim = ("k" * 32, {"ticket_id": "1", "mailbox": "help", "created_at": "2026-01-01T00:00:00Z"})
+    assert store.commit_inbound_chunk("help", [("g1", inbound_row("g1", ticket_id="1"), None)],
+                                      [("1", ticket(1), None)], None, [claim]) == 3
+    assert store.message_copies(["k" * 32, "x" * 32]) == {"k" * 32: "1"}
+    with pytest.raises(WriteConflict):  # another mailbox's commit of the same mail: all of it refused
+        store.commit_inbound_chunk("sales", [("g9", inbound_row("g9", "sales"), None)], [("2", ticket(2), None)],
+                                   None, [(claim[0], {**claim[1], "ticket_id": "2", "mailbox": "sales"})])
+    assert store.find_ticket("2") is None and store.message_copies(["k" * 32]) == {"k" * 32: "1"}
+
+
 def test_a_ticket_is_updated_only_if_unchanged_since_it_was_read(store):
     create_tickets(store, ticket(1))
     read, version = store.ticket_for_update("1")

@@ -24,7 +24,8 @@ class MemoryMailboxes:
             "messages": {}, "history": [], "history_id": 100, "oldest_history": 100,
             "labels": {"INBOX": {"id": "INBOX", "name": "INBOX", "type": "system"},
                        "UNREAD": {"id": "UNREAD", "name": "UNREAD", "type": "system"},
-                       "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"}},
+                       "TRASH": {"id": "TRASH", "name": "TRASH", "type": "system"},
+                       "SPAM": {"id": "SPAM", "name": "SPAM", "type": "system"}},
             "sent": [], "watching": None, "send_as": []})
 
     def deliver(self, address: str, raw: bytes, thread_id: str | None = None, labels=("INBOX", "UNREAD"),
@@ -65,18 +66,22 @@ class MemoryGmail:
     def profile(self) -> dict:
         return {"emailAddress": self.address, "historyId": str(self.box["history_id"])}
 
-    def history_ids(self, start_history_id: str, label_id: str = "INBOX"):
+    def new_mail(self, start_history_id: str):
+        """As adapters/gmail.py: one history listing split into inbox and spam ids."""
         if int(start_history_id) < self.box["oldest_history"]:
             raise HistoryExpired("history id expired", 404, "notFound")
-        ids = [gid for hid, gid in self.box["history"] if hid > int(start_history_id)
-               and label_id in self.box["messages"].get(gid, {}).get("labelIds", [])]
-        yield ids, str(self.box["history_id"]), True
+        added = [(gid, self.box["messages"].get(gid, {}).get("labelIds", [])) for hid, gid in self.box["history"]
+                 if hid > int(start_history_id)]
+        yield ([gid for gid, labels in added if "INBOX" in labels],
+               [gid for gid, labels in added if "SPAM" in labels and "INBOX" not in labels],
+               str(self.box["history_id"]), True)
 
     def list_ids(self, query: str):
         if "rfc822msgid:" in query or "in:sent" in query:
             yield self._search_sent(query)
             return
-        inbox = [gid for gid, m in self.box["messages"].items() if "INBOX" in m["labelIds"]]
+        label = "SPAM" if "in:spam" in query else "INBOX"
+        inbox = [gid for gid, m in self.box["messages"].items() if label in m["labelIds"]]
         yield list(reversed(inbox))  # newest first, like messages.list
 
     def get_raw_many(self, ids: list[str]) -> dict:

@@ -78,13 +78,13 @@ def test_an_idle_mailbox_costs_one_history_list_and_no_write(world, monkeypatch)
     push.on_task(services, {"kind": "sync", "mailbox": "box0", "instance": INSTANCE, "tick": "t0"})
     calls = []
     gmail_class = type(accounts.gmail("box0@acme.example"))
-    original = gmail_class.history_ids
+    original = gmail_class.new_mail
 
-    def counting(self, start, label_id="INBOX"):
+    def counting(self, start):  # one history listing covers the inbox and Spam
         calls.append(start)
-        return original(self, start, label_id)
+        return original(self, start)
 
-    monkeypatch.setattr(gmail_class, "history_ids", counting)
+    monkeypatch.setattr(gmail_class, "new_mail", counting)
     writes = services.store.write_count
     outcome = push.on_task(services, {"kind": "sync", "mailbox": "box0", "instance": INSTANCE, "tick": "t1"})
     assert outcome.status == 200

@@ -53,7 +53,8 @@ def ticket_view(ticket: dict, message_rows: list[dict] | None = None) -> dict:
         "participants": ticket.get("participants", []),
         "created_at": ticket.get("created_at"), "updated_at": ticket.get("updated_at"),
     }
-    for extra in ("ticket_type", "team", "client", "merged_into", "merged_from", "split_from", "split_into"):
+    for extra in ("ticket_type", "team", "client", "merged_into", "merged_from", "split_from", "split_into",
+                  "received_by", "reply_from", "via_group"):
         if ticket.get(extra):
             view[extra] = ticket[extra]
     view["messages"] = [message_view(r) for r in message_rows or []]
@@ -78,6 +79,7 @@ def contract_view(view: dict) -> dict:
     """Exactly the contract keys of `tickets list|show --json`, without the extras above, plus the
     pointer of a merged or split-off ticket when it has one."""
     out = {field: view.get(field) for field in TICKET_FIELDS}
+    out["reply_from"] = view.get("reply_from")  # the alias a reply leaves from (issue 30), or null
     out.update({field: view[field] for field in POINTER_FIELDS if view.get(field)})
     out["messages"] = [contract_message(m) for m in view.get("messages", [])]
     return out

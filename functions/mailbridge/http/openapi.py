@@ -59,6 +59,8 @@ TICKET = obj({
     "requester": ref("Person"), "participants": {"type": "array", "items": {"type": "string"}},
     "created_at": NULLABLE_STRING, "updated_at": NULLABLE_STRING,
     "messages": {"type": "array", "items": ref("Message")},
+    "reply_from": {"type": ["string", "null"], "description": "the verified alias the customer wrote to, "
+                                                               "replies leave from it (null: the mailbox's address)"},
     "team": NULLABLE_STRING, "type": NULLABLE_STRING,
     "suggested_participants": {"type": "array", "items": ref("Suggestion")},
 }, description="The JSON of `scripts/mailbridge tickets show --json`, plus team, type, suggested "

@@ -80,7 +80,9 @@ class InboundRepository(Protocol):
     def failed_rows(self, mailbox: str) -> list[str]: ...
     def put_inbound_row(self, mailbox: str, gmail_id: str, row: dict) -> None: ...  # StoreUnavailable
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
-                             tickets: list[tuple[str, dict, object]], event_document: tuple | None = None) -> int: ...
+                             tickets: list[tuple[str, dict, object]], event_document: tuple | None = None,
+                             claims: list[tuple[str, dict]] = ()) -> int: ...  # claims: created, WriteConflict if held
+    def message_copies(self, keys: list[str]) -> dict[str, str]: ...  # copy key -> ticket id (domain/copies)
 
 
 class OutboundRepository(Protocol):

@@ -32,6 +32,10 @@ class InboundRepository(MemoryRepository):
                                                   "_update_time": self._version("inbound", _key(mailbox, gmail_id))}
         return found
 
+    def message_copies(self, keys: list[str]) -> dict[str, str]:
+        found = {key: self._get("message_copies", key) for key in keys}
+        return {key: doc["ticket_id"] for key, doc in found.items() if doc is not None}
+
     def inbound_log(self, mailbox: str, limit: int = 500, before: str | None = None) -> list[dict]:
         filters = [("mailbox", "==", mailbox)] + ([("processed_at", "<", before)] if before is not None else [])
         return self._query("inbound", *filters, order_by="processed_at", descending=True, limit=limit or None,
@@ -89,7 +93,8 @@ class InboundRepository(MemoryRepository):
 
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
                              tickets: list[tuple[str, dict, object]],
-                             event_document: tuple[str, dict] | None = None) -> int:
+                             event_document: tuple[str, dict] | None = None,
+                             claims: list[tuple[str, dict]] = ()) -> int:
         """All or nothing: new documents are created, earlier ones updated only if their version
         is the one read (WriteConflict otherwise); a retried row loses its `unfinished` mark; the
         chunk's event document is created with them."""
@@ -97,6 +102,7 @@ class InboundRepository(MemoryRepository):
                    version) for gmail_id, row, version in rows]
         writes += [("tickets", str(ticket_id), ticket, version) for ticket_id, ticket, version in tickets]
         writes += [("events", *event_document, None)] if event_document else []
+        writes += [("message_copies", key, claim, None) for key, claim in claims]
         with self._lock:
             documents = [(collection, key, self._precondition(collection, key, data, version))
                          for collection, key, data, version in writes]

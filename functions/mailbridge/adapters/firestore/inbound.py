@@ -6,18 +6,33 @@ Layout: inbound/{name}~{gmail_id}   outcome, attempts, ticket id and the parsed 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from mailbridge.adapters.firestore.base import FirestoreRepository, inbound_key
-from mailbridge.domain import events, models
+from mailbridge.domain import copies, events, models
 from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 
 
 class InboundRepository(FirestoreRepository):
     def inbound_ref(self, mailbox: str, gmail_id: str):
         return self.db.collection("inbound").document(inbound_key(mailbox, gmail_id))
+
+    def copy_ref(self, key: str):
+        return self.db.collection("message_copies").document(key)
+
+    def message_copies(self, keys: list[str]) -> dict[str, str]:
+        """The ticket each claimed copy key belongs to (domain/copies.py)."""
+        refs = [self.copy_ref(key) for key in dict.fromkeys(keys)]
+        found = {}
+        for i in range(0, len(refs), 300):
+            for snap in self.db.get_all(refs[i:i + 300], field_paths=["ticket_id"]):
+                if snap.exists:
+                    found[snap.id] = snap.get("ticket_id")
+        return found
 
     def get_inbound_rows(self, mailbox: str, gmail_ids: list[str]) -> dict[str, dict]:
         refs = [self.inbound_ref(mailbox, gid) for gid in gmail_ids]
@@ -111,10 +126,13 @@ class InboundRepository(FirestoreRepository):
 
     def commit_inbound_chunk(self, mailbox: str, rows: list[tuple[str, dict, object]],
                              tickets: list[tuple[str, dict, object]],
-                             event_document: tuple[str, dict] | None = None) -> int:
+                             event_document: tuple[str, dict] | None = None,
+                             claims: list[tuple[str, dict]] = ()) -> int:
         """One batch for a chunk of messages, all or nothing. `rows`: (gmail_id, row, version of
         the earlier row or None); `tickets`: (ticket_id, ticket, version read or None for a new
-        one); `event_document`: (id, fields) of the chunk's events (docs/events.md), created.
+        one); `event_document`: (id, fields) of the chunk's events (docs/events.md), created;
+        `claims`: (copy key, {"ticket_id", ...}) of messages that may be in another mailbox too
+        (domain/copies.py), created: a second mailbox's concurrent commit of the same message fails.
         New documents are created (fail if present); earlier ones are updated only if
         unchanged since read, and a retried row loses its `unfinished` mark. WriteConflict if
         another writer came first. Returns the number of documents written."""
@@ -133,7 +151,10 @@ class InboundRepository(FirestoreRepository):
                 batch.update(self.ticket_ref(ticket_id), ticket, option=self.db.write_option(last_update_time=version))
             else:
                 batch.create(self.ticket_ref(ticket_id), ticket)
-        writes = len(rows) + len(tickets) + bool(event_document)
+        expires = datetime.now(timezone.utc) + timedelta(days=copies.CLAIM_DAYS)  # the TTL policy's field
+        for key, claim in claims:
+            batch.create(self.copy_ref(key), {**claim, "expires_at": expires})
+        writes = len(rows) + len(tickets) + bool(event_document) + len(claims)
         if not writes:
             return 0
         try:

@@ -45,6 +45,7 @@ PAGES = [
     ("POST", "/mailboxes/<name:name>/outgoing", mailbox_settings.outgoing_save, True),
     ("GET", "/mailboxes/<name:name>/inbound", inbound.inbound, True),
     ("POST", "/mailboxes/<name:name>/inbound/<gmail_id>/retry", inbound.inbound_retry, True),
+    ("POST", "/mailboxes/<name:name>/spam/<gmail_id>/ticket", mailboxes.spam_ticket, True),
     ("GET", "/mailboxes/<name:name>/inbound/<gmail_id>/raw", inbound.inbound_raw, True),
     ("GET", "/settings", settings.settings_page, True),
     ("POST", "/settings", settings.settings_save, True),

@@ -1,5 +1,5 @@
 """The mailbox list and the mailbox page (its sections: overview, credentials, deletion label,
-incoming, outgoing, remove), and how a mailbox form's action reports back to that page."""
+incoming, outgoing, spam, remove), and how a mailbox form's action reports back to that page."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from mailbridge.http.admin.rendering import plural, redirect, render
 from mailbridge.services import events, labels, mailboxes, outbox, sync
 
 MAILBOX_SECTIONS = (("overview", "Overview"), ("credentials", "Credentials"), ("labels", "Deletion label"),
-                    ("incoming", "Incoming"), ("outgoing", "Outgoing"), ("remove", "Remove"))
+                    ("incoming", "Incoming"), ("outgoing", "Outgoing"), ("spam", "Spam"),
+                    ("remove", "Remove"))
 # Gmail's own names for its system labels, as its web interface shows them.
 SYSTEM_LABEL_NAMES = {
     "TRASH": "Trash", "SPAM": "Spam", "STARRED": "Starred", "IMPORTANT": "Important", "SENT": "Sent",
@@ -76,6 +77,8 @@ def mailbox_detail(ctx: Ctx, name: str, error=None, status=200, form=None, secti
     view = mailboxes.view(services, mailbox)
     view["outbox"] = outbox.status(services, mailbox)
     view["events_waiting"] = events.waiting(services, name)
+    state = services.store.get_sync(name, ctx.settings.instance)  # mail left in Spam (services/sync/spam.py)
+    view["spam_count"], view["spam_recent"] = int(state.get("spam_count") or 0), state.get("spam_recent") or []
     own = models.credential_of(view, ctx.settings.instance)
     label_list, label_note = _labels_for(ctx, view)
     redirect_uri = ctx.settings.redirect_uri if ctx.settings.has_function_urls else ""
@@ -119,6 +122,16 @@ def mailbox_remove(ctx: Ctx, name: str):
             raise
         return mailbox_detail(ctx, name, str(e), errors.http_status(e), section="remove")
     return redirect(ctx, ctx.url("/"), f"Mailbox {name} removed. Its tickets and inbound log are kept.")
+
+
+def spam_ticket(ctx: Ctx, name: str, gmail_id: str):
+    """"Make a ticket" of a message the page lists as left in Spam: an admin's explicit choice."""
+    def done(result):
+        if result.get("outcome") != "ok":
+            return f"No ticket made: {result.get('reason') or result.get('error')}", "warn"
+        return f"Message {gmail_id} taken out of Spam and ingested.", "ok"
+
+    return mailbox_action(ctx, name, lambda: sync.make_ticket_from_spam(ctx.services, name, gmail_id), done, "spam")
 
 
 def _intake_words(intake: dict) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from mailbridge.domain import compose as mime
-from mailbridge.domain import models, rules, threads
+from mailbridge.domain import models, rules, threads, workspace
 from mailbridge.errors import InvalidInput
 from mailbridge.services.outgoing import overrides
 from mailbridge.services.ports import ComposePorts, TicketRepository
@@ -119,7 +119,8 @@ def compose(services: ComposePorts, ticket: dict, text: str, html: str | None = 
         thread_id = thread_subject = None
     subject = mime.thread_reply_subject(thread_subject, ticket.get("subject", ""), ticket.get("number"), fmt)
     out = mime.Outgoing(
-        from_email=mime.check_address(outgoing.get("send_as") or mailbox["address"], "From address"),
+        from_email=mime.check_address(workspace.reply_from(ticket, mailbox, outgoing.get("send_as"),
+                                                           resolution.get("rule", "")), "From address"),
         from_name=mime.check_header_value("display name", outgoing.get("display_name") or ""),
         to=to, cc=cc, subject=subject,
         text=text, html=html, in_reply_to=in_reply_to, references=references,

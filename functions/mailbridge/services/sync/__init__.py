@@ -15,9 +15,9 @@ The modules follow the path of a poll (docs/architecture.md): `fanout` (the tick
 from mailbridge.services.sync.fanout import poll
 from mailbridge.services.sync.fetch import BIG_MESSAGE_BYTES
 from mailbridge.services.sync.lease import Heartbeat
-from mailbridge.services.sync.mailbox import TICK_DONE, sync_mailbox
+from mailbridge.services.sync.mailbox import TICK_DONE, make_ticket_from_spam, sync_mailbox
 from mailbridge.services.sync.match import StoreLookup
 from mailbridge.services.sync.run import CHUNK, MailboxSync, retry_quarantined
 
-__all__ = ["BIG_MESSAGE_BYTES", "CHUNK", "Heartbeat", "MailboxSync", "StoreLookup", "TICK_DONE", "poll",
+__all__ = ["BIG_MESSAGE_BYTES", "CHUNK", "Heartbeat", "MailboxSync", "StoreLookup", "TICK_DONE", "make_ticket_from_spam", "poll",
            "retry_quarantined", "sync_mailbox"]

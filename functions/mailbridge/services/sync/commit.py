@@ -27,10 +27,10 @@ class Committed:
 
 
 def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str]) -> Committed:
+                 own_addresses: set[str], address: str = "", aliases: set[str] = frozenset()) -> Committed:
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            return _try_commit(store, mailbox, prepared, incoming, own_addresses)
+            return _try_commit(store, mailbox, prepared, incoming, own_addresses, address, aliases)
         except WriteConflict as e:
             log_event("WARNING", "chunk commit conflict; re-reading", mailbox=mailbox,
                       attempt=attempt + 1, error=str(e))
@@ -39,7 +39,7 @@ def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, in
 
 
 def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incoming: dict,
-                own_addresses: set[str]) -> Committed:
+                own_addresses: set[str], address: str, aliases: set[str]) -> Committed:
     settings = store.settings()
     tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
     existing = store.get_inbound_rows(mailbox, [p.gmail_id for p in prepared])
@@ -48,7 +48,7 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
                 if (existing.get(p.gmail_id) or {}).get("outcome") in FINAL}
     pending = [p for p in prepared if p.gmail_id not in outcomes]
     tickets = ChunkTickets(store, mailbox, pending, incoming=incoming, own_addresses=own_addresses,
-                           tag_format=tag_format)
+                           tag_format=tag_format, address=address, aliases=aliases)
     decisions = [tickets.decide(p) for p in pending]
     renames = tickets.number_new_tickets(store.reserve_ticket_numbers(tickets.new_count))
     now = models.now_iso()
@@ -62,7 +62,8 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
         rows.append((decision.prepared.gmail_id, row, earlier["_update_time"] if earlier else None))
         outcomes[decision.prepared.gmail_id] = decision.outcome
     store.commit_inbound_chunk(mailbox, rows, tickets.writes(),
-                               _event_document(mailbox, decisions, tickets, renames, now, settings))
+                               _event_document(mailbox, decisions, tickets, renames, now, settings),
+                               tickets.claims(renames, now))
     for ticket_id in tickets.reopened:  # its rows no longer expire (services/retention.py)
         retention.clear_expiry(store, ticket_id)
     for decision in decisions:
@@ -100,6 +101,8 @@ def _row(mailbox: str, seq: int, decision: Decision, renames: dict[str, str], ea
         "from_email": parsed.from_.email if parsed.from_ else "", "defects": parsed.defects[:20],
         "authentication": p.authentication.record(),
     }
-    if decision.outcome != "ignored":
+    if decision.message is not None:
         row["message"] = decision.message
+    elif decision.outcome == "updated":
+        row["copy"] = True  # another mailbox's copy holds the message (domain/copies.py)
     return row

@@ -9,7 +9,7 @@ import dataclasses
 import threading
 import time
 
-from mailbridge.domain import models, rules
+from mailbridge.domain import models, rules, workspace
 from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.parsing import parse_message
@@ -32,6 +32,7 @@ class Prepared:
     stored_attachments: list
     authentication: object = UNAUTHENTICATED  # domain.authentication.Authentication
     stored_parts: dict = dataclasses.field(default_factory=dict)  # body field -> sha256 (stored_bodies)
+    relay: workspace.Relay | None = None  # a Google Group that rewrote the From (domain/workspace.py)
 
 
 def own_addresses(services: SyncPorts) -> set[str]:
@@ -80,8 +81,10 @@ class Decider:
         kept = verdict.action == "accept" or verdict.automatic
         stored = self._store_attachments(parsed) if kept else []
         parts = stored_bodies.offload_parsed(self.services, parsed) if kept else {}
+        sender = parsed.from_.email if parsed.from_ else ""
         return Prepared(message.gmail_id, message.thread_id, message.internal_date, parsed, verdict, stored,
-                        authenticate(parsed.headers, parsed.from_.email if parsed.from_ else ""), parts)
+                        authenticate(parsed.headers, sender), parts,
+                        workspace.group_relay(parsed.headers, sender, parsed.reply_to))
 
     def _apply_size_limit(self, parsed) -> None:
         limit = int(self.incoming.get("max_message_bytes") or 0)

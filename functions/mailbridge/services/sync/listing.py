@@ -18,6 +18,7 @@ class NewMail:
     ids: list[str]  # oldest first
     history_id: object  # where the next run starts, once every message listed here has a row
     ends_backfill: bool = False  # the sync state's pending backfill window is listed here
+    spam_ids: list[str] = dataclasses.field(default_factory=list)  # new in Spam: judged by spam.py
     # Listed by a backfill (older mail, never acknowledged: services/outgoing/acknowledgements.py)
     backfill_ids: frozenset = frozenset()
 
@@ -44,14 +45,17 @@ def find_new_mail(gmail: Gmail, state: dict, mailbox: str, backfill_since: float
 
 def _history(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
     ids: list[str] = []
+    spam_ids: list[str] = []
     history_id = None
     try:
-        for page_ids, page_history_id, _last in gmail.history_ids(state["history_id"]):
+        # the inbox and Spam in one history.list (docs/gmail-differences.md, Spam)
+        for page_ids, page_spam_ids, page_history_id, _last in gmail.new_mail(state["history_id"]):
             ids.extend(page_ids)
+            spam_ids.extend(page_spam_ids)
             history_id = page_history_id
     except HistoryExpired:
         return _full_listing(gmail, state, mailbox)
-    return NewMail("incremental", ids, history_id)
+    return NewMail("incremental", ids, history_id, spam_ids=spam_ids)
 
 
 def _full_listing(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
@@ -61,8 +65,9 @@ def _full_listing(gmail: Gmail, state: dict, mailbox: str) -> NewMail:
     since = state.get("last_success_at") or state.get("connected_at") or models.now_iso()
     epoch = int(datetime.fromisoformat(since).timestamp()) - 3600
     ids = listed_ids(gmail, f"in:inbox after:{epoch}")
+    spam_ids = listed_ids(gmail, f"in:spam after:{epoch}")  # judged like the history's (spam.py)
     log_event("WARNING", "history expired; full sync", mailbox=mailbox, since=since)
-    return NewMail("full", ids, history_id)
+    return NewMail("full", ids, history_id, spam_ids=spam_ids)
 
 
 def listed_ids(gmail: Gmail, query: str) -> list[str]:

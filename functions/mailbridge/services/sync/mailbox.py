@@ -12,7 +12,7 @@ from mailbridge.errors import GmailError, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import events, mailboxes, watch
 from mailbridge.services.ports import PollPorts, SyncPorts
-from mailbridge.services.sync import handoffs
+from mailbridge.services.sync import handoffs, spam
 from mailbridge.services.sync.lease import Heartbeat, take_lease
 from mailbridge.services.sync.run import MailboxSync
 
@@ -26,7 +26,7 @@ def zero_counts() -> dict:
 
 def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
                  progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
-                 mailbox: dict | None = None) -> dict:
+                 mailbox: dict | None = None, from_spam: tuple[str, ...] = ()) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
     (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
     sync that runs out of budget with work left publishes a continuation task."""
@@ -49,6 +49,7 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     if not take_lease(services.store, name, settings.instance, owner, ttl, lease_wait_s):
         return {"mailbox": name, "outcome": "skipped", "reason": BUSY}
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
@@ -103,8 +104,8 @@ def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state
         return None
     gmail = services.gmail_for(mailbox, credential)
     try:
-        for page_ids, _history_id, _last in gmail.history_ids(state["history_id"]):
-            if page_ids:
+        for page_ids, spam_ids, _history_id, _last in gmail.new_mail(state["history_id"]):
+            if page_ids or spam_ids:
                 return None
     except GmailError:
         return None  # expired history and the like: the full sync handles it
@@ -145,8 +146,12 @@ def _run_under_lease(services: PollPorts, sync: MailboxSync, backfill_since: flo
 
 
 def _hand_off_under_the_lease(services: PollPorts, sync: MailboxSync, mode: str) -> None:
-    """Labels after processing, then the Gmail watch (a first run starts it); both write the sync
-    state before the lease's release does."""
+    """Rescued mail out of Spam, labels after processing, then the Gmail watch (a first run starts
+    it); both write the sync state before the lease's release does."""
+    try:
+        spam.move_out_of_spam(sync.gmail, sync.rescued, sync.processed)
+    except GmailError as e:  # ingested all the same; the next rescue of the thread moves it
+        log_event("WARNING", "rescued mail left in Spam", mailbox=sync.name, error=str(e)[:200])
     handoffs.label_processed(services, sync.mailbox, sync.gmail, sync.processed)
     watch.maybe_watch(services, sync.mailbox, sync.gmail, sync.sync_state, force=mode == "first")
 
@@ -158,6 +163,13 @@ def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
         handoffs.record_ingestion(services, sync.mailbox, sync.gmail.pacer.used)
     handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
     sync.new_tickets = []
+
+
+def make_ticket_from_spam(services: PollPorts, name: str, gmail_id: str) -> dict:
+    """An admin's "make a ticket" of a message the mailbox page lists as left in Spam: it is
+    ingested like inbox mail (a ticket, or the ticket it threads to) and moved to the inbox."""
+    spam.listed(services.store.get_sync(name, services.settings.instance), gmail_id)
+    return sync_mailbox(services, name, from_spam=(gmail_id,), lease_wait_s=5.0)
 
 
 def _continue(services: SyncPorts, name: str, task: dict | None) -> None:

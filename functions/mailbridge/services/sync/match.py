@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailbridge.domain import events, merging, models, threads
+from mailbridge.domain import copies, events, merging, models, threads, workspace
+from mailbridge.domain.parsing.model import Address
 from mailbridge.domain.threads import match_ticket
-from mailbridge.services.ports import TicketRepository
+from mailbridge.services.ports import SyncStore, TicketRepository
 from mailbridge.services.sync.decide import Prepared
 
 
@@ -46,6 +47,23 @@ def message_record(prepared: Prepared, mailbox_name: str) -> dict:
         "attachments": prepared.stored_attachments, "defects": notes, "size": parsed.size,
         **({"stored_parts": prepared.stored_parts} if prepared.stored_parts else {}),
     }
+
+
+def requester_of(p: Prepared) -> dict:
+    """Who wrote the message: the person behind a Google Group that rewrote the From when Gmail's
+    ARC verdict vouches for them (domain/workspace.py), else the From."""
+    if p.relay is not None and p.relay.verified:
+        return {"email": p.relay.person, "name": p.relay.person_name}
+    return _address(p.parsed.from_) or {"email": "", "name": ""}
+
+
+def copy_key_of(p: Prepared) -> str | None:
+    """The key of this message's copies in other mailboxes (domain/copies.py)."""
+    return copies.copy_key(p.parsed.message_id, requester_of(p)["email"], p.parsed.date, p.authentication.passed)
+
+
+def recipients_of(p: Prepared) -> list[str]:
+    return [a.email for a in list(p.parsed.to) + list(p.parsed.cc) if a and a.email]
 
 
 class StoreLookup:
@@ -106,9 +124,10 @@ class ChunkTickets:
     """The tickets one chunk touches, as its commit writes them: stored ones read with their
     version (the commit's precondition), new ones numbered just before the commit."""
 
-    def __init__(self, store: TicketRepository, mailbox: str, pending: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str], tag_format: str):
+    def __init__(self, store: SyncStore, mailbox: str, pending: list[Prepared], *, incoming: dict,
+                 own_addresses: set[str], tag_format: str, address: str = "", aliases: set[str] = frozenset()):
         self.store = store
+        self.aliases = set(aliases)  # the mailbox's verified send-as aliases (domain/workspace.py)
         self.mailbox = mailbox
         self.incoming = incoming
         self.own_addresses = own_addresses
@@ -116,6 +135,15 @@ class ChunkTickets:
         self.tickets: dict[str, dict] = {}  # ticket id (or "new-N") -> the ticket as the chunk leaves it
         self.versions: dict[str, object] = {}
         self.new_count = 0
+        # One mail, one ticket (domain/copies.py): each message's copy key, whether its commit
+        # claims it, and the tickets holding the claimed keys (the store's, then this chunk's).
+        self.copy_keys = {p.gmail_id: copy_key_of(p) for p in pending}
+        self.claiming = {p.gmail_id for p in pending if self.copy_keys[p.gmail_id]
+                         and copies.may_reach_other_mailboxes(recipients_of(p), address)}
+        self.claimed = store.message_copies([self.copy_keys[g] for g in self.claiming]) if self.claiming else {}
+        self.new_claims: dict[str, str] = {}  # copy key -> ticket id, claimed by this chunk
+        self._held: tuple = (None, None)  # the last _holder answer: (message id, sender, decision), ticket
+        self._decided = 0  # decisions begun: _holder's answer holds within one
         self.reopened: set[str] = set()  # reopened tickets that had an expiry (services/retention.py)
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
@@ -124,20 +152,26 @@ class ChunkTickets:
 
     def decide(self, p: Prepared) -> Decision:
         """Ignored, or added to the ticket it matches, or a new ticket."""
+        self._decided += 1
         match = match_ticket(p.parsed, self.mailbox, p.thread_id, self.lookup, tag_format=self.tag_format)
         verdict = p.verdict
         if verdict.action != "accept" and not (verdict.automatic and self.incoming.get("accept_auto_replies")
                                                and match.ticket_id):
             return Decision(p, "ignored", verdict.reason, None, None)
+        copy_of = self._copy_of(p, match.ticket_id)
+        if copy_of:
+            return self._copy(p, copy_of)
         message = message_record(p, self.mailbox)
         if match.ticket_id:
             ticket_id = self._survivor(match.ticket_id)
             self._update_ticket(self.tickets[ticket_id], p)
+            self._claim(p, ticket_id)
             return Decision(p, "updated", f"{match.signal}: {match.note}"[:300], ticket_id, message,
                             events.joined(self.tickets[ticket_id]))
         self.new_count += 1
         temp_id = f"new-{self.new_count}"
         self.tickets[temp_id] = self._new_ticket(p, message)
+        self._claim(p, temp_id)
         return Decision(p, "created", "new conversation", temp_id, message, events.joined(self.tickets[temp_id]))
 
     def _survivor(self, ticket_id: str) -> str:
@@ -163,14 +197,72 @@ class ChunkTickets:
             renames[f"new-{index}"] = str(number)
         return renames
 
+    def claims(self, renames: dict[str, str], now: str) -> list[tuple[str, dict]]:
+        """(copy key, claim) for commit_inbound_chunk: created, so a concurrent commit of the
+        same message by another mailbox fails and decides again, finding this ticket."""
+        return [(key, {"ticket_id": renames.get(ticket_id, ticket_id), "mailbox": self.mailbox, "created_at": now})
+                for key, ticket_id in self.new_claims.items()]
+
     def writes(self) -> list[tuple[str, dict, object]]:
         """(ticket id, ticket, version or None for a new one) for commit_inbound_chunk."""
         return [(ticket_id, ticket, self.versions.get(ticket_id)) for ticket_id, ticket in self.tickets.items()]
 
+    # -- one mail, one ticket (domain/copies.py) ----------------------------------------------
+    def _copy_of(self, p: Prepared, matched: str | None) -> str | None:
+        """The ticket already holding this very message (received by another mailbox), or None."""
+        key = self.copy_keys.get(p.gmail_id)
+        if not key:
+            return None
+        held = self.new_claims.get(key) or self.claimed.get(key)
+        if held:
+            return held if self._ticket(held) is not None else None
+        if matched:
+            ticket = self._ticket(matched)  # read for update: the message joins it either way
+            return matched if ticket is not None and copies.holds_copy(ticket, key) else None
+        sender = (p.parsed.from_.email if p.parsed.from_ else "").lower()
+        holder = self._holder(p.parsed.message_id, sender)
+        ticket = (self.tickets.get(holder) or self.store.find_ticket(holder)) if holder else None
+        if ticket is None or not copies.holds_copy(ticket, key):
+            return None
+        return holder if self._ticket(holder) is not None else None
+
+    def _holder(self, message_id: str, sender: str) -> str | None:
+        """The ticket holding a new message's own Message-ID: asked once per message (the copy
+        check and the squatting check of _own_message_id both need it)."""
+        if self._held[0] != (message_id, sender, self._decided):
+            self._held = ((message_id, sender, self._decided), self.lookup.by_message_ids([message_id], sender))
+        return self._held[1]
+
+    def _ticket(self, ticket_id: str) -> dict | None:
+        """A ticket as this chunk leaves it, read for update on first use (None if it is gone)."""
+        if ticket_id not in self.tickets:
+            ticket, version = self.store.ticket_for_update(ticket_id)
+            if ticket is None:
+                return None
+            self.tickets[ticket_id], self.versions[ticket_id] = ticket, version
+        return self.tickets[ticket_id]
+
+    def _copy(self, p: Prepared, ticket_id: str) -> Decision:
+        """This mailbox's copy of a message the ticket holds: a row pointing at the ticket, no
+        second message; its Gmail thread joins the ticket, so later mail of it threads here."""
+        ticket = self.tickets[ticket_id]
+        if p.thread_id and f"{self.mailbox}:{p.thread_id}" not in ticket.setdefault("thread_keys", []):
+            ticket["thread_keys"].append(f"{self.mailbox}:{p.thread_id}")
+        copies.add_receiver(ticket, self.mailbox)
+        first = (ticket.get("received_by") or [ticket.get("mailbox")])[0]
+        return Decision(p, "updated", f"copy: the same message (Message-ID, sender and Date) reached mailbox "
+                        f"{first} first; the ticket holds it once", ticket_id, None)
+
+    def _claim(self, p: Prepared, ticket_id: str) -> None:
+        key = self.copy_keys.get(p.gmail_id)
+        copies.remember(self.tickets[ticket_id], key)
+        if p.gmail_id in self.claiming:
+            self.new_claims[key] = ticket_id
+
     def _new_ticket(self, p: Prepared, message: dict) -> dict:
         parsed = p.parsed
-        requester = message["from"]
-        participants = self._participants(parsed, [])
+        requester = requester_of(p)
+        participants = self._participants(parsed, [], p.relay)
         ticket = {
             "id": None, "number": None, "subject": parsed.subject or "(no subject)", "status": "open",
             "mailbox": self.mailbox, "requester": requester, "participants": participants,
@@ -178,6 +270,8 @@ class ChunkTickets:
             "message_ids": self._own_message_id(p, message),
             "thread_keys": [f"{self.mailbox}:{p.thread_id}"] if p.thread_id else [],
             "message_count": 1, "ticket_type": None, "team": None, "client": None,
+            "received_by": [self.mailbox],
+            "reply_from": workspace.written_to(parsed.headers, parsed.to, parsed.cc, self.aliases),
         }
         if not p.authentication.passed and len(participants) > 1:
             # Nobody vouches for this sender: its Cc, To and Reply-To are only suggested, as on
@@ -186,6 +280,8 @@ class ChunkTickets:
             ticket["participants"] = [e for e in participants if e == sender]
             ticket["suggested_participants"] = threads.suggest_participants(
                 [], [e for e in participants if e != sender], sender, models.now_iso())
+        if p.relay is not None:
+            self._relayed(ticket, p.relay)
         return ticket
 
     def _own_message_id(self, p: Prepared, message: dict) -> list[str]:
@@ -194,7 +290,7 @@ class ChunkTickets:
         capture that customer's follow-ups)."""
         message_id = p.parsed.message_id
         sender = (message["from"].get("email") or "").lower()
-        held = self.lookup.by_message_ids([message_id], sender) if message_id else None
+        held = self._holder(message_id, sender) if message_id else None
         if not held:
             return [message_id] if message_id else []
         holder = self.tickets.get(held) or self.store.find_ticket(held) or {}
@@ -204,10 +300,25 @@ class ChunkTickets:
                                   "this ticket does not hold it")
         return []
 
-    def _participants(self, parsed, current: list[str]) -> list[str]:
-        own = self.own_addresses
+    def _relayed(self, ticket: dict, relay) -> None:
+        """A Google Group relayed the message: the ticket records the group; a person Gmail's ARC
+        verdict does not vouch for is only suggested (the group stays the requester)."""
+        ticket["via_group"] = {"address": relay.group, "verified": relay.verified, "note": relay.note[:200]}
+        if relay.group in self.aliases and not ticket.get("reply_from"):
+            ticket["reply_from"] = relay.group
+        if not relay.verified:
+            ticket["participants"] = [e for e in ticket["participants"] if e != relay.person]
+            ticket["suggested_participants"] = threads.suggest_participants(
+                ticket.get("suggested_participants", []), [relay.person], relay.group, models.now_iso())
+
+    def _participants(self, parsed, current: list[str], relay=None) -> list[str]:
+        """The message's people who are not our addresses, our aliases or the group that relayed it."""
+        own = self.own_addresses | self.aliases
         people = list(current)
         candidates = [parsed.from_] + list(parsed.reply_to) + list(parsed.to) + list(parsed.cc)
+        if relay is not None and relay.verified:
+            own = own | {relay.group}
+            candidates = [Address(relay.person)] + candidates
         for addr in candidates:
             if addr and addr.email and addr.email not in own and addr.email not in people and len(people) < 100:
                 people.append(addr.email)
@@ -218,12 +329,13 @@ class ChunkTickets:
         anyone else's new addresses (a spoofed From, a stranger quoting our Message-ID) wait in
         suggested_participants until an agent confirms them (docs/reliability.md)."""
         current = ticket.get("participants", [])
-        found = self._participants(p.parsed, current)
+        found = self._participants(p.parsed, current, p.relay)
         new = found[len(current):]
         if not new:
             return
-        sender = p.parsed.from_.email if p.parsed.from_ else ""
-        if threads.may_add_participants(ticket, sender, p.authentication.passed):
+        sender = requester_of(p)["email"]  # the person behind a Group Gmail's ARC verdict vouches for
+        vouched = p.authentication.passed or (p.relay is not None and p.relay.verified)
+        if threads.may_add_participants(ticket, sender, vouched):
             ticket["participants"] = found
             return
         ticket["suggested_participants"] = threads.suggest_participants(

@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 import hashlib
 import time
 
-from mailbridge.domain import models
-from mailbridge.errors import DocumentTooLarge, InvalidInput, StoreUnavailable
+from mailbridge.domain import models, workspace
+from mailbridge.errors import DocumentTooLarge, GmailError, InvalidInput, StoreUnavailable
 from mailbridge.logs import log_event
 from mailbridge.services import events
 from mailbridge.services.ports import SyncPorts
-from mailbridge.services.sync import commit, fetch, listing
+from mailbridge.services.sync import commit, fetch, listing, spam
 from mailbridge.services.sync.decide import Decider, Prepared
 
 FINAL = models.FINAL_INBOUND_OUTCOMES
@@ -56,6 +56,13 @@ class MailboxSync:
         self.careful = False
         self.out_of_time = False  # the budget ran out mid-chunk: the rest waits for a continuation
         self.lease = None  # the Heartbeat holding this mailbox; lost → stop before the next message
+        # Spam (spam.py): messages fetched while judged, the ones to move out of Spam once their
+        # rows are final, the ones left there (counted and listed), and an admin's choices
+        self.prefetched: dict[str, dict] = {}
+        self.rescued: list[str] = []
+        self.spam_left: list[dict] = []
+        self.taken_from_spam: list[str] = []
+        self.aliases: set[str] | None = None  # read on first need (_aliases)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
@@ -65,7 +72,10 @@ class MailboxSync:
         self.listing = found  # which new tickets come from new mail (acknowledgements)
         complete = True
         if found.mode != "first":
-            complete = self.process(found.ids)
+            ids = found.ids + spam.judge(self, [i for i in found.spam_ids if i not in found.ids]) \
+                if found.spam_ids else list(found.ids)
+            self.rescued.extend(self.taken_from_spam)
+            complete = self.process(ids + [i for i in self.taken_from_spam if i not in ids])
             self.backfill_done = complete and found.ends_backfill
         return {"mailbox": self.name, "mode": found.mode, "complete": complete,
                 "changes": self._changes(complete, found.history_id, started)}
@@ -81,7 +91,8 @@ class MailboxSync:
     def _changes(self, complete: bool, history_id, started: float) -> dict:
         """The sync state after this run, written as the lease is released: the new history id
         only once every message it covers has a row."""
-        changes = {"last_poll_at": models.now_iso(), "last_error": None}
+        changes = {"last_poll_at": models.now_iso(), "last_error": None,
+                   **spam.state_changes(self.sync_state, self.spam_left, self.taken_from_spam)}
         if complete:
             changes.update(history_id=str(history_id), last_success_at=datetime.fromtimestamp(
                 started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
@@ -140,12 +151,14 @@ class MailboxSync:
         outcomes: dict[str, str] = {}
         if self.careful:
             chunk = fetch.count_attempts_first(self.attempts, chunk, outcomes)
-        fetched = self.gmail.get_raw_many(chunk) if chunk else {}
+        ready = {gmail_id: self.prefetched.pop(gmail_id) for gmail_id in chunk if gmail_id in self.prefetched}
+        rest = [gmail_id for gmail_id in chunk if gmail_id not in ready]
+        fetched = self.gmail.get_raw_many(rest) if rest else {}
         prepared: list[Prepared] = []
         for gmail_id in chunk:
             if self._must_stop():
                 break  # no row: the continuation lists it again
-            result = fetched.get(gmail_id)
+            result = ready[gmail_id] if gmail_id in ready else fetched.get(gmail_id)
             if isinstance(result, dict) and result.get("threadId") in self.failed_threads:
                 self.deferred += 1  # no row yet; the history id stays, so the next run lists it again
                 continue
@@ -192,7 +205,24 @@ class MailboxSync:
 
     def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
         return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
-                                   own_addresses=self.decider.own_addresses())
+                                   own_addresses=self.decider.own_addresses(), address=self.mailbox.get("address", ""),
+                                   aliases=self._aliases(prepared))
+
+    def _aliases(self, prepared: list[Prepared]) -> set[str]:
+        """The mailbox's verified send-as aliases (settings.sendAs.list, 1 unit, once a run), asked
+        only when a message was written to an address other than the mailbox's own."""
+        if self.aliases is not None:
+            return self.aliases
+        own = {self.mailbox.get("address", "").lower()}
+        if not any(set(workspace.addresses_written_to(p.parsed.headers, p.parsed.to, p.parsed.cc)) - own
+                   for p in prepared):
+            return set()
+        try:
+            self.aliases = workspace.verified_aliases(self.gmail.send_as_list(), self.mailbox.get("address", ""))
+        except GmailError as e:  # answered from the mailbox's address, as before aliases
+            log_event("WARNING", "send-as aliases not read", mailbox=self.name, error=str(e)[:200])
+            self.aliases = set()
+        return self.aliases
 
     def _unstorable(self, p: Prepared, error: Exception) -> str:
         """A message whose own commit failed: quarantined at once with the reason when it can
