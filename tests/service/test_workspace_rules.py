@@ -110,3 +110,26 @@ def test_a_follow_up_through_the_group_adds_its_cc_for_the_vouched_person_and_ne
     ticket = only_ticket(services)
     assert ticket["message_count"] == 2
     assert "colleague@customer.example" in ticket["participants"] and GROUP not in ticket["participants"]
+
+
+@pytest.mark.parametrize("arc, acknowledged", [("pass", True), ("fail", False)])
+def test_a_customer_writing_through_a_support_group_is_acknowledged_only_when_gmail_vouches(world, arc, acknowledged):
+    """A support@ Group in front of the mailbox: its list headers are the Group's, not the
+    customer's, so the vouched person gets an acknowledgement; an unvouched relay gets none."""
+    services, accounts = world
+    accounts.deliver(ADDRESS, group_mail(arc), authentication="none")
+    sync.poll(services, "help")
+    ticket = only_ticket(services)
+    record = services.store.get_outbound(f"ack-{ticket['id']}")
+    if acknowledged:
+        assert record is not None and record["kind"] == "acknowledgement"
+        assert ticket["requester"]["email"] == PERSON
+    else:
+        assert record is None
+
+
+def test_a_vouched_group_relay_whose_person_asked_for_no_auto_replies_is_not_acknowledged(world):
+    services, accounts = world
+    accounts.deliver(ADDRESS, group_mail(X_Auto_Response_Suppress="All"), authentication="none")
+    sync.poll(services, "help")
+    assert services.store.get_outbound(f"ack-{only_ticket(services)['id']}") is None

@@ -31,7 +31,7 @@ import fnmatch
 import functools
 import re
 
-from mailbridge.domain import patterns
+from mailbridge.domain import patterns, workspace
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.models import EMAIL
 from mailbridge.domain.parsing import ParsedMessage, decode_words
@@ -147,8 +147,8 @@ NO_REPLY_PREFIXES = ("noreply", "no-reply", "bounce")
 def acknowledgement_refusal(msg: ParsedMessage, verdict: Verdict, recipient: str) -> str | None:
     """Why the sender of a new ticket must not get an automatic acknowledgement (RFC 3834), or
     None. One policy with classify(): whatever it ignores or marks automatic is refused here
-    (its verdict); on top, an acknowledgement never goes to list mail (even list mail classify
-    accepts, e.g. relayed by a Google Group), to no-reply or bounce addresses, to a sender
+    (its verdict); on top, an acknowledgement never goes to list mail (but it does go to the person
+    of a Google Group relay Gmail's ARC verdict vouches for), to no-reply or bounce addresses, to a sender
     that asked for no automatic replies, or to a sender Gmail did not authenticate
     (domain/authentication.py): a forged From must not make us mail a third party."""
     if verdict.automatic:
@@ -160,16 +160,32 @@ def acknowledgement_refusal(msg: ParsedMessage, verdict: Verdict, recipient: str
     local = recipient.split("@", 1)[0]
     if local in BOUNCE_LOCAL_PARTS or local.startswith(NO_REPLY_PREFIXES):
         return f"{recipient} is a bounce or no-reply address"
+    if _vouched_group_relay(msg, recipient):  # its list headers are the Group's, Gmail's ARC verdict vouches
+        return _no_auto_reply_asked(msg)
     if (_first(msg, "precedence") or "").strip().lower() in AUTO_PRECEDENCE:
         return "bulk or list mail"
     if _first(msg, "list-id") is not None or _first(msg, "list-unsubscribe") is not None:
         return "mailing-list mail"
-    if any(_first(msg, h) is not None for h in ("x-auto-response-suppress", "x-autoreply", "x-autorespond")):
-        return "sender asked for no automatic replies"
+    if _no_auto_reply_asked(msg):
+        return _no_auto_reply_asked(msg)
     authentication = authenticate(msg.headers, recipient)
     if not authentication.passed:
         return f"sender not authenticated by Gmail (dmarc={authentication.dmarc}, verdict={authentication.verdict})"
     return None
+
+
+def _no_auto_reply_asked(msg: ParsedMessage) -> str | None:
+    if any(_first(msg, h) is not None for h in ("x-auto-response-suppress", "x-autoreply", "x-autorespond")):
+        return "sender asked for no automatic replies"
+    return None
+
+
+def _vouched_group_relay(msg: ParsedMessage, recipient: str) -> bool:
+    """The customer's own mail relayed by a Google Group (a support@ group), the recipient being
+    the person Gmail's ARC verdict vouches for (domain/workspace.py, docs/gmail-differences.md):
+    acknowledged like mail written to the mailbox directly."""
+    relay = workspace.group_relay(msg.headers, msg.from_.email if msg.from_ else "", msg.reply_to)
+    return relay is not None and relay.verified and relay.person == recipient
 
 
 # What an acknowledgement must not repeat from a subject: anything a reader could follow or
