@@ -81,7 +81,7 @@ def make_email(sender: str, to: str, subject: str, body: str = "Hello", **header
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = headers.pop("Date", None) or format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = headers.pop("message_id", None) or make_msgid(domain="customer.example")
     for key, value in headers.items():
         message[key.replace("_", "-")] = value

@@ -14,10 +14,16 @@ import pytest
 from mailbridge.adapters.firestore import accounting
 
 
-def strictness_problems(log: str, offset: int) -> list[str]:
+def strictness_problems(log: str, offset: int, extra: dict[str, float] | None = None) -> list[str]:
     """What Google would refuse or slow down among the writes logged after `offset`."""
     written, _aborts, _end = accounting.read_log(log, offset)
-    return accounting.violations(written)
+    return accounting.violations(written, extra=extra)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "firestore_budget(rates, why): a test's own named exceptions to the "
+                                       "per-document write budget, {path pattern: writes a second} "
+                                       "(docs/architecture.md, \"Per-document budget exceptions\")")
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +37,8 @@ def strict_firestore(request):
     accounting.WRITES.log_path = log  # this process's Stores too, however a test built them
     offset = Path(log).stat().st_size if Path(log).exists() else 0
     yield
-    problems = strictness_problems(log, offset)
+    marker = request.node.get_closest_marker("firestore_budget")
+    problems = strictness_problems(log, offset, marker.args[0] if marker else None)
     if problems:
         pytest.fail("Firestore as strict as Google (docs/architecture.md): " + "; ".join(problems[:5]),
                     pytrace=False)

@@ -212,7 +212,7 @@ def test_hostile_subject_sender_and_filename_render_escaped(services, admin, xss
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt; Invoice" in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
     assert "&lt;img src=x onerror=alert(2)&gt;&#34;; x=.txt" in body
-    assert re.search(r'<iframe class="html" sandbox src="[^"]+/html"', body)
+    assert re.search(r'<iframe class="html" sandbox name="frame-\d+" src="[^"]+/html"', body)
     listing = session.get(f"{admin}/tickets", params={"mailbox": xss_ticket["mailbox"]}, timeout=30).text
     assert "<script>window.__xss" not in listing and "&lt;script&gt;window.__xss" in listing
 

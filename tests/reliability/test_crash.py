@@ -170,6 +170,9 @@ def crash_every_step(fake, firestore, boundary: str, count: int, every_call: boo
                   duplicated=sum(r["duplicated"] for r in results), seconds=round(time.perf_counter() - started, 1))
 
 
+# Each crash point starts a new worker process: each reserves its own ticket-number block and
+# records its run on the mailbox, dozens of processes a minute (docs/architecture.md).
+@pytest.mark.firestore_budget({"counters/tickets": 3.0, "mailboxes/*": 3.0}, "a worker killed and restarted per call")
 @pytest.mark.parametrize("boundary", BOUNDARY_NAMES)
 def test_crash_after_each_call_loses_and_duplicates_nothing(mb_env, fake, firestore, storage_emulator, boundary):
     crash_every_step(fake, firestore, boundary, count=200, every_call=True)

@@ -317,8 +317,10 @@ def test_a_squatted_message_id_is_not_held_and_the_follow_up_reaches_the_victim(
 def test_the_same_senders_message_id_in_a_second_mailbox_is_still_held(world):
     services, accounts, ticket = world
     connected_mailbox(services, accounts, "sales", "sales@acme.example", outgoing={"acknowledge_new": False})
+    # another Date: not a copy of the same mail (that joins the first ticket, docs/gmail-differences.md)
     accounts.deliver("sales@acme.example", make_mail(DANA, "sales@acme.example", "Invoice question",
-                                                     message_id="<q1@customer.example>"))
+                                                     message_id="<q1@customer.example>",
+                                                     Date="Tue, 01 Dec 2026 09:00:00 +0000"))
     sync.poll(services, "sales")
     other = next(t for t in services.store.list_tickets(limit=0) if t["mailbox"] == "sales")
     assert other["message_ids"] == ["<q1@customer.example>"]
