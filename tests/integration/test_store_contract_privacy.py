@@ -82,3 +82,18 @@ def test_the_audit_log_is_appended_and_read_newest_first_by_time_or_actor(store)
     assert [r["at"][:10] for r in store.audit_records(actor="a@x.example")] == ["2026-01-03", "2026-01-01"]
     assert [r["at"][:10] for r in store.audit_records(since="2026-01-02", limit=1)] == ["2026-01-03"]
     assert len(store.audit_records(limit=0)) == 3
+
+
+def test_spam_lists_naming_the_address_are_found_and_only_its_entries_forgotten(store):
+    stranger = {"gmail_message_id": "s2", "from_email": "offer@spam.example", "subject": "Toner"}
+    store.update_sync("help", "1", {"history_id": "7", "spam_count": 2, "spam_recent": [
+        {"gmail_message_id": "s1", "from_email": ANN, "subject": "Order"}, stranger]})
+    store.update_sync("other", "1", {"spam_recent": [dict(stranger, gmail_message_id="s3")]})
+
+    (found,) = store.spam_lists_naming(ANN)
+    assert (found["mailbox"], found["instance"], len(found["spam_recent"])) == ("help", "1", 2)
+    assert store.forget_spam("help", "1", ["s1"]) == 1
+    assert store.forget_spam("help", "1", ["s1"]) == 0
+    assert store.get_sync("help", "1")["spam_recent"] == [stranger]
+    assert store.get_sync("help", "1")["history_id"] == "7"
+    assert store.spam_lists_naming(ANN) == []

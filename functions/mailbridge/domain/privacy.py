@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import re
 
-from mailbridge.domain import models
+from mailbridge.domain import copies, models
 from mailbridge.errors import InvalidInput
 
 REDACTED = "[erased]"
@@ -84,6 +84,30 @@ def _redact(value, pattern):
     if isinstance(value, list):
         return [_redact(item, pattern) for item in value]
     return value
+
+
+def spam_entries_naming(spam_lists: list[dict], address: str) -> list[dict]:
+    """The entries of each mailbox's Spam list (PrivacyRepository.spam_lists_naming) that name the
+    address: {"mailbox", "instance", "entries"}."""
+    found = []
+    for spam_list in spam_lists:
+        entries = [entry for entry in spam_list["spam_recent"] if names(entry, address)]
+        if entries:
+            found.append({"mailbox": spam_list["mailbox"], "instance": spam_list["instance"], "entries": entries})
+    return found
+
+
+def copy_keys_of(rows: list[dict], address: str) -> set[str]:
+    """The copy keys (domain/copies.py) the person's messages among these inbound rows may have
+    left on a ticket and in `message_copies`: their Message-ID and Date with the person as sender,
+    with either verdict (a key names no one, but it is derived from their message)."""
+    keys = set()
+    for row in rows:
+        date = (row.get("message") or {}).get("date")
+        for authenticated in (True, False):
+            keys.add(copies.copy_key(row.get("message_id") or "", address, date, authenticated))
+    keys.discard(None)
+    return keys
 
 
 def sender_of(row: dict) -> str:

@@ -211,7 +211,7 @@ class TicketsPorts(EventsPorts, BodiesPorts, RetentionPorts, Protocol):
     store: TicketsStore
 
 
-class PrivacyStore(RetentionStore, AuditStore, Protocol): ...
+class PrivacyStore(RetentionStore, AuditStore, InboundRepository, Protocol): ...
 
 
 class PrivacyPorts(RetentionPorts, AuditPorts, Protocol):

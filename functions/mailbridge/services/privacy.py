@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mailbridge.domain import models, privacy
+from mailbridge.domain import copies, models, privacy
 from mailbridge.errors import GmailError, NotFound, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import audit, retention, stored_bodies
@@ -40,10 +40,21 @@ def export(services: PrivacyPorts, address: str, *, actor: str, source: str) -> 
             if data.get("raw_sha256"):
                 files[data["raw_sha256"]] = {"filename": "message.eml", "content_type": "message/rfc822"}
         found[d["collection"]].append({"id": d["id"], **data})
+    found.update(workspace_state(services, address, documents))
     counts = {collection: len(rows) for collection, rows in found.items()}
     audit.record(services, "privacy.export", hashed, actor=actor, source=source, details=counts)
     return {"person": hashed, "address": address, "exported_at": models.now_iso(), "counts": counts,
             **found, "files": files}
+
+
+def workspace_state(services: PrivacyPorts, address: str, documents: list[dict]) -> dict:
+    """What the Workspace delivery code keeps of the person outside the scanned collections: the
+    entries of the mailboxes' Spam lists that name them (`spam_lists`) and the copy claims of their
+    messages (`message_copies`: copy key → ticket id, domain/copies.py)."""
+    keys = privacy.copy_keys_of([d["data"] for d in documents if d["collection"] == "inbound"], address)
+    claims = services.store.message_copies(sorted(keys)) if keys else {}
+    return {"spam_lists": privacy.spam_entries_naming(services.store.spam_lists_naming(address), address),
+            "message_copies": [{"id": key, "ticket_id": ticket_id} for key, ticket_id in sorted(claims.items())]}
 
 
 def blob(services: PrivacyPorts, sha256: str) -> bytes | None:
@@ -144,17 +155,31 @@ def erase(services: PrivacyPorts, address: str, *, actor: str, source: str, gmai
     deleted = {(d["collection"], d["id"]) for d in deletes}
     puts = {(d["collection"], d["id"]): d for d in plan.puts if (d["collection"], d["id"]) not in deleted}
     plan.blobs |= redact_stored_parts(services, list(puts.values()), plan.needles)
+    deletes += forget_copies(services, plan, list(puts.values()))
     services.store.write_documents(list(puts.values()), deletes)
+    spam_removed = sum(services.store.forget_spam(s["mailbox"], s["instance"], [e["gmail_message_id"] for e in s["entries"]])
+                       for s in privacy.spam_entries_naming(services.store.spam_lists_naming(address), address))
     blobs = retention.delete_blobs(services, plan.blobs)
     trashed = trash_in_gmail(services, plan.gmail_messages()) if gmail_trash else None
     result = {"person": hashed, "messages_removed": len(plan.theirs), "tickets_removed": len(plan.removed_tickets),
               "documents_redacted": len(puts) - len(plan.theirs), "documents_deleted": len(deletes),
-              "blobs_deleted": blobs, "gmail_trashed": trashed,
+              "blobs_deleted": blobs, "spam_entries_removed": spam_removed, "gmail_trashed": trashed,
               "gmail_note": None if gmail_trash else GMAIL_OUT_OF_REACH}
     services.store.put_erasure(hashed, {"erased_at": plan.now, **{k: v for k, v in result.items() if k != "gmail_note"}})
     audit.record(services, "privacy.erase", hashed, actor=actor, source=source,
                  details={k: v for k, v in result.items() if k not in ("person", "gmail_note")})
     return result
+
+
+def forget_copies(services: PrivacyPorts, plan: Erasure, puts: list[dict]) -> list[dict]:
+    """The person's copy keys leave the tickets kept (in `puts`); their claims are to be deleted."""
+    keys = privacy.copy_keys_of([d["data"] for d in plan.documents if d["collection"] == "inbound"], plan.address)
+    if not keys:
+        return []
+    for d in puts:
+        if d["collection"] == "tickets" and keys & set(d["data"].get(copies.FIELD) or []):
+            d["data"] = dict(d["data"], **{copies.FIELD: [k for k in d["data"][copies.FIELD] if k not in keys]})
+    return [{"collection": "message_copies", "id": key, "data": {}} for key in services.store.message_copies(sorted(keys))]
 
 
 def raw_copies_naming(services: PrivacyPorts, address: str) -> list[dict]:

@@ -145,6 +145,9 @@ class PrivacyRepository(Protocol):
     def write_documents(self, puts: list[dict], deletes: list[dict]) -> int: ...  # batched; documents written
     def set_expiry(self, refs: list[dict], expires_at) -> int: ...  # `expires_at` on each (None: removed)
     def blobs_in_use(self, shas: list[str], excluding: list[dict]) -> set[str]: ...  # named by other documents
+    # each sync state whose Spam list (services/sync/spam.py) names it: {"mailbox", "instance", "spam_recent"}
+    def spam_lists_naming(self, address: str) -> list[dict]: ...
+    def forget_spam(self, mailbox: str, instance: str, gmail_ids: list[str]) -> int: ...  # entries taken off the list
     def put_erasure(self, person: str, record: dict) -> None: ...
     def get_erasure(self, person: str) -> dict | None: ...
 

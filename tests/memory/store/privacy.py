@@ -53,6 +53,23 @@ class PrivacyRepository(MemoryRepository):
                 used |= set(shas) & privacy.blob_refs(doc)
         return used
 
+    def spam_lists_naming(self, address: str) -> list[dict]:
+        found = []
+        for d in self._found("sync"):
+            recent = d["data"].get("spam_recent") or []
+            if privacy.names(recent, address):
+                mailbox, _, instance = d["id"].rpartition("~")
+                found.append({"mailbox": mailbox, "instance": instance, "spam_recent": recent})
+        return found
+
+    def forget_spam(self, mailbox: str, instance: str, gmail_ids: list[str]) -> int:
+        with self._lock:
+            recent = (self._get("sync", f"{mailbox}~{instance}") or {}).get("spam_recent") or []
+            kept = [entry for entry in recent if entry.get("gmail_message_id") not in set(gmail_ids)]
+            if len(kept) != len(recent):
+                self._update("sync", f"{mailbox}~{instance}", {"spam_recent": kept})
+            return len(recent) - len(kept)
+
     def put_erasure(self, person: str, record: dict) -> None:
         self._set("erasures", person.replace("/", "_"), record)
 

@@ -8,9 +8,10 @@ Layout: erasures/{person hash}   when and what was erased (never the address)
 
 from __future__ import annotations
 
+from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from mailbridge.adapters.firestore.base import FirestoreRepository
+from mailbridge.adapters.firestore.base import FirestoreRepository, sync_key
 from mailbridge.domain import privacy
 
 BATCH = 400  # writes per batch (Firestore's limit is 500)
@@ -83,6 +84,30 @@ class PrivacyRepository(FirestoreRepository):
                 if (collection, snap.id) not in skip:
                     used |= wanted & privacy.blob_refs(snap.to_dict())
         return used
+
+    def spam_lists_naming(self, address: str) -> list[dict]:
+        found = []
+        for snap in self.db.collection("sync").select(["spam_recent"]).stream():
+            recent = (snap.to_dict() or {}).get("spam_recent") or []
+            if privacy.names(recent, address):
+                mailbox, _, instance = snap.id.rpartition("~")
+                found.append({"mailbox": mailbox, "instance": instance, "spam_recent": recent})
+        return found
+
+    def forget_spam(self, mailbox: str, instance: str, gmail_ids: list[str]) -> int:
+        """In a transaction, so a sync's own update of the list in between is neither lost nor undone."""
+        ref, drop = self.db.collection("sync").document(sync_key(mailbox, instance)), set(gmail_ids)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            recent = (snap.to_dict() or {}).get("spam_recent") or [] if snap.exists else []
+            kept = [entry for entry in recent if entry.get("gmail_message_id") not in drop]
+            if len(kept) != len(recent):
+                tx.update(ref, {"spam_recent": kept})
+            return len(recent) - len(kept), int(len(kept) != len(recent))
+
+        return self.run_contended(run, "forget spam")
 
     def put_erasure(self, person: str, record: dict) -> None:
         self.db.collection("erasures").document(person.replace("/", "_")).set(record)
