@@ -98,6 +98,8 @@ class MemoryGmail:
 
     def modify_many(self, ids: list[str], add: list[str], remove: list[str]) -> None:
         for gid in ids:
+            if gid not in self.box["messages"]:
+                continue  # gone from Gmail meanwhile: skipped, as the adapter does
             labels = self.box["messages"][gid]["labelIds"]
             labels[:] = [label for label in labels if label not in remove] + [a for a in add if a not in labels]
 

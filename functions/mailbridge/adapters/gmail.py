@@ -317,12 +317,13 @@ class Gmail:
         return results
 
     def modify_many(self, ids: list[str], add: list[str], remove: list[str]) -> None:
-        """Below 10 messages single modifies are cheaper (5 units each) than batchModify (50)."""
+        """Below 10 messages single modifies are cheaper (5 units each) than batchModify (50); one
+        gone from Gmail (404: retried from its stored copy) is skipped, as batchModify skips it."""
         if not ids or (not add and not remove):
             return
         if len(ids) < 10:
             for message_id in ids:
-                self._execute("messages.modify", self.api.messages.modify(
+                self._unless_gone("messages.modify", self.api.messages.modify(
                     userId="me", id=message_id, body={"addLabelIds": add, "removeLabelIds": remove}))
             return
         for start in range(0, len(ids), 1000):
@@ -381,13 +382,10 @@ class Gmail:
         """{"id", "threadId", "headers": {name: value}} of one message as Gmail stores it
         (format=metadata, 5 units), None if it is gone. Header names match case-insensitively;
         the first value of each wins."""
-        try:
-            response = self._execute("messages.get", self.api.messages.get(
-                userId="me", id=message_id, format="metadata", metadataHeaders=list(names)))
-        except GmailError as e:
-            if e.status == 404:
-                return None
-            raise
+        response = self._unless_gone("messages.get", self.api.messages.get(
+            userId="me", id=message_id, format="metadata", metadataHeaders=list(names)))
+        if response is None:
+            return None
         wanted = {n.lower(): n for n in names}
         headers: dict[str, str] = {}
         for header in (response.get("payload") or {}).get("headers") or []:
@@ -409,13 +407,16 @@ class Gmail:
 
     def trash(self, message_id: str) -> bool:
         """messages.trash (5 units): Gmail deletes it from Trash after 30 days; False if gone."""
+        return self._unless_gone("messages.trash", self.api.messages.trash(userId="me", id=message_id)) is not None
+
+    def _unless_gone(self, method: str, request):
+        """_execute's answer, None when the message is gone (404)."""
         try:
-            self._execute("messages.trash", self.api.messages.trash(userId="me", id=message_id))
+            return self._execute(method, request)
         except GmailError as e:
             if e.status == 404:
-                return False
+                return None
             raise
-        return True
 
 
 class RawResults(collections.abc.Mapping):

@@ -13,7 +13,8 @@ from mailbridge.errors import NotFound, StoreUnavailable, WriteConflict
 from tests.memory.store.base import DELETE, MemoryRepository
 
 # what the Firestore adapter reads of a row (its field masks)
-VERSION_FIELDS = ["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256"]
+VERSION_FIELDS = ["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256", "gmail_thread_id",
+                  "gmail_internal_date"]
 INBOUND_LOG_FIELDS = ["gmail_message_id", "message_id", "outcome", "reason", "ticket_id", "attempts",
                       "processed_at", "subject", "from_email", "mailbox", "defects", "authentication", "raw_sha256"]
 

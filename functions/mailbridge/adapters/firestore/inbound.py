@@ -38,7 +38,8 @@ class InboundRepository(FirestoreRepository):
         refs = [self.inbound_ref(mailbox, gid) for gid in gmail_ids]
         found = {}
         for i in range(0, len(refs), 300):
-            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256"]):
+            for snap in self.db.get_all(refs[i:i + 300], field_paths=["gmail_message_id", "outcome", "attempts", "unfinished", "raw_sha256",
+                                                                 "gmail_thread_id", "gmail_internal_date"]):
                 if snap.exists:
                     # the version lets a retry of a failed row commit only if nobody else did
                     found[snap.get("gmail_message_id")] = {**snap.to_dict(), "_update_time": snap.update_time}

@@ -62,6 +62,9 @@ class MailboxSync:
         self.rescued: list[str] = []
         self.spam_left: list[dict] = []
         self.taken_from_spam: list[str] = []
+        # An admin's retry of a message quarantined because it could not be stored: read from
+        # its raw copy in Cloud Storage (gmail id -> the row's raw fields), not from Gmail
+        self.from_copy: dict[str, dict] = {}
         self.aliases: set[str] | None = None  # read on first need (_aliases)
 
     # -- the run -----------------------------------------------------------------------
@@ -133,7 +136,29 @@ class MailboxSync:
             ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
         existing = self.store.get_inbound_rows(self.name, ids)
         self.processed = [i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]]
-        return [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
+        todo = [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
+        for gmail_id in todo:
+            self._read_stored_copy(gmail_id, existing.get(gmail_id) or {})
+        return todo
+
+    def _read_stored_copy(self, gmail_id: str, row: dict) -> None:
+        """A failed row that keeps its raw message in Cloud Storage (quarantined because it could
+        not be stored, then retried) is ingested from that copy, so a message since deleted or
+        moved in Gmail can still be retried; without a readable copy it is read from Gmail. The
+        row stays the exactly-once guard either way (docs/reliability.md)."""
+        sha256 = row.get("raw_sha256")
+        if row.get("outcome") != "failed" or not isinstance(sha256, str) or not sha256 or gmail_id in self.prefetched:
+            return
+        try:
+            raw = self.services.blobs.get(sha256)
+        except Exception as e:  # noqa: BLE001 - no copy: Gmail's message, as before the copy was kept
+            log_event("WARNING", "stored copy not read; retrying from Gmail", mailbox=self.name,
+                      gmail_message_id=gmail_id, error=e.__class__.__name__)
+            return
+        self.prefetched[gmail_id] = {"raw": raw, "threadId": row.get("gmail_thread_id"),
+                                     "internalDate": row.get("gmail_internal_date")}
+        self.from_copy[gmail_id] = {"raw_sha256": sha256, "gmail_thread_id": row.get("gmail_thread_id"),
+                                    "gmail_internal_date": row.get("gmail_internal_date")}
 
     def _must_stop(self) -> bool:
         """Checked before every message: the push budget is below the push timeout, so a sync
@@ -235,22 +260,27 @@ class MailboxSync:
                 self.failed_threads.add(p.thread_id)
             return outcome
         log_event("ERROR", "message quarantined", mailbox=self.name, gmail_message_id=p.gmail_id, reason=reason)
-        return self.attempts.final_row(p.gmail_id, "quarantined", reason, raw_sha256=self._keep_raw(p.gmail_id))
+        return self.attempts.final_row(p.gmail_id, "quarantined", reason, **self._keep_raw(p.gmail_id))
 
-    def _keep_raw(self, gmail_id: str) -> str | None:
-        """The raw message, kept in Cloud Storage for a person to look at (None if not fetched)."""
+    def _keep_raw(self, gmail_id: str) -> dict:
+        """The raw message kept in Cloud Storage for a person to look at and for a retry, with
+        the Gmail thread and date a retry from it needs: the row's fields (raw_sha256 None if not
+        fetched). A message retried from its copy keeps that copy."""
+        if gmail_id in self.from_copy:
+            return self.from_copy[gmail_id]
         try:
             result = self.gmail.get_raw_many([gmail_id]).get(gmail_id)
             raw = result["raw"] if isinstance(result, dict) else None
             if raw is None:
-                return None
+                return {"raw_sha256": None}
             sha256 = hashlib.sha256(raw).hexdigest()
             self.services.blobs.put(sha256, raw, "message/rfc822")
-            return sha256
+            return {"raw_sha256": sha256, "gmail_thread_id": result.get("threadId"),
+                    "gmail_internal_date": result.get("internalDate")}
         except Exception as e:  # noqa: BLE001 - the quarantine stands without the copy
             log_event("WARNING", "raw copy of a quarantined message not kept", mailbox=self.name,
                       gmail_message_id=gmail_id, error=e.__class__.__name__)
-            return None
+            return {"raw_sha256": None}
 
     def _prepare(self, message: fetch.Fetched, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
         try:
