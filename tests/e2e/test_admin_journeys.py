@@ -102,6 +102,31 @@ def test_a_personal_gmail_address_is_refused_at_the_field(page, services):
     shot(page, "journey-gmail-refused")
 
 
+def test_acknowledgement_texts_by_language_are_checked_at_the_field_and_saved(page, services):
+    from playwright.sync_api import expect
+
+    name = unique("langs")
+    mailboxes.add_mailbox(services, name, f"{name}@acme.example")
+    sign_in(page, services)
+    page.goto(mailbox_url(services, name) + "#outgoing")
+    field = page.get_by_label("Acknowledgement texts by language")
+    expect(field).to_have_value("")
+    field.fill('{"deutsch": "Danke {tag}"}')
+    page.get_by_role("button", name="Save outgoing settings").click()
+    field = page.get_by_label("Acknowledgement texts by language")
+    expect(field).to_have_value('{"deutsch": "Danke {tag}"}')
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#outgoing-acknowledgement_templates-error")).to_contain_text("BCP 47")
+    assert services.store.get_mailbox(name)["outgoing"].get("acknowledgement_templates") in (None, {})
+    field.fill('{"de": "Danke, Ihr Ticket {tag} ist eröffnet"}')
+    page.get_by_role("button", name="Save outgoing settings").click()
+    expect(notice(page)).to_contain_text("Outgoing settings saved")
+    saved = services.store.get_mailbox(name)["outgoing"]["acknowledgement_templates"]
+    assert saved == {"de": "Danke, Ihr Ticket {tag} ist eröffnet"}
+    assert json.loads(page.get_by_label("Acknowledgement texts by language").input_value()) == saved
+    shot(page, "journey-acknowledgement-languages")
+
+
 def test_the_label_picker_starts_empty_lists_user_labels_first_and_offers_delete(page, services, fake):
     from playwright.sync_api import expect
 

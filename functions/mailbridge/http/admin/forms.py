@@ -15,6 +15,7 @@ FIELD_WORDS = (("credential set", "mailbox"), ("no mailbox", "mailbox"), ("clien
                ("ignore_senders", "ignore_senders"), ("ignore_subjects", "ignore_subjects"),
                ("send as", "send_as"), ("send_as", "send_as"), ("display name", "display_name"),
                ("display_name", "display_name"), ("acknowledgement_limit", "acknowledgement_limit_per_hour"),
+               ("acknowledgement_templates", "acknowledgement_templates"),
                ("acknowledgement_template", "acknowledgement_template"), ("daily_send_budget", "daily_send_budget"),
                ("ticket_tag_format", "ticket_tag_format"), ("tag format", "ticket_tag_format"),
                ("ticket", "key"), ("override key", "key"), ("scope", "scope"), ("team", "value"),

@@ -11,7 +11,7 @@ from mailbridge.services import mailboxes
 
 INCOMING_FIELDS = ("processed_label", "ignore_senders", "ignore_subjects", "max_message_mb", "backfill_days")
 OUTGOING_FIELDS = ("send_as", "display_name", "acknowledgement_limit_per_hour", "acknowledgement_template",
-                   "daily_send_budget")
+                   "acknowledgement_templates", "daily_send_budget")
 
 
 def _lines(text: str) -> list[str]:
@@ -59,6 +59,10 @@ def incoming_save(ctx: Ctx, name: str):
 
 def outgoing_save(ctx: Ctx, name: str):
     def save():
+        # JSON text validated as `mailbox set` validates it (domain/language.parse_templates); a
+        # form without the field (an older page) leaves the templates as they are
+        languages = {"outgoing.acknowledgement_templates": ctx.form("acknowledgement_templates").replace("\r\n", "\n")
+                     } if "acknowledgement_templates" in ctx.request.form else {}
         return _save_section(ctx, name, {
             "outgoing.enabled": ctx.form("enabled") == "on",
             "outgoing.send_as": ctx.form("send_as").strip(),
@@ -66,7 +70,7 @@ def outgoing_save(ctx: Ctx, name: str):
             "outgoing.acknowledge_new": ctx.form("acknowledge_new") == "on",
             "outgoing.acknowledgement_limit_per_hour": ctx.form("acknowledgement_limit_per_hour", "3").strip(),
             "outgoing.acknowledgement_template": ctx.form("acknowledgement_template").replace("\r\n", "\n"),
-            "outgoing.daily_send_budget": ctx.form("daily_send_budget", "2000").strip(),
+            "outgoing.daily_send_budget": ctx.form("daily_send_budget", "2000").strip(), **languages,
         })
 
     for field in ("display_name", "send_as"):

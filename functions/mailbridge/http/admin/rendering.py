@@ -4,6 +4,7 @@ sign-in page, redirects with a flash message, and the sign-in notice every page 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import json
 import os
 from urllib.parse import quote
 
@@ -32,6 +33,8 @@ def environment():
         _jinja.globals["instance_label"] = mailboxes.instance_label
         _jinja.filters["when"] = when
         _jinja.filters["count_of"] = lambda count, word: plural(int(count or 0), word)
+        # a setting's JSON as an admin edits it: readable accents, one language a line
+        _jinja.filters["json_text"] = lambda value: json.dumps(value, ensure_ascii=False, indent=1) if value else ""
     return _jinja
 
 
