@@ -4,20 +4,9 @@ Gmail can still be retried; without a copy it is read from Gmail; once either wa
 
 from __future__ import annotations
 
-import pytest
-
 from mailbridge.services import stored_bodies, sync
 from tests.helpers import make_mail
-from tests.memory.services import connected_mailbox, memory_services
-
-ADDRESS = "help@acme.example"
-
-
-@pytest.fixture
-def world():
-    services, accounts = memory_services()
-    connected_mailbox(services, accounts, outgoing={"acknowledge_new": False})
-    return services, accounts
+from tests.service.test_privacy import ADDRESS, world  # noqa: F401 - one connected mailbox, no acknowledgements
 
 
 def quarantined_too_large(services, accounts, monkeypatch) -> str:
