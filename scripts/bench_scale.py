@@ -249,11 +249,6 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000), parts=PARTS, many: int = 
         if "fanout" in parts:
             log("scale: fan-out …")
             results.update(_fanout_keys(bench_fanout(bench, list(sizes)), sizes))
-        if "shared" in parts:
-            log("scale: fan-out, senders of one domain, acknowledgements on …")
-            shared = scale_more.bench_shared_domain(bench, max(sizes))
-            results.update({f"fanout_shared_domain_{max(sizes)}_s": shared["seconds"], "fanout_shared_domain": shared})
-            bench_firestore.merge(results, shared["firestore"])
         if "idle" in parts:
             log("scale: idle mailboxes …")
             idle = bench_idle(bench)
@@ -266,10 +261,18 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000), parts=PARTS, many: int = 
             except Exception as e:  # noqa: BLE001 - report, do not hide the other figures
                 kill = {"error": f"{e.__class__.__name__}: {e}"[:300]}
             results.update(kill_recovery_s=kill.get("seconds"), kill_recovery=kill)
+            log(f"  kill recovery: {kill}")
+        if "shared" in parts:
+            log("scale: fan-out, senders of one domain, acknowledgements on …")
+            shared = scale_more.bench_shared_domain(bench, max(sizes))
+            results.update({f"fanout_shared_domain_{max(sizes)}_s": shared["seconds"], "fanout_shared_domain": shared})
+            bench_firestore.merge(results, shared["firestore"])
+            log(f"  shared domain: {shared}")
         if "many" in parts and many:
             log(f"scale: fan-out over {many} mailboxes …")
             figures = scale_more.bench_many(bench, many, busy=min(scale_more.BUSY, many // 10))
             results.update({f"fanout_{many}_mailboxes_s": figures["seconds"], f"fanout_{many}_mailboxes": figures})
+            log(f"  {many} mailboxes: {figures}")
         return results
     finally:
         os.environ.clear()
