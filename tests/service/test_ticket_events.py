@@ -150,6 +150,24 @@ def test_a_clean_sync_looks_for_waiting_events_once_per_chunk_and_not_again_at_i
     assert len(looked) == 1 and services.store.events_waiting("help") == 0
 
 
+def test_chunks_committed_within_a_second_publish_together_and_the_run_publishes_the_rest(world, monkeypatch):
+    """A careful run commits one message per chunk: its chunks publish at most once a second,
+    and whatever waits when the run ends is published then, in order."""
+    from mailbridge.services.sync import run
+
+    services, accounts = world
+    monkeypatch.setattr(run, "CHUNK", 1)
+    looked = []
+    original = services.store.pending_events
+    monkeypatch.setattr(services.store, "pending_events", lambda *a, **k: looked.append(a) or original(*a, **k))
+    for i in range(5):
+        mail(accounts, f"c{i}@example.org", f"Question {i}")
+    sync.poll(services, "help")
+    assert len(looked) == 2  # the first chunk's, then the rest at the run's end (all within a second)
+    assert [e["type"] for e in published(services)] == ["ticket.created"] * 5
+    assert services.store.events_waiting("help") == 0
+
+
 def test_a_credential_set_that_loses_its_token_is_mailbox_disconnected(world):
     services, accounts = world
     services.google.mark_revoked("help", "production", "invalid_grant: token revoked")
