@@ -7,8 +7,10 @@ Everything runs the deployed path on the local stack: the tick is a POST to the 
 which publishes one task per mailbox to the Pub/Sub emulator, whose push subscription delivers
 them to the `push` function. Figures are reported, never asserted.
 
-  .venv/bin/python scripts/bench_scale.py [--sizes 100,300,1000]   standalone: own stack, writes
-                                      bench/scale.json and merges its keys into bench/results.json
+  .venv/bin/python scripts/bench_scale.py [--sizes 100,300,1000] [--parts probe,fanout,shared,idle,kill,many]
+      [--many 10000]   standalone: own stack, writes bench/scale.json and merges its keys into
+      bench/results.json; `shared` is the fan-out whose senders share one domain (scale_more.py),
+      `many` the fan-out over --many mailboxes, a tenth of them (at most 1,000) with new mail
   scripts/bench calls run(stack) on its own stack.
 """
 
@@ -40,106 +42,11 @@ MESSAGES_PER_MAILBOX = 3
 KILL_MESSAGES = 300
 PROJECT_LIMIT_PER_MINUTE = 1_200_000  # Gmail's per-project quota (tests/fakes/README.md)
 USER_LIMIT_PER_MINUTE = 6_000
-LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "30"))
 STACK_DIR = ROOT / ".bench-scale-stack"
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- plumbing
-
-
-class Bench:
-    def __init__(self, stack: stacklib.Stack):
-        self.stack = stack
-        self.env = stack.env(push=True)
-        os.environ.update(self.env)
-        self.fake_url = self.env["FAKE_GOOGLE_URL"]
-        self.functions_url = stack.services["functions"].url
-        self.http = requests.Session()
-        from tests.helpers import make_services
-
-        self.services = make_services()
-        self.connected: list[str] = []
-
-    def fake(self, path: str, body=None, method: str | None = None):
-        method = method or ("post" if body is not None else "get")
-        response = getattr(self.http, method)(self.fake_url + path, json=body, timeout=60)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def reset(self) -> None:
-        self.fake("/_fake/reset", {})
-        self.fake("/_fake/faults", {"error_rate": 0, "latency_ms": LATENCY_MS})
-        self.fake("/_fake/notifications", {"paused": True})  # the scheduled path alone must find the mail
-        requests.delete(f"http://{self.env['FIRESTORE_EMULATOR_HOST']}/emulator/v1/projects/"
-                        f"{self.env['GOOGLE_CLOUD_PROJECT']}/databases/(default)/documents", timeout=60)
-        self.connected = []
-
-    def connect(self, count: int) -> None:
-        """Connect mailboxes up to `count` through the real OAuth flow, 8 at a time (the fake's
-        consent page approves as one account at a time, so that step takes turns)."""
-        start = len(self.connected)
-        with ThreadPoolExecutor(8) as pool:
-            self.connected.extend(pool.map(self.connect_one, [f"s{i:04d}" for i in range(start, count)]))
-
-    _consent = threading.Lock()
-
-    def connect_one(self, name: str) -> str:
-        from mailbridge.services import connect as connect_service
-        from mailbridge.services import mailboxes
-        from tests.helpers import CLIENT_SECRET, client_id_for, follow_consent, register_google_side
-
-        address = f"{name}@scale.example"
-        client_id = client_id_for(name)
-        register_google_side(self.fake_url, self.services, address, client_id)
-        mailboxes.add_mailbox(self.services, name, address)
-        mailboxes.add_credentials(self.services, name, "production", client_id, CLIENT_SECRET)
-        with self._consent:
-            params = follow_consent(self.services, self.fake_url, name)
-        connect_service.complete(self.services, params["state"], params.get("code"), params.get("error"),
-                                 params.get("scope"))
-        mailboxes.set_mailbox_setting(self.services, name, "outgoing.acknowledge_new", "false")
-        return name
-
-    def deliver(self, names: list[str], per_mailbox: int, tag: str) -> int:
-        from tests.helpers import make_mail
-
-        def one(item):
-            name, i = item
-            address = f"{name}@scale.example"
-            raw = make_mail(f'"Customer {i}" <c{i}@customer.example>', address, f"{tag} {name} {i}")
-            self.http.post(f"{self.fake_url}/_fake/users/{address}/messages", params={"labelIds": "INBOX,UNREAD"},
-                           data=raw, headers={"Content-Type": "message/rfc822"}, timeout=60).raise_for_status()
-
-        items = [(n, i) for n in names for i in range(per_mailbox)]
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one, items))
-        return len(items)
-
-    def inbound_count(self, mailbox: str | None = None) -> int:
-        query = self.services.store.db.collection("inbound")
-        if mailbox:
-            from google.cloud.firestore_v1.base_query import FieldFilter
-
-            query = query.where(filter=FieldFilter("mailbox", "==", mailbox))
-        return int(query.count().get()[0][0].value)
-
-    def tick(self) -> dict:
-        response = self.http.post(self.functions_url + "/poll", json={}, timeout=600)
-        response.raise_for_status()
-        return response.json()
-
-    def wait_rows(self, expected: int, timeout: float, mailbox: str | None = None) -> float | None:
-        """Seconds until `expected` inbound rows exist (None if not within `timeout`)."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.inbound_count(mailbox) >= expected:
-                return time.monotonic() - started
-            time.sleep(0.25)
-        return None
+import scale_more  # noqa: E402
+from scale_plumbing import LATENCY_MS, Bench, FirestoreCounter, log  # noqa: E402
 
 
 # --------------------------------------------------------------------------- fan-out
@@ -195,64 +102,6 @@ def project_quota_share(fanout: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- idle cost
-
-
-class FirestoreCounter:
-    """Counts Firestore document reads and writes made in this process (billing units)."""
-
-    def __init__(self):
-        self.reads = 0
-        self.writes = 0
-        self._patches = []
-
-    def __enter__(self):
-        from google.cloud.firestore_v1 import batch, client, document, query, transaction
-
-        counter = self
-
-        def patch(owner, name, wrapper):
-            original = getattr(owner, name)
-            self._patches.append((owner, name, original))
-            setattr(owner, name, wrapper(original))
-
-        def get(original):
-            def wrapped(self_, *args, **kwargs):
-                counter.reads += 1
-                return original(self_, *args, **kwargs)
-            return wrapped
-
-        def stream(original):
-            def wrapped(self_, *args, **kwargs):
-                seen = 0
-                for doc in original(self_, *args, **kwargs):
-                    seen += 1
-                    yield doc
-                counter.reads += max(1, seen)  # a query costs at least one read
-            return wrapped
-
-        def get_all(original):
-            def wrapped(self_, references, *args, **kwargs):
-                references = list(references)
-                counter.reads += len(references)
-                return original(self_, references, *args, **kwargs)
-            return wrapped
-
-        def commit(original):
-            def wrapped(self_, *args, **kwargs):
-                counter.writes += len(getattr(self_, "_write_pbs", []) or [])
-                return original(self_, *args, **kwargs)
-            return wrapped
-
-        patch(document.DocumentReference, "get", get)
-        patch(query.Query, "stream", stream)
-        patch(client.Client, "get_all", get_all)
-        patch(batch.WriteBatch, "commit", commit)
-        patch(transaction.Transaction, "_commit", commit)
-        return self
-
-    def __exit__(self, *exc):
-        for owner, name, original in reversed(self._patches):
-            setattr(owner, name, original)
 
 
 def bench_idle(bench: Bench, sample: int = 20) -> dict:
@@ -382,47 +231,75 @@ def bench_emulator_push_concurrency(stack: stacklib.Stack, messages: int = 60, h
 # --------------------------------------------------------------------------- entry points
 
 
-def run(stack: stacklib.Stack, sizes=(100, 300, 1000)) -> dict:
-    """Every scale figure on a running stack (functions with push on); keys for bench/results.json."""
+PARTS = ("probe", "fanout", "shared", "idle", "kill", "many")
+
+
+def run(stack: stacklib.Stack, sizes=(100, 300, 1000), parts=PARTS, many: int = 0) -> dict:
+    """The scale figures `parts` names on a running stack (functions with push on); keys for
+    bench/results.json. `many`: the mailboxes of the many-mailbox fan-out (0: not run)."""
     saved = dict(os.environ)
     try:
         bench = Bench(stack)
         from mailbridge import logs  # noqa: F401  (the log stream is the caller's)
 
-        log("scale 0/3 the emulator's push concurrency …")
-        probe = bench_emulator_push_concurrency(stack)
-        log(f"  {probe}")
-        log("scale 1/3 fan-out …")
-        fanout = bench_fanout(bench, list(sizes))
-        log("scale 2/3 idle mailboxes …")
-        idle = bench_idle(bench)
-        idle_tick = bench_idle_tick(bench)
-        log("scale 3/3 kill recovery …")
-        try:
-            kill = bench_kill(bench)
-        except Exception as e:  # noqa: BLE001 - report, do not hide the other figures
-            kill = {"error": f"{e.__class__.__name__}: {e}"[:300]}
-        largest = fanout[str(max(sizes))]
-        return {
-            **bench_firestore.merge({}, largest["firestore"]),
-            "fanout_1000_mailboxes_s": fanout.get("1000", {}).get("seconds"),
-            "fanout": fanout, "fanout_messages_per_s": largest.get("messages_per_s"),
-            "idle_mailbox_cost": {"gmail_units": idle["gmail_units"], "firestore_ops": idle["firestore_ops"]},
-            "idle_detail": idle, "idle_tick": idle_tick,
-            "kill_recovery_s": kill.get("seconds"), "kill_recovery": kill,
-            "project_quota_share": project_quota_share(fanout),
-            "emulator_push_concurrency": probe,
-        }
+        results: dict = {}
+        if "probe" in parts:
+            log("scale: the emulator's push concurrency …")
+            results["emulator_push_concurrency"] = bench_emulator_push_concurrency(stack)
+        if "fanout" in parts:
+            log("scale: fan-out …")
+            results.update(_fanout_keys(bench_fanout(bench, list(sizes)), sizes))
+        if "idle" in parts:
+            log("scale: idle mailboxes …")
+            idle = bench_idle(bench)
+            results.update(idle_mailbox_cost={"gmail_units": idle["gmail_units"], "firestore_ops": idle["firestore_ops"]},
+                           idle_detail=idle, idle_tick=bench_idle_tick(bench))
+        if "kill" in parts:
+            log("scale: kill recovery …")
+            try:
+                kill = bench_kill(bench)
+            except Exception as e:  # noqa: BLE001 - report, do not hide the other figures
+                kill = {"error": f"{e.__class__.__name__}: {e}"[:300]}
+            results.update(kill_recovery_s=kill.get("seconds"), kill_recovery=kill)
+            log(f"  kill recovery: {kill}")
+        if "shared" in parts:
+            log("scale: fan-out, senders of one domain, acknowledgements on …")
+            shared = scale_more.bench_shared_domain(bench, max(sizes))
+            results.update({f"fanout_shared_domain_{max(sizes)}_s": shared["seconds"], "fanout_shared_domain": shared})
+            bench_firestore.merge(results, shared["firestore"])
+            log(f"  shared domain: {shared}")
+        if "many" in parts and many:
+            log(f"scale: fan-out over {many} mailboxes …")
+            figures = scale_more.bench_many(bench, many, busy=min(scale_more.BUSY, many // 10))
+            results.update({f"fanout_{many}_mailboxes_s": figures["seconds"], f"fanout_{many}_mailboxes": figures})
+            log(f"  {many} mailboxes: {figures}")
+        return results
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
+def _fanout_keys(fanout: dict, sizes) -> dict:
+    largest = fanout[str(max(sizes))]
+    return {**bench_firestore.merge({}, largest["firestore"]),
+            "fanout_1000_mailboxes_s": fanout.get("1000", {}).get("seconds"),
+            "fanout": fanout, "fanout_messages_per_s": largest.get("messages_per_s"),
+            "project_quota_share": project_quota_share(fanout)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,300,1000")
+    parser.add_argument("--parts", default=",".join(PARTS), help="of " + ",".join(PARTS))
+    parser.add_argument("--many", type=int, default=0, help="mailboxes of the many-mailbox fan-out (10000)")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        parser.error(f"--sizes: comma-separated numbers, not {args.sizes!r}")
+    parts = tuple(p for p in args.parts.split(",") if p)
+    if set(parts) - set(PARTS) or (("shared" in parts or "idle" in parts) and "fanout" not in parts):
+        parser.error(f"--parts: some of {','.join(PARTS)}; shared and idle use the fan-out's mailboxes")
     from mailbridge import logs
 
     (ROOT / "bench").mkdir(exist_ok=True)
@@ -432,7 +309,7 @@ def main(argv=None) -> int:
     log("starting the scale bench stack …")
     stack.up()
     try:
-        results = run(stack, sizes)
+        results = run(stack, sizes, parts, args.many)
     finally:
         stack.stop()
     results["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -260,6 +260,16 @@ def test_more_than_thirty_message_ids_are_looked_up_in_chunks(store):
     assert store.tickets_by_message_ids([f"<m{i}@x>" for i in range(45)]) == {f"<m{i}@x>": "1" for i in range(45)}
 
 
+def test_a_chunks_message_ids_map_to_every_ticket_holding_each(store):
+    # a sync chunk's one look-up (issue 32): every holder, so the sync picks per sender
+    create_tickets(store, ticket(9, message_ids=["<a@x>", "<shared@x>"]), ticket(10, message_ids=["<shared@x>"]),
+                   ticket(11, message_ids=[f"<m{i}@x>" for i in range(40)]))
+    found = store.tickets_holding_message_ids(["<a@x>", "<shared@x>", "<none@x>", ""] + [f"<m{i}@x>" for i in range(40)])
+    assert {key: sorted(t["id"] for t in held) for key, held in found.items()} == {
+        "<a@x>": ["9"], "<shared@x>": ["10", "9"], **{f"<m{i}@x>": ["11"] for i in range(40)}}
+    assert store.tickets_holding_message_ids([]) == {}
+
+
 def test_ticket_references_are_added_as_a_set_union(store):
     create_tickets(store, ticket(1, message_ids=["<a@x>"]))
     store.add_ticket_references("1", ["<a@x>", "<b@x>", "<b@x>"], ["help:t1"], "2026-03-01T00:00:00Z")

@@ -133,6 +133,32 @@ def test_a_new_conversation_costs_no_thread_query_and_a_later_message_of_its_thr
     assert outcomes(services) == ["created", "updated"]
 
 
+def test_a_chunk_of_new_conversations_looks_its_message_ids_up_in_one_query(world, monkeypatch):
+    """The copy and squatting checks need each new message's Message-ID holder: one look-up for
+    the chunk, not one per message (the emulator answers each by scanning every ticket)."""
+    services, accounts = world
+    counts = counting(monkeypatch, services.store, "tickets_holding_message_ids", "tickets_by_message_ids")
+    for i in range(5):
+        accounts.deliver(ADDRESS, make_mail(f"c{i}@customer.example", ADDRESS, f"Question {i}"))
+    sync.poll(services, "help")
+    assert counts == {"tickets_holding_message_ids": 1, "tickets_by_message_ids": 0}
+    assert outcomes(services) == ["created"] * 5
+
+
+def test_a_message_id_another_senders_ticket_holds_is_not_claimed_by_the_chunks_lookup(world):
+    """The chunk's one look-up still finds a stored holder: a second sender reusing a held
+    Message-ID opens a ticket that does not hold it."""
+    services, accounts = world
+    accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "First", message_id="<same@x.example>"))
+    sync.poll(services, "help")
+    accounts.deliver(ADDRESS, make_mail("eve@other.example", ADDRESS, "Squatter", message_id="<same@x.example>"))
+    accounts.deliver(ADDRESS, make_mail("bob@customer.example", ADDRESS, "Unrelated"))
+    sync.poll(services, "help")
+    holders = [t for t in services.store.list_tickets() if "<same@x.example>" in t.get("message_ids", [])]
+    assert [t["requester"]["email"] for t in holders] == ["ann@customer.example"]
+    assert len(services.store.list_tickets()) == 3
+
+
 def test_two_messages_of_one_new_thread_in_one_chunk_make_one_ticket(world):
     services, accounts = world
     first = accounts.deliver(ADDRESS, make_mail("ann@customer.example", ADDRESS, "Printer jammed"))

@@ -274,12 +274,20 @@ class OutgoingStore(SettingsRepository, MailboxRepository, TicketRepository, Out
                     EventRepository, Protocol): ...
 
 
+class OwnAddressesPorts(Protocol):
+    """services/own_addresses.py: every mailbox's address, cached on the container for a minute."""
+
+    store: MailboxRepository
+    _own_addresses_cache: tuple[float, set[str]]
+
+
 class ComposePorts(InstancePorts, Protocol):
     """services/outgoing/ drafts.py, records.create, acknowledgements.py: compose a message and
     record it in the outbox. Nothing here reaches Gmail or the work queue."""
 
     store: OutgoingStore
     blobs: Blobs
+    _own_addresses_cache: tuple[float, set[str]]  # an acknowledgement's own addresses (own_addresses.py)
 
 
 class SendTaskPorts(Protocol):

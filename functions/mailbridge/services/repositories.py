@@ -63,6 +63,7 @@ class TicketRepository(Protocol):
                      before: int | None = None) -> list[dict]: ...
     def ticket_messages(self, ticket_id: str) -> list[dict]: ...  # inbound and outbound rows, in order
     def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]: ...  # threads.preferred_holder
+    def tickets_holding_message_ids(self, ids: list[str]) -> dict[str, list[dict]]: ...  # id -> every holder
     def find_ticket_by_thread(self, thread_key: str) -> str | None: ...
     def tickets_by_thread_keys(self, keys: list[str]) -> dict[str, str]: ...  # key -> ticket id, for those held
 

@@ -91,6 +91,14 @@ class TicketRepository(MemoryRepository):
                 holders.setdefault(value, []).append(ticket)
         return {value: threads.preferred_holder(found, sender) for value, found in holders.items()}
 
+    def tickets_holding_message_ids(self, ids: list[str]) -> dict[str, list[dict]]:
+        ids = list(dict.fromkeys(i for i in ids if i))
+        holders: dict[str, list[dict]] = {}
+        for ticket in self._query("tickets", ("message_ids", "array_contains_any", ids)) if ids else []:
+            for value in set(ticket.get("message_ids", [])).intersection(ids):
+                holders.setdefault(value, []).append(ticket)
+        return holders
+
     def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]:
         # the adapter looks up the first 60 distinct ids (two array_contains_any queries)
         return self._tickets_holding("message_ids", list(dict.fromkeys(i for i in ids if i))[:60], sender)

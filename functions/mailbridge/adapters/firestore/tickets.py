@@ -126,6 +126,10 @@ class TicketRepository(FirestoreRepository):
         """Map each of `values` that a ticket's array `field` holds to the ticket
         threads.preferred_holder picks among those holding it (the sender's, then the oldest by
         number): never Firestore's document order, where "10" sorts before "4"."""
+        return {value: threads.preferred_holder(found, sender) for value, found in self._holders(field, values).items()}
+
+    def _holders(self, field: str, values: list[str]) -> dict[str, list[dict]]:
+        """Each of `values` that a ticket's array `field` holds -> every ticket holding it."""
         holders: dict[str, dict[str, dict]] = {}
         for start in range(0, len(values), 30):  # array_contains_any takes at most 30 values
             query = self.db.collection("tickets").where(
@@ -134,7 +138,12 @@ class TicketRepository(FirestoreRepository):
                 ticket = snap.to_dict()
                 for value in set(ticket.get(field, [])).intersection(values):
                     holders.setdefault(value, {})[ticket["id"]] = ticket
-        return {value: threads.preferred_holder(list(found.values()), sender) for value, found in holders.items()}
+        return {value: list(found.values()) for value, found in holders.items()}
+
+    def tickets_holding_message_ids(self, ids: list[str]) -> dict[str, list[dict]]:
+        """Each of `ids` that tickets hold -> all those tickets: a sync chunk's own Message-IDs in
+        one query per 30 (docs/benchmarks.md, "Scale out")."""
+        return self._holders("message_ids", list(dict.fromkeys(i for i in ids if i)))
 
     def tickets_by_message_ids(self, ids: list[str], sender: str = "") -> dict[str, str]:
         """Map each of `ids` that a ticket holds to that ticket's id (of several, `sender`'s first)."""

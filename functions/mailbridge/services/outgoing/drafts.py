@@ -13,6 +13,7 @@ from mailbridge.domain import compose as mime
 from mailbridge.domain import models, rules, threads, workspace
 from mailbridge.errors import InvalidInput
 from mailbridge.services.outgoing import overrides
+from mailbridge.services.own_addresses import own_addresses
 from mailbridge.services.ports import ComposePorts, TicketRepository
 
 
@@ -93,7 +94,9 @@ def compose(services: ComposePorts, ticket: dict, text: str, html: str | None = 
     resolution = resolution or overrides.resolve_outgoing(services, ticket)
     mailbox = store.get_mailbox(resolution["mailbox"])
     outgoing = models.outgoing_settings(mailbox)
-    own = models.own_addresses(store.list_mailboxes())
+    # an acknowledgement, one per new ticket of a fan-out, takes the minute's cached addresses
+    # (reading every mailbox document each time stalled a 1,000-mailbox fan-out; docs/benchmarks.md)
+    own = own_addresses(services) if kind == "acknowledgement" else models.own_addresses(store.list_mailboxes())
     if only_to:
         to, cc = [mime.check_address(only_to, "recipient")], []
         if to[0] in own:

@@ -14,12 +14,11 @@ from mailbridge.domain.authentication import NONE as UNAUTHENTICATED
 from mailbridge.domain.authentication import authenticate
 from mailbridge.domain.parsing import parse_message
 from mailbridge.services import stored_bodies
+from mailbridge.services.own_addresses import own_addresses
 from mailbridge.services.ports import SyncPorts
 from mailbridge.services.sync.fetch import Fetched
 
 UPLOAD_WORKERS = 8  # parallel Cloud Storage uploads for a message with many attachments
-OWN_ADDRESSES_TTL_S = 60.0
-_OWN_ADDRESSES_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -33,25 +32,6 @@ class Prepared:
     authentication: object = UNAUTHENTICATED  # domain.authentication.Authentication
     stored_parts: dict = dataclasses.field(default_factory=dict)  # body field -> sha256 (stored_bodies)
     relay: workspace.Relay | None = None  # a Google Group that rewrote the From (domain/workspace.py)
-
-
-def own_addresses(services: SyncPorts) -> set[str]:
-    """Every mailbox's address (loop protection), read once a minute per instance: with the fan-
-    out each task syncs one mailbox, and reading every mailbox document for each busy task would
-    be the largest Firestore cost (docs/benchmarks.md, cost model). A mailbox added in the last
-    minute is caught by the loop-marker header until then."""
-    cached = getattr(services, "_own_addresses_cache", None)
-    if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
-        return cached[1]
-    # One reader at a time: when a tick's tasks arrive together, the others wait for its answer
-    # instead of each reading every mailbox document at once.
-    with _OWN_ADDRESSES_LOCK:
-        cached = getattr(services, "_own_addresses_cache", None)
-        if cached is not None and time.monotonic() - cached[0] < OWN_ADDRESSES_TTL_S:
-            return cached[1]
-        value = models.own_addresses(services.store.list_mailboxes())
-        services._own_addresses_cache = (time.monotonic(), value)
-    return value
 
 
 class Decider:

@@ -10,7 +10,7 @@ import uuid
 from mailbridge.domain import models
 from mailbridge.errors import GmailError, TokenRevoked
 from mailbridge.logs import log_event
-from mailbridge.services import events, mailboxes, watch
+from mailbridge.services import mailboxes, watch
 from mailbridge.services.ports import PollPorts, SyncPorts
 from mailbridge.services.sync import handoffs, spam
 from mailbridge.services.sync.lease import Heartbeat, take_lease
@@ -54,8 +54,8 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
     _hand_off_after_the_lease(services, sync)
-    # events written outside a chunk's commit: a quarantine, a lost connection (docs/events.md)
-    events.after_commit(services, name)
+    if sync.unpublished or _wrote_events_outside_chunks(sync, summary):
+        sync.publish_events()
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
                    retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
@@ -64,6 +64,14 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
         summary["continued"] = True
     log_event("INFO" if summary["outcome"] != "error" else "ERROR", "mailbox polled", **summary)
     return summary
+
+
+def _wrote_events_outside_chunks(sync: MailboxSync, summary: dict) -> bool:
+    """Whether the run may have written events that no chunk published: a quarantine, a lost
+    connection (docs/events.md). Chunks publish their own (run.py, at most every
+    PUBLISH_EVERY_S), so a clean run whose last chunk published skips the look-up for waiting
+    events (a query per run; docs/benchmarks.md)."""
+    return summary["outcome"] != "ok" or bool(sync.counts["quarantined"] or sync.counts["failed"])
 
 
 def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str | None:

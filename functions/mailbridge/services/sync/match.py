@@ -142,8 +142,10 @@ class ChunkTickets:
                          and copies.may_reach_other_mailboxes(recipients_of(p), address)}
         self.claimed = store.message_copies([self.copy_keys[g] for g in self.claiming]) if self.claiming else {}
         self.new_claims: dict[str, str] = {}  # copy key -> ticket id, claimed by this chunk
-        self._held: tuple = (None, None)  # the last _holder answer: (message id, sender, decision), ticket
-        self._decided = 0  # decisions begun: _holder's answer holds within one
+        # The stored tickets holding each message's own Message-ID (the copy and squatting checks),
+        # looked up for the whole chunk at once: one query, not one per message (docs/benchmarks.md).
+        own_ids = sorted({p.parsed.message_id for p in pending if p.parsed.message_id})
+        self.id_holders = store.tickets_holding_message_ids(own_ids) if own_ids else {}
         self.reopened: set[str] = set()  # reopened tickets that had an expiry (services/retention.py)
         # Gmail gives a new thread the id of its first message (docs/gmail-differences.md): a
         # message whose thread id is its own id starts a conversation, so its thread is not looked up.
@@ -152,7 +154,6 @@ class ChunkTickets:
 
     def decide(self, p: Prepared) -> Decision:
         """Ignored, or added to the ticket it matches, or a new ticket."""
-        self._decided += 1
         match = match_ticket(p.parsed, self.mailbox, p.thread_id, self.lookup, tag_format=self.tag_format)
         verdict = p.verdict
         if verdict.action != "accept" and not (verdict.automatic and self.incoming.get("accept_auto_replies")
@@ -221,17 +222,26 @@ class ChunkTickets:
             return matched if ticket is not None and copies.holds_copy(ticket, key) else None
         sender = (p.parsed.from_.email if p.parsed.from_ else "").lower()
         holder = self._holder(p.parsed.message_id, sender)
-        ticket = (self.tickets.get(holder) or self.store.find_ticket(holder)) if holder else None
+        ticket = self._held_ticket(holder) if holder else None
         if ticket is None or not copies.holds_copy(ticket, key):
             return None
         return holder if self._ticket(holder) is not None else None
 
     def _holder(self, message_id: str, sender: str) -> str | None:
-        """The ticket holding a new message's own Message-ID: asked once per message (the copy
-        check and the squatting check of _own_message_id both need it)."""
-        if self._held[0] != (message_id, sender, self._decided):
-            self._held = ((message_id, sender, self._decided), self.lookup.by_message_ids([message_id], sender))
-        return self._held[1]
+        """The ticket holding a new message's own Message-ID, of several the one
+        threads.preferred_holder picks: the chunk's tickets as it leaves them, and the stored
+        ones it has not touched (read once for the chunk)."""
+        holders = {t["id"]: t for t in self.id_holders.get(message_id, []) if t["id"] not in self.tickets}
+        holders.update((ticket_id, dict(ticket, id=ticket_id)) for ticket_id, ticket in self.tickets.items()
+                       if message_id in ticket.get("message_ids", []))
+        return threads.preferred_holder(list(holders.values()), sender)
+
+    def _held_ticket(self, ticket_id: str) -> dict | None:
+        """A holder _holder named, as the chunk leaves it or as the chunk's look-up read it."""
+        if ticket_id in self.tickets:
+            return self.tickets[ticket_id]
+        found = [t for held in self.id_holders.values() for t in held if t["id"] == ticket_id]
+        return found[0] if found else self.store.find_ticket(ticket_id)
 
     def _ticket(self, ticket_id: str) -> dict | None:
         """A ticket as this chunk leaves it, read for update on first use (None if it is gone)."""
@@ -293,7 +303,7 @@ class ChunkTickets:
         held = self._holder(message_id, sender) if message_id else None
         if not held:
             return [message_id] if message_id else []
-        holder = self.tickets.get(held) or self.store.find_ticket(held) or {}
+        holder = self._held_ticket(held) or {}
         if threads.claimable_message_id(message_id, [holder], sender):
             return [message_id]
         message["defects"].append(f"Message-ID {message_id[:200]} is already held by another sender's ticket: "

@@ -20,6 +20,7 @@ from mailbridge.services.sync.decide import Decider, Prepared
 
 FINAL = models.FINAL_INBOUND_OUTCOMES
 CHUNK = 50
+PUBLISH_EVERY_S = 1.0  # the most a chunk's events wait for the next publish (docs/events.md)
 
 
 class MailboxSync:
@@ -48,6 +49,10 @@ class MailboxSync:
         self.backlog = 0
         self.backfill_done = False
         self.listing = None  # listing.NewMail of this run
+        # Chunks publish their events at most every PUBLISH_EVERY_S (one look-up, one read of the
+        # rows, one publish, one mark each): a careful run commits one message per chunk.
+        self.published_at = 0.0
+        self.unpublished = False  # a chunk's events wait for the next publish or the run's end
         self.sync_state: dict = {}  # the mailbox's sync state as this run found it
         # After a poll of this mailbox died without a word (out of memory, killed), the next runs
         # go one message at a time and count each attempt first, until one completes: a message
@@ -192,10 +197,17 @@ class MailboxSync:
                 self._prepare(message, prepared, outcomes)
         if prepared:
             self._commit(prepared, outcomes)
-            events.after_commit(self.services, self.name)  # the chunk's ticket events (docs/events.md)
+            self.unpublished = True
+            if time.monotonic() - self.published_at >= PUBLISH_EVERY_S:
+                self.publish_events()
         for outcome in outcomes.values():
             self.counts[outcome if outcome in self.counts else "failed"] += 1
         return outcomes
+
+    def publish_events(self) -> None:
+        """The ticket events committed so far and still waiting (docs/events.md)."""
+        events.after_commit(self.services, self.name)
+        self.published_at, self.unpublished = time.monotonic(), False
 
     def _commit(self, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
         """The chunk in one commit; when that fails for any reason but an unavailable store, once
