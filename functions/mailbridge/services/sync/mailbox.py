@@ -18,6 +18,7 @@ from mailbridge.services.sync.run import MailboxSync
 
 TICK_DONE = "this tick's sync already ran"
 BUSY = "another poll or push of this mailbox is running"
+INGESTION_RECORD_SECONDS = 10.0  # a long run adds its units to the quota bucket this often
 
 
 def zero_counts() -> dict:
@@ -38,19 +39,17 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     reason = _not_syncable(mailbox, credential, settings.instance)
     if reason:
         return {"mailbox": name, "outcome": "skipped", "reason": reason}
-    tick = (task or {}).get("tick")
-    if tick and backfill_since is None:
-        answer = _tick_answer(services, mailbox, credential, tick, started)
-        if answer:
-            return answer
-    owner = uuid.uuid4().hex
+    tick, owner = (task or {}).get("tick"), uuid.uuid4().hex
     # Short and renewed (Heartbeat); never longer than the run could need.
     ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
-    if not take_lease(services.store, name, settings.instance, owner, ttl, lease_wait_s):
-        return {"mailbox": name, "outcome": "skipped", "reason": BUSY}
+    answer = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
+                              lease_wait_s, started, quick=backfill_since is None and not from_spam)
+    if answer:
+        return answer
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
     sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
+    sync.after_pass = lambda: _hand_off_between_passes(services, sync)
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
     _hand_off_after_the_lease(services, sync)
@@ -58,7 +57,8 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     events.after_commit(services, name)
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
-                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
+                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0),
+                   passes=sync.passes)
     if summary.get("complete") is False and summary["outcome"] == "ok" and settings.work_topic and not sync.lease.lost:
         _continue(services, name, task)
         summary["continued"] = True
@@ -77,12 +77,30 @@ def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str 
     return None
 
 
-def _tick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str, started: float) -> dict | None:
-    """A tick's task is skipped once its tick is recorded, and answered at once when the mailbox
-    is idle; None when there is work."""
+def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None, owner: str,
+                     ttl: float, wait_s: float, started: float, quick: bool) -> dict | None:
+    """The lease for `owner` (None), or the answer without one: the quick answer (a tick done, an
+    idle mailbox), or busy after `wait_s`. While another run holds the lease the quick answer is
+    asked again each time it may have ended: that run lists the history again before releasing
+    it, so it usually took this task's mail too, and this task then writes nothing."""
+    wait_until = started + max(0.0, wait_s)
+    while True:
+        answer = _quick_answer(services, mailbox, credential, tick, started) if quick else None
+        if answer or take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
+            return answer
+        if time.monotonic() >= wait_until:
+            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}
+        time.sleep(0.5)
+
+
+def _quick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None,
+                  started: float) -> dict | None:
+    """Before any lease: a tick's task is skipped once its tick is recorded, and every task
+    (tick, notification, continuation, a named poll) is answered at once when the mailbox is
+    idle, writing nothing; None when there is work."""
     name = mailbox["name"]
     state = services.store.get_sync(name, services.settings.instance)
-    if state.get("last_tick") == tick:
+    if tick and state.get("last_tick") == tick:
         return {"mailbox": name, "outcome": "skipped", "reason": TICK_DONE}
     try:
         idle = _idle(services, name, mailbox, credential, state)
@@ -156,11 +174,28 @@ def _hand_off_under_the_lease(services: PollPorts, sync: MailboxSync, mode: str)
     watch.maybe_watch(services, sync.mailbox, sync.gmail, sync.sync_state, force=mode == "first")
 
 
+def _hand_off_between_passes(services: PollPorts, sync: MailboxSync) -> None:
+    """Between two passes of one run (run.py): the acknowledgements of the pass just done are
+    queued at once (the outbox must not wait for a long run's end), and ingestion's units are
+    added to the quota bucket at most every INGESTION_RECORD_SECONDS (one pacing write a run
+    otherwise)."""
+    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
+    sync.new_tickets = []
+    if time.monotonic() - sync.units_recorded_at >= INGESTION_RECORD_SECONDS:
+        _record_units(services, sync)
+
+
+def _record_units(services: PollPorts, sync: MailboxSync) -> None:
+    used = sync.gmail.pacer.used
+    handoffs.record_ingestion(services, sync.mailbox, used - sync.units_recorded)
+    sync.units_recorded, sync.units_recorded_at = used, time.monotonic()
+
+
 def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
     """The quota bucket, then the acknowledgements: only queued, after the lease is released;
     the outbox sends them (docs/outbox.md)."""
     if sync.gmail is not None:
-        handoffs.record_ingestion(services, sync.mailbox, sync.gmail.pacer.used)
+        _record_units(services, sync)
     handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
     sync.new_tickets = []
 
