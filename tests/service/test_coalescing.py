@@ -4,6 +4,9 @@ while a run holds the lease is taken by that run, which lists the history again 
 releases the lease, so a stream of mail and its notifications make one run and two writes of
 the sync state."""
 
+import threading
+import time
+
 import pytest
 
 from mailbridge.services import push, sync
@@ -167,3 +170,22 @@ def test_a_pass_that_runs_out_of_budget_keeps_the_history_id_of_the_pass_before(
     services.queue.deliver(services)  # the continuation takes the rest, each message once
     assert len(rows(services)) == 2 + sync.CHUNK + 5
     assert services.store.get_sync("box0", INSTANCE)["history_id"] == str(history_id(accounts))
+
+
+def test_a_poll_that_waited_for_a_run_which_took_its_mail_writes_nothing(world, sync_writes):
+    services, accounts = world
+    deliver(accounts, 1, "Before")
+    sync.sync_mailbox(services, "box0")
+    store = services.store
+    assert store.acquire_lease("box0", INSTANCE, "running-run", 30)
+    deliver(accounts, 2)
+    result = {}
+    waiting = threading.Thread(target=lambda: result.update(sync.poll(services, "box0", lease_wait_s=10)))
+    waiting.start()
+    time.sleep(0.6)  # the poll found the lease held and waits
+    # the running run took the new mail and released the lease past it
+    store.release_lease("box0", INSTANCE, "running-run", {"history_id": str(history_id(accounts))})
+    writes = len(sync_writes)
+    waiting.join(timeout=15)
+    assert result["mailboxes"][0]["mode"] == "idle"
+    assert len(sync_writes) == writes
