@@ -4,6 +4,7 @@ hand-offs after the commit (handoffs.py), and a continuation task when the budge
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import uuid
 
@@ -49,10 +50,10 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
     sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
-    sync.after_pass = lambda: _hand_off_between_passes(services, sync)
+    sync.after_pass = after = HandOffs(services, sync)
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
-    _hand_off_after_the_lease(services, sync)
+    after.finish()  # the quota bucket, then the acknowledgements: after the lease is released
     # events written outside a chunk's commit: a quarantine, a lost connection (docs/events.md)
     events.after_commit(services, name)
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
@@ -174,30 +175,40 @@ def _hand_off_under_the_lease(services: PollPorts, sync: MailboxSync, mode: str)
     watch.maybe_watch(services, sync.mailbox, sync.gmail, sync.sync_state, force=mode == "first")
 
 
-def _hand_off_between_passes(services: PollPorts, sync: MailboxSync) -> None:
-    """Between two passes of one run (run.py): the acknowledgements of the pass just done are
-    queued at once (the outbox must not wait for a long run's end), and ingestion's units are
-    added to the quota bucket at most every INGESTION_RECORD_SECONDS (one pacing write a run
-    otherwise)."""
-    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
-    sync.new_tickets = []
-    if time.monotonic() - sync.units_recorded_at >= INGESTION_RECORD_SECONDS:
-        _record_units(services, sync)
+class HandOffs:
+    """The hand-offs after the commit that need no lease: the new tickets' acknowledgements
+    (only queued; the outbox sends them, docs/outbox.md) and ingestion's units in the quota
+    bucket. Between two passes of one run (run.py, `after_pass`) they go to a worker thread, so
+    the outbox need not wait for a long run's end and the next pass need not wait for them; the
+    units at most every INGESTION_RECORD_SECONDS (one pacing write a run otherwise). `finish`,
+    after the lease's release, waits for them and hands off the last pass's."""
 
+    def __init__(self, services: PollPorts, sync: MailboxSync):
+        self.services, self.sync = services, sync
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"handoffs-{sync.name}")
+        self.recorded, self.recorded_at = 0, time.monotonic()
 
-def _record_units(services: PollPorts, sync: MailboxSync) -> None:
-    used = sync.gmail.pacer.used
-    handoffs.record_ingestion(services, sync.mailbox, used - sync.units_recorded)
-    sync.units_recorded, sync.units_recorded_at = used, time.monotonic()
+    def __call__(self) -> None:
+        tickets, found, self.sync.new_tickets = self.sync.new_tickets, self.sync.listing, []
+        due = time.monotonic() - self.recorded_at >= INGESTION_RECORD_SECONDS
+        self.pool.submit(self._hand_off, tickets, found, self._units() if due else 0)
 
+    def finish(self) -> None:
+        self.pool.shutdown(wait=True)
+        tickets, self.sync.new_tickets = self.sync.new_tickets, []
+        self._hand_off(tickets, self.sync.listing, self._units())
 
-def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
-    """The quota bucket, then the acknowledgements: only queued, after the lease is released;
-    the outbox sends them (docs/outbox.md)."""
-    if sync.gmail is not None:
-        _record_units(services, sync)
-    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
-    sync.new_tickets = []
+    def _units(self) -> int:
+        used = self.sync.gmail.pacer.used if self.sync.gmail is not None else 0
+        units, self.recorded, self.recorded_at = used - self.recorded, used, time.monotonic()
+        return units
+
+    def _hand_off(self, tickets: list, found, units: int) -> None:
+        try:
+            handoffs.record_ingestion(self.services, self.sync.mailbox, units)
+            handoffs.queue_acknowledgements(self.services, self.sync.mailbox, tickets, found)
+        except Exception as e:  # noqa: BLE001 - both are durable or advisory: never fail the run
+            log_event("WARNING", "hand-off failed", mailbox=self.sync.name, error=f"{e.__class__.__name__}")
 
 
 def make_ticket_from_spam(services: PollPorts, name: str, gmail_id: str) -> dict:

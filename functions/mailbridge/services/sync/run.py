@@ -66,7 +66,6 @@ class MailboxSync:
         self.aliases: set[str] | None = None  # read on first need (_aliases)
         self.passes = 0  # listings ingested under this run's lease (run)
         self.after_pass = None  # the caller's hand-offs between passes (mailbox.py)
-        self.units_recorded, self.units_recorded_at = 0, time.monotonic()  # ingestion's units in the bucket
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
