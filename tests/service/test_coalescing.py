@@ -189,3 +189,24 @@ def test_a_poll_that_waited_for_a_run_which_took_its_mail_writes_nothing(world, 
     waiting.join(timeout=15)
     assert result["mailboxes"][0]["mode"] == "idle"
     assert len(sync_writes) == writes
+
+
+def test_every_pass_of_one_run_has_its_new_tickets_acknowledged_once(world, monkeypatch):
+    services, accounts = world
+    first = deliver(accounts, 3, "First")
+    later: list[str] = []
+    original = sync.MailboxSync.ingest_chunk
+
+    def while_mail_keeps_coming(self, chunk):
+        outcomes = original(self, chunk)
+        if len(later) < 4:
+            later.extend(deliver(accounts, 2, f"Later{len(later)}"))
+        return outcomes
+
+    monkeypatch.setattr(sync.MailboxSync, "ingest_chunk", while_mail_keeps_coming)
+    result = sync.sync_mailbox(services, "box0", task={"kind": "sync", "mailbox": "box0"})
+    assert result["passes"] == 3
+    acknowledgements = [r for r in services.store.outbox_records("box0", INSTANCE, kind="acknowledgement")]
+    assert len(acknowledgements) == len(first + later) == 7
+    assert len({r["ticket_id"] for r in acknowledgements}) == 7
+    assert [t["mailbox"] for t in services.queue.tasks if t["kind"] == "send"]  # the outbox is asked to send

@@ -187,16 +187,25 @@ class HandOffs:
         self.services, self.sync = services, sync
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"handoffs-{sync.name}")
         self.recorded, self.recorded_at = 0, time.monotonic()
+        self.waiting: list[tuple[list, object]] = []  # (new tickets, their pass's listing) for finish
 
     def __call__(self) -> None:
         tickets, found, self.sync.new_tickets = self.sync.new_tickets, self.sync.listing, []
+        if not self.services.settings.work_topic:
+            # no work queue: a "send" task runs in its caller (outbox.InlineQueue), after the run
+            self.waiting.append((tickets, found))
+            return
         due = time.monotonic() - self.recorded_at >= INGESTION_RECORD_SECONDS
         self.pool.submit(self._hand_off, tickets, found, self._units() if due else 0)
 
     def finish(self) -> None:
         self.pool.shutdown(wait=True)
-        tickets, self.sync.new_tickets = self.sync.new_tickets, []
-        self._hand_off(tickets, self.sync.listing, self._units())
+        self.waiting.append((self.sync.new_tickets, self.sync.listing))
+        self.sync.new_tickets = []
+        units = self._units()
+        for tickets, found in self.waiting:
+            self._hand_off(tickets, found, units)
+            units = 0
 
     def _units(self) -> int:
         used = self.sync.gmail.pacer.used if self.sync.gmail is not None else 0
