@@ -30,8 +30,9 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
                  progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
                  mailbox: dict | None = None, from_spam: tuple[str, ...] = ()) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
-    (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
-    sync that runs out of budget with work left publishes a continuation task."""
+    (services/push.py). Every task, and a poll, first checks cheaply whether the mailbox is idle
+    (no lease, no write); a run goes on under its lease while new mail keeps coming (run.py), and
+    one that runs out of budget with work left publishes a continuation task."""
     settings = services.settings
     started = time.monotonic()
     budget = budget_s if budget_s is not None else settings.poll_time_budget_s
