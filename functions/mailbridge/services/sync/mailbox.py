@@ -13,7 +13,7 @@ from mailbridge.errors import GmailError, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import events, mailboxes, watch
 from mailbridge.services.ports import PollPorts, SyncPorts
-from mailbridge.services.sync import handoffs, spam
+from mailbridge.services.sync import handoffs, listing, spam
 from mailbridge.services.sync.lease import Heartbeat, take_lease
 from mailbridge.services.sync.run import MailboxSync
 
@@ -44,11 +44,12 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     tick, owner = (task or {}).get("tick"), uuid.uuid4().hex
     # Short and renewed (Heartbeat); never longer than the run could need.
     ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
-    answer = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
-                              lease_wait_s, started, quick=backfill_since is None and not from_spam)
+    answer, prelisted = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
+                                         lease_wait_s, started, quick=backfill_since is None and not from_spam)
     if answer:
         return answer
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    sync.prelisted = prelisted
     sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
     sync.after_pass = after = HandOffs(services, sync)
@@ -80,26 +81,29 @@ def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str 
 
 
 def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None, owner: str,
-                     ttl: float, wait_s: float, started: float, quick: bool) -> dict | None:
-    """The lease for `owner` (None), or the answer without one: the quick answer (a tick done, an
-    idle mailbox), or busy after `wait_s`. While another run holds the lease the quick answer is
+                     ttl: float, wait_s: float, started: float, quick: bool) -> tuple[dict | None, tuple | None]:
+    """(None, the quick answer's listing or None) with the lease taken for `owner`, or (the
+    answer, None) without it: the quick answer (a tick done, an idle mailbox), or busy after
+    `wait_s`. While another run holds the lease the quick answer is
     asked again each time it may have ended: that run lists the history again before releasing
     it, so it usually took this task's mail too, and this task then writes nothing."""
     wait_until = started + max(0.0, wait_s)
     while True:
         answer = _quick_answer(services, mailbox, credential, tick, started) if quick else None
-        if answer or take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
-            return answer
+        if isinstance(answer, dict):
+            return answer, None
+        if take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
+            return None, answer
         if time.monotonic() >= wait_until:
-            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}
+            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}, None
         time.sleep(0.5)
 
 
 def _quick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None,
-                  started: float) -> dict | None:
+                  started: float) -> dict | tuple | None:
     """Before any lease: a tick's task is skipped once its tick is recorded, and every task
     (tick, notification, continuation, a named poll) is answered at once when the mailbox is
-    idle, writing nothing; None when there is work."""
+    idle, writing nothing; the new mail it listed (_idle) or None when there is work."""
     name = mailbox["name"]
     state = services.store.get_sync(name, services.settings.instance)
     if tick and state.get("last_tick") == tick:
@@ -108,27 +112,31 @@ def _quick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: st
         idle = _idle(services, name, mailbox, credential, state)
     except TokenRevoked:
         idle = None  # the full path records it
-    if idle:
+    if isinstance(idle, dict):
         idle["duration_s"] = round(time.monotonic() - started, 3)
     return idle
 
 
-def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
-    """The scheduled tick's cheap check (docs/benchmarks.md, idle_mailbox_cost): with nothing
+def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | tuple | None:
+    """The cheap check before any lease (docs/benchmarks.md, idle_mailbox_cost): with nothing
     pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
-    that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
+    that a mailbox is idle. Returns the summary of an idle mailbox; when there is new mail, the
+    listing (its start, listing.NewMail) for the run to start from; None when it cannot tell."""
     if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
             or state.get("backlog") or state.get("last_failed") != 0 or state.get("lease_owner")
             or (services.settings.pubsub_topic
                 and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
         return None
     gmail = services.gmail_for(mailbox, credential)
+    ids, spam_ids, history_id = [], [], None
     try:
-        for page_ids, spam_ids, _history_id, _last in gmail.new_mail(state["history_id"]):
-            if page_ids or spam_ids:
-                return None
+        for page_ids, page_spam_ids, history_id, _last in gmail.new_mail(state["history_id"]):
+            ids.extend(page_ids)
+            spam_ids.extend(page_spam_ids)
     except GmailError:
         return None  # expired history and the like: the full sync handles it
+    if ids or spam_ids:  # the run starts from this listing (run.py, prelisted)
+        return (state["history_id"], listing.NewMail("incremental", ids, history_id, spam_ids=spam_ids))
     return {"mailbox": name, "outcome": "ok", "mode": "idle", "complete": True, "counts": zero_counts(),
             "quota_units": gmail.pacer.used, "retries": gmail.retries, "backlog": 0}
 

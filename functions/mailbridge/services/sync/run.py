@@ -66,6 +66,7 @@ class MailboxSync:
         self.aliases: set[str] | None = None  # read on first need (_aliases)
         self.passes = 0  # listings ingested under this run's lease (run)
         self.after_pass = None  # the caller's hand-offs between passes (mailbox.py)
+        self.prelisted = None  # (start history id, listing.NewMail) of the idle check (mailbox.py)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
@@ -75,7 +76,8 @@ class MailboxSync:
         id written is that of the last pass whose every message has a row."""
         started = time.time()
         self._begin()
-        found = listing.find_new_mail(self.gmail, self.sync_state, self.name, backfill_since)
+        found = self._prelisting(backfill_since) or listing.find_new_mail(
+            self.gmail, self.sync_state, self.name, backfill_since)
         self.listing = found  # which new tickets come from new mail (acknowledgements)
         mode, complete, history_id = found.mode, True, found.history_id
         if found.mode != "first":
@@ -97,6 +99,14 @@ class MailboxSync:
                 history_id = found.history_id if complete else history_id
         return {"mailbox": self.name, "mode": mode, "complete": complete,
                 "changes": self._changes(complete, history_id, started)}
+
+    def _prelisting(self, backfill_since: float | None) -> listing.NewMail | None:
+        """The listing the idle check made just before the lease (mailbox.py), when it started
+        where this run starts: new mail listed since is taken by the next pass."""
+        if self.prelisted is None or backfill_since is not None or self.sync_state.get("backfill_since"):
+            return None
+        start, found = self.prelisted
+        return found if start == self.sync_state.get("history_id") else None
 
     def _pass(self, found: listing.NewMail, taken_from_spam: list[str] = ()) -> bool:
         """Ingest what one listing found; False when the budget or the lease stopped it."""
