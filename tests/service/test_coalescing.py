@@ -52,6 +52,21 @@ def history_id(accounts):
     return accounts.account(ADDRESS)["history_id"]
 
 
+def mail_during_passes(accounts, monkeypatch, arrivals: int) -> list[str]:
+    """Two more messages arrive while each pass ingests, `arrivals` in all; returns their ids."""
+    later: list[str] = []
+    original = sync.MailboxSync.ingest_chunk
+
+    def while_mail_keeps_coming(self, chunk):
+        outcomes = original(self, chunk)
+        if len(later) < arrivals:
+            later.extend(deliver(accounts, 2, f"Later{len(later)}"))
+        return outcomes
+
+    monkeypatch.setattr(sync.MailboxSync, "ingest_chunk", while_mail_keeps_coming)
+    return later
+
+
 @pytest.mark.parametrize("task", [
     {"kind": "sync", "mailbox": "box0"},                          # a notification's task
     {"kind": "sync", "mailbox": "box0", "continuation": "1"},     # a duplicate continuation
@@ -95,16 +110,7 @@ def test_a_named_poll_of_an_idle_mailbox_writes_nothing(world):
 def test_mail_arriving_during_a_run_is_taken_by_the_same_run(world, monkeypatch, sync_writes):
     services, accounts = world
     first = deliver(accounts, 3, "First")
-    later: list[str] = []
-    original = sync.MailboxSync.ingest_chunk
-
-    def while_mail_keeps_coming(self, chunk):
-        outcomes = original(self, chunk)
-        if len(later) < 6:  # two more arrivals during each of the first three passes
-            later.extend(deliver(accounts, 2, f"Later{len(later)}"))
-        return outcomes
-
-    monkeypatch.setattr(sync.MailboxSync, "ingest_chunk", while_mail_keeps_coming)
+    later = mail_during_passes(accounts, monkeypatch, 6)  # during each of the first three passes
     result = sync.sync_mailbox(services, "box0", task={"kind": "sync", "mailbox": "box0"})
     assert result["complete"] is True and result["passes"] == 4
     assert rows(services) == sorted(first + later)
@@ -195,16 +201,7 @@ def test_a_poll_that_waited_for_a_run_which_took_its_mail_writes_nothing(world, 
 def test_every_pass_of_one_run_has_its_new_tickets_acknowledged_once(world, monkeypatch):
     services, accounts = world
     first = deliver(accounts, 3, "First")
-    later: list[str] = []
-    original = sync.MailboxSync.ingest_chunk
-
-    def while_mail_keeps_coming(self, chunk):
-        outcomes = original(self, chunk)
-        if len(later) < 4:
-            later.extend(deliver(accounts, 2, f"Later{len(later)}"))
-        return outcomes
-
-    monkeypatch.setattr(sync.MailboxSync, "ingest_chunk", while_mail_keeps_coming)
+    later = mail_during_passes(accounts, monkeypatch, 4)
     result = sync.sync_mailbox(services, "box0", task={"kind": "sync", "mailbox": "box0"})
     assert result["passes"] == 3
     acknowledgements = [r for r in services.store.outbox_records("box0", INSTANCE, kind="acknowledgement")]
