@@ -199,7 +199,7 @@ def test_backfill_window_chosen_before_connecting_takes_older_inbox_mail_once(mb
     first = ingest.poll(services)
     assert first["mailboxes"][0]["mode"] == "backfill"
     assert [t["requester"]["email"] for t in services.store.list_tickets()] == ["recent@customer.example"]
-    assert ingest.poll(services)["mailboxes"][0]["mode"] == "incremental"
+    assert ingest.poll(services)["mailboxes"][0]["mode"] == "idle"  # nothing new, no backfill again
     assert len(rows(services)) == 1
 
 

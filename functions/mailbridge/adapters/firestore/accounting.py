@@ -26,11 +26,9 @@ MAX_WRITES_PER_S = 1.0             # sustained writes to any one document
 MAX_DOCUMENT_BYTES = 1024 * 1024   # 1 MiB per document
 
 # Named exceptions to the per-document budget: {path pattern: (writes per second allowed, why)}.
-# Each one is explained in docs/architecture.md ("Per-document budget exceptions").
-BUDGET_EXCEPTIONS: dict[str, tuple[float, str]] = {
-    "sync/*": (3.0, "a mailbox's sync state and lease: two writes per sync run of that one mailbox, "
-                    "whose runs the lease serialises"),
-}
+# Each one is explained in docs/architecture.md ("Per-document budget exceptions"). None today: the
+# sync state, the last one, is written about twice per run since runs are coalesced (services/sync).
+BUDGET_EXCEPTIONS: dict[str, tuple[float, str]] = {}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from mailbridge.services.outgoing.acknowledgements import acknowledge
 from mailbridge.services.outgoing.delivery import RateLimited, deliver
 from mailbridge.services.outgoing.drafts import Draft, compose, preview
 from mailbridge.services.outgoing.overrides import list_overrides, remove_override, resolve_outgoing, set_override
-from mailbridge.services.outgoing.records import enqueue_send
+from mailbridge.services.outgoing.records import WAKE_FALLBACK_SECONDS, enqueue_send
 from mailbridge.services.outgoing.replies import send_reply, wait_for_send
 
-__all__ = ["Draft", "RateLimited", "acknowledge", "compose", "deliver", "enqueue_send", "list_overrides",
+__all__ = ["WAKE_FALLBACK_SECONDS", "Draft", "RateLimited", "acknowledge", "compose", "deliver", "enqueue_send", "list_overrides",
            "preview", "remove_override", "resolve_outgoing", "send_reply", "set_override", "wait_for_send"]

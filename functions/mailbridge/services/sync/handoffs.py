@@ -63,8 +63,14 @@ def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_ti
                       error=_error(e))
     if not queued:
         return
+    # The tick's safety net for these records (outgoing.enqueue_send) is written once a run: a
+    # wake time already pending and no later than a new one covers them too.
+    pending = mailbox.get("outbox_wake_at")
+    covered = pending is not None and float(pending) <= time.time() + outgoing.WAKE_FALLBACK_SECONDS
     try:
-        outgoing.enqueue_send(services, mailbox["name"], "acknowledgements")
+        outgoing.enqueue_send(services, mailbox["name"], "acknowledgements", new_records=not covered)
+        if not covered:
+            mailbox["outbox_wake_at"] = time.time() + outgoing.WAKE_FALLBACK_SECONDS
     except Exception as e:  # noqa: BLE001 - the records are durable; the next poll wakes the outbox
         services.store.update_mailbox(mailbox["name"], {"outbox_wake_at": time.time()})
         log_event("WARNING", "send task not queued", mailbox=mailbox["name"], error=_error(e))

@@ -4,6 +4,7 @@ hand-offs after the commit (handoffs.py), and a continuation task when the budge
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 import uuid
 
@@ -12,12 +13,13 @@ from mailbridge.errors import GmailError, TokenRevoked
 from mailbridge.logs import log_event
 from mailbridge.services import mailboxes, watch
 from mailbridge.services.ports import PollPorts, SyncPorts
-from mailbridge.services.sync import handoffs, spam
+from mailbridge.services.sync import handoffs, listing, spam
 from mailbridge.services.sync.lease import Heartbeat, take_lease
 from mailbridge.services.sync.run import MailboxSync
 
 TICK_DONE = "this tick's sync already ran"
 BUSY = "another poll or push of this mailbox is running"
+INGESTION_RECORD_SECONDS = 10.0  # a long run adds its units to the quota bucket this often
 
 
 def zero_counts() -> dict:
@@ -28,8 +30,9 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
                  progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
                  mailbox: dict | None = None, from_spam: tuple[str, ...] = ()) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
-    (services/push.py): a tick's task first checks cheaply whether the mailbox is idle, and a
-    sync that runs out of budget with work left publishes a continuation task."""
+    (services/push.py). Every task, and a poll, first checks cheaply whether the mailbox is idle
+    (no lease, no write); a run goes on under its lease while new mail keeps coming (run.py), and
+    one that runs out of budget with work left publishes a continuation task."""
     settings = services.settings
     started = time.monotonic()
     budget = budget_s if budget_s is not None else settings.poll_time_budget_s
@@ -38,27 +41,27 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     reason = _not_syncable(mailbox, credential, settings.instance)
     if reason:
         return {"mailbox": name, "outcome": "skipped", "reason": reason}
-    tick = (task or {}).get("tick")
-    if tick and backfill_since is None:
-        answer = _tick_answer(services, mailbox, credential, tick, started)
-        if answer:
-            return answer
-    owner = uuid.uuid4().hex
+    tick, owner = (task or {}).get("tick"), uuid.uuid4().hex
     # Short and renewed (Heartbeat); never longer than the run could need.
     ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
-    if not take_lease(services.store, name, settings.instance, owner, ttl, lease_wait_s):
-        return {"mailbox": name, "outcome": "skipped", "reason": BUSY}
+    answer, prelisted = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
+                                         lease_wait_s, started, quick=backfill_since is None and not from_spam)
+    if answer:
+        return answer
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
+    sync.prelisted = prelisted
     sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
+    sync.after_pass = after = HandOffs(services, sync)
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
-    _hand_off_after_the_lease(services, sync)
+    after.finish()  # the quota bucket, then the acknowledgements: after the lease is released
     if sync.unpublished or _wrote_events_outside_chunks(sync, summary):
         sync.publish_events()
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
-                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0))
+                   retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0),
+                   passes=sync.passes)
     if summary.get("complete") is False and summary["outcome"] == "ok" and settings.work_topic and not sync.lease.lost:
         _continue(services, name, task)
         summary["continued"] = True
@@ -85,38 +88,63 @@ def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str 
     return None
 
 
-def _tick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str, started: float) -> dict | None:
-    """A tick's task is skipped once its tick is recorded, and answered at once when the mailbox
-    is idle; None when there is work."""
+def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None, owner: str,
+                     ttl: float, wait_s: float, started: float, quick: bool) -> tuple[dict | None, tuple | None]:
+    """(None, the quick answer's listing or None) with the lease taken for `owner`, or (the
+    answer, None) without it: the quick answer (a tick done, an idle mailbox), or busy after
+    `wait_s`. While another run holds the lease the quick answer is
+    asked again each time it may have ended: that run lists the history again before releasing
+    it, so it usually took this task's mail too, and this task then writes nothing."""
+    wait_until = started + max(0.0, wait_s)
+    while True:
+        answer = _quick_answer(services, mailbox, credential, tick, started) if quick else None
+        if isinstance(answer, dict):
+            return answer, None
+        if take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
+            return None, answer
+        if time.monotonic() >= wait_until:
+            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}, None
+        time.sleep(0.5)
+
+
+def _quick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None,
+                  started: float) -> dict | tuple | None:
+    """Before any lease: a tick's task is skipped once its tick is recorded, and every task
+    (tick, notification, continuation, a named poll) is answered at once when the mailbox is
+    idle, writing nothing; the new mail it listed (_idle) or None when there is work."""
     name = mailbox["name"]
     state = services.store.get_sync(name, services.settings.instance)
-    if state.get("last_tick") == tick:
+    if tick and state.get("last_tick") == tick:
         return {"mailbox": name, "outcome": "skipped", "reason": TICK_DONE}
     try:
         idle = _idle(services, name, mailbox, credential, state)
     except TokenRevoked:
         idle = None  # the full path records it
-    if idle:
+    if isinstance(idle, dict):
         idle["duration_s"] = round(time.monotonic() - started, 3)
     return idle
 
 
-def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | None:
-    """The scheduled tick's cheap check (docs/benchmarks.md, idle_mailbox_cost): with nothing
+def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state: dict) -> dict | tuple | None:
+    """The cheap check before any lease (docs/benchmarks.md, idle_mailbox_cost): with nothing
     pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
-    that a mailbox is idle. Returns the summary of an idle mailbox, None when there is work."""
+    that a mailbox is idle. Returns the summary of an idle mailbox; when there is new mail, the
+    listing (its start, listing.NewMail) for the run to start from; None when it cannot tell."""
     if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
             or state.get("backlog") or state.get("last_failed") != 0 or state.get("lease_owner")
             or (services.settings.pubsub_topic
                 and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
         return None
     gmail = services.gmail_for(mailbox, credential)
+    ids, spam_ids, history_id = [], [], None
     try:
-        for page_ids, spam_ids, _history_id, _last in gmail.new_mail(state["history_id"]):
-            if page_ids or spam_ids:
-                return None
+        for page_ids, page_spam_ids, history_id, _last in gmail.new_mail(state["history_id"]):
+            ids.extend(page_ids)
+            spam_ids.extend(page_spam_ids)
     except GmailError:
         return None  # expired history and the like: the full sync handles it
+    if ids or spam_ids:  # the run starts from this listing (run.py, prelisted)
+        return (state["history_id"], listing.NewMail("incremental", ids, history_id, spam_ids=spam_ids))
     return {"mailbox": name, "outcome": "ok", "mode": "idle", "complete": True, "counts": zero_counts(),
             "quota_units": gmail.pacer.used, "retries": gmail.retries, "backlog": 0}
 
@@ -164,13 +192,49 @@ def _hand_off_under_the_lease(services: PollPorts, sync: MailboxSync, mode: str)
     watch.maybe_watch(services, sync.mailbox, sync.gmail, sync.sync_state, force=mode == "first")
 
 
-def _hand_off_after_the_lease(services: PollPorts, sync: MailboxSync) -> None:
-    """The quota bucket, then the acknowledgements: only queued, after the lease is released;
-    the outbox sends them (docs/outbox.md)."""
-    if sync.gmail is not None:
-        handoffs.record_ingestion(services, sync.mailbox, sync.gmail.pacer.used)
-    handoffs.queue_acknowledgements(services, sync.mailbox, sync.new_tickets, sync.listing)
-    sync.new_tickets = []
+class HandOffs:
+    """The hand-offs after the commit that need no lease: the new tickets' acknowledgements
+    (only queued; the outbox sends them, docs/outbox.md) and ingestion's units in the quota
+    bucket. Between two passes of one run (run.py, `after_pass`) they go to a worker thread, so
+    the outbox need not wait for a long run's end and the next pass need not wait for them; the
+    units at most every INGESTION_RECORD_SECONDS (one pacing write a run otherwise). `finish`,
+    after the lease's release, waits for them and hands off the last pass's."""
+
+    def __init__(self, services: PollPorts, sync: MailboxSync):
+        self.services, self.sync = services, sync
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"handoffs-{sync.name}")
+        self.recorded, self.recorded_at = 0, time.monotonic()
+        self.waiting: list[tuple[list, object]] = []  # (new tickets, their pass's listing) for finish
+
+    def __call__(self) -> None:
+        tickets, found, self.sync.new_tickets = self.sync.new_tickets, self.sync.listing, []
+        if not self.services.settings.work_topic:
+            # no work queue: a "send" task runs in its caller (outbox.InlineQueue), after the run
+            self.waiting.append((tickets, found))
+            return
+        due = time.monotonic() - self.recorded_at >= INGESTION_RECORD_SECONDS
+        self.pool.submit(self._hand_off, tickets, found, self._units() if due else 0)
+
+    def finish(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.waiting.append((self.sync.new_tickets, self.sync.listing))
+        self.sync.new_tickets = []
+        units = self._units()
+        for tickets, found in self.waiting:
+            self._hand_off(tickets, found, units)
+            units = 0
+
+    def _units(self) -> int:
+        used = self.sync.gmail.pacer.used if self.sync.gmail is not None else 0
+        units, self.recorded, self.recorded_at = used - self.recorded, used, time.monotonic()
+        return units
+
+    def _hand_off(self, tickets: list, found, units: int) -> None:
+        try:
+            handoffs.record_ingestion(self.services, self.sync.mailbox, units)
+            handoffs.queue_acknowledgements(self.services, self.sync.mailbox, tickets, found)
+        except Exception as e:  # noqa: BLE001 - both are durable or advisory: never fail the run
+            log_event("WARNING", "hand-off failed", mailbox=self.sync.name, error=f"{e.__class__.__name__}")
 
 
 def make_ticket_from_spam(services: PollPorts, name: str, gmail_id: str) -> dict:

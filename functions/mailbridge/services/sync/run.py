@@ -21,6 +21,7 @@ from mailbridge.services.sync.decide import Decider, Prepared
 FINAL = models.FINAL_INBOUND_OUTCOMES
 CHUNK = 50
 PUBLISH_EVERY_S = 1.0  # the most a chunk's events wait for the next publish (docs/events.md)
+RELIST_RESERVE_S = 5.0  # a run lists the history again only with this much of its budget left
 
 
 class MailboxSync:
@@ -71,22 +72,71 @@ class MailboxSync:
         # its raw copy in Cloud Storage (gmail id -> the row's raw fields), not from Gmail
         self.from_copy: dict[str, dict] = {}
         self.aliases: set[str] | None = None  # read on first need (_aliases)
+        self.passes = 0  # listings ingested under this run's lease (run)
+        self.after_pass = None  # the caller's hand-offs between passes (mailbox.py)
+        self.prelisted = None  # (start history id, listing.NewMail) of the idle check (mailbox.py)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
+        """The passes of this run under one lease: after a pass that completed, the history is
+        listed again and the run goes on while new mail keeps coming and time is left, so a stream
+        of mail (and its notifications) makes one run, one lease taken and released. The history
+        id written is that of the last pass whose every message has a row."""
         started = time.time()
         self._begin()
-        found = listing.find_new_mail(self.gmail, self.sync_state, self.name, backfill_since)
+        found = self._prelisting(backfill_since) or listing.find_new_mail(
+            self.gmail, self.sync_state, self.name, backfill_since)
         self.listing = found  # which new tickets come from new mail (acknowledgements)
-        complete = True
+        mode, complete, history_id = found.mode, True, found.history_id
         if found.mode != "first":
-            ids = found.ids + spam.judge(self, [i for i in found.spam_ids if i not in found.ids]) \
-                if found.spam_ids else list(found.ids)
             self.rescued.extend(self.taken_from_spam)
-            complete = self.process(ids + [i for i in self.taken_from_spam if i not in ids])
+            complete = self._pass(found, self.taken_from_spam)
             self.backfill_done = complete and found.ends_backfill
-        return {"mailbox": self.name, "mode": found.mode, "complete": complete,
-                "changes": self._changes(complete, found.history_id, started)}
+            history_id = found.history_id if complete else None
+            while complete and self._may_list_again():
+                try:
+                    found = self._list_again(history_id)
+                except GmailError as e:  # what is committed stands; the next run lists again
+                    log_event("WARNING", "history not listed again", mailbox=self.name, error=str(e)[:200])
+                    break
+                if not (found.ids or found.spam_ids):
+                    history_id = found.history_id  # nothing new since: the next run starts there
+                    break
+                self.listing = found
+                complete = self._pass(found)
+                history_id = found.history_id if complete else history_id
+        return {"mailbox": self.name, "mode": mode, "complete": complete,
+                "changes": self._changes(complete, history_id, started)}
+
+    def _prelisting(self, backfill_since: float | None) -> listing.NewMail | None:
+        """The listing the idle check made just before the lease (mailbox.py), when it started
+        where this run starts: new mail listed since is taken by the next pass."""
+        if self.prelisted is None or backfill_since is not None or self.sync_state.get("backfill_since"):
+            return None
+        start, found = self.prelisted
+        return found if start == self.sync_state.get("history_id") else None
+
+    def _pass(self, found: listing.NewMail, taken_from_spam: list[str] = ()) -> bool:
+        """Ingest what one listing found; False when the budget or the lease stopped it."""
+        ids = found.ids + spam.judge(self, [i for i in found.spam_ids if i not in found.ids]) \
+            if found.spam_ids else list(found.ids)
+        self.passes += 1
+        return self.process(ids + [i for i in taken_from_spam if i not in ids])
+
+    def _may_list_again(self) -> bool:
+        """Another pass only with time left, the lease held, and not in careful mode (a run after
+        one that died goes message by message and ends as soon as it completes)."""
+        return (not self.careful and not (self.lease and self.lease.lost)
+                and time.monotonic() < self.deadline - RELIST_RESERVE_S)
+
+    def _list_again(self, history_id) -> listing.NewMail:
+        """The history since this run's last listing (2 Gmail units), after the pass's hand-offs:
+        mail that arrived while the pass worked, its notifications waiting for this lease."""
+        if self.after_pass:
+            self.after_pass()
+        self.sync_state = {**self.sync_state, "history_id": str(history_id), "backfill_since": None,
+                           "last_failed": 0}  # this run's failed rows wait for the next run
+        return listing.find_new_mail(self.gmail, self.sync_state, self.name)
 
     def _begin(self) -> None:
         self.sync_state = self.store.get_sync(self.name, self.settings.instance)
@@ -98,16 +148,18 @@ class MailboxSync:
 
     def _changes(self, complete: bool, history_id, started: float) -> dict:
         """The sync state after this run, written as the lease is released: the new history id
-        only once every message it covers has a row."""
+        only once every message it covers has a row (`history_id` None: no pass completed)."""
         changes = {"last_poll_at": models.now_iso(), "last_error": None,
                    **spam.state_changes(self.sync_state, self.spam_left, self.taken_from_spam)}
-        if complete:
+        if history_id is not None:
             changes.update(history_id=str(history_id), last_success_at=datetime.fromtimestamp(
-                started, timezone.utc).isoformat(timespec="seconds"), backlog=0)
+                started, timezone.utc).isoformat(timespec="seconds"))
             if self.backfill_done:
                 changes["backfill_since"] = None
             if self.careful:
                 changes["abandoned_runs"] = 0
+        if complete:
+            changes["backlog"] = 0
         return changes
 
     def process(self, ids: list[str]) -> bool:
@@ -140,7 +192,8 @@ class MailboxSync:
         if self.careful or self.sync_state.get("last_failed") != 0:
             ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
         existing = self.store.get_inbound_rows(self.name, ids)
-        self.processed = [i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]]
+        self.processed.extend(i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]
+                              and i not in self.processed)
         todo = [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
         for gmail_id in todo:
             self._read_stored_copy(gmail_id, existing.get(gmail_id) or {})
