@@ -156,7 +156,10 @@ def test_burst_of_200_with_push_and_a_concurrent_poll_makes_exactly_200_tickets(
     assert len(rows) == total
     assert {r["outcome"] for r in rows} == {"created"}
     assert len(tickets) == total
-    assert sorted(t["number"] for t in tickets) == list(range(1, total + 1))
+    # Unique, each ticket once; two processes reserving blocks during a burst may leave gaps
+    # (adapters/firestore/numbers.py, docs/architecture.md "No hot documents").
+    numbers = [t["number"] for t in tickets]
+    assert len(set(numbers)) == total and min(numbers) >= 1, numbers
     assert len({t["subject"] for t in tickets}) == total
     # push and poll shared the work through one lease (which one wins how much is a race)
     by_push = pushed_counts(_push_log(_stack)[marker:], name)
