@@ -28,3 +28,21 @@ def test_a_row_written_with_another_outcome_writes_no_event(store):  # noqa: F81
     store.put_inbound_row("help", "g2", {"mailbox": "help", "gmail_message_id": "g2", "outcome": "ignored",
                                          "reason": "deleted from Gmail before it was fetched"})
     assert quarantine_events(store) == [] and store.events_waiting("help") == 0
+
+
+def test_a_fresh_event_document_is_marked_published_without_a_version(store):  # noqa: F811
+    """services/events.publish_fresh marks the document its sync just committed without having
+    read it (no version): marked once, and no longer waiting; a document that is not there is
+    not created by the mark."""
+    from mailbridge.domain import events
+
+    joined = events.message_joined({"id": "7", "number": 7, "subject": "Printer"}, 1, "help", "g7", True,
+                                   "2026-01-01T00:00:00Z")
+    doc_id, fields = events.batch([joined], "help", "2026-01-01T00:00:00Z", 30)
+    assert events.fresh_only(fields)
+    store.commit_inbound_chunk("help", [], [], (doc_id, fields))
+    assert store.events_waiting("help") == 1
+    assert store.mark_events_published([{**fields, "id": doc_id, "_update_time": None}], "2026-01-01T00:00:01Z") == 1
+    assert store.events_waiting("help") == 0
+    assert store.mark_events_published([{**fields, "id": "absent", "_update_time": None}], "2026-01-01T00:00:02Z") == 0
+    assert [d["id"] for d in store.event_documents()] == [doc_id]

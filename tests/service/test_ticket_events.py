@@ -135,35 +135,67 @@ def test_a_confirmed_participant_is_ticket_updated(world):
     assert event["data"]["changes"]["participants"]["to"] == ["ann@example.org", "boss@example.org"]
 
 
-def test_a_clean_sync_looks_for_waiting_events_once_per_chunk_and_not_again_at_its_end(world, monkeypatch):
-    """Each chunk publishes its own events; only a run that may have written others (a quarantine,
-    a lost connection) looks again when it ends: the look-up is a query on the events log."""
-    services, accounts = world
+def _count_look_ups(services, monkeypatch) -> list:
     looked = []
     original = services.store.pending_events
     monkeypatch.setattr(services.store, "pending_events", lambda *a, **k: looked.append(a) or original(*a, **k))
+    return looked
+
+
+def test_new_conversations_publish_their_events_without_a_look_up_and_a_reply_looks_once(world, monkeypatch):
+    """A chunk whose events all concern tickets it created publishes them as committed: nothing
+    older can wait for a new ticket, so the look-up for waiting events (a query on the events
+    log) is skipped (docs/events.md). A message joining an existing ticket looks first, so an
+    older event of that ticket left waiting goes out before it; a clean run does not look again."""
+    services, accounts = world
+    looked = _count_look_ups(services, monkeypatch)
     mail(accounts, "ann@example.org", "Broken printer")
     mail(accounts, "bob@example.org", "VPN down")
     sync.poll(services, "help")
-    assert len(looked) == 1 and len(published(services, type="ticket.created")) == 2
+    assert looked == [] and len(published(services, type="ticket.created")) == 2
     sync.poll(services, "help")  # nothing new: no chunk, no look-up
-    assert len(looked) == 1 and services.store.events_waiting("help") == 0
+    assert looked == []
+    assert services.store.events_waiting("help") == 0
+    looked.clear()
+    first = next(r["message_id"] for r in services.store.inbound_log("help") if r["subject"] == "Broken printer")
+    mail(accounts, "ann@example.org", "Re: Broken printer", In_Reply_To=first)
+    sync.poll(services, "help")
+    assert len(looked) == 1 and len(published(services, type="ticket.message_added")) == 1
+    assert services.store.events_waiting("help") == 0
+
+
+def test_an_older_event_left_waiting_still_goes_out_first_for_its_ticket(world, monkeypatch):
+    """A writer that died after its commit left a ticket's event waiting: the next message joining
+    that ticket looks it up and publishes it before its own, in the ticket's sequence."""
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    (created,) = published(services, type="ticket.created")
+    services.event_topic.failing = 1  # the status change's publish fails: its event waits
+    tickets.set_status(services, ticket["id"], "closed")
+    assert services.store.events_waiting("help") == 1
+    first = next(r["message_id"] for r in services.store.inbound_log("help") if r["subject"] == "Broken printer")
+    mail(accounts, "ann@example.org", "Re: Broken printer", In_Reply_To=first)
+    sync.poll(services, "help")
+    assert [e["sequence"] for e in published(services) if e["subject"] == created["subject"]] == [1, 2, 3]
+    assert services.store.events_waiting("help") == 0
 
 
 def test_chunks_committed_within_a_second_publish_together_and_the_run_publishes_the_rest(world, monkeypatch):
     """A careful run commits one message per chunk: its chunks publish at most once a second,
-    and whatever waits when the run ends is published then, in order."""
+    and whatever waits when the run ends is published then, in order, without a look-up when
+    every chunk only created tickets."""
     from mailbridge.services.sync import run
 
     services, accounts = world
     monkeypatch.setattr(run, "CHUNK", 1)
-    looked = []
-    original = services.store.pending_events
-    monkeypatch.setattr(services.store, "pending_events", lambda *a, **k: looked.append(a) or original(*a, **k))
+    looked = _count_look_ups(services, monkeypatch)
+    publishes = []
+    original = services.event_topic.publish
+    monkeypatch.setattr(services.event_topic, "publish", lambda batch: publishes.append(len(batch)) or original(batch))
     for i in range(5):
         mail(accounts, f"c{i}@example.org", f"Question {i}")
     sync.poll(services, "help")
-    assert len(looked) == 2  # the first chunk's, then the rest at the run's end (all within a second)
+    assert publishes == [1, 4] and looked == []  # the first chunk's, then the rest at the run's end
     assert [e["type"] for e in published(services)] == ["ticket.created"] * 5
     assert services.store.events_waiting("help") == 0
 

@@ -198,6 +198,14 @@ def batch(events: list[dict], mailbox: str, created: str, retention_days: int) -
     }
 
 
+def fresh_only(document: dict) -> bool:
+    """Whether every event of a commit's document is about a ticket that commit created: nothing
+    older can wait for those tickets, so the document may be published without looking for
+    waiting ones first (services/events.publish_fresh; docs/events.md)."""
+    created = {e["subject"] for e in document["events"] if e["type"] == CREATED and e["sequence"] == 1}
+    return all(e["subject"] in created for e in document["events"])
+
+
 def retention_days(settings: dict) -> int:
     return int(settings.get("events.retention_days") or DEFAULT_RETENTION_DAYS)
 

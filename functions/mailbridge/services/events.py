@@ -66,10 +66,32 @@ def publish_pending(services: EventsPorts, mailbox: str) -> int:
 def after_commit(services: EventsPorts, mailbox: str | None) -> None:
     """What a writer does once its change (and its event) is committed: publish. The change
     stands whatever happens here; a failed publish leaves the event waiting for the queue."""
-    if not mailbox or services.event_topic is None:
+    if mailbox and services.event_topic is not None:
+        _publish_or_queue(services, mailbox, lambda: publish_pending(services, mailbox))
+
+
+def publish_fresh(services: EventsPorts, mailbox: str, documents: list[tuple[str, dict]]) -> None:
+    """after_commit for a sync's event documents that each concern only tickets their commit
+    created (domain/events.fresh_only): no older event can wait for those tickets, so they are
+    published as committed and marked, without the look-up for waiting documents (a query the
+    emulator answers by scanning every event document; docs/benchmarks.md). Others' leftovers
+    wait for their own writer's retry, an events task or the tick's sweep (docs/events.md)."""
+    if not documents or services.event_topic is None:
         return
+
+    def publish() -> None:
+        stored = events.in_order([e for _id, fields in documents for e in fields["events"]])
+        services.event_topic.publish(render(services, stored))
+        # No version to compare: a concurrent publisher marking it too only repeats the mark.
+        services.store.mark_events_published([{**fields, "id": doc_id, "_update_time": None}
+                                              for doc_id, fields in documents], models.now_iso())
+
+    _publish_or_queue(services, mailbox, publish)
+
+
+def _publish_or_queue(services: EventsPorts, mailbox: str, publish) -> None:
     try:
-        publish_pending(services, mailbox)
+        publish()
     except Exception as e:  # noqa: BLE001 - committed: the event waits in the log, never lost
         log_event("WARNING", "ticket events not published yet; an events task will retry", mailbox=mailbox,
                   error=f"{e.__class__.__name__}: {str(e)[:200]}")

@@ -29,7 +29,9 @@ class EventRepository(MemoryRepository):
         marked = 0
         with self._lock:
             for document in documents:
-                if self._version("events", document["id"]) == document["_update_time"]:
+                version = document["_update_time"]  # None: no version read (publish_fresh)
+                if (version is None and self._version("events", document["id"]) is not None) or (
+                        version is not None and self._version("events", document["id"]) == version):
                     self._update("events", document["id"], {"published": True, "published_at": published_at})
                     marked += 1
         return marked

@@ -37,8 +37,9 @@ class EventRepository(FirestoreRepository):
         changes = {"published": True, "published_at": published_at}
 
         def update(batch, document):
+            version = document["_update_time"]  # None: no version read (services/events.publish_fresh)
             batch.update(self.events_ref(document["id"]), changes,
-                         option=self.db.write_option(last_update_time=document["_update_time"]))
+                         **({"option": self.db.write_option(last_update_time=version)} if version is not None else {}))
 
         batch = self.db.batch()
         for document in documents:

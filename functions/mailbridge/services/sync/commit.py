@@ -24,6 +24,7 @@ COMMIT_ATTEMPTS = 4
 class Committed:
     outcomes: dict[str, str]  # gmail id -> outcome
     new_tickets: list[tuple[dict, Prepared]]  # the tickets opened by accepted mail: acknowledgements
+    events: tuple[str, dict] | None = None  # the commit's event document (id, fields), if any
 
 
 def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, incoming: dict,
@@ -61,9 +62,8 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
             row["expires_at"] = expires_at
         rows.append((decision.prepared.gmail_id, row, earlier["_update_time"] if earlier else None))
         outcomes[decision.prepared.gmail_id] = decision.outcome
-    store.commit_inbound_chunk(mailbox, rows, tickets.writes(),
-                               _event_document(mailbox, decisions, tickets, renames, now, settings),
-                               tickets.claims(renames, now))
+    event_document = _event_document(mailbox, decisions, tickets, renames, now, settings)
+    store.commit_inbound_chunk(mailbox, rows, tickets.writes(), event_document, tickets.claims(renames, now))
     for ticket_id in tickets.reopened:  # its rows no longer expire (services/retention.py)
         retention.clear_expiry(store, ticket_id)
     for decision in decisions:
@@ -71,7 +71,8 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
             log_event("INFO", "message ignored", mailbox=mailbox, gmail_message_id=decision.prepared.gmail_id,
                       reason=decision.reason)
     return Committed(outcomes, [(tickets.tickets[renames.get(d.ticket_id, d.ticket_id)], d.prepared)
-                                for d in decisions if d.outcome == "created" and d.prepared.verdict.action == "accept"])
+                                for d in decisions if d.outcome == "created" and d.prepared.verdict.action == "accept"],
+                     event_document)
 
 
 def _event_document(mailbox: str, decisions: list[Decision], tickets: ChunkTickets, renames: dict[str, str],

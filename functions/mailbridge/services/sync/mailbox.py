@@ -56,8 +56,9 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     summary = {"mailbox": name, "outcome": "ok"}
     changes = _run_under_lease(services, sync, backfill_since, tick, summary)
     after.finish()  # the quota bucket, then the acknowledgements: after the lease is released
-    if sync.unpublished or _wrote_events_outside_chunks(sync, summary):
-        sync.publish_events()
+    outside_chunks = _wrote_events_outside_chunks(sync, summary)
+    if sync.unpublished or outside_chunks:
+        sync.publish_events(look_up=outside_chunks)
     summary.update(counts=sync.counts, duration_s=round(time.monotonic() - started, 3),
                    quota_units=sync.gmail.pacer.used if sync.gmail else 0,
                    retries=sync.gmail.retries if sync.gmail else 0, backlog=changes.get("backlog", 0),

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import hashlib
 import time
 
+from mailbridge.domain import events as events_of
 from mailbridge.domain import models, workspace
 from mailbridge.errors import DocumentTooLarge, GmailError, InvalidInput, StoreUnavailable
 from mailbridge.logs import log_event
@@ -54,6 +55,9 @@ class MailboxSync:
         # rows, one publish, one mark each): a careful run commits one message per chunk.
         self.published_at = 0.0
         self.unpublished = False  # a chunk's events wait for the next publish or the run's end
+        # The event documents committed since the last publish, while each is only about tickets
+        # its commit created (published as they are); None once one is not (then looked up).
+        self.fresh_events: list[tuple[str, dict]] | None = []
         self.sync_state: dict = {}  # the mailbox's sync state as this run found it
         # After a poll of this mailbox died without a word (out of memory, killed), the next runs
         # go one message at a time and count each attempt first, until one completes: a message
@@ -257,10 +261,15 @@ class MailboxSync:
             self.counts[outcome if outcome in self.counts else "failed"] += 1
         return outcomes
 
-    def publish_events(self) -> None:
-        """The ticket events committed so far and still waiting (docs/events.md)."""
-        events.after_commit(self.services, self.name)
-        self.published_at, self.unpublished = time.monotonic(), False
+    def publish_events(self, look_up: bool = False) -> None:
+        """The ticket events committed so far and still waiting (docs/events.md): the chunks' own
+        documents as they are when each only concerns tickets it created (nothing older can wait
+        for them), else every waiting one, looked up (`look_up`: events written outside a chunk)."""
+        if look_up or self.fresh_events is None:
+            events.after_commit(self.services, self.name)
+        else:
+            events.publish_fresh(self.services, self.name, self.fresh_events)
+        self.published_at, self.unpublished, self.fresh_events = time.monotonic(), False, []
 
     def _commit(self, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
         """The chunk in one commit; when that fails for any reason but an unavailable store, once
@@ -292,6 +301,9 @@ class MailboxSync:
         for committed in batches:
             outcomes.update(committed.outcomes)
             self.new_tickets.extend(committed.new_tickets)
+            if committed.events is not None and self.fresh_events is not None:
+                self.fresh_events = self.fresh_events + [committed.events] if events_of.fresh_only(
+                    committed.events[1]) else None
 
     def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
         return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
