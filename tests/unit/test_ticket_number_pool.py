@@ -83,6 +83,45 @@ def test_no_number_is_handed_out_twice_across_threads():
     assert len(every) == len(set(every)) == 1600
 
 
+def test_syncs_that_find_the_block_short_together_wait_for_one_refill():
+    """Two dozen concurrent syncs of one process (a fan-out) reach an empty block at once: one
+    of them writes the counter, the others take from the block it brought."""
+    import threading
+
+    counter, clock = Counter(), Clock()
+    pool = NumberPool(counter.increment, clock)
+    for _ in range(TRIGGER):  # busy: the next reservation takes a block
+        pool.take(10)
+    clock.now += BLOCK_S + 1  # the block expired: the next syncs find it empty
+    before = counter.writes
+    entered, release = threading.Barrier(24), threading.Event()
+    original = counter.increment
+
+    def slow_increment(n):
+        release.wait(5)  # the others arrive while this refill is under way
+        return original(n)
+
+    pool.increment = slow_increment
+    results: list[list[int]] = []
+
+    def sync():
+        entered.wait()
+        results.append(pool.take(3))
+
+    threads = [threading.Thread(target=sync) for _ in range(24)]
+    for t in threads:
+        t.start()
+    import time
+
+    time.sleep(0.3)  # every sync has reached the pool while the first refill waits
+    release.set()
+    for t in threads:
+        t.join()
+    every = [n for r in results for n in r]
+    assert len(every) == len(set(every)) == 72
+    assert counter.writes - before <= 2, counter.writes - before
+
+
 def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
     counter, clock = Counter(), Clock()
     writes = []

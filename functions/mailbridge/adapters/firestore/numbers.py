@@ -37,6 +37,10 @@ class NumberPool:
     def __init__(self, increment, clock=time.monotonic):
         self.increment, self.clock = increment, clock
         self.lock = threading.Lock()
+        # One refill at a time: the syncs of a busy process that find the block short together
+        # wait for one increment instead of each writing the counter (a fan-out's two dozen
+        # concurrent syncs made the counter's 10 s peak 1.9 writes a second; docs/benchmarks.md).
+        self.refill = threading.Lock()
         self.block: list[int] = []
         self.block_until = 0.0
         self.recent: deque[tuple[float, int]] = deque()  # (when, how many) reservations asked
@@ -46,6 +50,10 @@ class NumberPool:
     def take(self, count: int) -> list[int]:
         if count <= 0:
             return []
+        with self.refill:
+            return self._take(count)
+
+    def _take(self, count: int) -> list[int]:
         with self.lock:
             now = self.clock()
             self.recent.append((now, count))
@@ -61,7 +69,7 @@ class NumberPool:
             if len(self.recent) >= TRIGGER:  # busy: a block for the next BLOCK_S of this demand
                 rate = sum(n for _at, n in self.recent) / max(now - self.recent[0][0], 1.0)
                 size = max(missing, min(MAX_BLOCK, round(rate * self.block_s)))
-        # Outside the lock: other syncs keep taking numbers meanwhile (two refills only add numbers).
+        # Under `refill` only: a thread reading the pool's figures meanwhile is not held up.
         last, reservations = self.increment(size)
         numbers = list(range(last - size + 1, last + 1))
         with self.lock:
