@@ -180,20 +180,37 @@ def test_an_older_event_left_waiting_still_goes_out_first_for_its_ticket(world, 
     assert services.store.events_waiting("help") == 0
 
 
-def test_chunks_committed_within_a_second_publish_together_and_the_run_publishes_the_rest(world, monkeypatch):
-    """A careful run commits one message per chunk: its chunks publish at most once a second,
-    and whatever waits when the run ends is published then, in order, without a look-up when
-    every chunk only created tickets."""
-    from mailbridge.services.sync import run
-
-    services, accounts = world
-    monkeypatch.setattr(run, "CHUNK", 1)
-    looked = _count_look_ups(services, monkeypatch)
+def _publishes(services, monkeypatch) -> list[int]:
     publishes = []
     original = services.event_topic.publish
     monkeypatch.setattr(services.event_topic, "publish", lambda batch: publishes.append(len(batch)) or original(batch))
+    return publishes
+
+
+def test_each_chunk_publishes_its_events_at_once(world, monkeypatch):
+    """The lag from commit to publish is one request (docs/events.md): every chunk of an ordinary
+    run publishes right after its commit, without a look-up when it only created tickets."""
+    from mailbridge.services.sync import run
+
+    services, accounts = world
+    monkeypatch.setattr(run, "CHUNK", 2)
+    looked, publishes = _count_look_ups(services, monkeypatch), _publishes(services, monkeypatch)
     for i in range(5):
         mail(accounts, f"c{i}@example.org", f"Question {i}")
+    sync.poll(services, "help")
+    assert publishes == [2, 2, 1] and looked == []
+    assert [e["type"] for e in published(services)] == ["ticket.created"] * 5
+
+
+def test_a_careful_runs_chunks_publish_at_most_once_a_second_and_the_run_publishes_the_rest(world, monkeypatch):
+    """After a run died, the next goes one message per chunk (careful mode, docs/reliability.md):
+    its chunks publish at most once a second, and whatever waits when the run ends is published
+    then, in order, without a look-up when every chunk only created tickets."""
+    services, accounts = world
+    looked, publishes = _count_look_ups(services, monkeypatch), _publishes(services, monkeypatch)
+    for i in range(5):
+        mail(accounts, f"c{i}@example.org", f"Question {i}")
+    services.store.update_sync("help", "production", {"abandoned_runs": 1})  # the last run died
     sync.poll(services, "help")
     assert publishes == [1, 4] and looked == []  # the first chunk's, then the rest at the run's end
     assert [e["type"] for e in published(services)] == ["ticket.created"] * 5
