@@ -85,16 +85,18 @@ def bench_many(bench: Bench, total: int, busy: int = BUSY) -> dict:
             "firestore": bench_firestore.phase(f"fanout_{total}_mailboxes", since, new)}
 
 
-def _warm_up(bench: Bench, total: int, timeout: float = 900) -> float | None:
-    """A tick that gives every mailbox its first sync (a mailbox that never synced is not idle);
-    seconds until every sync state has its history id."""
+def _warm_up(bench: Bench, total: int, timeout: float = 1800) -> float | None:
+    """A tick that gives every mailbox its first sync (a mailbox that never synced is not idle:
+    its sync state has no `last_failed` yet, services/sync/mailbox.py); seconds until every sync
+    state records that tick. Connecting writes the history id already, so waiting for it would
+    let the measured tick run into the warm-up's queued first syncs."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     started = time.monotonic()
-    bench.tick()
-    query = bench.services.store.db.collection("sync").where(filter=FieldFilter("history_id", ">", ""))
+    tick = bench.tick()["tick"]
+    query = bench.services.store.db.collection("sync").where(filter=FieldFilter("last_tick", "==", tick))
     while time.monotonic() - started < timeout:
         if int(query.count().get()[0][0].value) >= total:
             return round(time.monotonic() - started, 1)
-        time.sleep(1)
+        time.sleep(2)
     return None
