@@ -43,6 +43,9 @@ KILL_MESSAGES = 300
 PROJECT_LIMIT_PER_MINUTE = 1_200_000  # Gmail's per-project quota (tests/fakes/README.md)
 USER_LIMIT_PER_MINUTE = 6_000
 STACK_DIR = ROOT / ".bench-scale-stack"
+# Functions servers sharing the work queue: Cloud Run runs several instances under load, and one
+# Python process uses about one of the machine's two cores (docs/benchmarks.md, "Scale out").
+FUNCTION_INSTANCES = int(os.environ.get("BENCH_FUNCTION_INSTANCES", "2"))
 
 
 import scale_more  # noqa: E402
@@ -168,11 +171,11 @@ def bench_kill(bench: Bench) -> dict:
         before = bench.inbound_count(name)
         os.killpg(victim.pgid, signal.SIGKILL)
         killed = time.monotonic()
-        stacklib.create_work_subscription(host, bench.stack.project, bench.functions_url + "/push")
+        stacklib.create_work_subscription(host, bench.stack.project, bench.push_endpoints)
     finally:
         with contextlib.suppress(Exception):
             bench.stack.stop_service(victim)
-        stacklib.create_work_subscription(host, bench.stack.project, bench.functions_url + "/push")
+        stacklib.create_work_subscription(host, bench.stack.project, bench.push_endpoints)
     waited = bench.wait_rows(KILL_MESSAGES, timeout=600, mailbox=name)
     time.sleep(2)  # late redeliveries must not add anything
     rows = bench.services.store.inbound_log(name, limit=5000)
@@ -240,6 +243,7 @@ def run(stack: stacklib.Stack, sizes=(100, 300, 1000), parts=PARTS, many: int = 
     saved = dict(os.environ)
     try:
         bench = Bench(stack)
+        bench.scale_out(FUNCTION_INSTANCES)
         from mailbridge import logs  # noqa: F401  (the log stream is the caller's)
 
         results: dict = {}

@@ -41,6 +41,18 @@ class Bench:
 
         self.services = make_services()
         self.connected: list[str] = []
+        self.push_endpoints = [self.functions_url + "/push"]
+
+    def scale_out(self, instances: int) -> None:
+        """`instances` functions servers share the work queue's shards (the others started here):
+        one Python process serves about one core at most (the GIL), where Cloud Run runs as many
+        instances as the load asks for (docs/benchmarks.md, "Scale out")."""
+        for index in range(2, instances + 1):
+            server = self.stack.start_functions(f"functions_{index}", push=True)
+            self.push_endpoints.append(server.url + "/push")
+        if len(self.push_endpoints) > 1:
+            host = self.env["PUBSUB_EMULATOR_HOST"]
+            stacklib.create_work_subscription(host, self.stack.project, self.push_endpoints)
 
     def fake(self, path: str, body=None, method: str | None = None):
         method = method or ("post" if body is not None else "get")

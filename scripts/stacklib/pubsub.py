@@ -74,18 +74,20 @@ def work_topics(project: str, shards: int = WORK_SHARDS) -> list[str]:
     return [base if shard == 0 else f"{base}-{shard:02d}" for shard in range(shards)]
 
 
-def create_work_subscription(host: str, project: str, endpoint: str) -> list[str]:
+def create_work_subscription(host: str, project: str, endpoint: str | list[str]) -> list[str]:
     """The work queue's topics and their push subscriptions (terraform/queue.tf is the deployed
     twin): tasks to `push`, redelivered with backoff when it answers 429/5xx or does not answer
-    in time. Called again, it repoints every subscription to `endpoint`."""
+    in time. Called again, it repoints every subscription to `endpoint`. Several endpoints (the
+    bench's functions servers, standing in for Cloud Run's instances) share the shards in turn."""
     from google.pubsub_v1 import types
 
+    endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
     paths = []
     for shard, topic in enumerate(work_topics(project)):
         create_topic(host, topic)
         name = WORK_SUBSCRIPTION if shard == 0 else f"{WORK_SUBSCRIPTION}-{shard:02d}"
         paths.append(create_push_subscription(
-            host, topic, project, name, endpoint, ack_deadline_s=WORK_ACK_DEADLINE_S,
+            host, topic, project, name, endpoints[shard % len(endpoints)], ack_deadline_s=WORK_ACK_DEADLINE_S,
             retry_policy=types.RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 10})))
     return paths
 

@@ -138,3 +138,33 @@ def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
     assert len(set(taken)) == len(taken)
     late = [w for w in writes if w.at > 1030]  # once the blocks have grown
     assert accounting.max_sustained_rate(late)["value"] <= 1.0
+
+
+def test_two_processes_starting_a_burst_together_write_the_counter_at_most_once_a_second():
+    counter, clock = Counter(), Clock()
+    writes = []
+
+    def increment(n):
+        writes.append(accounting.Written(clock.now, "counters/tickets", 10))
+        return counter.increment(n)
+
+    pools = [NumberPool(increment, clock) for _ in range(2)]  # two instances, one fan-out
+    taken = []
+    for step in range(1200):  # each reserves every 100 ms for a minute, from the first second
+        taken += pools[step % 2].take(3)
+        clock.now += 0.05
+    assert len(set(taken)) == len(taken) == 3600
+    assert accounting.max_sustained_rate(writes)["value"] <= 1.0, accounting.max_sustained_rate(writes)
+
+
+def test_a_process_quiet_again_after_a_burst_reserves_exactly_what_it_needs():
+    counter, clock = Counter(), Clock()
+    pool = NumberPool(counter.increment, clock)
+    for _ in range(200):
+        pool.take(3)
+        clock.now += 0.05
+    clock.now += 120  # the burst is over: minutes later, one ticket at a time
+    first = pool.take(1)[0]
+    clock.now += 20
+    second = pool.take(1)[0]
+    assert second == first + 1 == counter.last
