@@ -65,6 +65,34 @@ def test_a_new_ticket_is_one_created_event_carrying_its_first_message(world):
     assert services.store.events_waiting("help") == 0
 
 
+def test_an_events_message_says_how_gmail_authenticated_it_as_the_ticket_shows_it(world):
+    """The rows read back for an event carry the row's authentication, and a chunk's own events
+    (rendered from the rows it wrote) say the same as the stored log."""
+    services, accounts = world
+    ticket = new_ticket(services, accounts)
+    (event,) = published(services)
+    (shown,) = tickets.show(services, ticket["id"])["messages"]
+    assert event["data"]["message"]["authentication"] == shown["authentication"]
+    assert shown["authentication"]["verdict"] == "pass"
+    listed, _more = events.list_events(services, ticket=ticket["id"])
+    assert listed == [event]
+
+
+def test_a_syncs_own_events_are_published_without_reading_their_rows_back(world):
+    services, accounts = world
+    store, asked = services.store, []
+
+    class Watched:
+        def __getattr__(self, name):
+            if name == "event_message_rows":
+                asked.append(name)
+            return getattr(store, name)
+
+    services._overrides["store"] = Watched()
+    ticket = new_ticket(services, accounts)
+    assert [e["subject"] for e in published(services)] == [ticket["id"]] and asked == []
+
+
 def test_customer_mail_joining_a_ticket_is_message_added_with_the_next_sequence(world):
     services, accounts = world
     ticket = new_ticket(services, accounts)

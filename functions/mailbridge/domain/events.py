@@ -71,6 +71,11 @@ def inbound_ref(mailbox: str, gmail_id: str) -> dict:
     return {"collection": "inbound", "key": f"{mailbox}~{gmail_id}"}
 
 
+def ref_path(ref: dict) -> str:
+    """A message_ref as a document path, "collection/key"."""
+    return f"{ref['collection']}/{ref['key']}"
+
+
 def outbound_ref(key: str) -> dict:
     return {"collection": "outbound", "key": key}
 

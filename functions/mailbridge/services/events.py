@@ -33,13 +33,15 @@ def _iso(epoch: float) -> str:
 
 def _ref_key(event: dict) -> str | None:
     ref = event.get("message_ref")
-    return f"{ref['collection']}/{ref['key']}" if ref else None
+    return events.ref_path(ref) if ref else None
 
 
-def render(services: EventsPorts, stored: list[dict]) -> list[dict]:
-    """CloudEvents of stored events, their messages read from the rows they name."""
-    refs = [e["message_ref"] for e in stored if e.get("message_ref")]
-    rows = services.store.event_message_rows(refs) if refs else {}
+def render(services: EventsPorts, stored: list[dict], known: dict[str, dict] | None = None) -> list[dict]:
+    """CloudEvents of stored events, their messages read from the rows they name; `known`: rows
+    the caller wrote itself ("collection/key" -> row), not read again."""
+    known = known or {}
+    refs = [e["message_ref"] for e in stored if e.get("message_ref") and _ref_key(e) not in known]
+    rows = {**known, **(services.store.event_message_rows(refs) if refs else {})}
     source = events.source(services.settings.project, services.settings.instance)
     return [events.cloudevent(e, source, rows.get(_ref_key(e))) for e in stored]
 
@@ -70,18 +72,20 @@ def after_commit(services: EventsPorts, mailbox: str | None) -> None:
         _publish_or_queue(services, mailbox, lambda: publish_pending(services, mailbox))
 
 
-def publish_fresh(services: EventsPorts, mailbox: str, documents: list[tuple[str, dict]]) -> None:
+def publish_fresh(services: EventsPorts, mailbox: str, documents: list[tuple[str, dict]],
+                  rows: dict[str, dict] | None = None) -> None:
     """after_commit for a sync's event documents that each concern only tickets their commit
     created (domain/events.fresh_only): no older event can wait for those tickets, so they are
     published as committed and marked, without the look-up for waiting documents (a query the
     emulator answers by scanning every event document; docs/benchmarks.md). Others' leftovers
-    wait for their own writer's retry, an events task or the tick's sweep (docs/events.md)."""
+    wait for their own writer's retry, an events task or the tick's sweep (docs/events.md).
+    `rows`: the rows those commits wrote, so their messages are not read back."""
     if not documents or services.event_topic is None:
         return
 
     def publish() -> None:
         stored = events.in_order([e for _id, fields in documents for e in fields["events"]])
-        services.event_topic.publish(render(services, stored))
+        services.event_topic.publish(render(services, stored, rows))
         # No version to compare: a concurrent publisher marking it too only repeats the mark.
         services.store.mark_events_published([{**fields, "id": doc_id, "_update_time": None}
                                               for doc_id, fields in documents], models.now_iso())

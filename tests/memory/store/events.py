@@ -10,7 +10,7 @@ from __future__ import annotations
 from tests.memory.store.base import MemoryRepository
 from tests.memory.store.base import _matches as matches
 
-MESSAGE_ROW_FIELDS = ("message", "status", "mailbox")  # the adapter's field mask
+MESSAGE_ROW_FIELDS = ("message", "status", "mailbox", "authentication")  # the adapter's field mask
 
 
 class EventRepository(MemoryRepository):

@@ -16,7 +16,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from mailbridge.adapters.firestore.base import FirestoreRepository
 
 
-MESSAGE_ROW_FIELDS = ["message", "status", "mailbox"]  # what domain/tickets.message_view reads of a row
+MESSAGE_ROW_FIELDS = ["message", "status", "mailbox", "authentication"]  # what domain/tickets.message_view reads of a row
 
 
 class EventRepository(FirestoreRepository):

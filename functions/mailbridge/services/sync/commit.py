@@ -25,6 +25,9 @@ class Committed:
     outcomes: dict[str, str]  # gmail id -> outcome
     new_tickets: list[tuple[dict, Prepared]]  # the tickets opened by accepted mail: acknowledgements
     events: tuple[str, dict] | None = None  # the commit's event document (id, fields), if any
+    # The rows it wrote, by the "collection/key" their events name: what publishing the events
+    # would read back (services/events.render), so a chunk's own events cost no read.
+    rows: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, incoming: dict,
@@ -70,9 +73,10 @@ def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incomi
         if decision.outcome == "ignored":
             log_event("INFO", "message ignored", mailbox=mailbox, gmail_message_id=decision.prepared.gmail_id,
                       reason=decision.reason)
+    written = {events.ref_path(events.inbound_ref(mailbox, gmail_id)): row for gmail_id, row, _version in rows}
     return Committed(outcomes, [(tickets.tickets[renames.get(d.ticket_id, d.ticket_id)], d.prepared)
                                 for d in decisions if d.outcome == "created" and d.prepared.verdict.action == "accept"],
-                     event_document)
+                     event_document, written)
 
 
 def _event_document(mailbox: str, decisions: list[Decision], tickets: ChunkTickets, renames: dict[str, str],

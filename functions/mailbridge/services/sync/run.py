@@ -58,6 +58,7 @@ class MailboxSync:
         # The event documents committed since the last publish, while each is only about tickets
         # its commit created (published as they are); None once one is not (then looked up).
         self.fresh_events: list[tuple[str, dict]] | None = []
+        self.fresh_rows: dict[str, dict] = {}  # the rows those chunks wrote (commit.Committed.rows)
         self.sync_state: dict = {}  # the mailbox's sync state as this run found it
         # After a poll of this mailbox died without a word (out of memory, killed), the next runs
         # go one message at a time and count each attempt first, until one completes: a message
@@ -270,8 +271,8 @@ class MailboxSync:
         if look_up or self.fresh_events is None:
             events.after_commit(self.services, self.name)
         else:
-            events.publish_fresh(self.services, self.name, self.fresh_events)
-        self.published_at, self.unpublished, self.fresh_events = time.monotonic(), False, []
+            events.publish_fresh(self.services, self.name, self.fresh_events, self.fresh_rows)
+        self.published_at, self.unpublished, self.fresh_events, self.fresh_rows = time.monotonic(), False, [], {}
 
     def _commit(self, prepared: list[Prepared], outcomes: dict[str, str]) -> None:
         """The chunk in one commit; when that fails for any reason but an unavailable store, once
@@ -304,6 +305,7 @@ class MailboxSync:
             outcomes.update(committed.outcomes)
             self.new_tickets.extend(committed.new_tickets)
             if committed.events is not None and self.fresh_events is not None:
+                self.fresh_rows.update(committed.rows)
                 self.fresh_events = self.fresh_events + [committed.events] if events_of.fresh_only(
                     committed.events[1]) else None
 
