@@ -124,6 +124,16 @@ def test_deleting_a_mailbox_deletes_its_sync_state_and_no_other_mailboxs(store):
 # --------------------------------------------------------------------------- sync state and leases
 
 
+def test_a_mailbox_is_read_with_its_sync_state_in_one_call(store):
+    mailbox_with_credential(store)
+    store.reset_sync("help", "production", "2026-01-01T00:00:00Z", history_id=7)
+    mailbox, state = store.mailbox_with_sync("help", "production")
+    assert mailbox["name"] == "help" and state["history_id"] == "7"
+    assert store.mailbox_with_sync("help", "staging")[1] == {}  # no sync state for that instance yet
+    with pytest.raises(NotFound):
+        store.mailbox_with_sync("nobody", "production")
+
+
 def test_sync_state_is_reset_whole_and_merged_map_by_map(store):
     assert store.get_sync("help", "production") == {}
     store.reset_sync("help", "production", "2026-01-01T00:00:00Z", history_id=42)

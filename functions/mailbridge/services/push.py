@@ -76,17 +76,18 @@ def sync_task(services: PushPorts, name: str, task: dict) -> Outcome:
         store = services.store
         # A tick's task was queued seconds ago by a tick that read the switches; other tasks
         # (continuations, notifications) read them here. An idle mailbox's tick task then costs
-        # two reads: the mailbox and its sync state (docs/benchmarks.md, idle_mailbox_cost).
+        # two reads, the mailbox and its sync state, in one round trip (docs/benchmarks.md,
+        # idle_mailbox_cost).
         if not task.get("tick") and not store.settings().get("use_incoming_service", True):
             return Outcome("incoming service is switched off", mailbox=name)
         try:
-            mailbox = store.get_mailbox(name)
+            mailbox, state = store.mailbox_with_sync(name, services.settings.instance)
         except NotFound:  # removed while its task was queued
             return Outcome("no such mailbox (removed?)", mailbox=name)
         if not _connected(services, mailbox):
             return Outcome("mailbox is not connected for this instance", mailbox=name)
         result = sync.sync_mailbox(services, name, budget_s=services.settings.push_time_budget_s,
-                                   task=task, mailbox=mailbox)
+                                   task=task, mailbox=mailbox, sync_state=state)
     except Exception as e:  # noqa: BLE001 - transient: let Pub/Sub redeliver
         return Outcome(f"transient failure ({e.__class__.__name__})", 503, mailbox=name)
     return _answer(name, result)

@@ -18,6 +18,9 @@ class SyncRepository(MemoryRepository):
     def get_sync(self, mailbox: str, instance: str) -> dict:
         return self._get("sync", _key(mailbox, instance)) or {}
 
+    def mailbox_with_sync(self, name: str, instance: str) -> tuple[dict, dict]:
+        return self.get_mailbox(name), self.get_sync(name, instance)
+
     def update_sync(self, mailbox: str, instance: str, changes: dict) -> None:
         self._set_merge("sync", _key(mailbox, instance), changes)
 

@@ -12,12 +12,24 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from mailbridge.adapters.firestore.base import FirestoreRepository, sync_key
+from mailbridge.errors import NotFound
 
 
 class SyncRepository(FirestoreRepository):
     def get_sync(self, mailbox: str, instance: str) -> dict:
         snap = self.db.collection("sync").document(sync_key(mailbox, instance)).get()
         return snap.to_dict() or {}
+
+    def mailbox_with_sync(self, name: str, instance: str) -> tuple[dict, dict]:
+        """The mailbox document and its sync state in one batch read: an idle tick task's two
+        reads cost one round trip (docs/benchmarks.md, idle_mailbox_cost)."""
+        mailbox_ref = self.db.collection("mailboxes").document(name)
+        sync_ref = self.db.collection("sync").document(sync_key(name, instance))
+        found = {snap.reference.parent.id: snap for snap in self.db.get_all([mailbox_ref, sync_ref])}
+        if not found.get("mailboxes") or not found["mailboxes"].exists:
+            raise NotFound(f"no mailbox named {name!r}")
+        state = found.get("sync")
+        return found["mailboxes"].to_dict(), (state.to_dict() if state is not None and state.exists else None) or {}
 
     def update_sync(self, mailbox: str, instance: str, changes: dict) -> None:
         self.db.collection("sync").document(sync_key(mailbox, instance)).set(changes, merge=True)

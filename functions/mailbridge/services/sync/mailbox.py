@@ -28,11 +28,12 @@ def zero_counts() -> dict:
 
 def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = None, backfill_since: float | None = None,
                  progress=None, lease_wait_s: float = 0.0, task: dict | None = None,
-                 mailbox: dict | None = None, from_spam: tuple[str, ...] = ()) -> dict:
+                 mailbox: dict | None = None, from_spam: tuple[str, ...] = (), sync_state: dict | None = None) -> dict:
     """Synchronize one mailbox under its lease. `task`: the work-queue task that asked for it
     (services/push.py). Every task, and a poll, first checks cheaply whether the mailbox is idle
     (no lease, no write); a run goes on under its lease while new mail keeps coming (run.py), and
-    one that runs out of budget with work left publishes a continuation task."""
+    one that runs out of budget with work left publishes a continuation task. `sync_state`: the
+    state read with the mailbox (services/push.py), for the first idle check."""
     settings = services.settings
     started = time.monotonic()
     budget = budget_s if budget_s is not None else settings.poll_time_budget_s
@@ -45,7 +46,8 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     # Short and renewed (Heartbeat); never longer than the run could need.
     ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
     answer, prelisted = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
-                                         lease_wait_s, started, quick=backfill_since is None and not from_spam)
+                                         lease_wait_s, started, quick=backfill_since is None and not from_spam,
+                                         state=sync_state)
     if answer:
         return answer
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
@@ -90,7 +92,8 @@ def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str 
 
 
 def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None, owner: str,
-                     ttl: float, wait_s: float, started: float, quick: bool) -> tuple[dict | None, tuple | None]:
+                     ttl: float, wait_s: float, started: float, quick: bool,
+                     state: dict | None = None) -> tuple[dict | None, tuple | None]:
     """(None, the quick answer's listing or None) with the lease taken for `owner`, or (the
     answer, None) without it: the quick answer (a tick done, an idle mailbox), or busy after
     `wait_s`. While another run holds the lease the quick answer is
@@ -98,7 +101,8 @@ def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick:
     it, so it usually took this task's mail too, and this task then writes nothing."""
     wait_until = started + max(0.0, wait_s)
     while True:
-        answer = _quick_answer(services, mailbox, credential, tick, started) if quick else None
+        answer = _quick_answer(services, mailbox, credential, tick, started, state) if quick else None
+        state = None  # asked again: read the state again
         if isinstance(answer, dict):
             return answer, None
         if take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
@@ -109,12 +113,13 @@ def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick:
 
 
 def _quick_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None,
-                  started: float) -> dict | tuple | None:
+                  started: float, state: dict | None = None) -> dict | tuple | None:
     """Before any lease: a tick's task is skipped once its tick is recorded, and every task
     (tick, notification, continuation, a named poll) is answered at once when the mailbox is
     idle, writing nothing; the new mail it listed (_idle) or None when there is work."""
     name = mailbox["name"]
-    state = services.store.get_sync(name, services.settings.instance)
+    if state is None:
+        state = services.store.get_sync(name, services.settings.instance)
     if tick and state.get("last_tick") == tick:
         return {"mailbox": name, "outcome": "skipped", "reason": TICK_DONE}
     try:
