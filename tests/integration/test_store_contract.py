@@ -134,6 +134,17 @@ def test_a_mailbox_is_read_with_its_sync_state_in_one_call(store):
         store.mailbox_with_sync("nobody", "production")
 
 
+def test_a_taken_lease_answers_the_sync_state_it_was_taken_on(store):
+    mailbox_with_credential(store)
+    store.reset_sync("help", "production", "2026-01-01T00:00:00Z", history_id=7)
+    state = store.acquire_lease("help", "production", "run-a", 300)
+    stored = store.get_sync("help", "production")
+    assert state["history_id"] == "7" and state["lease_owner"] == "run-a"
+    assert {k: state[k] for k in ("history_id", "lease_owner", "lease_expires_at", "lease_since")} == {
+        k: stored[k] for k in ("history_id", "lease_owner", "lease_expires_at", "lease_since")}
+    assert store.acquire_lease("help", "production", "run-b", 300) is None
+
+
 def test_sync_state_is_reset_whole_and_merged_map_by_map(store):
     assert store.get_sync("help", "production") == {}
     store.reset_sync("help", "production", "2026-01-01T00:00:00Z", history_id=42)

@@ -173,9 +173,10 @@ def crash_every_step(fake, firestore, boundary: str, count: int, every_call: boo
 # Each crash point starts a new worker process: each reserves its own ticket-number block,
 # records its run on the mailbox and its Gmail units in the ingestion pacing document, dozens of
 # processes a minute; and each crash point writes the
-# sync state four times in a few seconds (a fresh world, the lease taken by the worker that dies,
-# taken over, released): docs/architecture.md, "Per-document budget exceptions".
-@pytest.mark.firestore_budget({"counters/tickets": 3.0, "mailboxes/*": 3.0, "sync/*": 3.0, "send_pacing/*": 3.0},
+# sync state four or five times in about a second and a half (a fresh world, the lease taken by
+# the worker that dies, released or taken over, released): docs/architecture.md, "Per-document
+# budget exceptions".
+@pytest.mark.firestore_budget({"counters/tickets": 3.0, "mailboxes/*": 3.0, "sync/*": 5.0, "send_pacing/*": 3.0},
                               "a worker killed and restarted per call")
 @pytest.mark.parametrize("boundary", BOUNDARY_NAMES)
 def test_crash_after_each_call_loses_and_duplicates_nothing(mb_env, fake, firestore, storage_emulator, boundary):

@@ -29,17 +29,17 @@ class SyncRepository(MemoryRepository):
             "history_id": str(history_id) if history_id else None, "connected_at": connected_at,
             "last_success_at": None, "last_error": None, "lease_owner": None, "lease_expires_at": 0})
 
-    def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+    def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> dict | None:
         with self._lock:
             data = self.get_sync(mailbox, instance)
             now = time.time()
             if data.get("lease_owner") and data.get("lease_expires_at", 0) > now:
-                return False
+                return None
             lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
             if data.get("lease_owner"):  # its holder died before releasing it
                 lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
             self.update_sync(mailbox, instance, lease)
-            return True
+            return {**data, **lease}
 
     def renew_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
         with self._lock:

@@ -43,7 +43,9 @@ class SyncRepository(FirestoreRepository):
         )
         self.write_count += 1
 
-    def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> bool:
+    def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> dict | None:
+        """The sync state with `owner`'s lease when taken (what the transaction read: the run
+        starts from it without reading it again), else None."""
         ref = self.db.collection("sync").document(sync_key(mailbox, instance))
         transaction = self.db.transaction()
 
@@ -51,13 +53,13 @@ class SyncRepository(FirestoreRepository):
         def run(tx):
             data = ref.get(transaction=tx).to_dict() or {}
             if data.get("lease_owner") and data.get("lease_expires_at", 0) > time.time():
-                return False
+                return None
             now = time.time()
             lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
             if data.get("lease_owner"):  # its holder died (killed, out of memory) before releasing it
                 lease["abandoned_runs"] = int(data.get("abandoned_runs") or 0) + 1
             tx.set(ref, lease, merge=True)
-            return True
+            return {**data, **lease}
 
         return self._lease_write(ref, owner, run, transaction)
 
@@ -74,16 +76,17 @@ class SyncRepository(FirestoreRepository):
             tx.update(ref, {"lease_expires_at": time.time() + ttl_seconds})
             return True
 
-        return self._lease_write(ref, owner, run, transaction)
+        return bool(self._lease_write(ref, owner, run, transaction))
 
-    def _lease_write(self, ref, owner: str, run, transaction) -> bool:
-        """Run a lease transaction; True when the lease is ours afterwards. When another sync won
-        the race, or the commit's answer was lost after it was applied, the document is read back:
-        else a lease we hold would block the mailbox until it expires."""
+    def _lease_write(self, ref, owner: str, run, transaction):
+        """Run a lease transaction; its answer (truthy when the lease is ours afterwards). When
+        another sync won the race, or the commit's answer was lost after it was applied, the
+        document is read back: else a lease we hold would block the mailbox until it expires."""
         try:
             ours = run(transaction)
         except (gexc.Aborted, ValueError):
-            ours = (ref.get().to_dict() or {}).get("lease_owner") == owner
+            data = ref.get().to_dict() or {}
+            ours = data if data.get("lease_owner") == owner else None
         if ours:
             self.write_count += 1
         return ours

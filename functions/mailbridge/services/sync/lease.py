@@ -10,16 +10,18 @@ from mailbridge.logs import log_event
 from mailbridge.services.ports import SyncRepository
 
 
-def take_lease(store: SyncRepository, mailbox: str, instance: str, owner: str, ttl_s: float, wait_s: float) -> bool:
+def take_lease(store: SyncRepository, mailbox: str, instance: str, owner: str, ttl_s: float,
+               wait_s: float) -> dict | None:
     """The mailbox's lease for `owner`, waiting up to `wait_s` for a running sync: a push-triggered
     sync of a few messages usually finishes within seconds, so a scheduled poll waits briefly for
-    it rather than skip, and does its own pass right after. False when it is still held."""
+    it rather than skip, and does its own pass right after. The sync state as the lease was taken
+    (the run starts from it), or None when it is still held."""
     wait_until = time.monotonic() + max(0.0, wait_s)
-    while not store.acquire_lease(mailbox, instance, owner, ttl_s):
+    while not (state := store.acquire_lease(mailbox, instance, owner, ttl_s)):
         if time.monotonic() >= wait_until:
-            return False
+            return None
         time.sleep(0.5)
-    return True
+    return state
 
 
 class Heartbeat:

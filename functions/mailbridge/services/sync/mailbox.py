@@ -45,13 +45,13 @@ def sync_mailbox(services: PollPorts, name: str, *, budget_s: float | None = Non
     tick, owner = (task or {}).get("tick"), uuid.uuid4().hex
     # Short and renewed (Heartbeat); never longer than the run could need.
     ttl = min(settings.lease_ttl_s, budget + settings.lease_margin_s)
-    answer, prelisted = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
+    answer, prelisted, leased = _lease_or_answer(services, mailbox, credential, tick, owner, ttl,
                                          lease_wait_s, started, quick=backfill_since is None and not from_spam,
                                          state=sync_state)
     if answer:
         return answer
     sync = MailboxSync(services, mailbox, credential, started + budget, progress)
-    sync.prelisted = prelisted
+    sync.prelisted, sync.leased_state = prelisted, leased
     sync.taken_from_spam = list(from_spam)
     sync.lease = Heartbeat(services.store, name, settings.instance, owner, ttl).start()
     sync.after_pass = after = HandOffs(services, sync)
@@ -93,10 +93,10 @@ def _not_syncable(mailbox: dict, credential: dict | None, instance: str) -> str 
 
 def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick: str | None, owner: str,
                      ttl: float, wait_s: float, started: float, quick: bool,
-                     state: dict | None = None) -> tuple[dict | None, tuple | None]:
-    """(None, the quick answer's listing or None) with the lease taken for `owner`, or (the
-    answer, None) without it: the quick answer (a tick done, an idle mailbox), or busy after
-    `wait_s`. While another run holds the lease the quick answer is
+                     state: dict | None = None) -> tuple[dict | None, tuple | None, dict | None]:
+    """(None, the quick answer's listing or None, the sync state as the lease was taken) with
+    the lease taken for `owner`, or (the answer, None, None) without it: the quick answer (a
+    tick done, an idle mailbox), or busy after `wait_s`. While another run holds the lease the quick answer is
     asked again each time it may have ended: that run lists the history again before releasing
     it, so it usually took this task's mail too, and this task then writes nothing."""
     wait_until = started + max(0.0, wait_s)
@@ -104,11 +104,12 @@ def _lease_or_answer(services: SyncPorts, mailbox: dict, credential: dict, tick:
         answer = _quick_answer(services, mailbox, credential, tick, started, state) if quick else None
         state = None  # asked again: read the state again
         if isinstance(answer, dict):
-            return answer, None
-        if take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0):
-            return None, answer
+            return answer, None, None
+        leased = take_lease(services.store, mailbox["name"], services.settings.instance, owner, ttl, 0.0)
+        if leased:
+            return None, answer, leased
         if time.monotonic() >= wait_until:
-            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}, None
+            return {"mailbox": mailbox["name"], "outcome": "skipped", "reason": BUSY}, None, None
         time.sleep(0.5)
 
 

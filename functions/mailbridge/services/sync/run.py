@@ -80,6 +80,7 @@ class MailboxSync:
         self.passes = 0  # listings ingested under this run's lease (run)
         self.after_pass = None  # the caller's hand-offs between passes (mailbox.py)
         self.prelisted = None  # (start history id, listing.NewMail) of the idle check (mailbox.py)
+        self.leased_state: dict | None = None  # the sync state as the lease was taken (mailbox.py)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
@@ -144,7 +145,8 @@ class MailboxSync:
         return listing.find_new_mail(self.gmail, self.sync_state, self.name)
 
     def _begin(self) -> None:
-        self.sync_state = self.store.get_sync(self.name, self.settings.instance)
+        # The state the lease's write read (sync/mailbox.py), else read now.
+        self.sync_state = self.leased_state or self.store.get_sync(self.name, self.settings.instance)
         self.careful = bool(self.sync_state.get("abandoned_runs"))
         if self.careful:
             log_event("WARNING", "an earlier poll died; ingesting one message at a time", mailbox=self.name,
