@@ -1,7 +1,8 @@
 """What one work-queue task asks of the store (docs/benchmarks.md, "Scale out"): an idle tick
 task reads its mailbox and sync state in one call and writes nothing; a task that finds mail
-starts its run from the sync state the lease's write read, and publishes the events of its own
-commits from the rows it wrote, without reading either back."""
+starts its run from the sync state the lease's write read, commits from the run's read of its
+rows, and publishes the events of its own commits from the rows it wrote, without reading any of
+them back."""
 
 import collections
 
@@ -52,4 +53,31 @@ def test_a_task_with_mail_reads_the_sync_state_only_with_its_mailbox_and_its_row
     assert outcome.status == 200 and outcome.fields["counts"]["created"] == 3
     assert calls["mailbox_with_sync"] == 1 and calls["acquire_lease"] == 1
     assert calls["get_sync"] == 0 and calls["event_message_rows"] == 0, calls
+    assert calls["get_inbound_rows"] == 1, calls  # the run's read serves its commit
     assert len(services.event_topic.published) == 3
+
+
+def test_a_row_written_after_the_runs_read_makes_the_commit_read_again_and_nothing_doubles(world):
+    """Another writer's row between the run's read and its commit (a lost lease): the first
+    attempt's create fails, the next reads the rows afresh, and the message keeps its one row."""
+    services, accounts = world
+    accounts.deliver(ADDRESS, make_mail("c0@customer.example", ADDRESS, "Request"))
+    store = services.store
+    original = store.get_inbound_rows
+
+    def then_another_writer(mailbox, ids):
+        rows = original(mailbox, ids)
+        for gmail_id in ids:
+            if gmail_id not in rows:
+                store.put_inbound_row(mailbox, gmail_id, {"mailbox": mailbox, "gmail_message_id": gmail_id,
+                                                          "outcome": "ignored", "reason": "another writer",
+                                                          "attempts": 1, "ticket_id": None,
+                                                          "processed_at": "2026-01-01T00:00:00Z"})
+        store.get_inbound_rows = original  # once
+        return rows
+
+    store.get_inbound_rows = then_another_writer
+    outcome = push.on_task(services, {"kind": "sync", "mailbox": "box0", "tick": "t2"})
+    assert outcome.status == 200
+    rows = store.inbound_log("box0")
+    assert [r["reason"] for r in rows] == ["another writer"] and store.list_tickets() == []

@@ -31,10 +31,16 @@ class Committed:
 
 
 def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, incoming: dict,
-                 own_addresses: set[str], address: str = "", aliases: set[str] = frozenset()) -> Committed:
+                 own_addresses: set[str], address: str = "", aliases: set[str] = frozenset(),
+                 rows_read: dict[str, dict] | None = None) -> Committed:
+    """`rows_read`: the chunk's inbound rows as the run read them under its lease (gmail id -> row
+    with its version; absent: no row), used by the first attempt instead of reading them again.
+    A row written since makes that attempt's create or versioned update fail, and the next
+    attempt reads them afresh."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            return _try_commit(store, mailbox, prepared, incoming, own_addresses, address, aliases)
+            return _try_commit(store, mailbox, prepared, incoming, own_addresses, address, aliases,
+                               rows_read if attempt == 0 else None)
         except WriteConflict as e:
             log_event("WARNING", "chunk commit conflict; re-reading", mailbox=mailbox,
                       attempt=attempt + 1, error=str(e))
@@ -43,10 +49,14 @@ def commit_chunk(store: SyncStore, mailbox: str, prepared: list[Prepared], *, in
 
 
 def _try_commit(store: SyncStore, mailbox: str, prepared: list[Prepared], incoming: dict,
-                own_addresses: set[str], address: str, aliases: set[str]) -> Committed:
+                own_addresses: set[str], address: str, aliases: set[str],
+                rows_read: dict[str, dict] | None = None) -> Committed:
     settings = store.settings()
     tag_format = settings.get("ticket_tag_format") or models.DEFAULT_SETTINGS["ticket_tag_format"]
-    existing = store.get_inbound_rows(mailbox, [p.gmail_id for p in prepared])
+    if rows_read is None:
+        existing = store.get_inbound_rows(mailbox, [p.gmail_id for p in prepared])
+    else:
+        existing = {p.gmail_id: rows_read[p.gmail_id] for p in prepared if p.gmail_id in rows_read}
     # Rows already final (another writer committed them): their outcome stands.
     outcomes = {p.gmail_id: existing[p.gmail_id]["outcome"] for p in prepared
                 if (existing.get(p.gmail_id) or {}).get("outcome") in FINAL}

@@ -35,12 +35,14 @@ class Attempts:
 
     def __init__(self, store: AttemptsStore, mailbox: str, max_attempts: int):
         self.store, self.mailbox, self.max_attempts = store, mailbox, max_attempts
+        self.written: set[str] = set()  # the messages whose rows this run wrote before their commit
 
     def begin(self, gmail_id: str, reason: str) -> bool:
         """A big message could exhaust the function's memory: then the process dies, writes
         nothing, and the same message would stop every later poll. So its attempt is counted
         before the risky work; after max_attempts unfinished tries it is quarantined unparsed.
         False when it is quarantined."""
+        self.written.add(gmail_id)
         row = self.store.begin_attempt(self.mailbox, gmail_id, self.max_attempts, reason)
         if row.get("outcome") == "quarantined":
             log_event("ERROR", "message quarantined", mailbox=self.mailbox, gmail_message_id=gmail_id,
@@ -49,6 +51,7 @@ class Attempts:
         return True
 
     def failure(self, gmail_id: str, reason: str) -> str:
+        self.written.add(gmail_id)
         row = self.store.record_failure(self.mailbox, gmail_id, reason, self.max_attempts)
         log_event("WARNING", "message failed", mailbox=self.mailbox, gmail_message_id=gmail_id,
                   outcome=row["outcome"], attempts=row.get("attempts"), reason=reason[:200])
@@ -58,6 +61,7 @@ class Attempts:
         now = models.now_iso()
         # kept retention.inbound_log_days (docs/privacy.md): Firestore's TTL policy deletes it then
         expires_at = privacy.inbound_expiry(self.store.settings(), outcome, now)
+        self.written.add(gmail_id)
         try:
             self.store.put_inbound_row(self.mailbox, gmail_id, {
                 "mailbox": self.mailbox, "gmail_message_id": gmail_id, "message_id": None,

@@ -81,6 +81,7 @@ class MailboxSync:
         self.after_pass = None  # the caller's hand-offs between passes (mailbox.py)
         self.prelisted = None  # (start history id, listing.NewMail) of the idle check (mailbox.py)
         self.leased_state: dict | None = None  # the sync state as the lease was taken (mailbox.py)
+        self.rows_read: dict[str, dict] | None = None  # the pass's inbound rows as _todo read them
 
     # -- the run -----------------------------------------------------------------------
     def run(self, backfill_since: float | None = None) -> dict:
@@ -199,6 +200,9 @@ class MailboxSync:
         if self.careful or self.sync_state.get("last_failed") != 0:
             ids += [i for i in self.store.failed_rows(self.name) if i not in ids]
         existing = self.store.get_inbound_rows(self.name, ids)
+        # A careful run writes each row's attempt before ingesting it (fetch.count_attempts_first),
+        # so only an ordinary run's commits start from this read (commit.commit_chunk, rows_read).
+        self.rows_read = None if self.careful else existing
         self.processed.extend(i for i in ids if existing.get(i, {}).get("outcome") in FINAL[:3]
                               and i not in self.processed)
         todo = [i for i in ids if existing.get(i, {}).get("outcome") not in FINAL]
@@ -314,7 +318,14 @@ class MailboxSync:
     def _commit_one_batch(self, prepared: list[Prepared]) -> commit.Committed:
         return commit.commit_chunk(self.store, self.name, prepared, incoming=self.incoming,
                                    own_addresses=self.decider.own_addresses(), address=self.mailbox.get("address", ""),
-                                   aliases=self._aliases(prepared))
+                                   aliases=self._aliases(prepared), rows_read=self._rows_read(prepared))
+
+    def _rows_read(self, prepared: list[Prepared]) -> dict[str, dict] | None:
+        """The pass's read of these messages' rows, unless this run wrote one of them since (a big
+        message's attempt counted first): then the commit reads them again."""
+        if self.rows_read is None or any(p.gmail_id in self.attempts.written for p in prepared):
+            return None
+        return self.rows_read
 
     def _aliases(self, prepared: list[Prepared]) -> set[str]:
         """The mailbox's verified send-as aliases (settings.sendAs.list, 1 unit, once a run), asked
