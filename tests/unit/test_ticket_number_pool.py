@@ -122,7 +122,9 @@ def test_syncs_that_find_the_block_short_together_wait_for_one_refill():
     assert counter.writes - before <= 2, counter.writes - before
 
 
-def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
+def busy_processes(processes: int, steps: int, count: int, every_s: float) -> tuple[list[int], list]:
+    """`processes` pools on one counter taking `count` numbers in turn every `every_s`: the numbers
+    taken and the counter's writes."""
     counter, clock = Counter(), Clock()
     writes = []
 
@@ -130,29 +132,25 @@ def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
         writes.append(accounting.Written(clock.now, "counters/tickets", 10))
         return counter.increment(n)
 
-    pools = [NumberPool(increment, clock) for _ in range(8)]  # eight busy instances
+    pools = [NumberPool(increment, clock) for _ in range(processes)]
     taken = []
-    for step in range(4800):  # each reserves every 100 ms for a minute
-        taken += pools[step % 8].take(2)
-        clock.now += 0.0125
+    for step in range(steps):
+        taken += pools[step % processes].take(count)
+        clock.now += every_s
+    return taken, writes
+
+
+def test_busy_processes_together_keep_the_counter_under_one_write_a_second():
+    # eight busy instances, each reserving every 100 ms for a minute
+    taken, writes = busy_processes(8, 4800, 2, 0.0125)
     assert len(set(taken)) == len(taken)
     late = [w for w in writes if w.at > 1030]  # once the blocks have grown
     assert accounting.max_sustained_rate(late)["value"] <= 1.0
 
 
 def test_two_processes_starting_a_burst_together_write_the_counter_at_most_once_a_second():
-    counter, clock = Counter(), Clock()
-    writes = []
-
-    def increment(n):
-        writes.append(accounting.Written(clock.now, "counters/tickets", 10))
-        return counter.increment(n)
-
-    pools = [NumberPool(increment, clock) for _ in range(2)]  # two instances, one fan-out
-    taken = []
-    for step in range(1200):  # each reserves every 100 ms for a minute, from the first second
-        taken += pools[step % 2].take(3)
-        clock.now += 0.05
+    # two instances, one fan-out: each reserves every 100 ms for a minute, from the first second
+    taken, writes = busy_processes(2, 1200, 3, 0.05)
     assert len(set(taken)) == len(taken) == 3600
     assert accounting.max_sustained_rate(writes)["value"] <= 1.0, accounting.max_sustained_rate(writes)
 
