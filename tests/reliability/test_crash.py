@@ -134,9 +134,12 @@ def clean_run(fake, firestore, count: int, expire_history: bool = False):
     return _CLEAN[key]
 
 
+# A clean poll makes no transaction commit: its lease writes are updates guarded by the sync
+# state's version (adapters/firestore/sync.py), batch commits here; the transaction is their
+# fallback when the version changed or an answer was lost, which a crash after the lease's batch
+# commit exercises (docs/reliability.md). "firestore transaction commit" stays in _boundaries.
 BOUNDARY_NAMES = ["gmail history.list", "gmail messages.list", "gmail batch get", "gmail modify",
-                  "firestore batch commit", "firestore transaction commit", "secret manager access",
-                  "storage upload"]
+                  "firestore batch commit", "secret manager access", "storage upload"]
 
 
 def crash_every_step(fake, firestore, boundary: str, count: int, every_call: bool):

@@ -24,15 +24,20 @@ class SyncRepository(MemoryRepository):
     def update_sync(self, mailbox: str, instance: str, changes: dict) -> None:
         self._set_merge("sync", _key(mailbox, instance), changes)
 
-    def reset_sync(self, mailbox: str, instance: str, connected_at: str, history_id=None) -> None:
-        self._set("sync", _key(mailbox, instance), {
-            "history_id": str(history_id) if history_id else None, "connected_at": connected_at,
-            "last_success_at": None, "last_error": None, "lease_owner": None, "lease_expires_at": 0})
+    def reset_sync(self, mailbox: str, instance: str, connected_at: str, history_id=None,
+                   last_failed: int | None = None) -> None:
+        state = {"history_id": str(history_id) if history_id else None, "connected_at": connected_at,
+                 "last_success_at": None, "last_error": None, "lease_owner": None, "lease_expires_at": 0}
+        if last_failed is not None:
+            state["last_failed"] = last_failed
+        self._set("sync", _key(mailbox, instance), state)
 
     def acquire_lease(self, mailbox: str, instance: str, owner: str, ttl_seconds: float) -> dict | None:
         with self._lock:
             data = self.get_sync(mailbox, instance)
             now = time.time()
+            if data.get("lease_owner") == owner:
+                return data  # ours already (Firestore: an attempt whose answer was lost had been applied)
             if data.get("lease_owner") and data.get("lease_expires_at", 0) > now:
                 return None
             lease = {"lease_owner": owner, "lease_expires_at": now + ttl_seconds, "lease_since": now}
