@@ -10,6 +10,7 @@ from mailbridge.errors import GmailError, InvalidInput, NotFound
 from mailbridge.services import outbox, outgoing, sync
 from mailbridge.services.outbox import pacing
 from mailbridge.services.outgoing import budget
+from mailbridge.services.sync import handoffs
 from tests.helpers import make_mail
 from tests.memory.services import connected_mailbox, memory_services
 
@@ -352,3 +353,20 @@ def test_the_syncs_units_have_their_own_document_and_the_drainer_still_leaves_th
     assert services.store.get_send_pacing(pacing.pacing_key(services, "help")) is None  # the drainer's: untouched
     assert services.store.get_send_pacing(pacing.ingestion_key(services, "help"))["window"][0]["units"] == 5800
     assert wait > 0 and drainer.unsaved == []  # the minute is the syncs': no send now
+
+
+
+@pytest.mark.parametrize("acknowledge, waiting, new_tickets, recorded", [
+    (True, False, 3, True),    # its new tickets are acknowledged: the sends must leave ingestion room
+    (False, True, 0, True),    # records wait in the outbox: they go out this minute
+    (False, False, 3, False),  # nothing can be sent soon: the run writes no pacing document
+    (True, False, 0, False),   # no new ticket, nothing waiting
+])
+def test_a_syncs_units_are_recorded_only_when_a_send_can_follow(world, acknowledge, waiting, new_tickets, recorded):
+    services, _accounts, _queue = world
+    services.store.update_mailbox("help", {"outgoing.acknowledge_new": acknowledge,
+                                           "outbox_wake_at": 1e10 if waiting else None})
+    mailbox = services.store.get_mailbox("help")
+    handoffs.record_ingestion(services, mailbox, 40, [({}, None)] * new_tickets)
+    bucket = services.store.get_send_pacing(pacing.ingestion_key(services, "help"))
+    assert (bucket is not None) == recorded

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from mailbridge.domain import models
 from mailbridge.errors import GmailError
 from mailbridge.logs import log_event
 from mailbridge.services import labels, outbox, outgoing
@@ -32,15 +33,24 @@ def label_processed(services: LabelsPorts, mailbox: dict, gmail, ids: list[str])
         log_event("WARNING", "post-processing failed; mail left in place", mailbox=mailbox["name"], error=str(e)[:200])
 
 
-def record_ingestion(services: PacingPorts, mailbox: dict, units: int) -> None:
+def record_ingestion(services: PacingPorts, mailbox: dict, units: int, new_tickets: list = ()) -> None:
     """Ingestion draws on the mailbox's quota bucket first; the outbox's sends use what is left
-    (docs/outbox.md). A run that only asked for its history (2 units) leaves the bucket alone."""
-    if units <= 2:
+    (docs/outbox.md). A run that only asked for its history (2 units) leaves the bucket alone, and
+    so does a run after which no send can follow soon: nothing waits in the outbox (the mailbox
+    as the task read it) and no new ticket is acknowledged (docs/outbox.md, "One quota budget")."""
+    if units <= 2 or not sends_may_follow(mailbox, new_tickets):
         return
     try:
         outbox.record_ingestion(services, mailbox, units)
     except Exception as e:  # noqa: BLE001 - pacing is advisory: never fail ingestion over it
         log_event("WARNING", "quota bucket not updated", mailbox=mailbox["name"], error=_error(e))
+
+
+def sends_may_follow(mailbox: dict, new_tickets: list) -> bool:
+    """Records wait in the outbox (its wake time is set), or new tickets may be acknowledged."""
+    if mailbox.get("outbox_wake_at") is not None:
+        return True
+    return bool(new_tickets) and bool(models.outgoing_settings(mailbox).get("acknowledge_new", True))
 
 
 def queue_acknowledgements(services: AcknowledgementPorts, mailbox: dict, new_tickets: list[tuple[dict, Prepared]],

@@ -238,7 +238,7 @@ class HandOffs:
 
     def _hand_off(self, tickets: list, found, units: int) -> None:
         try:
-            handoffs.record_ingestion(self.services, self.sync.mailbox, units)
+            handoffs.record_ingestion(self.services, self.sync.mailbox, units, tickets)
             handoffs.queue_acknowledgements(self.services, self.sync.mailbox, tickets, found)
         except Exception as e:  # noqa: BLE001 - both are durable or advisory: never fail the run
             log_event("WARNING", "hand-off failed", mailbox=self.sync.name, error=f"{e.__class__.__name__}")
