@@ -198,3 +198,18 @@ def test_reconnecting_keeps_only_the_new_token_version_and_the_new_token_works(s
     assert services.secrets.get(secret_id) not in (None, first)
     services.google._cache.clear()
     assert [m["outcome"] for m in ingest.poll(services, "help")["mailboxes"]] == ["ok"]
+
+
+def test_a_connection_counts_the_failed_rows_its_first_run_must_retry(services, fake):
+    """A new mailbox has none: its first run skips the query of the inbound log as later runs
+    do. Signed in again (a new history start) with a failed row waiting, its first run retries it.
+    (A set Google disconnected resumes its history and keeps what its last run recorded.)"""
+    mailbox = connect_mailbox(services, fake.url, "help", "help@acme.example")
+    store = services.store
+    assert store.get_sync("help", "production")["last_failed"] == 0
+    store.put_inbound_row("help", "g-broken", {"mailbox": "help", "gmail_message_id": "g-broken", "outcome": "failed",
+                                               "reason": "fetch failed", "attempts": 1, "ticket_id": None,
+                                               "processed_at": "2026-12-07T10:00:00+00:00"})
+    params = follow_consent(services, fake.url, "help")
+    connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
+    assert mailbox["name"] == "help" and store.get_sync("help", "production")["last_failed"] == 1

@@ -145,7 +145,7 @@ class AdminAccessPorts(Protocol):
     admin_signin: AdminSignIn
 
 
-class ConnectStore(MailboxRepository, SyncRepository, LinkRepository, Protocol): ...
+class ConnectStore(MailboxRepository, SyncRepository, LinkRepository, InboundRepository, Protocol): ...
 
 
 class ConnectPorts(WatchPorts, Protocol):
