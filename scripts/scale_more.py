@@ -86,17 +86,22 @@ def bench_many(bench: Bench, total: int, busy: int = BUSY) -> dict:
 
 
 def _warm_up(bench: Bench, total: int, timeout: float = 1800) -> float | None:
-    """A tick that gives every mailbox its first sync (a mailbox that never synced is not idle:
-    its sync state has no `last_failed` yet, services/sync/mailbox.py); seconds until every sync
-    state records that tick. Connecting writes the history id already, so waiting for it would
-    let the measured tick run into the warm-up's queued first syncs."""
+    """A tick over every mailbox before the measured one, so that one meets mailboxes that have
+    been polled: a mailbox never polled gets a whole first run (services/sync/mailbox.py, _idle),
+    which lists its history; an idle-checked one only lists it. Seconds until every task made
+    its history.list and no lease is held (a first run still going), so the measured tick does
+    not run into the warm-up's tasks. (Waiting for each sync state's history id would not do:
+    connecting writes it.)"""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
+    bench.fake("/_fake/stats/reset", {})
     started = time.monotonic()
-    tick = bench.tick()["tick"]
-    query = bench.services.store.db.collection("sync").where(filter=FieldFilter("last_tick", "==", tick))
+    bench.tick()
+    held = bench.services.store.db.collection("sync").where(filter=FieldFilter("lease_expires_at", ">", 0))
     while time.monotonic() - started < timeout:
-        if int(query.count().get()[0][0].value) >= total:
+        users = bench.fake("/_fake/stats")["users"].values()
+        listed = sum(u.get("calls", {}).get("gmail.users.history.list", 0) for u in users)
+        if listed >= total and int(held.count().get()[0][0].value) == 0:
             return round(time.monotonic() - started, 1)
         time.sleep(2)
     return None

@@ -213,3 +213,17 @@ def test_a_connection_counts_the_failed_rows_its_first_run_must_retry(services, 
     params = follow_consent(services, fake.url, "help")
     connect_service.complete(services, params["state"], params.get("code"), params.get("error"), params.get("scope"))
     assert mailbox["name"] == "help" and store.get_sync("help", "production")["last_failed"] == 1
+
+
+def test_the_first_poll_after_connecting_records_itself_and_later_idle_ones_write_nothing(services, fake):
+    """No mail yet: the first poll is a whole run (the admin sees when it polled); the next, with
+    the sync state saying nothing waits, is the idle check that writes nothing."""
+    from mailbridge.services import sync as ingest
+
+    connect_mailbox(services, fake.url, "help", "help@acme.example")
+    first = ingest.poll(services, "help")["mailboxes"][0]
+    shown = mailboxes.view(services, services.store.get_mailbox("help"))
+    assert first["outcome"] == "ok" and first["mode"] != "idle" and shown["last_poll_at"]
+    second = ingest.poll(services, "help")["mailboxes"][0]
+    assert (second["outcome"], second["mode"]) == ("ok", "idle")
+    assert services.store.get_sync("help", "production")["last_poll_at"] == shown["last_poll_at"]

@@ -137,8 +137,11 @@ def _idle(services: SyncPorts, name: str, mailbox: dict, credential: dict, state
     pending in the sync state, one history.list (2 Gmail units) and no Firestore write decide
     that a mailbox is idle. Returns the summary of an idle mailbox; when there is new mail, the
     listing (its start, listing.NewMail) for the run to start from; None when it cannot tell."""
-    if (not state.get("history_id") or state.get("backfill_since") or state.get("abandoned_runs")
-            or state.get("backlog") or state.get("last_failed") != 0 or state.get("lease_owner")
+    # A mailbox never polled (no last_poll_at: just connected) gets a whole first run, which
+    # records its poll for `mailbox show` and the admin pages, even with no mail.
+    if (not state.get("history_id") or not state.get("last_poll_at") or state.get("backfill_since")
+            or state.get("abandoned_runs") or state.get("backlog") or state.get("last_failed") != 0
+            or state.get("lease_owner")
             or (services.settings.pubsub_topic
                 and time.time() - float(state.get("watch_renewed_at") or 0) >= watch.WATCH_RENEW_SECONDS)):
         return None
