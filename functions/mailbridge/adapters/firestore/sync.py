@@ -59,7 +59,7 @@ class SyncRepository(FirestoreRepository):
     # process last read or wrote: unchanged since, the decision taken on that copy is the one a
     # transaction would take, at one round trip instead of a transaction's three (begin, read,
     # commit). A changed or unknown version falls back to the transaction (docs/architecture.md,
-    # "What a task reads").
+    # "Queue", the paragraph on a task).
     def _known_versions(self) -> dict:
         known = self.__dict__.get("_sync_known")
         if known is None:
